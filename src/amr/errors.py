@@ -1,0 +1,76 @@
+"""One exception tree for amr.
+
+Every error a user can see is an ``AmrError``. ``ArmError`` carries an ARM error code, a message
+that says what to fix, an HTTP status and an optional target; only the API layer renders it as the
+ARM error envelope. Adapters catch third-party exceptions and re-raise ours ``from e``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AmrError(Exception):
+    """Base of every error amr raises on purpose."""
+
+
+class ConfigError(AmrError):
+    """Settings or AMR_HOME are unusable (bad amr.toml, unwritable home, missing binary)."""
+
+
+class ArmError(AmrError):
+    """An error with an ARM code, rendered by the API as ``{"error": {...}}``."""
+
+    def __init__(self, code: str, message: str, status: int = 400, target: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.target = target
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "target": self.target,
+                "details": [],
+                "additionalInfo": [],
+            }
+        }
+
+
+class InvalidParameter(ArmError):
+    def __init__(self, message: str, target: str | None = None) -> None:
+        super().__init__("InvalidParameter", message, 400, target)
+
+
+class ResourceNotFound(ArmError):
+    def __init__(self, message: str, target: str | None = None) -> None:
+        super().__init__("ResourceNotFound", message, 404, target)
+
+
+class Conflict(ArmError):
+    def __init__(self, message: str, target: str | None = None) -> None:
+        super().__init__("Conflict", message, 409, target)
+
+
+class Unauthorized(ArmError):
+    def __init__(self, message: str, code: str = "AuthenticationFailed") -> None:
+        super().__init__(code, message, 401)
+
+
+class NodeError(AmrError):
+    """A node could not be started, reached or configured; the message carries the engine's reason."""
+
+
+class GatewayError(AmrError):
+    """The gateway could not load its routes or certificate."""
+
+
+class StoreError(AmrError):
+    """The store could not read or write."""
+
+
+class ConcurrencyError(StoreError):
+    """A record changed between read and write (optimistic concurrency)."""

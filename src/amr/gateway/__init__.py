@@ -1,0 +1,1 @@
+"""amr.gateway"""

