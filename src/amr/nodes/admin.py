@@ -1,0 +1,58 @@
+"""The admin connection to a node: redis-py over the node's unix socket as the internal admin user."""
+
+from __future__ import annotations
+
+import re
+
+import redis.asyncio
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from amr.errors import NodeError
+
+# ACL password rules (">secret", "#<sha256>") that an engine error might echo back.
+_SECRET = re.compile(r"(?<![\w>])[>#<!](?![>\s])\S+")
+
+
+def redact(text: str) -> str:
+    """Hide ACL password rules in an engine message."""
+    return _SECRET.sub("[redacted]", text)
+
+
+class UnixValkeyAdmin:
+    """A ``ValkeyAdmin`` over a unix socket. Connects lazily; redis errors become NodeError."""
+
+    def __init__(self, socket: str, user: str, password: str, timeout: float = 5.0) -> None:
+        self.socket = socket
+        self._client = redis.asyncio.Redis(
+            unix_socket_path=socket,
+            username=user,
+            password=password,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # A short retry: a node restarting under the supervisor comes back within milliseconds,
+            # and callers (the reconciler) replan on failure anyway.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            client_name="amr-admin",
+        )
+
+    async def execute(self, *args: str | int | bytes) -> object:
+        """Run one command and return redis-py's decoded reply; raise NodeError on failure."""
+        try:
+            return await self._client.execute_command(*args)  # type: ignore[no-untyped-call]
+        except redis.exceptions.RedisError as e:
+            command = str(args[0]) if args else ""
+            raise NodeError(
+                f"node at {self.socket}: {command} failed: {type(e).__name__}: {redact(str(e))}"
+            ) from e
+        except OSError as e:
+            command = str(args[0]) if args else ""
+            raise NodeError(f"node at {self.socket}: {command} failed: {e}") from e
+
+    async def close(self) -> None:
+        try:
+            await self._client.aclose()
+        except (redis.exceptions.RedisError, OSError):
+            pass

@@ -1,0 +1,354 @@
+"""The local node backend: valkey-server processes on this host, kept alive by supervisord.
+
+Each node has a directory ``AMR_HOME/nodes/<database>/<node>/`` holding ``valkey.conf`` (0600), its data
+files and ``valkey.log`` (the engine logs to stdout; supervisord writes it there), and a supervisor
+program file ``AMR_HOME/supervisor/conf.d/node-<name>.conf``. Nodes are added to and removed from the
+running supervisord through XML-RPC, never by restarting it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from amr.errors import NodeError
+from amr.logic.supervisor_conf import NODE_PROGRAM_PREFIX, render_node_program, supervisor_program_name
+from amr.model.node import NodeSpec, NodeStatus, ProcessState
+from amr.nodes.admin import UnixValkeyAdmin, redact
+from amr.nodes.engine import find_server_binary
+from amr.nodes.supervisor import SupervisorClient, include_dir
+from amr.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONF_NAME = "valkey.conf"
+LOG_NAME = "valkey.log"
+
+_STATE_MAP = {
+    "RUNNING": ProcessState.RUNNING,
+    "STARTING": ProcessState.STARTING,
+    "BACKOFF": ProcessState.STARTING,
+    "STOPPED": ProcessState.STOPPED,
+    "STOPPING": ProcessState.STOPPED,
+    "EXITED": ProcessState.STOPPED,
+    "FATAL": ProcessState.FAILED,
+}
+# Supervisor states in which a node that should be serving is not going to answer.
+_DEAD_STATES = frozenset({"FATAL", "EXITED", "BACKOFF", "STOPPED"})
+_NOT_RUNNING_STATES = frozenset({"STOPPED", "EXITED", "FATAL"})
+
+_POLL_INTERVAL = 0.01
+# Checking the supervisor costs an XML-RPC round trip; PING is much cheaper, so check it less often.
+_STATE_CHECK_INTERVAL = 0.05
+_PING_TIMEOUT = 1.0
+
+
+class LocalNodeBackend:
+    """``NodeBackend`` for nodes on this host under supervisord. Every method is idempotent."""
+
+    def __init__(
+        self, settings: Settings, supervisor: SupervisorClient, admin_user: str, admin_password: str
+    ) -> None:
+        self._settings = settings
+        self._supervisor = supervisor
+        self._admin_user = admin_user
+        self._admin_password = admin_password
+        self.server_binary = find_server_binary(settings)
+        # Serializes reloadConfig/addProcessGroup/removeProcessGroup sequences of this backend.
+        self._lock = asyncio.Lock()
+
+    # -- paths ------------------------------------------------------------------------------------
+
+    def program_file(self, name: str) -> Path:
+        """The supervisor program file of node ``name``."""
+        return include_dir(self._settings) / f"{_program(name)}.conf"
+
+    @staticmethod
+    def log_file(directory: str) -> Path:
+        """Where the node's engine log goes."""
+        return Path(directory) / LOG_NAME
+
+    # -- NodeBackend --------------------------------------------------------------------------------
+
+    async def ensure_node(self, spec: NodeSpec) -> None:
+        """Write the node's files if they changed, register it with supervisord and start it if it is
+        not running. A running node is never restarted."""
+        program = _program(spec.name)
+        program_text = render_node_program(spec, self.server_binary, str(self.log_file(spec.directory)))
+        try:
+            conf_changed, program_changed = await asyncio.to_thread(self._write_files, spec, program_text)
+        except OSError as e:
+            raise NodeError(f"node {spec.name}: cannot write its files: {e}") from e
+        async with self._lock:
+            info = await self._supervisor.get_process_info(program)
+            if info is None:
+                await self._supervisor.reload_config()
+                await self._supervisor.add_process_group(program)  # autostart spawns it
+                log.info("node %s registered and started", spec.name, extra={"node": spec.name})
+                return
+            state = str(info["statename"])
+            if program_changed and state in _NOT_RUNNING_STATES:
+                # supervisord keeps a group's config in memory: re-add it to pick up the new one.
+                await self._supervisor.reload_config()
+                await self._supervisor.remove_process_group(program)
+                await self._supervisor.add_process_group(program)
+                log.info("node %s re-registered with a new program config", spec.name)
+                return
+            if program_changed:
+                log.info(
+                    "node %s: program config changed; it applies when the node is next re-added", spec.name
+                )
+            if state in _NOT_RUNNING_STATES:
+                await self._supervisor.start_process(program, wait=False)
+                log.info("node %s was %s; started", spec.name, state)
+            elif conf_changed:
+                log.info("node %s: valkey.conf changed; running node not restarted", spec.name)
+
+    async def node_status(self, name: str) -> NodeStatus:
+        """The supervisor's view of the node's process."""
+        info = await self._supervisor.get_process_info(_program(name))
+        if info is None:
+            return NodeStatus(name=name, state=ProcessState.ABSENT)
+        return _status(name, info)
+
+    async def list_nodes(self) -> list[NodeStatus]:
+        """Every node program supervisord runs (``node-*``)."""
+        out = []
+        for info in await self._supervisor.get_all_process_info():
+            pname = str(info.get("name", ""))
+            if pname.startswith(NODE_PROGRAM_PREFIX) and info.get("group") == pname:
+                out.append(_status(pname[len(NODE_PROGRAM_PREFIX) :], info))
+        return sorted(out, key=lambda s: s.name)
+
+    async def wait_ready(self, spec: NodeSpec, timeout: float) -> None:
+        """Poll until the node answers PING as the admin user; raise NodeError with the engine's reason
+        (the tail of its log) if its process dies or the deadline passes."""
+        program = _program(spec.name)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + timeout
+        next_state_check = start
+        last_error = "not started"
+        while True:
+            try:
+                last_error = await self._ping(spec)
+            except _AuthError as e:
+                raise NodeError(f"node {spec.name} rejected the admin user: {e}") from None
+            if not last_error:
+                log.debug("node %s ready after %.1f ms", spec.name, (loop.time() - start) * 1000)
+                return
+            now = loop.time()
+            if now >= next_state_check or now >= deadline:
+                next_state_check = now + _STATE_CHECK_INTERVAL
+                info = await self._supervisor.get_process_info(program)
+                state = "ABSENT" if info is None else str(info["statename"])
+                if state in _DEAD_STATES or state == "ABSENT":
+                    # It may have become ready between the PING and the state check.
+                    if state not in ("ABSENT", "STOPPED") and not await self._ping(spec):
+                        return
+                    raise NodeError(self._failure_message(spec, state, info, last_error))
+                if now >= deadline:
+                    raise NodeError(self._failure_message(spec, state, info, last_error, timed_out=timeout))
+            await asyncio.sleep(_POLL_INTERVAL)
+
+    async def remove_node(self, name: str, directory: str) -> None:
+        """Stop the node, unregister it from supervisord, delete its program file, its directory and
+        its unix socket. Removing an absent node succeeds."""
+        program = _program(name)
+        node_dir = Path(directory)
+        self._check_under_nodes_dir(node_dir)
+        sock = await asyncio.to_thread(_configured_socket, node_dir / CONF_NAME)
+        async with self._lock:
+            if await self._supervisor.get_process_info(program) is not None:
+                await self._supervisor.stop_process(program, wait=True)
+                await self._supervisor.remove_process_group(program)
+            self.program_file(name).unlink(missing_ok=True)
+            await self._supervisor.reload_config()
+        try:
+            await asyncio.to_thread(_remove_tree, node_dir)
+            if sock:
+                Path(sock).unlink(missing_ok=True)
+        except OSError as e:
+            raise NodeError(f"node {name}: cannot delete {node_dir}: {e}") from e
+        log.info("node %s removed", name, extra={"node": name})
+
+    def admin(self, spec: NodeSpec) -> UnixValkeyAdmin:
+        """An admin connection to the node over its unix socket."""
+        return UnixValkeyAdmin(spec.socket, self._admin_user, self._admin_password)
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _write_files(self, spec: NodeSpec, program_text: str) -> tuple[bool, bool]:
+        node_dir = Path(spec.directory)
+        node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(node_dir, 0o700)
+        conf_changed = _write_if_changed(node_dir / CONF_NAME, spec.config)
+        program_file = self.program_file(spec.name)
+        program_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        program_changed = _write_if_changed(program_file, program_text)
+        return conf_changed, program_changed
+
+    def _check_under_nodes_dir(self, node_dir: Path) -> None:
+        nodes = self._settings.nodes_dir.resolve()
+        target = node_dir.resolve()
+        if target == nodes or nodes not in target.parents:
+            raise NodeError(f"refusing to delete {node_dir}: it is not a node directory under {nodes}")
+
+    async def _ping(self, spec: NodeSpec) -> str:
+        """AUTH as the admin user and PING; "" when the node answers PONG, else why not (yet)."""
+        try:
+            return await asyncio.wait_for(self._ping_once(spec), _PING_TIMEOUT)
+        except TimeoutError:
+            return "PING timed out"
+        except (OSError, asyncio.IncompleteReadError, ValueError) as e:
+            return f"{type(e).__name__}: {e}"
+
+    async def _ping_once(self, spec: NodeSpec) -> str:
+        reader, writer = await asyncio.open_unix_connection(spec.socket)
+        try:
+            writer.write(_resp("AUTH", self._admin_user, self._admin_password) + _resp("PING"))
+            await writer.drain()
+            auth = (await reader.readline()).decode(errors="replace").strip()
+            pong = (await reader.readline()).decode(errors="replace").strip()
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+        if auth.startswith(("-WRONGPASS", "-NOPERM")):
+            raise _AuthError(redact(auth[1:]))
+        if auth != "+OK":
+            return f"AUTH answered {redact(auth)!r}"
+        if pong != "+PONG":
+            return f"PING answered {redact(pong)!r}"
+        return ""
+
+    def _failure_message(
+        self,
+        spec: NodeSpec,
+        state: str,
+        info: dict[str, Any] | None,
+        last_error: str,
+        timed_out: float | None = None,
+    ) -> str:
+        if timed_out is not None:
+            head = f"node {spec.name} did not answer PING within {timed_out:g} s (process {state})"
+        else:
+            head = f"node {spec.name} is not running (process {state})"
+        details = []
+        if info is not None:
+            if info.get("spawnerr"):
+                details.append(str(info["spawnerr"]))
+            elif state in ("EXITED", "BACKOFF", "FATAL") and info.get("exitstatus") is not None:
+                details.append(f"exit status {info['exitstatus']}")
+        reason = engine_reason(_read_tail(self.log_file(spec.directory)))
+        if reason:
+            details.append(f"engine said: {reason}")
+        elif last_error:
+            details.append(f"last attempt: {last_error}")
+        return head + (": " + "; ".join(details) if details else "")
+
+
+class _AuthError(Exception):
+    pass
+
+
+def _program(name: str) -> str:
+    try:
+        return supervisor_program_name(name)
+    except ValueError as e:
+        raise NodeError(str(e)) from e
+
+
+def _status(name: str, info: dict[str, Any]) -> NodeStatus:
+    statename = str(info.get("statename", ""))
+    state = _STATE_MAP.get(statename, ProcessState.FAILED)
+    pid = int(info.get("pid") or 0) or None
+    description = str(info.get("spawnerr") or info.get("description") or statename)
+    return NodeStatus(name=name, state=state, pid=pid, description=description)
+
+
+def _resp(*args: str) -> bytes:
+    out = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        b = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Atomically replace ``path`` (mode 0600) with ``text`` unless it already holds it."""
+    data = text.encode()
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _remove_tree(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def _configured_socket(conf: Path) -> str | None:
+    """The ``unixsocket`` a valkey.conf names, if any (to delete it with the node)."""
+    try:
+        text = conf.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        parts = line.strip().split(None, 1)
+        if len(parts) == 2 and parts[0].lower() == "unixsocket":
+            return parts[1].strip().strip('"')
+    return None
+
+
+def _read_tail(path: Path, size: int = 16384) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+# Warnings valkey prints at every start on many hosts; they never explain a failure.
+_NOISE = ("Memory overcommit must be enabled", "Transparent Huge Pages", "TCP backlog setting")
+_LOG_LINE = re.compile(r"^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ (?P<level>[.\-*#]) (?P<msg>.*)$")
+
+
+def engine_reason(log_text: str, max_lines: int = 4) -> str:
+    """The lines of a node's log that say why it failed: the FATAL CONFIG FILE ERROR block of the
+    last start, or else the warnings ('#') logged since the last start. Passwords are redacted."""
+    lines = [ln.rstrip() for ln in log_text.splitlines() if ln.strip()]
+    fatal = max((i for i, ln in enumerate(lines) if "FATAL CONFIG FILE ERROR" in ln), default=-1)
+    start = max((i for i, ln in enumerate(lines) if "oO0OoO0OoO0Oo" in ln), default=-1)
+    if fatal > start:
+        block = [ln for ln in lines[fatal + 1 :] if not ln.startswith("***")][:max_lines]
+        return redact(" | ".join(block))
+    warnings = []
+    for ln in lines[start + 1 :] if start >= 0 else lines:
+        m = _LOG_LINE.match(ln)
+        if m and m.group("level") == "#" and not any(n in ln for n in _NOISE):
+            warnings.append(m.group("msg"))
+    return redact(" | ".join(warnings[-max_lines:]))

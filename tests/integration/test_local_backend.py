@@ -1,0 +1,302 @@
+"""The local node backend against a real supervisord and real valkey-server nodes.
+
+supervisord is started with ``include_core_programs=False``: the test manages nodes only, so the main
+config has no ``api``/``gateway`` programs (which would run ``python -m amr api``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+import pytest
+
+from amr.errors import ConfigError, NodeError
+from amr.model.node import NodeSpec, ProcessState, Role
+from amr.nodes.local import LocalNodeBackend, engine_reason
+from amr.nodes.supervisor import (
+    SupervisorClient,
+    client_for,
+    include_dir,
+    start_supervisord,
+    stop_supervisord,
+    supervisord_running,
+)
+from amr.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+ADMIN_USER = "amr-admin"
+ADMIN_PASSWORD = "s3cret-admin-pw"
+
+
+def poll(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.01) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def node_config(directory: Path, sock: str, port: int = 0, extra: str = "") -> str:
+    return (
+        f"port {port}\n"
+        "bind 127.0.0.1\n"
+        f'unixsocket "{sock}"\n'
+        "unixsocketperm 700\n"
+        'save ""\n'
+        "appendonly no\n"
+        'logfile ""\n'
+        f'dir "{directory}"\n'
+        "user default off\n"
+        f"user {ADMIN_USER} on >{ADMIN_PASSWORD} ~* &* +@all\n"
+        f"{extra}"
+    )
+
+
+def make_spec(settings: Settings, name: str, port: int = 0, extra: str = "") -> NodeSpec:
+    directory = settings.nodes_dir / "db1" / name
+    sock = str(settings.run_dir / f"{name}.sock")
+    return NodeSpec(
+        name=name,
+        database_uid="db1",
+        shard=0,
+        role=Role.PRIMARY,
+        directory=str(directory),
+        socket=sock,
+        internal_host="127.0.0.1",
+        port=port,
+        config=node_config(directory, sock, port, extra),
+    )
+
+
+def home_processes(home: Path) -> list[psutil.Process]:
+    """Processes whose command line mentions the test's AMR_HOME (supervisord and its nodes)."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if any(str(home) in arg for arg in p.info["cmdline"] or []):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.fixture
+def settings() -> Iterator[Settings]:
+    home = Path(tempfile.mkdtemp(prefix="amr-", dir="/tmp"))
+    s = load_settings(home=home, env={})
+    try:
+        yield s
+    finally:
+        try:
+            stop_supervisord(s, timeout=20)
+        finally:
+            for p in home_processes(home):
+                p.kill()
+            shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def supervisor(settings: Settings) -> SupervisorClient:
+    pid = start_supervisord(settings, foreground=False, include_core_programs=False)
+    assert psutil.pid_exists(pid)
+    return client_for(settings)
+
+
+@pytest.fixture
+def backend(settings: Settings, supervisor: SupervisorClient) -> LocalNodeBackend:
+    return LocalNodeBackend(settings, supervisor, ADMIN_USER, ADMIN_PASSWORD)
+
+
+def test_supervisord_start_refuses_second_and_stops_clean(settings: Settings) -> None:
+    assert not supervisord_running(settings)
+    assert stop_supervisord(settings) is False
+    pid = start_supervisord(settings, foreground=False, include_core_programs=False)
+    assert supervisord_running(settings)
+    assert (settings.supervisor_dir / "supervisor.sock").stat().st_mode & 0o777 == 0o700
+    assert settings.supervisor_dir.stat().st_mode & 0o777 == 0o700
+    with pytest.raises(ConfigError, match="already running"):
+        start_supervisord(settings, foreground=False, include_core_programs=False)
+    assert stop_supervisord(settings) is True
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not supervisord_running(settings)
+
+
+def test_node_lifecycle(settings: Settings, supervisor: SupervisorClient, backend: LocalNodeBackend) -> None:
+    spec = make_spec(settings, "n1")
+
+    async def scenario() -> None:
+        assert (await backend.node_status("n1")).state is ProcessState.ABSENT
+
+        t0 = time.perf_counter()
+        await backend.ensure_node(spec)
+        t1 = time.perf_counter()
+        await backend.wait_ready(spec, timeout=10)
+        t2 = time.perf_counter()
+        print(f"\nensure_node {1000 * (t1 - t0):.1f} ms, then ready after {1000 * (t2 - t1):.1f} ms")
+        assert t2 - t1 < 1.0
+
+        node_dir = Path(spec.directory)
+        assert node_dir.stat().st_mode & 0o777 == 0o700
+        assert (node_dir / "valkey.conf").stat().st_mode & 0o777 == 0o600
+        assert (node_dir / "valkey.conf").read_text() == spec.config
+        assert (include_dir(settings) / "node-n1.conf").exists()
+
+        status = await backend.node_status("n1")
+        assert status.state is ProcessState.RUNNING and status.pid
+        assert [s.name for s in await backend.list_nodes()] == ["n1"]
+
+        admin = backend.admin(spec)
+        try:
+            assert await admin.execute("PING") in (True, "PONG")
+            assert await admin.execute("SET", "k", "v")
+            assert await admin.execute("GET", "k") == "v"
+            with pytest.raises(NodeError, match="BOGUSCMD"):
+                await admin.execute("BOGUSCMD")
+        finally:
+            await admin.close()
+
+        # A second ensure_node is a no-op: same process.
+        conf_mtime = (node_dir / "valkey.conf").stat().st_mtime_ns
+        await backend.ensure_node(spec)
+        assert (await backend.node_status("n1")).pid == status.pid
+        assert (node_dir / "valkey.conf").stat().st_mtime_ns == conf_mtime
+
+        # A changed valkey.conf is written but the running node is not restarted.
+        changed = NodeSpec(**{**spec.__dict__, "config": spec.config + "maxmemory 10mb\n"})
+        await backend.ensure_node(changed)
+        assert (await backend.node_status("n1")).pid == status.pid
+        assert (node_dir / "valkey.conf").read_text() == changed.config
+
+        # kill -9: the supervisor restarts it.
+        assert status.pid is not None
+        os.kill(status.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while True:
+            now = await backend.node_status("n1")
+            if now.state is ProcessState.RUNNING and now.pid and now.pid != status.pid:
+                break
+            assert time.monotonic() < deadline, f"not restarted: {now}"
+            await asyncio.sleep(0.02)
+        await backend.wait_ready(spec, timeout=10)
+
+        # A stopped node is started again by ensure_node.
+        await supervisor.stop_process("node-n1")
+        assert (await backend.node_status("n1")).state is ProcessState.STOPPED
+        with pytest.raises(NodeError, match="not running"):
+            await backend.wait_ready(spec, timeout=5)
+        await backend.ensure_node(spec)
+        await backend.wait_ready(spec, timeout=10)
+
+        # remove_node: stopped, unregistered, files gone; and again is fine.
+        await backend.remove_node("n1", spec.directory)
+        assert (await backend.node_status("n1")).state is ProcessState.ABSENT
+        assert not node_dir.exists()
+        assert not Path(spec.socket).exists()
+        assert not (include_dir(settings) / "node-n1.conf").exists()
+        assert await backend.list_nodes() == []
+        await backend.remove_node("n1", spec.directory)
+
+    asyncio.run(scenario())
+
+
+def test_bad_config_reports_engine_reason(backend: LocalNodeBackend, settings: Settings) -> None:
+    spec = make_spec(settings, "bad", extra="bogus-directive yes\n")
+
+    async def scenario() -> None:
+        await backend.ensure_node(spec)
+        t0 = time.perf_counter()
+        with pytest.raises(NodeError) as info:
+            await backend.wait_ready(spec, timeout=10)
+        assert time.perf_counter() - t0 < 5
+        message = str(info.value)
+        print(f"\n{message}")
+        assert "Bad directive or wrong number of arguments" in message
+        assert "bogus-directive" in message
+        assert ADMIN_PASSWORD not in message
+        await backend.remove_node("bad", spec.directory)
+        assert not Path(spec.directory).exists()
+
+    asyncio.run(scenario())
+
+
+def test_port_in_use_reports_engine_reason(backend: LocalNodeBackend, settings: Settings) -> None:
+    port = free_port()
+    first = make_spec(settings, "p1", port=port)
+    second = make_spec(settings, "p2", port=port)
+
+    async def scenario() -> None:
+        await backend.ensure_node(first)
+        await backend.wait_ready(first, timeout=10)
+        await backend.ensure_node(second)
+        with pytest.raises(NodeError, match="Address already in use"):
+            await backend.wait_ready(second, timeout=10)
+        assert [s.name for s in await backend.list_nodes()] == ["p1", "p2"]
+        for spec in (first, second):
+            await backend.remove_node(spec.name, spec.directory)
+
+    asyncio.run(scenario())
+
+
+def test_remove_refuses_paths_outside_nodes_dir(backend: LocalNodeBackend, settings: Settings) -> None:
+    with pytest.raises(NodeError, match="refusing"):
+        asyncio.run(backend.remove_node("x", str(settings.home)))
+    assert settings.home.exists()
+
+
+def test_stop_supervisord_leaves_no_process(settings: Settings, backend: LocalNodeBackend) -> None:
+    specs = [make_spec(settings, f"s{i}") for i in range(3)]
+
+    async def scenario() -> list[int]:
+        for spec in specs:
+            await backend.ensure_node(spec)
+        await asyncio.gather(*(backend.wait_ready(spec, timeout=10) for spec in specs))
+        return [s.pid for s in await backend.list_nodes() if s.pid]
+
+    pids = asyncio.run(scenario())
+    assert len(pids) == 3
+    assert home_processes(settings.home)
+    assert stop_supervisord(settings) is True
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert poll(lambda: not home_processes(settings.home), timeout=5) is True
+
+
+def test_engine_reason_parsing() -> None:
+    log = (
+        "1:M 26 Nov 2026 21:18:50.956 # WARNING Memory overcommit must be enabled! blah\n"
+        "1:M 26 Nov 2026 21:18:50.956 * oO0OoO0OoO0Oo Valkey is starting oO0OoO0OoO0Oo\n"
+        "1:M 26 Nov 2026 21:18:50.958 # Warning: Could not create server TCP listening socket "
+        "127.0.0.1:7000: bind: Address already in use\n"
+        "1:M 26 Nov 2026 21:18:50.958 # Failed listening on port 7000 (tcp), aborting.\n"
+    )
+    reason = engine_reason(log)
+    assert "Address already in use" in reason and "overcommit" not in reason
+    fatal = (
+        log + "\n*** FATAL CONFIG FILE ERROR (Version 8.1.8) ***\n"
+        "Reading the configuration file, at line 9\n>>> 'user amr-admin on >pw ~* bad'\n"
+        "Error in user declaration 'bad': Syntax error\n"
+    )
+    reason = engine_reason(fatal)
+    assert "Syntax error" in reason and ">pw" not in reason
