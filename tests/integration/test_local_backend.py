@@ -11,6 +11,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +24,7 @@ import pytest
 
 from amr.errors import ConfigError, NodeError
 from amr.model.node import NodeSpec, ProcessState, Role
+from amr.nodes.engine import find_server_binary
 from amr.nodes.local import LocalNodeBackend, engine_reason
 from amr.nodes.supervisor import (
     SupervisorClient,
@@ -141,6 +144,26 @@ def test_supervisord_start_refuses_second_and_stops_clean(settings: Settings) ->
     assert stop_supervisord(settings) is True
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not supervisord_running(settings)
+
+
+def test_supervisord_foreground(settings: Settings) -> None:
+    code = (
+        "import sys; from pathlib import Path; from amr.settings import load_settings; "
+        "from amr.nodes.supervisor import start_supervisord; "
+        "start_supervisord(load_settings(home=Path(sys.argv[1]), env={}), True, include_core_programs=False)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(settings.home)])
+    try:
+        poll(lambda: supervisord_running(settings) or proc.poll() is not None, timeout=10)
+        assert proc.poll() is None, "foreground supervisord exited"
+        # execv: supervisord runs in the very process we started.
+        assert client_for(settings).call_sync("getPID") == proc.pid
+        assert stop_supervisord(settings) is True
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_node_lifecycle(settings: Settings, supervisor: SupervisorClient, backend: LocalNodeBackend) -> None:
@@ -300,3 +323,32 @@ def test_engine_reason_parsing() -> None:
     )
     reason = engine_reason(fatal)
     assert "Syntax error" in reason and ">pw" not in reason
+
+
+def test_find_server_binary(tmp_path: Path) -> None:
+    embedded = find_server_binary(load_settings(home=tmp_path, env={}))
+    assert embedded.endswith("/bin/valkey-server")
+    explicit = load_settings(home=tmp_path, env={"AMR_ENGINE_SERVER_BINARY": embedded})
+    assert find_server_binary(explicit) == embedded
+
+    def with_binary(path: Path) -> Settings:
+        return load_settings(home=tmp_path, env={"AMR_ENGINE_SERVER_BINARY": str(path)})
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        find_server_binary(with_binary(tmp_path / "nope"))
+    old = tmp_path / "old-redis"
+    old.write_text("#!/bin/sh\necho 'Redis server v=6.2.14 sha=00000000:0 malloc=jemalloc-5.1.0'\n")
+    with pytest.raises(ConfigError, match="not executable"):
+        find_server_binary(with_binary(old))
+    old.chmod(0o755)
+    with pytest.raises(ConfigError, match=">= 7"):
+        find_server_binary(with_binary(old))
+    other = tmp_path / "other"
+    other.write_text("#!/bin/sh\necho 'hello 1.0'\n")
+    other.chmod(0o755)
+    with pytest.raises(ConfigError, match="not a valkey-server or redis-server"):
+        find_server_binary(with_binary(other))
+    redis7 = tmp_path / "redis7"
+    redis7.write_text("#!/bin/sh\necho 'Redis server v=7.2.4 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64'\n")
+    redis7.chmod(0o755)
+    assert find_server_binary(with_binary(redis7)) == str(redis7)

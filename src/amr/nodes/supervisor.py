@@ -12,6 +12,7 @@ import http.client
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from supervisor.xmlrpc import Faults, SupervisorTransport
+from supervisor.xmlrpc import Faults, SupervisorTransport, UnixStreamHTTPConnection
 
 from amr.errors import ConfigError, NodeError
 from amr.logic.supervisor_conf import render_supervisord_conf
@@ -33,6 +34,15 @@ T = TypeVar("T")
 
 # Errors that mean "nobody answers on this socket" rather than "supervisord said no".
 _UNREACHABLE = (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError, EOFError)
+
+
+class _UnixConnection(UnixStreamHTTPConnection):  # type: ignore[misc]
+    """supervisor's unix-socket HTTP connection, with a timeout so a hung supervisord cannot hang us."""
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socketfile)
 
 
 @dataclass(frozen=True)
@@ -52,13 +62,23 @@ class SupervisorClient:
     one) succeed quietly.
     """
 
-    def __init__(self, socket_path: str | os.PathLike[str]) -> None:
+    def __init__(self, socket_path: str | os.PathLike[str], timeout: float = 60.0) -> None:
         self.socket_path = str(socket_path)
+        # Long enough for stopProcess(wait=True), which waits up to a program's stopwaitsecs.
+        self.timeout = timeout
 
     # -- plumbing -------------------------------------------------------------------------------
 
     def _proxy(self) -> Any:
         transport = SupervisorTransport(None, None, "unix://" + self.socket_path)
+        path, timeout = self.socket_path, self.timeout
+
+        def connection() -> _UnixConnection:
+            conn = _UnixConnection("localhost", timeout=timeout)
+            conn.socketfile = path
+            return conn
+
+        transport._get_connection = connection
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
     def call_sync(self, method: str, *args: Any) -> Any:
@@ -140,7 +160,7 @@ class SupervisorClient:
         if not os.path.exists(self.socket_path):
             return False
         try:
-            self.call_sync("getState")
+            SupervisorClient(self.socket_path, timeout=5.0).call_sync("getState")
         except (*_UNREACHABLE, xmlrpc.client.Fault):
             return False
         return True
