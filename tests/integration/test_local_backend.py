@@ -352,3 +352,22 @@ def test_find_server_binary(tmp_path: Path) -> None:
     redis7.write_text("#!/bin/sh\necho 'Redis server v=7.2.4 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64'\n")
     redis7.chmod(0o755)
     assert find_server_binary(with_binary(redis7)) == str(redis7)
+
+
+def test_wrong_admin_password_fails_fast(
+    settings: Settings, supervisor: SupervisorClient, backend: LocalNodeBackend
+) -> None:
+    spec = make_spec(settings, "pw")
+    wrong = LocalNodeBackend(settings, supervisor, ADMIN_USER, "not-the-password")
+
+    async def scenario() -> None:
+        await backend.ensure_node(spec)
+        await backend.wait_ready(spec, timeout=10)
+        t0 = time.perf_counter()
+        with pytest.raises(NodeError, match="rejected the admin user") as info:
+            await wrong.wait_ready(spec, timeout=10)
+        assert time.perf_counter() - t0 < 1
+        assert "not-the-password" not in str(info.value)
+        await backend.remove_node(spec.name, spec.directory)
+
+    asyncio.run(scenario())

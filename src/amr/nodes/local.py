@@ -142,10 +142,7 @@ class LocalNodeBackend:
         next_state_check = start + _STATE_CHECK_INTERVAL / 2
         last_error = "not started"
         while True:
-            try:
-                last_error = await self._ping(spec)
-            except _AuthError as e:
-                raise NodeError(f"node {spec.name} rejected the admin user: {e}") from None
+            last_error = await self._ping(spec)
             if not last_error:
                 log.debug("node %s ready after %.1f ms", spec.name, (loop.time() - start) * 1000)
                 return
@@ -208,7 +205,9 @@ class LocalNodeBackend:
             raise NodeError(f"refusing to delete {node_dir}: it is not a node directory under {nodes}")
 
     async def _ping(self, spec: NodeSpec) -> str:
-        """AUTH as the admin user and PING; "" when the node answers PONG, else why not (yet)."""
+        """AUTH as the admin user and PING; "" when the node answers PONG, else why not (yet).
+
+        A rejected password raises NodeError at once: waiting would not change it."""
         try:
             return await asyncio.wait_for(self._ping_once(spec), _PING_TIMEOUT)
         except TimeoutError:
@@ -230,7 +229,7 @@ class LocalNodeBackend:
             except OSError:
                 pass
         if auth.startswith(("-WRONGPASS", "-NOPERM")):
-            raise _AuthError(redact(auth[1:]))
+            raise NodeError(f"node {spec.name} rejected the admin user: {redact(auth[1:])}")
         if auth != "+OK":
             return f"AUTH answered {redact(auth)!r}"
         if pong != "+PONG":
@@ -261,10 +260,6 @@ class LocalNodeBackend:
         elif last_error:
             details.append(f"last attempt: {last_error}")
         return head + (": " + "; ".join(details) if details else "")
-
-
-class _AuthError(Exception):
-    pass
 
 
 def _program(name: str) -> str:
