@@ -500,15 +500,15 @@ def test_show_list_and_query(run: Any) -> None:
     assert r.out == "10000\n"
     r = run("redisenterprise", "list", "-o", "table")
     lines = r.out.splitlines()
-    assert lines[0].split() == ["Location", "Name", "ResourceGroup"]
+    assert lines[0].split() == ["Name", "ResourceGroup", "Location"]
     assert set(lines[1]) == {"-", " "}
-    assert lines[2].split() == ["westus", "cache1", "rg1"]
+    assert lines[2].split() == ["cache1", "rg1", "westus"]
 
 
 def test_bad_query(run: Any) -> None:
     create_cluster(run)
     r = run("redisenterprise", "list", "--query", "[?")
-    assert r.code == 1 and r.err.startswith("ERROR: argument --query: invalid jmespath query")
+    assert r.code == 2 and "argument --query: invalid jmespath query supplied: '[?'" in r.err
 
 
 def test_update_sends_only_given_fields(run: Any, api: FakeArm) -> None:
@@ -706,3 +706,91 @@ def test_argument_errors_exit_2(run: Any) -> None:
 def test_help_exits_0(run: Any) -> None:
     r = run("redisenterprise", "database", "--help")
     assert r.code == 0 and "show-connection" in r.out
+
+
+# -- the client's LRO handling, driven directly -----------------------------------------------------
+
+
+def make_client(handler: Any, **kwargs: Any) -> Any:
+    from amr.cli.client import ArmClient, Credentials
+
+    creds = Credentials(TENANT, SUB, CLIENT_ID, SECRET, ENDPOINT, "")
+
+    def with_token(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth2/v2.0/token"):
+            return httpx.Response(200, json={"token_type": "Bearer", "expires_in": 3599, "access_token": "t"})
+        return handler(request)
+
+    kwargs.setdefault("sleep", lambda s: None)
+    return ArmClient(creds, transport=httpx.MockTransport(with_token), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("status_body", "expected"),
+    [
+        ({"status": "Failed", "error": {"error": {"code": "Nested", "message": "m1"}}}, ("Nested", "m1")),
+        ({"status": "Failed", "code": "TopLevel", "message": "m2"}, ("TopLevel", "m2")),
+        ({"status": "Canceled"}, ("OperationCanceled", "the operation ended with status Canceled")),
+    ],
+)
+def test_failed_operation_error_shapes(status_body: dict[str, Any], expected: tuple[str, str]) -> None:
+    from amr.errors import ArmError
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "/operationsStatus/" in request.url.path:
+            return httpx.Response(200, json=status_body)
+        return httpx.Response(
+            202, headers={"Azure-AsyncOperation": f"{ENDPOINT}{LOCATIONS}/operationsStatus/1"}
+        )
+
+    with pytest.raises(ArmError) as e:
+        make_client(handler).delete("/x")
+    assert (e.value.code, e.value.message) == expected
+
+
+def test_lro_deadline() -> None:
+    from amr.errors import ArmError
+
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "/operationsStatus/" in request.url.path:
+            return httpx.Response(200, json={"status": "InProgress"})
+        return httpx.Response(
+            201, json={}, headers={"Azure-AsyncOperation": f"{LOCATIONS}/operationsStatus/1"}
+        )
+
+    client = make_client(handler, sleep=sleep, clock=lambda: now[0], lro_timeout=2.0)
+    with pytest.raises(ArmError) as e:
+        client.put("/x", {})
+    assert e.value.code == "OperationTimedOut"
+    assert now[0] == pytest.approx(2.0)
+
+
+def test_201_without_header_polls_provisioning_state() -> None:
+    states = iter(["Creating", "Creating", "Succeeded"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            return httpx.Response(201, json={"properties": {"provisioningState": "Creating"}})
+        return httpx.Response(200, json={"properties": {"provisioningState": next(states)}})
+
+    assert make_client(handler).put("/x", {}) == {"properties": {"provisioningState": "Succeeded"}}
+
+
+def test_poll_url_keeps_its_own_query() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if "/operationsStatus/" in request.url.path:
+            return httpx.Response(200, json={"status": "Succeeded"})
+        url = f"{ENDPOINT}{LOCATIONS}/operationsStatus/1?api-version=2025-07-01&t=sig"
+        return httpx.Response(202, headers={"Azure-AsyncOperation": url})
+
+    make_client(handler).delete("/x")
+    assert seen[-1].endswith("/operationsStatus/1?api-version=2025-07-01&t=sig")
+    assert seen[0] == f"{ENDPOINT}/x?api-version=2025-07-01"

@@ -30,10 +30,10 @@ def test_json_is_sorted_and_indented() -> None:
 
 def test_table_shows_scalar_columns_with_az_headers() -> None:
     assert render(ITEMS, "table").splitlines() == [
-        "Enabled  Location  Name",
-        "-------  --------  ---------",
-        "True     westus    c1",
-        "False    eastus    cache-two",
+        "Name       Location  Enabled",
+        "---------  --------  -------",
+        "c1         westus    True",
+        "cache-two  eastus    False",
     ]
 
 

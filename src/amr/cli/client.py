@@ -308,12 +308,33 @@ class ArmClient:
 
     def _mutate(self, method: str, url: str, body: Any, *, api_version: str, wait: bool) -> Any:
         response = self.request(method, url, api_version=api_version, json_body=body)
-        if not _is_lro(response):
-            return _json(response)
         if not wait:
-            return None
+            return None if _is_lro(response) else _json(response)
+        if not _is_lro(response):
+            result = _json(response)
+            if response.status_code == 201 and _provisioning_state(result) not in _TERMINAL_OK | {""}:
+                # No polling header: like azure-core, watch the resource's own provisioningState.
+                return self._poll_provisioning_state(url, api_version)
+            return result
         self.wait_for(response, api_version=api_version)
         return self.get(url, api_version=api_version)
+
+    def _poll_provisioning_state(self, url: str, api_version: str) -> Any:
+        progress = Progress(self._progress_stream)
+        deadline = self._clock() + self.lro_timeout
+        try:
+            while True:
+                self._pause(deadline, progress)
+                resource = self.get(url, api_version=api_version)
+                state = _provisioning_state(resource)
+                if state in _TERMINAL_FAILED:
+                    raise ArmError(
+                        "ProvisioningFailed", f"provisioning ended in state {state.capitalize()}", status=400
+                    )
+                if state in _TERMINAL_OK or not state:
+                    return resource
+        finally:
+            progress.done()
 
     # -- long-running operations ------------------------------------------------------------------
 
@@ -369,6 +390,13 @@ class ArmClient:
 
     def _absolute(self, url: str) -> str:
         return urljoin(self.base_url + "/", url)
+
+
+def _provisioning_state(resource: Any) -> str:
+    if not isinstance(resource, dict):
+        return ""
+    props = resource.get("properties")
+    return str((props or {}).get("provisioningState") or "").lower() if isinstance(props, dict) else ""
 
 
 def _ssl_context(ca_file: str) -> ssl.SSLContext:

@@ -100,7 +100,7 @@ def register(subparsers: Any) -> None:
     sub.required = True
 
     def leaf(name: str, help_: str, func: Any) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_)
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_)
         _db_args(p)
         add_output_args(p)
         p.set_defaults(func=func, _parser=p)
@@ -146,7 +146,8 @@ def _path(ctx: Context, args: argparse.Namespace) -> str:
 
 def create(ctx: Context, args: argparse.Namespace) -> Any:
     body = {"properties": database_properties(args)}
-    return with_resource_group(ctx.client.put(_path(ctx, args), body, wait=not args.no_wait))
+    result = ctx.client.put(_path(ctx, args), body, wait=not args.no_wait)
+    return None if args.no_wait else with_resource_group(result)
 
 
 def show(ctx: Context, args: argparse.Namespace) -> Any:
@@ -165,9 +166,8 @@ def update(ctx: Context, args: argparse.Namespace) -> Any:
             "specify at least one of --client-protocol, --clustering-policy, --eviction-policy, "
             "--persistence, --access-keys-authentication"
         )
-    return with_resource_group(
-        ctx.client.patch(_path(ctx, args), {"properties": props}, wait=not args.no_wait)
-    )
+    result = ctx.client.patch(_path(ctx, args), {"properties": props}, wait=not args.no_wait)
+    return None if args.no_wait else with_resource_group(result)
 
 
 def delete(ctx: Context, args: argparse.Namespace) -> Any:

@@ -6,6 +6,9 @@ import argparse
 import re
 from typing import Any
 
+import jmespath
+import jmespath.exceptions
+
 _RG_IN_ID = re.compile(r"/resourcegroups/([^/]+)", re.IGNORECASE)
 
 
@@ -101,6 +104,15 @@ def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def jmespath_query(text: str) -> str:
+    """argparse type: reject an invalid --query before any request is made (az's usage error)."""
+    try:
+        jmespath.compile(text)
+    except jmespath.exceptions.JMESPathError as e:
+        raise argparse.ArgumentTypeError(f"invalid jmespath query supplied: '{text}': {e}") from e
+    return text
+
+
 def add_output_args(parser: argparse.ArgumentParser) -> None:
     """Global options on every command; SUPPRESS lets them appear at any level without overriding."""
     g = parser.add_argument_group("Global Arguments")
@@ -111,7 +123,7 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="Output format (default: json).",
     )
-    g.add_argument("--query", default=argparse.SUPPRESS, help="JMESPath query string.")
+    g.add_argument("--query", type=jmespath_query, default=argparse.SUPPRESS, help="JMESPath query string.")
     g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="Show all debug logs.")
     g.add_argument(
         "--verbose", action="store_true", default=argparse.SUPPRESS, help="Increase logging verbosity."

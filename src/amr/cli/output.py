@@ -15,6 +15,13 @@ FORMATS = ("json", "jsonc", "table", "tsv", "none")
 
 # az's table output leaves these out: they are long and rarely what a table reader wants.
 _TABLE_SKIP_KEYS = {"id", "type", "etag"}
+# Columns az's table transformers put first (`Name  ResourceGroup  Location`); the rest follow sorted.
+_TABLE_FIRST_KEYS = ("name", "resourceGroup", "location")
+
+
+def _table_keys(item: dict[Any, Any]) -> list[Any]:
+    first = [k for k in _TABLE_FIRST_KEYS if k in item]
+    return first + sorted((k for k in item if k not in first), key=str)
 
 
 class RawText(str):
@@ -105,7 +112,7 @@ def _cell(value: Any) -> str:
 
 def _table_row(item: Any, sort_keys: bool) -> dict[str, Any]:
     if isinstance(item, dict):
-        keys: Iterable[Any] = sorted(item, key=str) if sort_keys else item.keys()
+        keys: Iterable[Any] = _table_keys(item) if sort_keys else item.keys()
         row: dict[str, Any] = {}
         for k in keys:
             k_str = str(k)
