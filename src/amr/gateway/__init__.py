@@ -1,1 +1,1 @@
-"""amr.gateway"""
+"""amr.gateway: the data-plane endpoint (TLS, routing, splice to the nodes)."""

@@ -1,0 +1,54 @@
+"""The gateway process: runs the routes watcher on uvloop until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+from typing import Any
+
+import uvloop
+
+from amr.gateway.routes_watcher import RoutesWatcher
+from amr.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Client misbehaviour (resets, failed handshakes, garbage) is routine for a public endpoint:
+    log it at debug level, by type only, so nothing a client sent can reach the logs."""
+    exc = context.get("exception")
+    if isinstance(exc, (OSError, ssl.SSLError, EOFError)):
+        log.debug("%s: %s", context.get("message", "connection error"), type(exc).__name__)
+        return
+    log.error("unexpected event loop error: %s", context.get("message"), exc_info=exc)
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Serve the routes in ``settings.routes_file`` until ``stop`` is set (or SIGTERM/SIGINT)."""
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_exception_handler)
+    stop = stop or asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    watcher = RoutesWatcher(
+        settings.routes_file, settings.gateway.bind_host, settings.gateway.route_poll_interval
+    )
+    log.info("gateway started; routes from %s", settings.routes_file)
+    await watcher.run(stop)
+    log.info("gateway stopped")
+
+
+def run_gateway(settings: Settings) -> None:
+    """Run the gateway in this process until SIGTERM or SIGINT (blocking)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    uvloop.run(serve(settings))

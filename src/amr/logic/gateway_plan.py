@@ -1,0 +1,58 @@
+"""What the gateway must do to its listeners when the route table changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from amr.model.routes import Route
+
+ListenerAction = Literal["stop", "restart", "retarget", "start"]
+
+# Stops come first so a port freed by one route can be taken by another in the same plan.
+_ORDER: dict[str, int] = {"stop": 0, "restart": 1, "retarget": 2, "start": 3}
+
+
+@dataclass(frozen=True)
+class ListenerChange:
+    """One step for one port: ``route`` is the route to serve from now on (None for ``stop``)."""
+
+    action: ListenerAction
+    port: int
+    route: Route | None
+
+
+def _by_port(routes: Mapping[int, Route] | Iterable[Route]) -> dict[int, Route]:
+    if isinstance(routes, Mapping):
+        return dict(routes)
+    return {r.port: r for r in routes}
+
+
+def plan_listener_changes(
+    old: Mapping[int, Route] | Iterable[Route], new: Mapping[int, Route] | Iterable[Route]
+) -> list[ListenerChange]:
+    """Decide how to go from the listeners serving ``old`` to listeners serving ``new``.
+
+    A port only in ``old`` is stopped (listener and its open connections); a port only in ``new`` is
+    started. A port in both is restarted when its TLS setting or minimum TLS version changed (the
+    listening socket must be rebuilt), retargeted when only its target or database changed (new
+    connections go to the new target, open ones stay), and left alone otherwise. Stops come first,
+    then restarts, retargets and starts, each in port order.
+    """
+    before = _by_port(old)
+    after = _by_port(new)
+    changes: list[ListenerChange] = []
+    for port in before:
+        if port not in after:
+            changes.append(ListenerChange("stop", port, None))
+    for port, route in after.items():
+        prev = before.get(port)
+        if prev is None:
+            changes.append(ListenerChange("start", port, route))
+        elif (prev.tls, prev.min_tls_version) != (route.tls, route.min_tls_version):
+            changes.append(ListenerChange("restart", port, route))
+        elif prev != route:
+            changes.append(ListenerChange("retarget", port, route))
+    changes.sort(key=lambda c: (_ORDER[c.action], c.port))
+    return changes
