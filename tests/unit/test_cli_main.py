@@ -794,3 +794,24 @@ def test_poll_url_keeps_its_own_query() -> None:
     make_client(handler).delete("/x")
     assert seen[-1].endswith("/operationsStatus/1?api-version=2025-07-01&t=sig")
     assert seen[0] == f"{ENDPOINT}/x?api-version=2025-07-01"
+
+
+def test_401_retries_once_with_a_fresh_token() -> None:
+    from amr.errors import ArmError
+
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) == 1:
+            return arm_error(401, "InvalidAuthenticationToken", "expired")
+        return httpx.Response(200, json={"ok": True})
+
+    client = make_client(handler)
+    assert client.get("/x") == {"ok": True}
+    assert calls == ["/x", "/x"]
+
+    client = make_client(lambda r: arm_error(401, "InvalidAuthenticationToken", "bad"))
+    with pytest.raises(ArmError) as e:
+        client.get("/x")
+    assert e.value.code == "InvalidAuthenticationToken"

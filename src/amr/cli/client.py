@@ -253,6 +253,11 @@ class ArmClient:
         if json_body is not None:
             kwargs["json"] = json_body
         response = self._send(method, target, **kwargs)
+        if response.status_code == 401:
+            # The API may have restarted with a new signing key: one retry with a fresh token.
+            self._token = None
+            kwargs["headers"] = {"Authorization": f"Bearer {self.token()[0]}"}
+            response = self._send(method, target, **kwargs)
         if response.status_code >= 400:
             raise _error_from_response(response)
         return response
