@@ -6,6 +6,9 @@ import json
 from typing import Any
 
 from amr.errors import GatewayError
+from amr.model.enums import ClientProtocol, ClusteringPolicy, ProvisioningState
+from amr.model.node import Role
+from amr.model.resources import Cluster, Database
 from amr.model.routes import Route, RouteTable
 
 ROUTES_FORMAT_VERSION = 1
@@ -55,3 +58,35 @@ def parse_route_table(text: str) -> RouteTable:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise GatewayError(f"routes file is malformed: {e}") from e
+
+
+def plan_route_table(
+    databases: list[Database],
+    clusters: dict[str, Cluster],
+    run_dir: str,
+    cert_file: str,
+    key_file: str,
+) -> RouteTable:
+    """The routes the gateway should serve: each live database's port goes to its primary; an
+    OSSCluster database also exposes every node on the node's own port (what CLUSTER SLOTS
+    announces). Failed and deleting databases get no route."""
+    routes: list[Route] = []
+    for db in databases:
+        cluster = clusters.get(db.cluster_key)
+        if cluster is None or db.provisioning_state in (ProvisioningState.FAILED, ProvisioningState.DELETING):
+            continue
+        tls = db.client_protocol is ClientProtocol.ENCRYPTED
+        tls_version = cluster.minimum_tls_version.value
+        primaries = [n for n in db.nodes if n.role is Role.PRIMARY and n.shard == 0]
+        if not primaries:
+            continue
+        routes.append(Route(db.port, tls, node_socket_path(run_dir, primaries[0].name), db.id, tls_version))
+        if db.clustering_policy is ClusteringPolicy.OSS_CLUSTER:
+            for node in db.nodes:
+                routes.append(Route(node.port, tls, node_socket_path(run_dir, node.name), db.id, tls_version))
+    return RouteTable(routes=tuple(routes), cert_file=cert_file, key_file=key_file)
+
+
+def node_socket_path(run_dir: str, node_name: str) -> str:
+    """Where a node's unix socket lives."""
+    return f"{run_dir}/{node_name}.sock"

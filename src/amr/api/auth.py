@@ -1,0 +1,97 @@
+"""Bearer tokens for the management API.
+
+amr is its own identity provider: the local admin principal (credentials.json) trades its client
+secret for a signed, expiring token at ``/{tenant}/oauth2/v2.0/token`` (the Entra shape, so
+azure-identity's ClientSecretCredential works), and every ARM call must carry it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from amr.errors import ArmError, Unauthorized
+
+TOKEN_LIFETIME = 3600
+MANAGEMENT_SCOPE = "https://management.azure.com/.default"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    client_id: str
+    client_secret: str
+
+
+class TokenService:
+    """Issues and checks HS256 JWTs signed with a key kept in AMR_HOME."""
+
+    def __init__(self, signing_key: bytes, principal: Principal, clock: Callable[[], float]) -> None:
+        self._key = signing_key
+        self._principal = principal
+        self._clock = clock
+
+    def issue(self, client_id: str, client_secret: str, scope: str) -> tuple[str, int]:
+        """A token and its lifetime in seconds, for valid client credentials."""
+        ok_id = hmac.compare_digest(client_id.encode(), self._principal.client_id.encode())
+        ok_secret = hmac.compare_digest(client_secret.encode(), self._principal.client_secret.encode())
+        if not (ok_id and ok_secret):
+            raise ArmError("invalid_client", "The client id or client secret is not valid.", 401)
+        now = int(self._clock())
+        claims = {
+            "aud": scope.removesuffix("/.default") or "https://management.azure.com",
+            "iss": f"https://amr.local/{self._principal.tenant_id}/",
+            "sub": client_id,
+            "appid": client_id,
+            "tid": self._principal.tenant_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + TOKEN_LIFETIME,
+            "jti": secrets.token_hex(8),
+        }
+        header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        signature = _b64(hmac.new(self._key, f"{header}.{body}".encode(), hashlib.sha256).digest())
+        return f"{header}.{body}.{signature}", TOKEN_LIFETIME
+
+    def verify(self, authorization: str | None) -> dict[str, object]:
+        """The claims of a valid ``Authorization: Bearer`` header; raises 401 otherwise."""
+        if not authorization:
+            raise Unauthorized(
+                "Authentication failed. The 'Authorization' header is missing.", code="AuthenticationFailed"
+            )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized(
+                "Authentication failed. The 'Authorization' header must be 'Bearer <token>'.",
+                code="AuthenticationFailed",
+            )
+        try:
+            header, body, signature = token.strip().split(".")
+            expected = _b64(hmac.new(self._key, f"{header}.{body}".encode(), hashlib.sha256).digest())
+            if not hmac.compare_digest(signature, expected):
+                raise ValueError("bad signature")
+            claims = json.loads(_unb64(body))
+        except (ValueError, TypeError) as e:
+            raise Unauthorized(
+                "Authentication failed. The access token is not valid.", code="InvalidAuthenticationToken"
+            ) from e
+        if int(claims.get("exp", 0)) < self._clock():
+            raise Unauthorized(
+                "The access token has expired. Get a new token (amr account get-access-token) and retry.",
+                code="ExpiredAuthenticationToken",
+            )
+        return dict(claims)

@@ -1,0 +1,233 @@
+"""Composition root: the only module that picks concrete backends and wires them.
+
+Commands handled here: ``serve`` (start the supervisor, which runs api, gateway and nodes),
+``stop``, ``api`` and ``gateway`` (the processes the supervisor runs). Every other command is the
+HTTPS client in amr.cli.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import sys
+import time
+from pathlib import Path
+
+from amr.errors import AmrError
+from amr.home import ensure_home, read_identity, read_secret, write_private
+from amr.logic.routes import render_route_table
+from amr.model.routes import RouteTable
+from amr.settings import Settings, default_home, load_settings
+
+log = logging.getLogger("amr")
+
+
+def port_checker(hosts: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A function telling whether a TCP port can be bound on every one of ``hosts``."""
+
+    def is_free(port: int) -> bool:
+        for host in hosts:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    return False
+        return True
+
+    return is_free
+
+
+def routes_writer(settings: Settings):  # type: ignore[no-untyped-def]
+    def write(table: RouteTable) -> None:
+        write_private(settings.routes_file, render_route_table(table))
+
+    return write
+
+
+def _configure_logging(settings: Settings, name: str) -> None:
+    logging.basicConfig(
+        level=os.environ.get("AMR_LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# --- amr api ---------------------------------------------------------------------------------------
+
+
+def run_api(settings: Settings) -> None:
+    """The control plane: ARM API over HTTPS plus the reconciler, in one process."""
+    import uvicorn
+    import uvloop
+
+    from amr.api.app import create_app
+    from amr.api.auth import Principal, TokenService
+    from amr.api.context import Services
+    from amr.nodes.local import LocalNodeBackend
+    from amr.nodes.supervisor import SupervisorClient
+    from amr.reconciler.loop import Reconciler
+    from amr.store.repository import SqlStore
+
+    _configure_logging(settings, "api")
+    identity = read_identity(settings)
+    admin_password = read_secret(settings, "admin.secret")
+    store = SqlStore.open_file(settings.db_file)
+    supervisor = SupervisorClient(str(settings.supervisor_dir / "supervisor.sock"))
+    backend = LocalNodeBackend(settings, supervisor, "amr-admin", admin_password)
+    g = settings.gateway
+    is_free = port_checker((g.bind_host, settings.engine.internal_host))
+    reconciler = Reconciler(settings, store, backend, admin_password, routes_writer(settings), is_free)
+    tokens = TokenService(
+        read_secret(settings, "token.key").encode(),
+        Principal(identity.tenant_id, identity.client_id, identity.client_secret),
+        time.time,
+    )
+    services = Services(
+        settings=settings,
+        store=store,
+        reconciler=reconciler,
+        tokens=tokens,
+        subscription_id=identity.subscription_id,
+        tenant_id=identity.tenant_id,
+        port_is_free=is_free,
+    )
+    app = create_app(services)
+    config = uvicorn.Config(
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        ssl_certfile=str(settings.server_cert_file),
+        ssl_keyfile=str(settings.server_key_file),
+        loop="none",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        task = asyncio.get_running_loop().create_task(reconciler.run())
+        try:
+            await server.serve()
+        finally:
+            task.cancel()
+            store.close()
+
+    uvloop.run(main())
+
+
+# --- amr serve / stop ----------------------------------------------------------------------------
+
+
+def _wait_for_api(settings: Settings, timeout: float) -> bool:
+    context = ssl.create_default_context(cafile=str(settings.ca_cert_file))
+    deadline = time.monotonic() + timeout
+    host = "localhost" if settings.api.host in ("127.0.0.1", "0.0.0.0", "::") else settings.api.host
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, settings.api.port), timeout=1) as raw:
+                with context.wrap_socket(raw, server_hostname=host):
+                    return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def serve(settings: Settings, detach: bool) -> int:
+    from amr.nodes.supervisor import start_supervisord
+    from amr.pki import ensure_pki
+
+    ensure_home(settings)
+    ensure_pki(settings)
+    if not detach:
+        print(
+            f"amr: starting in the foreground (home {settings.home}, API {settings.api_url}); Ctrl-C stops it."
+        )
+        sys.stdout.flush()
+        start_supervisord(settings, foreground=True)
+        return 0
+    start_supervisord(settings, foreground=False)
+    if not _wait_for_api(settings, 30):
+        print(
+            f"amr: the supervisor started but the API did not answer at {settings.api_url}; "
+            f"see {settings.logs_dir / 'api.log'}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"amr is running: API {settings.api_url}, home {settings.home}, CA {settings.ca_cert_file}")
+    return 0
+
+
+def stop(settings: Settings) -> int:
+    from amr.nodes.supervisor import stop_supervisord
+
+    if stop_supervisord(settings):
+        print("amr stopped")
+    else:
+        print(f"amr is not running (home {settings.home})")
+    return 0
+
+
+# --- entry -----------------------------------------------------------------------------------------
+
+SERVICE_COMMANDS = ("serve", "stop", "api", "gateway")
+
+
+def _service_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("serve", "start amr: the supervisor, the API, the gateway and every database"),
+        ("stop", "stop amr and every process it runs"),
+        ("api", "run the control plane (started by the supervisor)"),
+        ("gateway", "run the data-plane gateway (started by the supervisor)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--home", help="AMR_HOME (default: $AMR_HOME or ~/.amr)")
+        if name == "serve":
+            p.add_argument("--api-port", type=int, help="HTTPS port of the management API (default 8443)")
+            p.add_argument("--detach", action="store_true", help="run in the background and return")
+    return parser
+
+
+def run_service_command(argv: list[str]) -> int:
+    args = _service_parser().parse_args(argv)
+    home = Path(args.home).expanduser() if args.home else default_home(os.environ)
+    if getattr(args, "api_port", None):
+        # Children started by the supervisor inherit the environment, so they see the same port.
+        os.environ["AMR_API_PORT"] = str(args.api_port)
+    os.environ["AMR_HOME"] = str(home.absolute())
+    try:
+        settings = load_settings(home)
+        if args.command == "serve":
+            return serve(settings, args.detach)
+        if args.command == "stop":
+            return stop(settings)
+        if args.command == "api":
+            run_api(settings)
+            return 0
+        from amr.gateway.main import run_gateway
+
+        _configure_logging(settings, "gateway")
+        run_gateway(settings)
+        return 0
+    except AmrError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SERVICE_COMMANDS:
+        return run_service_command(argv)
+    from amr.cli.main import main as cli_main
+
+    return cli_main(argv)

@@ -1,0 +1,248 @@
+"""Planning a database's nodes: desired state + observed state -> the actions that close the gap.
+
+The reconciler observes every node of a database into one immutable snapshot, calls
+``plan_database_actions`` and executes the actions in order, then observes again until the plan is
+empty. Every action is idempotent, so a crash halfway just replans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from amr.logic.routes import node_socket_path
+from amr.logic.valkey_conf import (
+    NodeConfigInput,
+    password_hash,
+    render_default_user_rule,
+    render_eviction_policy,
+    render_persistence,
+    render_valkey_conf,
+)
+from amr.model.enums import ClusteringPolicy, Toggle
+from amr.model.node import NodeSpec, ProcessState, Role
+from amr.model.resources import Cluster, Database
+
+ALL_SLOTS = 16384
+
+
+@dataclass(frozen=True)
+class NodeEnvironment:
+    """Host facts a node's spec depends on."""
+
+    nodes_dir: str
+    run_dir: str
+    internal_host: str
+    public_host: str
+    admin_password: str
+    max_memory_bytes: int
+
+
+@dataclass(frozen=True)
+class NodeTarget:
+    """A node as it should be: its spec plus the live settings to hold."""
+
+    spec: NodeSpec
+    live_config: tuple[tuple[str, str], ...]
+    default_user_on: bool
+    default_user_hashes: frozenset[str]
+
+
+def plan_node_targets(db: Database, cluster: Cluster, env: NodeEnvironment) -> tuple[NodeTarget, ...]:
+    """Specs and live settings of every node of ``db``."""
+    enabled = db.access_keys_authentication is Toggle.ENABLED
+    keys = (db.primary_key, db.secondary_key)
+    persistence = render_persistence(db.persistence)
+    live = (
+        ("maxmemory", str(env.max_memory_bytes)),
+        ("maxmemory-policy", render_eviction_policy(db.eviction_policy)),
+        ("appendonly", persistence.appendonly),
+        ("appendfsync", persistence.appendfsync),
+        ("save", persistence.save),
+    )
+    primaries = {n.shard: n for n in db.nodes if n.role is Role.PRIMARY}
+    targets = []
+    for node in db.nodes:
+        directory = f"{env.nodes_dir}/{db.uid}/{node.name}"
+        socket = node_socket_path(env.run_dir, node.name)
+        primary = primaries.get(node.shard)
+        conf = render_valkey_conf(
+            NodeConfigInput(
+                role=node.role,
+                directory=directory,
+                socket=socket,
+                internal_host=env.internal_host,
+                port=node.port,
+                public_host=env.public_host,
+                clustering_policy=db.clustering_policy,
+                max_memory_bytes=env.max_memory_bytes,
+                eviction_policy=db.eviction_policy,
+                persistence=db.persistence,
+                access_keys_enabled=enabled,
+                access_keys=keys,
+                admin_password=env.admin_password,
+                primary_port=primary.port if primary and node.role is Role.REPLICA else None,
+            )
+        )
+        spec = NodeSpec(
+            name=node.name,
+            database_uid=db.uid,
+            shard=node.shard,
+            role=node.role,
+            directory=directory,
+            socket=socket,
+            internal_host=env.internal_host,
+            port=node.port,
+            config=conf,
+        )
+        hashes = frozenset(password_hash(k)[1:] for k in keys if k)
+        targets.append(NodeTarget(spec, live, enabled, hashes))
+    return tuple(targets)
+
+
+@dataclass(frozen=True)
+class ObservedNode:
+    """What one node looked like when observed. ``None`` fields were not observable."""
+
+    name: str
+    process: ProcessState
+    ready: bool = False
+    config: dict[str, str] = field(default_factory=dict)
+    default_user_on: bool | None = None
+    default_user_hashes: frozenset[str] | None = None
+    cluster_id: str | None = None
+    cluster_known_ids: frozenset[str] = frozenset()
+    cluster_slots_assigned: int = 0
+    cluster_state_ok: bool = False
+    cluster_primary_id: str | None = None  # for a replica: the id of the primary it follows
+
+
+@dataclass(frozen=True)
+class EnsureNode:
+    spec: NodeSpec
+
+
+@dataclass(frozen=True)
+class WaitReady:
+    spec: NodeSpec
+
+
+@dataclass(frozen=True)
+class ConfigSet:
+    spec: NodeSpec
+    parameter: str
+    value: str
+
+
+@dataclass(frozen=True)
+class SetDefaultUser:
+    spec: NodeSpec
+    rule: tuple[str, ...]
+    disconnect_clients: bool
+
+
+@dataclass(frozen=True)
+class AddAllSlots:
+    spec: NodeSpec
+
+
+@dataclass(frozen=True)
+class ClusterMeet:
+    spec: NodeSpec
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ClusterReplicate:
+    spec: NodeSpec
+    primary_id: str
+
+
+@dataclass(frozen=True)
+class WaitCluster:
+    """Nothing to do but let the cluster bus converge (gossip, state ok)."""
+
+    spec: NodeSpec
+    reason: str
+
+
+Action = (
+    EnsureNode
+    | WaitReady
+    | ConfigSet
+    | SetDefaultUser
+    | AddAllSlots
+    | ClusterMeet
+    | ClusterReplicate
+    | WaitCluster
+)
+
+
+def plan_database_actions(
+    policy: ClusteringPolicy,
+    targets: tuple[NodeTarget, ...],
+    observed: dict[str, ObservedNode],
+    keys: tuple[str, str],
+) -> list[Action]:
+    """Decide what to do next for a database's nodes.
+
+    Nodes that are not up come first (start them and wait); once all are up, live settings are
+    corrected, then the cluster topology (slots on each primary, replicas following their primary).
+    """
+    actions: list[Action] = []
+    for t in targets:
+        seen = observed.get(t.spec.name)
+        if seen is None or not seen.ready:
+            actions += [EnsureNode(t.spec), WaitReady(t.spec)]
+    if actions:
+        return actions
+
+    for t in targets:
+        seen = observed[t.spec.name]
+        for parameter, value in t.live_config:
+            if seen.config.get(parameter) != value:
+                actions.append(ConfigSet(t.spec, parameter, value))
+        if seen.default_user_on != t.default_user_on or seen.default_user_hashes != t.default_user_hashes:
+            rule = tuple(render_default_user_rule(t.default_user_on, keys))
+            actions.append(SetDefaultUser(t.spec, rule, disconnect_clients=not t.default_user_on))
+
+    if policy.cluster_mode:
+        actions += _plan_cluster_topology(targets, observed)
+    return actions
+
+
+def _plan_cluster_topology(
+    targets: tuple[NodeTarget, ...], observed: dict[str, ObservedNode]
+) -> list[Action]:
+    actions: list[Action] = []
+    primaries = {t.spec.shard: t for t in targets if t.spec.role is Role.PRIMARY}
+    for shard, primary in sorted(primaries.items()):
+        seen = observed[primary.spec.name]
+        if seen.cluster_primary_id:
+            continue  # a replica was promoted elsewhere; failover handling owns this (HA work)
+        if seen.cluster_slots_assigned == 0:
+            actions.append(AddAllSlots(primary.spec))
+        elif not seen.cluster_state_ok:
+            actions.append(WaitCluster(primary.spec, f"cluster state of shard {shard} not ok yet"))
+    for t in targets:
+        if t.spec.role is not Role.REPLICA:
+            continue
+        primary = primaries.get(t.spec.shard)
+        if primary is None:
+            continue
+        seen = observed[t.spec.name]
+        primary_id = observed[primary.spec.name].cluster_id
+        if primary_id is None:
+            continue
+        if primary_id not in seen.cluster_known_ids:
+            actions.append(ClusterMeet(t.spec, primary.spec.internal_host, primary.spec.port))
+        elif seen.cluster_primary_id != primary_id:
+            actions.append(ClusterReplicate(t.spec, primary_id))
+    return actions
+
+
+def describe_actions(actions: list[Action]) -> str:
+    """A one-line outcome for logs and tests."""
+    if not actions:
+        return "in sync"
+    return ", ".join(f"{type(a).__name__}({a.spec.name})" for a in actions)

@@ -1,0 +1,47 @@
+"""The NodeBackend interface: everything above it is blind to where nodes run."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from amr.model.node import NodeSpec, NodeStatus
+
+
+class ValkeyAdmin(Protocol):
+    """An authenticated admin connection to one node (the internal admin user)."""
+
+    async def execute(self, *args: str | int | bytes) -> object:
+        """Run one command and return redis-py's decoded reply; raise NodeError on failure."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class NodeBackend(Protocol):
+    """Runs nodes. Every method is idempotent."""
+
+    async def ensure_node(self, spec: NodeSpec) -> None:
+        """Create the node directory (0700), write valkey.conf if it changed, register the node with
+        the supervisor and start it if it is not running. A running node is never restarted."""
+        ...
+
+    async def node_status(self, name: str) -> NodeStatus:
+        """The supervisor's view of the node's process."""
+        ...
+
+    async def list_nodes(self) -> list[NodeStatus]:
+        """Every node the backend runs (to find strays)."""
+        ...
+
+    async def wait_ready(self, spec: NodeSpec, timeout: float) -> None:
+        """Poll until the node answers PING as the admin user. If its process exits or the
+        deadline passes, raise NodeError with the engine's reason (the tail of its log)."""
+        ...
+
+    async def remove_node(self, name: str, directory: str) -> None:
+        """Stop the node, unregister it from the supervisor and delete its directory."""
+        ...
+
+    def admin(self, spec: NodeSpec) -> ValkeyAdmin:
+        """An admin connection to the node over its unix socket."""
+        ...

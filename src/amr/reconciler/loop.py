@@ -1,0 +1,386 @@
+"""The reconciler: drives what the API accepted (the store) into running nodes and gateway routes.
+
+Each tick reads the store, settles resource groups, clusters and databases that have work pending,
+checks every running database (which is how a restarted control plane adopts the nodes it finds
+running, without restarting them), and writes the gateway's route table. Each database converges by
+observe -> plan -> act until its plan is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from amr.errors import AmrError, ConcurrencyError, NodeError
+from amr.logic.placement import choose_node_ports, count_new_nodes, plan_nodes
+from amr.logic.plan import NodeEnvironment, describe_actions, plan_database_actions, plan_node_targets
+from amr.logic.routes import plan_route_table
+from amr.model.enums import OperationStatus, ProvisioningState, ResourceState, Toggle
+from amr.model.node import Role
+from amr.model.resources import Cluster, Database, Operation, OperationError, ResourceGroup
+from amr.model.routes import RouteTable
+from amr.model.sku import sku_by_name
+from amr.nodes.backend import NodeBackend
+from amr.reconciler.nodes import execute_action, observe_node
+from amr.settings import Settings
+from amr.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+IDLE_INTERVAL = 2.0
+
+
+class Reconciler:
+    """Owns every change to nodes. The API only writes the store and calls notify()."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        backend: NodeBackend,
+        admin_password: str,
+        write_routes: Callable[[RouteTable], None],
+        port_is_free: Callable[[int], bool],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._backend = backend
+        self._admin_password = admin_password
+        self._write_routes = write_routes
+        self._port_is_free = port_is_free
+        self._now = now
+        self._wake = asyncio.Event()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_routes: RouteTable | None = None
+
+    # --- the API's handle ------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def apply_database(self, db: Database) -> None:
+        cluster = self._store.get(Cluster, db.cluster_key)
+        if cluster is None:
+            raise NodeError(f"the cache of database {db.id} is gone")
+        async with self._lock(db.key):
+            await self._converge(db, cluster)
+
+    async def used_memory(self, db: Database) -> int:
+        total = 0
+        cluster = self._store.get(Cluster, db.cluster_key)
+        if cluster is None:
+            return 0
+        for target in plan_node_targets(db, cluster, self._environment(db, cluster)):
+            if target.spec.role is not Role.PRIMARY:
+                continue
+            admin = self._backend.admin(target.spec)
+            try:
+                stats = await admin.execute("MEMORY", "STATS")
+                if isinstance(stats, list):
+                    stats = {str(stats[i]): stats[i + 1] for i in range(0, len(stats) - 1, 2)}
+                total += int(stats.get("dataset.bytes", 0) or 0) if isinstance(stats, dict) else 0
+            except NodeError:
+                pass
+            finally:
+                await admin.close()
+        return total
+
+    def start_flush(self, db: Database, operation: Operation) -> None:
+        task = asyncio.get_running_loop().create_task(self._flush(db, operation))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Tick forever: at once when notified, else every IDLE_INTERVAL seconds."""
+        while True:
+            self._wake.clear()
+            try:
+                for outcome in await self.tick():
+                    log.info("reconcile: %s", outcome)
+            except Exception:
+                log.exception("reconcile tick failed; retrying")
+            try:
+                await asyncio.wait_for(self._wake.wait(), IDLE_INTERVAL)
+            except TimeoutError:
+                pass
+
+    async def tick(self) -> list[str]:
+        """One pass over everything; returns what it did, one line per change."""
+        outcomes: list[str] = []
+        self._publish_routes()
+        outcomes += await self._settle_groups()
+        outcomes += await self._settle_clusters()
+        databases = self._store.list(Database)
+        results = await asyncio.gather(*(self._settle_database(db) for db in databases))
+        outcomes += [o for o in results if o]
+        self._publish_routes()
+        return outcomes
+
+    # --- resource groups and clusters --------------------------------------------------------------
+
+    async def _settle_groups(self) -> list[str]:
+        outcomes = []
+        for group in self._store.list(ResourceGroup):
+            if group.provisioning_state is not ProvisioningState.DELETING:
+                continue
+            clusters = self._store.list(Cluster, group.key + "/")
+            for cluster in clusters:
+                self._mark_cluster_deleting(cluster)
+            if not clusters:
+                self._store.delete(group)
+                self._complete(group.id)
+                outcomes.append(f"deleted resource group {group.id}")
+        return outcomes
+
+    def _mark_cluster_deleting(self, cluster: Cluster) -> None:
+        if cluster.provisioning_state is not ProvisioningState.DELETING:
+            self._replace(
+                cluster,
+                dataclasses.replace(
+                    cluster,
+                    provisioning_state=ProvisioningState.DELETING,
+                    resource_state=ResourceState.DELETING,
+                ),
+            )
+
+    async def _settle_clusters(self) -> list[str]:
+        outcomes = []
+        for cluster in self._store.list(Cluster):
+            state = cluster.provisioning_state
+            dbs = self._store.list(Database, cluster.key + "/")
+            if state is ProvisioningState.CREATING:
+                self._finish_cluster(cluster)
+                outcomes.append(f"created cache {cluster.id}")
+            elif state is ProvisioningState.DELETING:
+                for db in dbs:
+                    if db.provisioning_state is not ProvisioningState.DELETING:
+                        self._replace(
+                            db,
+                            dataclasses.replace(
+                                db,
+                                provisioning_state=ProvisioningState.DELETING,
+                                resource_state=ResourceState.DELETING,
+                            ),
+                        )
+                if not dbs:
+                    self._store.delete(cluster)
+                    self._complete(cluster.id)
+                    outcomes.append(f"deleted cache {cluster.id}")
+            elif state is ProvisioningState.UPDATING:
+                pending = False
+                for db in dbs:
+                    pending |= await self._propagate_cluster_change(cluster, db)
+                if not pending:
+                    self._finish_cluster(cluster)
+                    outcomes.append(f"updated cache {cluster.id}")
+        return outcomes
+
+    async def _propagate_cluster_change(self, cluster: Cluster, db: Database) -> bool:
+        """Carry a cluster change into its database; True while the database still has work."""
+        if db.provisioning_state is ProvisioningState.DELETING:
+            return True
+        if db.provisioning_state.busy:
+            return True
+        ha = cluster.high_availability is Toggle.ENABLED
+        shards = db.shard_count
+        wanted = count_new_nodes(shards, ha, db.nodes)
+        if wanted:
+            used = {p for d in self._store.list(Database) for n in d.nodes for p in (n.port, n.port + 10000)}
+            used |= {d.port for d in self._store.list(Database)}
+            g = self._settings.gateway
+            ports = choose_node_ports(
+                wanted, (g.node_port_range_start, g.node_port_range_end), used, self._port_is_free
+            )
+            nodes = plan_nodes(db.uid, shards, ha, db.nodes, ports)
+            self._replace(
+                db,
+                dataclasses.replace(
+                    db,
+                    nodes=nodes,
+                    provisioning_state=ProvisioningState.UPDATING,
+                    resource_state=ResourceState.UPDATING,
+                ),
+            )
+            return True
+        # SKU (memory) changes apply live: converge the database against the new cluster now, so the
+        # cluster's operation completes only once its nodes run with the new settings.
+        try:
+            async with self._lock(db.key):
+                await self._converge(db, cluster)
+        except AmrError as e:
+            log.warning("applying cache change to %s failed, retrying: %s", db.id, e)
+            return True
+        return False
+
+    def _finish_cluster(self, cluster: Cluster) -> None:
+        self._replace(
+            cluster,
+            dataclasses.replace(
+                cluster, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
+            ),
+        )
+        self._complete(cluster.id)
+
+    # --- databases ---------------------------------------------------------------------------------
+
+    async def _settle_database(self, db: Database) -> str | None:
+        cluster = self._store.get(Cluster, db.cluster_key)
+        async with self._lock(db.key):
+            db = self._store.get(Database, db.key) or db
+            state = db.provisioning_state
+            if state is ProvisioningState.DELETING or cluster is None:
+                await self._remove_database(db)
+                return f"deleted database {db.id}"
+            if state is ProvisioningState.FAILED:
+                return None
+            try:
+                plan = await self._converge(db, cluster)
+            except AmrError as e:
+                return self._fail_database(db, e) if state.busy else f"database {db.id} unhealthy: {e}"
+            if state.busy:
+                done = dataclasses.replace(
+                    db, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
+                )
+                self._replace(db, done)
+                self._complete(db.id)
+                return f"{'created' if state is ProvisioningState.CREATING else 'updated'} database {db.id}: {plan}"
+            return None if plan == "in sync" else f"repaired database {db.id}: {plan}"
+
+    async def _converge(self, db: Database, cluster: Cluster) -> str:
+        env = self._environment(db, cluster)
+        targets = plan_node_targets(db, cluster, env)
+        keys = (db.primary_key, db.secondary_key)
+        deadline = time.monotonic() + self._settings.engine.start_timeout * 2
+        done: list[str] = []
+        while True:
+            observed = {
+                t.spec.name: await observe_node(self._backend, t.spec, db.clustering_policy.cluster_mode)
+                for t in targets
+            }
+            actions = plan_database_actions(db.clustering_policy, targets, observed, keys)
+            if not actions:
+                return "; ".join(done) if done else "in sync"
+            if time.monotonic() > deadline:
+                raise NodeError(
+                    f"the nodes did not reach the desired state: still to do {describe_actions(actions)}"
+                )
+            done.append(describe_actions(actions))
+            for action in actions:
+                await execute_action(self._backend, action, self._settings.engine.start_timeout)
+
+    def _environment(self, db: Database, cluster: Cluster) -> NodeEnvironment:
+        sku = sku_by_name(cluster.sku_name)
+        memory = sku.max_memory_bytes if sku else 1024**3
+        s = self._settings
+        return NodeEnvironment(
+            nodes_dir=str(s.nodes_dir),
+            run_dir=str(s.run_dir),
+            internal_host=s.engine.internal_host,
+            public_host=s.gateway.public_host,
+            admin_password=self._admin_password,
+            max_memory_bytes=memory // max(1, db.shard_count),
+        )
+
+    def _fail_database(self, db: Database, error: AmrError) -> str:
+        creating = db.provisioning_state is ProvisioningState.CREATING
+        failed = dataclasses.replace(
+            db,
+            provisioning_state=ProvisioningState.FAILED,
+            resource_state=ResourceState.CREATE_FAILED if creating else ResourceState.UPDATE_FAILED,
+        )
+        self._replace(db, failed)
+        code = "DatabaseCreateFailed" if creating else "DatabaseUpdateFailed"
+        self._complete(
+            db.id,
+            OperationError(
+                code, f"The database could not be {'created' if creating else 'updated'}: {error}"
+            ),
+        )
+        if creating:
+            task = asyncio.get_running_loop().create_task(self._remove_nodes(db))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return f"database {db.id} failed: {error}"
+
+    async def _remove_nodes(self, db: Database) -> None:
+        for node in db.nodes:
+            await self._backend.remove_node(node.name, f"{self._settings.nodes_dir}/{db.uid}/{node.name}")
+        db_dir = self._settings.nodes_dir / db.uid
+        try:
+            db_dir.rmdir()
+        except OSError:
+            pass  # already gone, or not empty because a node is still being removed
+
+    async def _remove_database(self, db: Database) -> None:
+        await self._remove_nodes(db)
+        current = self._store.get(Database, db.key)
+        if current is not None:
+            self._store.delete(current)
+        self._complete(db.id)
+        self._publish_routes()
+
+    async def _flush(self, db: Database, operation: Operation) -> None:
+        cluster = self._store.get(Cluster, db.cluster_key)
+        error = None
+        try:
+            if cluster is None:
+                raise NodeError("the cache is gone")
+            for target in plan_node_targets(db, cluster, self._environment(db, cluster)):
+                if target.spec.role is Role.PRIMARY:
+                    admin = self._backend.admin(target.spec)
+                    try:
+                        await admin.execute("FLUSHALL", "SYNC")
+                    finally:
+                        await admin.close()
+        except AmrError as e:
+            error = OperationError("FlushFailed", f"The database could not be flushed: {e}")
+        self._complete(db.id, error, only=operation.id)
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def _replace(
+        self, old: Cluster | Database | ResourceGroup, new: Cluster | Database | ResourceGroup
+    ) -> None:
+        try:
+            self._store.replace(old, new)
+        except ConcurrencyError:
+            log.info("record %s changed meanwhile; next tick replans", old.key)
+            self.notify()
+
+    def _complete(
+        self, resource_id: str, error: OperationError | None = None, only: str | None = None
+    ) -> None:
+        status = OperationStatus.FAILED if error else OperationStatus.SUCCEEDED
+        for op in self._store.list(Operation):
+            if op.resource_id != resource_id or op.status.done or (only and op.id != only):
+                continue
+            if only is None and op.action == "flush":
+                continue
+            self._store.replace(
+                op, dataclasses.replace(op, status=status, end_time=self._now().isoformat(), error=error)
+            )
+
+    def _publish_routes(self) -> None:
+        clusters = {c.key: c for c in self._store.list(Cluster)}
+        s = self._settings
+        table = plan_route_table(
+            self._store.list(Database),
+            clusters,
+            str(s.run_dir),
+            str(s.server_cert_file),
+            str(s.server_key_file),
+        )
+        if table != self._last_routes:
+            self._write_routes(table)
+            self._last_routes = table

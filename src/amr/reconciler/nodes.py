@@ -1,0 +1,140 @@
+"""Observing nodes into snapshots and executing planned actions on them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from amr.errors import NodeError
+from amr.logic.plan import (
+    ALL_SLOTS,
+    Action,
+    AddAllSlots,
+    ClusterMeet,
+    ClusterReplicate,
+    ConfigSet,
+    EnsureNode,
+    ObservedNode,
+    SetDefaultUser,
+    WaitCluster,
+    WaitReady,
+)
+from amr.model.node import NodeSpec, ProcessState
+from amr.nodes.backend import NodeBackend
+
+log = logging.getLogger(__name__)
+
+_LIVE_PARAMETERS = ("maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "save")
+
+
+async def observe_node(backend: NodeBackend, spec: NodeSpec, cluster_mode: bool) -> ObservedNode:
+    """One node as it is now; a node that does not answer is observed as not ready."""
+    status = await backend.node_status(spec.name)
+    if status.state is not ProcessState.RUNNING:
+        return ObservedNode(spec.name, status.state)
+    admin = backend.admin(spec)
+    try:
+        config_reply: Any = await admin.execute("CONFIG", "GET", *_LIVE_PARAMETERS)
+        config = _pairs(config_reply)
+        user: Any = await admin.execute("ACL", "GETUSER", "default")
+        user_info = _pairs(user)
+        flags = user_info.get("flags") or []
+        hashes = frozenset(user_info.get("passwords") or [])
+        observed = ObservedNode(
+            spec.name,
+            status.state,
+            ready=True,
+            config={k: str(v) for k, v in config.items()},
+            default_user_on="on" in flags,
+            default_user_hashes=hashes,
+        )
+        if cluster_mode:
+            observed = await _observe_cluster(admin, observed)
+        return observed
+    except NodeError as e:
+        log.debug("node %s not answering: %s", spec.name, e)
+        return ObservedNode(spec.name, status.state)
+    finally:
+        await admin.close()
+
+
+async def _observe_cluster(admin: Any, observed: ObservedNode) -> ObservedNode:
+    info = str(await admin.execute("CLUSTER", "INFO"))
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    nodes_text = str(await admin.execute("CLUSTER", "NODES"))
+    my_id = None
+    primary_id = None
+    known = set()
+    my_slots = 0
+    for line in nodes_text.splitlines():
+        parts = line.split()
+        if len(parts) < 8:
+            continue
+        node_id, flags, master = parts[0], parts[2].split(","), parts[3]
+        if "handshake" in flags or "noaddr" in flags:
+            continue
+        known.add(node_id)
+        if "myself" in flags:
+            my_id = node_id
+            primary_id = master if master != "-" else None
+            my_slots = _count_slots(parts[8:])
+    return ObservedNode(
+        observed.name,
+        observed.process,
+        ready=True,
+        config=observed.config,
+        default_user_on=observed.default_user_on,
+        default_user_hashes=observed.default_user_hashes,
+        cluster_id=my_id,
+        cluster_known_ids=frozenset(known),
+        cluster_slots_assigned=my_slots,
+        cluster_state_ok=fields.get("cluster_state", "").strip() == "ok",
+        cluster_primary_id=primary_id,
+    )
+
+
+def _count_slots(ranges: list[str]) -> int:
+    total = 0
+    for r in ranges:
+        if r.startswith("["):
+            continue  # a slot being migrated
+        low, _, high = r.partition("-")
+        total += int(high or low) - int(low) + 1
+    return total
+
+
+def _pairs(reply: Any) -> dict[str, Any]:
+    if isinstance(reply, dict):
+        return reply
+    items = list(reply or [])
+    return {str(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+
+
+async def execute_action(backend: NodeBackend, action: Action, start_timeout: float) -> None:
+    """Carry out one planned action; raise NodeError with the engine's reason on failure."""
+    if isinstance(action, EnsureNode):
+        await backend.ensure_node(action.spec)
+        return
+    if isinstance(action, WaitReady):
+        await backend.wait_ready(action.spec, start_timeout)
+        return
+    if isinstance(action, WaitCluster):
+        await asyncio.sleep(0.02)
+        return
+    admin = backend.admin(action.spec)
+    try:
+        if isinstance(action, ConfigSet):
+            await admin.execute("CONFIG", "SET", action.parameter, action.value)
+        elif isinstance(action, SetDefaultUser):
+            await admin.execute("ACL", "SETUSER", "default", *action.rule)
+            if action.disconnect_clients:
+                await admin.execute("CLIENT", "KILL", "USER", "default")
+        elif isinstance(action, AddAllSlots):
+            await admin.execute("CLUSTER", "ADDSLOTSRANGE", 0, ALL_SLOTS - 1)
+        elif isinstance(action, ClusterMeet):
+            await admin.execute("CLUSTER", "MEET", action.host, action.port)
+        elif isinstance(action, ClusterReplicate):
+            await admin.execute("CLUSTER", "REPLICATE", action.primary_id)
+    finally:
+        await admin.close()

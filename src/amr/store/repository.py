@@ -1,0 +1,141 @@
+"""The store: our model records in SQLite, with compare-and-swap updates.
+
+Every write of an existing record names the record it read (``replace(old, new)``): if someone else
+changed it in between, the write fails with ConcurrencyError instead of losing their change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from amr.errors import ConcurrencyError, StoreError
+from amr.model.resources import Cluster, Database, Operation, ResourceGroup
+from amr.store.codec import from_record, to_record
+
+Record = ResourceGroup | Cluster | Database | Operation
+R = TypeVar("R", ResourceGroup, Cluster, Database, Operation)
+
+_KINDS: dict[type, str] = {
+    ResourceGroup: "group",
+    Cluster: "cluster",
+    Database: "database",
+    Operation: "operation",
+}
+
+
+def record_key(obj: Record) -> str:
+    return obj.id if isinstance(obj, Operation) else obj.key
+
+
+class Store(Protocol):
+    """What the API and the reconciler need from a store."""
+
+    def get(self, kind: type[R], key: str) -> R | None: ...
+
+    def list(self, kind: type[R], prefix: str = "") -> list[R]: ...
+
+    def insert(self, obj: Record) -> None: ...
+
+    def replace(self, old: Record, new: Record) -> None: ...
+
+    def delete(self, obj: Record) -> None: ...
+
+
+_metadata = sa.MetaData()
+_records = sa.Table(
+    "records",
+    _metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+
+def _encode(obj: Record) -> str:
+    return json.dumps(to_record(obj), sort_keys=True)
+
+
+class SqlStore:
+    """The SQLite (or any SQLAlchemy URL) store."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self._engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            with self._engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            _metadata.create_all(self._engine)
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot open the store at {url}: {e}") from e
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open_file(cls, path: Path) -> SqlStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        store = cls(f"sqlite:///{path}")
+        for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if extra.exists():
+                os.chmod(extra, 0o600)
+        return store
+
+    def get(self, kind: type[R], key: str) -> R | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(_records.c.data).where(_records.c.kind == _KINDS[kind], _records.c.key == key)
+            ).first()
+        return None if row is None else from_record(kind, json.loads(row[0]))
+
+    def list(self, kind: type[R], prefix: str = "") -> list[R]:
+        query = sa.select(_records.c.data).where(_records.c.kind == _KINDS[kind])
+        if prefix:
+            query = query.where(_records.c.key.startswith(prefix, autoescape=True))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(_records.c.key)).all()
+        return [from_record(kind, json.loads(r[0])) for r in rows]
+
+    def insert(self, obj: Record) -> None:
+        try:
+            with self._lock, self._engine.begin() as conn:
+                conn.execute(
+                    _records.insert().values(kind=_KINDS[type(obj)], key=record_key(obj), data=_encode(obj))
+                )
+        except IntegrityError as e:
+            raise ConcurrencyError(f"{record_key(obj)} already exists") from e
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot write {record_key(obj)}: {e}") from e
+
+    def replace(self, old: Record, new: Record) -> None:
+        self._swap(old, _encode(new), record_key(new))
+
+    def delete(self, obj: Record) -> None:
+        self._swap(obj, None, record_key(obj))
+
+    def _swap(self, old: Record, data: str | None, key: str) -> None:
+        where = (
+            (_records.c.kind == _KINDS[type(old)])
+            & (_records.c.key == record_key(old))
+            & (_records.c.data == _encode(old))
+        )
+        try:
+            with self._lock, self._engine.begin() as conn:
+                stmt: Any = (
+                    _records.delete().where(where)
+                    if data is None
+                    else _records.update().where(where).values(data=data, key=key)
+                )
+                if conn.execute(stmt).rowcount != 1:
+                    raise ConcurrencyError(f"{record_key(old)} changed since it was read")
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot write {key}: {e}") from e
+
+    def close(self) -> None:
+        self._engine.dispose()
