@@ -227,15 +227,15 @@ def _plan_cluster_topology(
     for t in targets:
         if t.spec.role is not Role.REPLICA:
             continue
-        primary = primaries.get(t.spec.shard)
-        if primary is None:
+        leader = primaries.get(t.spec.shard)
+        if leader is None:
             continue
         seen = observed[t.spec.name]
-        primary_id = observed[primary.spec.name].cluster_id
+        primary_id = observed[leader.spec.name].cluster_id
         if primary_id is None:
             continue
         if primary_id not in seen.cluster_known_ids:
-            actions.append(ClusterMeet(t.spec, primary.spec.internal_host, primary.spec.port))
+            actions.append(ClusterMeet(t.spec, leader.spec.internal_host, leader.spec.port))
         elif seen.cluster_primary_id != primary_id:
             actions.append(ClusterReplicate(t.spec, primary_id))
     return actions

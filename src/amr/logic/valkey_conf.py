@@ -118,6 +118,8 @@ def render_valkey_conf(c: NodeConfigInput) -> str:
         "databases 1",
         "protected-mode no",
         "tcp-keepalive 60",
+        # Show the config file in ps, so an operator can tell which database a process serves.
+        "proc-title-template \"{title} {listen-addr} {server-mode} {config-file}\"",
         f"maxmemory {c.max_memory_bytes}",
         f"maxmemory-policy {render_eviction_policy(c.eviction_policy)}",
         f"appendonly {p.appendonly}",

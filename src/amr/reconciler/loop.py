@@ -272,7 +272,9 @@ class Reconciler:
                 raise NodeError(
                     f"the nodes did not reach the desired state: still to do {describe_actions(actions)}"
                 )
-            done.append(describe_actions(actions))
+            step = describe_actions(actions)
+            if not done or done[-1] != step:  # waits repeat; log each step once
+                done.append(step)
             for action in actions:
                 await execute_action(self._backend, action, self._settings.engine.start_timeout)
 

@@ -120,7 +120,7 @@ async def execute_action(backend: NodeBackend, action: Action, start_timeout: fl
         await backend.wait_ready(action.spec, start_timeout)
         return
     if isinstance(action, WaitCluster):
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
         return
     admin = backend.admin(action.spec)
     try:

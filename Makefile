@@ -1,0 +1,44 @@
+# amr: two commands on a fresh machine.
+#   make run   creates .venv if needed, installs amr and starts the service in the background
+#   make test  installs what the tests need and runs every test (lint, layers, types, unit, integration)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run stop test lint unit integration bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/amr serve --detach
+	@echo "Use the CLI with: source $(VENV)/bin/activate  (then: amr group create -n rg-amr-lab -l eastus)"
+
+stop: $(STAMP)
+	$(BIN)/amr stop
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy src/amr/model src/amr/logic
+
+test: lint
+	$(BIN)/pytest -q tests
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest -q tests/integration
+
+bench: $(STAMP)
+	$(BIN)/python bench/provision.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

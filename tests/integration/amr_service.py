@@ -1,0 +1,173 @@
+"""A real amr installation for integration tests: `amr serve --detach` in a private AMR_HOME.
+
+Each instance gets its own home under /tmp (unix socket paths must stay short), its own API port
+and its own port ranges, so tests never touch a user's amr or each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+AMR = [sys.executable, "-m", "amr"]
+_bases = itertools.count(0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - keep polling, report the last error
+            last_error = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: {last_error!r}")
+
+
+class AmrService:
+    """One amr installation driven through its real commands."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="amr-", dir="/tmp")) / "h"
+        base = 20000 + (os.getpid() % 50) * 200 + next(_bases) * 20
+        self.api_port = free_port()
+        self.env = {
+            **os.environ,
+            "AMR_HOME": str(self.home),
+            "AMR_API_PORT": str(self.api_port),
+            "AMR_GATEWAY_PORT_RANGE_START": str(base),
+            "AMR_GATEWAY_PORT_RANGE_END": str(base + 9),
+            "AMR_GATEWAY_NODE_PORT_RANGE_START": str(base + 10),
+            "AMR_GATEWAY_NODE_PORT_RANGE_END": str(base + 19),
+            **(extra_env or {}),
+        }
+        self.env.pop("SSL_CERT_FILE", None)
+        self._http: httpx.Client | None = None
+
+    # --- lifecycle ---
+    def start(self) -> AmrService:
+        result = self.amr("serve", "--detach", timeout=60)
+        assert result.returncode == 0, result.stderr + result.stdout
+        self._http = None
+        return self
+
+    def stop(self) -> None:
+        self.amr("stop", timeout=60)
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        finally:
+            for pid in self.pids_under_home():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            shutil.rmtree(self.home.parent, ignore_errors=True)
+
+    def pids_under_home(self) -> list[int]:
+        """Processes whose command line mentions this AMR_HOME (supervisor, api, gateway, nodes)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            mine = str(self.home) in cmdline or cwd == str(self.home) or cwd.startswith(f"{self.home}/")
+            if mine and int(entry.name) != os.getpid():
+                pids.append(int(entry.name))
+        return pids
+
+    # --- the CLI ---
+    def amr(self, *args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*AMR, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if check:
+            assert result.returncode == 0, f"amr {' '.join(args)} failed: {result.stderr}{result.stdout}"
+        return result
+
+    def amr_json(self, *args: str) -> Any:
+        return json.loads(self.amr(*args, check=True).stdout)
+
+    # --- raw HTTPS ---
+    @property
+    def credentials(self) -> dict[str, str]:
+        return json.loads((self.home / "credentials.json").read_text())
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.home / "pki" / "ca.pem")
+
+    @property
+    def base_url(self) -> str:
+        return f"https://localhost:{self.api_port}"
+
+    def token(self) -> str:
+        return self.amr_json("account", "get-access-token")["accessToken"]
+
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(
+                base_url=self.base_url,
+                verify=self.ca_file,
+                headers={"Authorization": f"Bearer {self.token()}"},
+                timeout=30,
+            )
+        return self._http
+
+    @property
+    def subscription(self) -> str:
+        return self.credentials["subscriptionId"]
+
+    def cluster_path(self, group: str, cluster: str) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{group}/providers/"
+            f"Microsoft.Cache/redisEnterprise/{cluster}"
+        )
+
+    def node_pids(self) -> dict[str, int]:
+        """valkey-server processes of this installation, by node name."""
+        out = {}
+        for pid in self.pids_under_home():
+            try:
+                exe = os.readlink(f"/proc/{pid}/exe")
+                cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+            except OSError:
+                continue
+            if exe.endswith("valkey-server") and cwd.parent.parent == self.home / "nodes":
+                out[cwd.name] = pid
+        return out
