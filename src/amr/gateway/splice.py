@@ -69,7 +69,7 @@ class _Side(asyncio.Protocol):
             peer.transport.write(data)
 
     def eof_received(self) -> bool:
-        # Half-close is not forwarded: on EOF both sides close (pending writes are flushed first).
+        # The node closing ends the session: close both (pending writes are flushed first).
         self._close_both()
         return False
 
@@ -126,11 +126,14 @@ class ClientSide(_Side):
         self._connect_task: asyncio.Task[Any] | None = None
         # Bytes that arrived before the node connection was up (reading is paused right after).
         self._early: list[bytes] = []
+        self._client_eof = False
+        self._tls = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TLS transport is not an asyncio.Transport subclass, but has the same methods.
         self.transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        self._tls = transport.get_extra_info("ssl_object") is not None
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
@@ -148,6 +151,23 @@ class ClientSide(_Side):
         else:
             self._early.append(data)
             self._update_reading()
+
+    def eof_received(self) -> bool:
+        # A plain client that half-closes (``printf 'PING\r\n' | nc``) still gets its replies: pass the
+        # EOF on to the node and keep our side open for writing until the node closes. A TLS transport
+        # cannot stay open after close_notify, so TLS closes both.
+        self._client_eof = True
+        peer = self.peer
+        if self._tls:
+            self._close_both()
+            return False
+        if peer is None:
+            return True  # forwarded once the node connection is up
+        if peer.transport is not None and not peer.transport.is_closing() and peer.transport.can_write_eof():
+            peer.transport.write_eof()
+            return True
+        self._close_both()
+        return False
 
     async def _connect(self, path: str) -> None:
         loop = asyncio.get_running_loop()
@@ -167,10 +187,12 @@ class ClientSide(_Side):
         if self.closed:
             transport.close()
             return
-        self.peer = cast(UpstreamSide, upstream)
+        self.peer = upstream
         early, self._early = self._early, []
         for chunk in early:
             transport.write(chunk)
+        if self._client_eof:
+            transport.write_eof()
         self._waiting_for_peer = False
         self._update_reading()
 

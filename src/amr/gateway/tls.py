@@ -71,7 +71,8 @@ class TlsContexts:
         if stamp == self._stamp or stamp == self._failed_stamp:
             return
         try:
-            fresh = {floor: self._build(floor) for floor in (self._current or {ssl.TLSVersion.TLSv1_2: None})}
+            floors = list(self._current) or [ssl.TLSVersion.TLSv1_2]
+            fresh = {floor: self._build(floor) for floor in floors}
         except GatewayError as e:
             self._failed_stamp = stamp
             log.error("%s; keeping the previous certificate", e)
@@ -100,5 +101,5 @@ class TlsContexts:
             if latest is not None and latest is not sslobj.context:
                 sslobj.context = latest
 
-        ctx.sni_callback = switch_to_current  # type: ignore[assignment]
+        ctx.sni_callback = switch_to_current
         return ctx
