@@ -164,3 +164,18 @@ def test_default_ssl_context_rejects_other_name(tmp_path: Path) -> None:
     ensure_pki(s)
     with pytest.raises(ssl.SSLCertVerificationError):
         _handshake(s, "not-us.example", "127.0.0.1")
+
+
+def test_reissues_when_expiring_soon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from amr.pki import local_ca
+
+    s = _settings(tmp_path)
+    monkeypatch.setattr(local_ca, "SERVER_VALIDITY", dt.timedelta(days=10))
+    ensure_pki(s)
+    short = _cert(s.server_cert_file)
+    assert short.not_valid_after_utc - short.not_valid_before_utc < dt.timedelta(days=11)
+    monkeypatch.undo()
+    ensure_pki(s)
+    renewed = _cert(s.server_cert_file)
+    assert renewed.serial_number != short.serial_number
+    assert renewed.not_valid_after_utc - renewed.not_valid_before_utc > dt.timedelta(days=300)
