@@ -56,7 +56,10 @@ def _find_operation(req: Request) -> Operation:
 
 
 async def get_operation_status(req: Request) -> Response:
-    return Response(200, render_operation(_find_operation(req)))
+    op = _find_operation(req)
+    # Pollers wait Retry-After of the latest response, else 30 s (azure-core): keep them at 1 s.
+    headers = {} if op.status.done else {"Retry-After": "1"}
+    return Response(200, render_operation(op), headers)
 
 
 async def get_operation_result(req: Request) -> Response:
