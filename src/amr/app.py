@@ -228,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SERVICE_COMMANDS:
         return run_service_command(argv)
+    if argv in ([], ["-h"], ["--help"]):
+        print(
+            "Service commands:\n"
+            "  amr serve [--home DIR] [--api-port N] [--detach]   start amr (supervisor, API, gateway, databases)\n"
+            "  amr stop [--home DIR]                              stop amr and every database process\n"
+        )
     from amr.cli.main import main as cli_main
 
     return cli_main(argv)
