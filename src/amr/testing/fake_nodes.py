@@ -1,0 +1,164 @@
+"""An in-memory NodeBackend for unit tests of the reconciler (never for integration tests).
+
+Each fake node keeps just the state the reconciler observes and changes: live config, the default
+user's flags and password hashes, and its cluster view. ``fail_start`` makes a node refuse to start,
+as a real engine with a bad config would.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from amr.errors import NodeError
+from amr.model.node import NodeSpec, NodeStatus, ProcessState
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class FakeNode:
+    spec: NodeSpec
+    pid: int
+    config: dict[str, str] = field(default_factory=dict)
+    user_on: bool = False
+    user_hashes: set[str] = field(default_factory=set)
+    node_id: str = ""
+    known: set[str] = field(default_factory=set)
+    slots: int = 0
+    primary_id: str | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    killed_default_clients: int = 0
+
+
+class FakeNodeBackend:
+    """Implements amr.nodes.backend.NodeBackend in memory."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, FakeNode] = {}
+        self.by_port: dict[int, FakeNode] = {}
+        self.fail_start: dict[str, str] = {}  # node name -> engine message
+        self.starts: list[str] = []
+        self.removed: list[str] = []
+
+    async def ensure_node(self, spec: NodeSpec) -> None:
+        if spec.name in self.nodes:
+            self.nodes[spec.name].spec = spec
+            return
+        self.starts.append(spec.name)
+        if spec.name in self.fail_start:
+            return
+        node = FakeNode(spec, pid=next(_ids), node_id=f"{spec.name}-id")
+        node.known.add(node.node_id)
+        for line in spec.config.splitlines():
+            parts = line.split()
+            if parts[:2] == ["user", "default"]:
+                node.user_on = "on" in parts
+                node.user_hashes = {p[1:] for p in parts if p.startswith("#")}
+            elif parts and parts[0] in ("maxmemory", "maxmemory-policy", "appendonly", "appendfsync"):
+                node.config[parts[0]] = parts[1]
+            elif parts and parts[0] == "save":
+                node.config["save"] = line.split(" ", 1)[1].strip('"')
+        self.nodes[spec.name] = node
+        self.by_port[spec.port] = node
+
+    async def node_status(self, name: str) -> NodeStatus:
+        if name in self.nodes:
+            return NodeStatus(name, ProcessState.RUNNING, self.nodes[name].pid)
+        if name in self.fail_start:
+            return NodeStatus(name, ProcessState.FAILED)
+        return NodeStatus(name, ProcessState.ABSENT)
+
+    async def list_nodes(self) -> list[NodeStatus]:
+        return [await self.node_status(n) for n in self.nodes]
+
+    async def wait_ready(self, spec: NodeSpec, timeout: float) -> None:
+        if spec.name in self.fail_start:
+            raise NodeError(f"node {spec.name} did not start: {self.fail_start[spec.name]}")
+        if spec.name not in self.nodes:
+            raise NodeError(f"node {spec.name} is not running")
+
+    async def remove_node(self, name: str, directory: str) -> None:
+        node = self.nodes.pop(name, None)
+        if node is not None:
+            self.by_port.pop(node.spec.port, None)
+        self.fail_start.pop(name, None)
+        self.removed.append(name)
+
+    def admin(self, spec: NodeSpec) -> FakeAdmin:
+        return FakeAdmin(self, spec.name)
+
+    def kill(self, name: str) -> None:
+        """The process died and nobody restarted it yet."""
+        node = self.nodes.pop(name)
+        self.by_port.pop(node.spec.port, None)
+
+
+class FakeAdmin:
+    """Answers the admin commands the reconciler sends, like valkey-server would."""
+
+    def __init__(self, backend: FakeNodeBackend, name: str) -> None:
+        self._backend = backend
+        self._name = name
+
+    def _node(self) -> FakeNode:
+        node = self._backend.nodes.get(self._name)
+        if node is None:
+            raise NodeError(f"cannot connect to node {self._name}")
+        return node
+
+    async def execute(self, *args: str | int | bytes) -> object:
+        node = self._node()
+        words = [str(a) for a in args]
+        command = " ".join(w.upper() for w in words[:2])
+        if command == "CONFIG GET":
+            return {k: node.config.get(k, "") for k in words[2:]}
+        if command == "CONFIG SET":
+            node.config[words[2]] = words[3]
+            return "OK"
+        if command == "ACL GETUSER":
+            return {"flags": ["on" if node.user_on else "off"], "passwords": sorted(node.user_hashes)}
+        if command == "ACL SETUSER":
+            rule = words[3:]
+            node.user_on = "on" in rule
+            node.user_hashes = {w[1:] for w in rule if w.startswith("#")}
+            return "OK"
+        if command == "CLIENT KILL":
+            node.killed_default_clients += 1
+            return 0
+        if command == "CLUSTER INFO":
+            ok = node.slots > 0 or node.primary_id is not None
+            return f"cluster_state:{'ok' if ok else 'fail'}\r\n"
+        if command == "CLUSTER NODES":
+            lines = []
+            for other in self._backend.nodes.values():
+                if other.node_id not in node.known:
+                    continue
+                flags = "myself,master" if other is node else "master"
+                primary = other.primary_id or "-"
+                slots = " 0-16383" if other.slots else ""
+                lines.append(
+                    f"{other.node_id} 127.0.0.2:{other.spec.port}@0 {flags} {primary} 0 0 1 connected{slots}"
+                )
+            return "\n".join(lines)
+        if command == "CLUSTER ADDSLOTSRANGE":
+            node.slots = 16384
+            return "OK"
+        if command == "CLUSTER MEET":
+            peer = self._backend.by_port.get(int(words[3]))
+            if peer is not None:
+                node.known.add(peer.node_id)
+                peer.known.add(node.node_id)
+            return "OK"
+        if command == "CLUSTER REPLICATE":
+            node.primary_id = words[2]
+            return "OK"
+        if command.startswith("FLUSHALL"):
+            node.keys.clear()
+            return "OK"
+        if command == "MEMORY STATS":
+            return {"dataset.bytes": sum(len(k) + len(v) for k, v in node.keys.items())}
+        raise NodeError(f"fake node does not know {command}")
+
+    async def close(self) -> None:
+        return None

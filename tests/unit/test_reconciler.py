@@ -1,0 +1,194 @@
+"""The reconciler's decisions and their effects, on a fake node backend and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from amr.logic.placement import plan_nodes
+from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
+from amr.model.resources import Cluster, Database, Operation, ResourceGroup
+from amr.model.routes import RouteTable
+from amr.reconciler.loop import Reconciler
+from amr.settings import Settings
+from amr.store.repository import SqlStore
+from amr.testing.fake_nodes import FakeNodeBackend
+
+SUB = "sub-1"
+
+
+@pytest.fixture
+def world(tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = Settings(home=tmp_path)
+    store = SqlStore.open_file(tmp_path / "amr.db")
+    backend = FakeNodeBackend()
+    routes: list[RouteTable] = []
+    reconciler = Reconciler(settings, store, backend, "admin-pw", routes.append, lambda port: True)
+    store.insert(ResourceGroup(SUB, "rg", "eastus"))
+    yield store, backend, routes, reconciler
+    store.close()
+
+
+def _cluster(
+    store: SqlStore, ha: bool = True, state: ProvisioningState = ProvisioningState.SUCCEEDED
+) -> Cluster:
+    cluster = Cluster(
+        SUB,
+        "rg",
+        "c1",
+        "eastus",
+        "Balanced_B0",
+        Toggle.ENABLED,
+        high_availability=Toggle.ENABLED if ha else Toggle.DISABLED,
+        provisioning_state=state,
+        resource_state=ResourceState.RUNNING,
+    )
+    store.insert(cluster)
+    return cluster
+
+
+def _database(store: SqlStore, policy: ClusteringPolicy, ha: bool = True) -> Database:
+    db = Database(
+        SUB,
+        "rg",
+        "c1",
+        uid="dabc",
+        port=10000,
+        primary_key="k1",
+        secondary_key="k2",
+        clustering_policy=policy,
+        access_keys_authentication=Toggle.ENABLED,
+        nodes=plan_nodes("dabc", 1, ha, (), [8500, 8501]),
+    )
+    store.insert(db)
+    store.insert(Operation("op1", SUB, "eastus", db.id, "create", start_time="t"))
+    return db
+
+
+def _tick(reconciler: Reconciler) -> list[str]:
+    return asyncio.run(reconciler.tick())
+
+
+@pytest.mark.parametrize("policy", list(ClusteringPolicy))
+def test_create_converges_nodes_and_completes_the_operation(world, policy: ClusteringPolicy) -> None:  # type: ignore[no-untyped-def]
+    store, backend, routes, reconciler = world
+    _cluster(store)
+    db = _database(store, policy)
+    outcomes = _tick(reconciler)
+    assert any(o.startswith(f"created database {db.id}") for o in outcomes)
+    saved = store.get(Database, db.key)
+    assert saved is not None
+    assert saved.provisioning_state is ProvisioningState.SUCCEEDED
+    assert saved.resource_state is ResourceState.RUNNING
+    op = store.get(Operation, "op1")
+    assert op is not None and op.status is OperationStatus.SUCCEEDED
+    assert sorted(backend.nodes) == ["dabc-0-0", "dabc-0-1"]
+    primary, replica = backend.nodes["dabc-0-0"], backend.nodes["dabc-0-1"]
+    assert primary.user_on and primary.user_hashes
+    if policy.cluster_mode:
+        assert primary.slots == 16384
+        assert replica.primary_id == primary.node_id
+    ports = {r.port for r in routes[-1].routes}
+    assert 10000 in ports
+    assert (8500 in ports) == (policy is ClusteringPolicy.OSS_CLUSTER)
+
+
+def test_running_nodes_are_adopted_not_restarted(world) -> None:  # type: ignore[no-untyped-def]
+    store, backend, _, reconciler = world
+    _cluster(store)
+    _database(store, ClusteringPolicy.OSS_CLUSTER)
+    _tick(reconciler)
+    pids = {n: node.pid for n, node in backend.nodes.items()}
+    starts = list(backend.starts)
+    # A new reconciler (a restarted API) over the same store and the same running nodes.
+    again = Reconciler(
+        Settings(home=Path("/tmp/unused")), store, backend, "admin-pw", lambda t: None, lambda p: True
+    )
+    assert _tick(again) == []
+    assert {n: node.pid for n, node in backend.nodes.items()} == pids
+    assert backend.starts == starts
+
+
+def test_a_dead_node_is_restarted_and_reported(world) -> None:  # type: ignore[no-untyped-def]
+    store, backend, _, reconciler = world
+    _cluster(store)
+    db = _database(store, ClusteringPolicy.NO_CLUSTER)
+    _tick(reconciler)
+    backend.kill("dabc-0-1")
+    outcomes = _tick(reconciler)
+    assert any(o.startswith(f"repaired database {db.id}") for o in outcomes)
+    assert "dabc-0-1" in backend.nodes
+
+
+def test_a_node_that_fails_to_start_fails_the_operation_and_is_removed(world) -> None:  # type: ignore[no-untyped-def]
+    store, backend, routes, reconciler = world
+    _cluster(store)
+    db = _database(store, ClusteringPolicy.OSS_CLUSTER)
+    backend.fail_start["dabc-0-1"] = "Bad directive or wrong number of arguments"
+
+    async def run() -> None:
+        await reconciler.tick()
+        await asyncio.sleep(0.01)  # let the background removal finish
+        await reconciler.tick()
+
+    asyncio.run(run())
+    saved = store.get(Database, db.key)
+    assert saved is not None
+    assert saved.provisioning_state is ProvisioningState.FAILED
+    assert saved.resource_state is ResourceState.CREATE_FAILED
+    op = store.get(Operation, "op1")
+    assert op is not None and op.status is OperationStatus.FAILED
+    assert op.error is not None and "Bad directive" in op.error.message
+    assert backend.nodes == {}
+    assert set(backend.removed) >= {"dabc-0-0", "dabc-0-1"}
+    assert all(r.port != 10000 for r in routes[-1].routes)
+
+
+def test_update_applies_live_and_disabling_keys_disconnects(world) -> None:  # type: ignore[no-untyped-def]
+    store, backend, _, reconciler = world
+    _cluster(store)
+    db = _database(store, ClusteringPolicy.NO_CLUSTER)
+    _tick(reconciler)
+    pids = {n: node.pid for n, node in backend.nodes.items()}
+    current = store.get(Database, db.key)
+    assert current is not None
+    from amr.model.enums import EvictionPolicy
+
+    store.replace(
+        current,
+        dataclasses.replace(
+            current,
+            eviction_policy=EvictionPolicy.NO_EVICTION,
+            access_keys_authentication=Toggle.DISABLED,
+            provisioning_state=ProvisioningState.UPDATING,
+        ),
+    )
+    _tick(reconciler)
+    primary = backend.nodes["dabc-0-0"]
+    assert primary.config["maxmemory-policy"] == "noeviction"
+    assert primary.user_on is False
+    assert primary.killed_default_clients == 1
+    assert {n: node.pid for n, node in backend.nodes.items()} == pids
+
+
+def test_group_delete_removes_clusters_databases_and_nodes(world) -> None:  # type: ignore[no-untyped-def]
+    store, backend, routes, reconciler = world
+    _cluster(store)
+    _database(store, ClusteringPolicy.OSS_CLUSTER)
+    _tick(reconciler)
+    group = store.get(ResourceGroup, f"{SUB}/rg")
+    assert group is not None
+    store.replace(group, dataclasses.replace(group, provisioning_state=ProvisioningState.DELETING))
+    store.insert(Operation("op-del", SUB, "eastus", group.id, "delete", start_time="t"))
+    for _ in range(4):
+        _tick(reconciler)
+    assert store.list(ResourceGroup) == []
+    assert store.list(Cluster) == []
+    assert store.list(Database) == []
+    assert backend.nodes == {}
+    assert routes[-1].routes == ()
+    op = store.get(Operation, "op-del")
+    assert op is not None and op.status is OperationStatus.SUCCEEDED
