@@ -24,7 +24,8 @@ def parse_json_body(raw: bytes, required: bool = True) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        # RecursionError: pathologically nested JSON must be a 400 like any other bad body, not a 500.
         raise ArmError(
             "InvalidRequestContent",
             f"The request content is not valid JSON: {e}. Send a JSON object.",
