@@ -1,0 +1,194 @@
+"""Planning a database's node actions from desired targets and an observed snapshot."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from amr.logic.plan import (
+    AddAllSlots,
+    ClusterMeet,
+    ClusterReplicate,
+    ConfigSet,
+    EnsureNode,
+    NodeEnvironment,
+    NodeTarget,
+    ObservedNode,
+    SetDefaultUser,
+    WaitCluster,
+    WaitReady,
+    describe_actions,
+    plan_database_actions,
+    plan_node_targets,
+)
+from amr.logic.valkey_conf import password_hash
+from amr.model.enums import ClusteringPolicy, EvictionPolicy, Toggle
+from amr.model.node import ProcessState, Role
+from amr.model.resources import Cluster, Database, NodeAssignment
+
+ENV = NodeEnvironment("/h/nodes", "/h/run", "127.0.0.2", "localhost", "admin-secret", 512 * 1024**2)
+CLUSTER = Cluster("sub", "rg", "c1", "eastus", "Balanced_B0", Toggle.ENABLED)
+NODES = (
+    NodeAssignment("d1-0-0", 0, Role.PRIMARY, 8500),
+    NodeAssignment("d1-0-1", 0, Role.REPLICA, 8501),
+)
+
+
+def database(policy: ClusteringPolicy = ClusteringPolicy.OSS_CLUSTER, **changes: object) -> Database:
+    db = Database(
+        "sub", "rg", "c1", "d1", 10000, "primary-key", "secondary-key",
+        clustering_policy=policy, access_keys_authentication=Toggle.ENABLED, nodes=NODES,
+    )  # fmt: skip
+    return dataclasses.replace(db, **changes)
+
+
+def in_sync(target: NodeTarget, **changes: object) -> ObservedNode:
+    """What a node that matches its target looks like (cluster fields filled by callers)."""
+    node = ObservedNode(
+        name=target.spec.name,
+        process=ProcessState.RUNNING,
+        ready=True,
+        config=dict(target.live_config),
+        default_user_on=target.default_user_on,
+        default_user_hashes=target.default_user_hashes,
+    )
+    return dataclasses.replace(node, **changes)
+
+
+def synced_cluster(targets: tuple[NodeTarget, ...]) -> dict[str, ObservedNode]:
+    primary, replica = targets
+    return {
+        primary.spec.name: in_sync(
+            primary, cluster_id="P", cluster_known_ids=frozenset({"P", "R"}),
+            cluster_slots_assigned=16384, cluster_state_ok=True,
+        ),
+        replica.spec.name: in_sync(
+            replica, cluster_id="R", cluster_known_ids=frozenset({"P", "R"}),
+            cluster_state_ok=True, cluster_primary_id="P",
+        ),
+    }  # fmt: skip
+
+
+KEYS = ("primary-key", "secondary-key")
+
+
+def test_targets_describe_every_node() -> None:
+    targets = plan_node_targets(database(), CLUSTER, ENV)
+    assert [t.spec.name for t in targets] == ["d1-0-0", "d1-0-1"]
+    primary, replica = targets
+    assert primary.spec.directory == "/h/nodes/d1/d1-0-0"
+    assert primary.spec.socket == "/h/run/d1-0-0.sock"
+    assert ("maxmemory-policy", "volatile-lru") in primary.live_config
+    assert primary.default_user_on
+    assert primary.default_user_hashes == {password_hash(k)[1:] for k in KEYS}
+    assert "primary-key" not in primary.spec.config
+    assert replica.spec.role is Role.REPLICA
+
+
+def test_nodes_not_ready_come_first_and_alone() -> None:
+    targets = plan_node_targets(database(), CLUSTER, ENV)
+    primary, replica = targets
+    # The replica is missing and the primary's config drifted: only start/wait actions are planned.
+    observed = {primary.spec.name: in_sync(primary, config={})}
+    actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS)
+    assert actions == [EnsureNode(replica.spec), WaitReady(replica.spec)]
+    observed[replica.spec.name] = in_sync(replica, ready=False, process=ProcessState.STARTING)
+    actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS)
+    assert actions == [EnsureNode(replica.spec), WaitReady(replica.spec)]
+    assert plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, {}, KEYS) == [
+        EnsureNode(primary.spec), WaitReady(primary.spec), EnsureNode(replica.spec), WaitReady(replica.spec),
+    ]  # fmt: skip
+
+
+def test_in_sync_plans_nothing() -> None:
+    targets = plan_node_targets(database(), CLUSTER, ENV)
+    assert plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, synced_cluster(targets), KEYS) == []
+    assert describe_actions([]) == "in sync"
+    nocluster = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, ENV)
+    observed = {t.spec.name: in_sync(t) for t in nocluster}
+    assert plan_database_actions(ClusteringPolicy.NO_CLUSTER, nocluster, observed, KEYS) == []
+
+
+def test_config_drift_is_corrected_with_config_set() -> None:
+    db = database(ClusteringPolicy.NO_CLUSTER, eviction_policy=EvictionPolicy.ALL_KEYS_LRU)
+    targets = plan_node_targets(db, CLUSTER, ENV)
+    primary, replica = targets
+    observed = {t.spec.name: in_sync(t) for t in targets}
+    observed[primary.spec.name].config["maxmemory-policy"] = "volatile-lru"
+    actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS)
+    assert actions == [ConfigSet(primary.spec, "maxmemory-policy", "allkeys-lru")]
+    assert describe_actions(actions) == "ConfigSet(d1-0-0)"
+
+
+def test_access_key_change_sets_default_user_without_disconnecting() -> None:
+    old = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, ENV)
+    new_keys = ("new-primary", "secondary-key")
+    db = database(ClusteringPolicy.NO_CLUSTER, primary_key="new-primary")
+    targets = plan_node_targets(db, CLUSTER, ENV)
+    observed = {t.spec.name: in_sync(t) for t in old}
+    actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, new_keys)
+    assert [type(a) for a in actions] == [SetDefaultUser, SetDefaultUser]
+    action = actions[0]
+    assert isinstance(action, SetDefaultUser)
+    assert not action.disconnect_clients
+    assert "on" in action.rule and password_hash("new-primary") in action.rule
+    assert password_hash("primary-key") not in action.rule
+    assert "new-primary" not in action.rule  # only hashes
+
+
+def test_disabling_access_keys_disconnects_clients() -> None:
+    old = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, ENV)
+    db = database(ClusteringPolicy.NO_CLUSTER, access_keys_authentication=Toggle.DISABLED)
+    targets = plan_node_targets(db, CLUSTER, ENV)
+    observed = {t.spec.name: in_sync(t) for t in old}
+    actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS)
+    assert len(actions) == 2
+    for action in actions:
+        assert isinstance(action, SetDefaultUser)
+        assert action.disconnect_clients and "off" in action.rule and "on" not in action.rule
+
+
+def test_cluster_mode_empty_primary_gets_all_slots() -> None:
+    targets = plan_node_targets(database(), CLUSTER, ENV)
+    primary, _ = targets
+    observed = synced_cluster(targets)
+    observed[primary.spec.name] = dataclasses.replace(
+        observed[primary.spec.name], cluster_slots_assigned=0, cluster_state_ok=False
+    )
+    actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS)
+    assert actions == [AddAllSlots(primary.spec)]
+    observed[primary.spec.name] = dataclasses.replace(
+        observed[primary.spec.name], cluster_slots_assigned=16384
+    )
+    actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS)
+    assert [type(a) for a in actions] == [WaitCluster]
+
+
+def test_cluster_mode_replica_meets_then_replicates() -> None:
+    targets = plan_node_targets(database(ClusteringPolicy.ENTERPRISE_CLUSTER), CLUSTER, ENV)
+    primary, replica = targets
+    observed = synced_cluster(targets)
+    fresh = dataclasses.replace(
+        observed[replica.spec.name], cluster_known_ids=frozenset({"R"}), cluster_primary_id=None
+    )
+    observed[replica.spec.name] = fresh
+    actions = plan_database_actions(ClusteringPolicy.ENTERPRISE_CLUSTER, targets, observed, KEYS)
+    assert actions == [ClusterMeet(replica.spec, "127.0.0.2", primary.spec.port)]
+    # After the meet the replica knows the primary but does not follow it yet.
+    observed[replica.spec.name] = dataclasses.replace(fresh, cluster_known_ids=frozenset({"P", "R"}))
+    actions = plan_database_actions(ClusteringPolicy.ENTERPRISE_CLUSTER, targets, observed, KEYS)
+    assert actions == [ClusterReplicate(replica.spec, "P")]
+
+
+def test_cluster_mode_waits_for_primary_id() -> None:
+    targets = plan_node_targets(database(), CLUSTER, ENV)
+    primary, replica = targets
+    observed = synced_cluster(targets)
+    observed[primary.spec.name] = dataclasses.replace(observed[primary.spec.name], cluster_id=None)
+    observed[replica.spec.name] = dataclasses.replace(observed[replica.spec.name], cluster_primary_id=None)
+    assert plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS) == []
+
+
+def test_no_cluster_mode_plans_no_topology() -> None:
+    targets = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, ENV)
+    observed = {t.spec.name: in_sync(t) for t in targets}  # no slots, no cluster ids
+    assert plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS) == []

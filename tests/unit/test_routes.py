@@ -1,0 +1,112 @@
+"""The gateway route table: planning, rendering and parsing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from amr.errors import GatewayError
+from amr.logic.routes import node_socket_path, parse_route_table, plan_route_table, render_route_table
+from amr.model.enums import ClientProtocol, ClusteringPolicy, ProvisioningState, TlsVersion, Toggle
+from amr.model.node import Role
+from amr.model.resources import Cluster, Database, NodeAssignment
+from amr.model.routes import Route, RouteTable
+
+CLUSTER = Cluster("sub", "rg", "c1", "eastus", "Balanced_B0", Toggle.ENABLED)
+OTHER = Cluster(
+    "sub", "rg", "c2", "eastus", "Balanced_B0", Toggle.ENABLED, minimum_tls_version=TlsVersion.V1_2
+)
+
+
+def db(cluster: str, port: int, uid: str, **changes: object) -> Database:
+    nodes = (
+        NodeAssignment(f"{uid}-0-0", 0, Role.PRIMARY, port - 1500),
+        NodeAssignment(f"{uid}-0-1", 0, Role.REPLICA, port - 1499),
+    )
+    base = Database(
+        "sub", "rg", cluster, uid, port, "k1", "k2", nodes=nodes,
+        clustering_policy=ClusteringPolicy.NO_CLUSTER, provisioning_state=ProvisioningState.SUCCEEDED,
+    )  # fmt: skip
+    return dataclasses.replace(base, **changes)
+
+
+def plan(*dbs: Database) -> RouteTable:
+    clusters = {CLUSTER.key: CLUSTER, OTHER.key: OTHER}
+    return plan_route_table(list(dbs), clusters, "/run", "/pki/cert.pem", "/pki/key.pem")
+
+
+def test_database_port_routes_to_its_primary() -> None:
+    d = db("c1", 10000, "d1")
+    table = plan(d)
+    assert table.cert_file == "/pki/cert.pem" and table.key_file == "/pki/key.pem"
+    assert table.routes == (Route(10000, True, "/run/d1-0-0.sock", d.id, "1.2"),)
+    assert node_socket_path("/run", "x") == "/run/x.sock"
+
+
+def test_plaintext_database_has_no_tls() -> None:
+    (route,) = plan(db("c1", 10000, "d1", client_protocol=ClientProtocol.PLAINTEXT)).routes
+    assert not route.tls
+
+
+@pytest.mark.parametrize("state", [ProvisioningState.FAILED, ProvisioningState.DELETING])
+def test_failed_and_deleting_databases_get_no_route(state: ProvisioningState) -> None:
+    table = plan(db("c1", 10000, "d1", provisioning_state=state), db("c2", 10001, "d2"))
+    assert [r.port for r in table.routes] == [10001]
+
+
+@pytest.mark.parametrize("state", [ProvisioningState.CREATING, ProvisioningState.UPDATING])
+def test_busy_databases_keep_their_route(state: ProvisioningState) -> None:
+    assert [r.port for r in plan(db("c1", 10000, "d1", provisioning_state=state)).routes] == [10000]
+
+
+def test_database_without_cluster_or_primary_gets_no_route() -> None:
+    assert plan(db("gone", 10000, "d1")).routes == ()
+    assert plan(db("c1", 10000, "d1", nodes=())).routes == ()
+
+
+def test_oss_cluster_exposes_node_ports() -> None:
+    d = db("c1", 10000, "d1", clustering_policy=ClusteringPolicy.OSS_CLUSTER)
+    table = plan(d)
+    assert {(r.port, r.target) for r in table.routes} == {
+        (10000, "/run/d1-0-0.sock"),
+        (8500, "/run/d1-0-0.sock"),
+        (8501, "/run/d1-0-1.sock"),
+    }
+    enterprise = plan(db("c1", 10000, "d1", clustering_policy=ClusteringPolicy.ENTERPRISE_CLUSTER))
+    assert [r.port for r in enterprise.routes] == [10000]
+
+
+def test_render_parse_round_trip() -> None:
+    table = plan(
+        db("c1", 10001, "d1", clustering_policy=ClusteringPolicy.OSS_CLUSTER),
+        db("c2", 10000, "d2", client_protocol=ClientProtocol.PLAINTEXT),
+    )
+    text = render_route_table(table)
+    parsed = parse_route_table(text)
+    assert parsed.cert_file == table.cert_file and parsed.key_file == table.key_file
+    assert sorted(parsed.routes, key=lambda r: r.port) == sorted(table.routes, key=lambda r: r.port)
+    assert [r.port for r in parsed.routes] == sorted(r.port for r in table.routes)
+    assert render_route_table(parsed) == text
+    empty = RouteTable((), "c", "k")
+    assert parse_route_table(render_route_table(empty)) == empty
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "[]",
+        '{"version": 2, "routes": [], "certFile": "c", "keyFile": "k"}',
+        '{"version": 1, "certFile": "c", "keyFile": "k"}',
+        '{"version": 1, "routes": [{"port": "x", "tls": true, "target": "t"}], "certFile": "c", "keyFile": "k"}',
+        '{"version": 1, "routes": [{"tls": true, "target": "t"}], "certFile": "c", "keyFile": "k"}',
+        '{"version": 1, "routes": [], "keyFile": "k"}',
+        '{"version": 1, "routes": [{"port": 1, "tls": true, "target": "a"}, {"port": 1, "tls": true, "target": "b"}],'
+        ' "certFile": "c", "keyFile": "k"}',
+    ],
+)
+def test_parse_refuses_malformed_files(text: str) -> None:
+    with pytest.raises(GatewayError):
+        parse_route_table(text)

@@ -1,0 +1,137 @@
+"""Rendering valkey.conf and ACL rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import pytest
+
+from amr.logic.valkey_conf import (
+    ADMIN_USER,
+    NodeConfigInput,
+    password_hash,
+    render_default_user_rule,
+    render_eviction_policy,
+    render_persistence,
+    render_valkey_conf,
+)
+from amr.model.enums import AofFrequency, ClusteringPolicy, EvictionPolicy, RdbFrequency
+from amr.model.node import Role
+from amr.model.resources import Persistence
+
+KEYS = ("clear-primary-key-123", "clear-secondary-key-456")
+BASE = NodeConfigInput(
+    role=Role.PRIMARY,
+    directory="/h/nodes/d1/d1-0-0",
+    socket="/h/run/d1-0-0.sock",
+    internal_host="127.0.0.2",
+    port=8500,
+    public_host="cache.example",
+    clustering_policy=ClusteringPolicy.OSS_CLUSTER,
+    max_memory_bytes=536870912,
+    eviction_policy=EvictionPolicy.ALL_KEYS_LFU,
+    persistence=Persistence(),
+    access_keys_enabled=True,
+    access_keys=KEYS,
+    admin_password="admin-pw",
+    primary_port=None,
+)
+
+
+def lines(conf: str) -> list[str]:
+    return conf.splitlines()
+
+
+def user_line(conf: str, user: str) -> list[str]:
+    (line,) = [x for x in lines(conf) if x.startswith(f"user {user} ")]
+    return line.split()
+
+
+def test_password_hash_is_acl_sha256() -> None:
+    assert password_hash("k") == "#" + hashlib.sha256(b"k").hexdigest()
+
+
+def test_keys_appear_only_hashed() -> None:
+    conf = render_valkey_conf(BASE)
+    for key in KEYS:
+        assert key not in conf
+        assert password_hash(key) in user_line(conf, "default")
+    default = user_line(conf, "default")
+    assert default[2] == "on" and "reset" not in default
+    assert "-config" in default and "+cluster|slots" in default and "-cluster" in default
+
+
+def test_default_user_off_when_access_keys_disabled() -> None:
+    conf = render_valkey_conf(dataclasses.replace(BASE, access_keys_enabled=False))
+    default = user_line(conf, "default")
+    assert "off" in default and "on" not in default
+    assert render_default_user_rule(False, KEYS)[:2] == ["reset", "off"]
+    assert render_default_user_rule(True, ("a", ""))[:3] == ["reset", "on", password_hash("a")]
+    assert password_hash("") not in render_default_user_rule(True, ("a", ""))
+
+
+def test_admin_user_and_replication_auth() -> None:
+    conf = render_valkey_conf(BASE)
+    admin = user_line(conf, ADMIN_USER)
+    assert "on" in admin and password_hash("admin-pw") in admin and "+@all" in admin
+    assert f"primaryuser {ADMIN_USER}" in lines(conf)
+
+
+def test_cluster_lines_only_in_cluster_mode() -> None:
+    for policy in (ClusteringPolicy.OSS_CLUSTER, ClusteringPolicy.ENTERPRISE_CLUSTER):
+        conf = lines(render_valkey_conf(dataclasses.replace(BASE, clustering_policy=policy)))
+        assert "cluster-enabled yes" in conf
+        assert "cluster-port 18500" in conf
+        assert "cluster-announce-hostname cache.example" in conf
+        assert not any(x.startswith("replicaof") for x in conf)
+    conf = lines(render_valkey_conf(dataclasses.replace(BASE, clustering_policy=ClusteringPolicy.NO_CLUSTER)))
+    assert not any(x.startswith("cluster-") for x in conf)
+    assert not any(x.startswith("replicaof") for x in conf)
+
+
+def test_replicaof_for_a_nocluster_replica() -> None:
+    replica = dataclasses.replace(
+        BASE, role=Role.REPLICA, clustering_policy=ClusteringPolicy.NO_CLUSTER, primary_port=8501
+    )
+    assert "replicaof 127.0.0.2 8501" in lines(render_valkey_conf(replica))
+    clustered = dataclasses.replace(replica, clustering_policy=ClusteringPolicy.OSS_CLUSTER)
+    assert not any(x.startswith("replicaof") for x in lines(render_valkey_conf(clustered)))
+
+
+def test_basic_lines() -> None:
+    conf = lines(render_valkey_conf(BASE))
+    for expected in (
+        "bind 127.0.0.2",
+        "port 8500",
+        'unixsocket "/h/run/d1-0-0.sock"',
+        'dir "/h/nodes/d1/d1-0-0"',
+        "maxmemory 536870912",
+        "maxmemory-policy allkeys-lfu",
+        "appendonly no",
+        'save ""',
+    ):
+        assert expected in conf
+
+
+@pytest.mark.parametrize(
+    ("persistence", "appendonly", "appendfsync", "save"),
+    [
+        (Persistence(), "no", "everysec", ""),
+        (Persistence(aof_enabled=True, aof_frequency=AofFrequency.ONE_SECOND), "yes", "everysec", ""),
+        (Persistence(aof_enabled=True, aof_frequency=AofFrequency.ALWAYS), "yes", "always", ""),
+        (Persistence(rdb_enabled=True), "no", "everysec", "3600 1"),
+        (Persistence(rdb_enabled=True, rdb_frequency=RdbFrequency.SIX_HOURS), "no", "everysec", "21600 1"),
+        (Persistence(rdb_enabled=True, rdb_frequency=RdbFrequency.TWELVE_HOURS), "no", "everysec", "43200 1"),
+    ],
+)
+def test_persistence(persistence: Persistence, appendonly: str, appendfsync: str, save: str) -> None:
+    p = render_persistence(persistence)
+    assert (p.appendonly, p.appendfsync, p.save) == (appendonly, appendfsync, save)
+
+
+def test_every_eviction_policy_renders() -> None:
+    rendered = {render_eviction_policy(p) for p in EvictionPolicy}
+    assert len(rendered) == len(EvictionPolicy)
+    assert render_eviction_policy(EvictionPolicy.NO_EVICTION) == "noeviction"
+    assert render_eviction_policy(EvictionPolicy.VOLATILE_TTL) == "volatile-ttl"
