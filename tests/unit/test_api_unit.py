@@ -1,0 +1,275 @@
+"""The ARM API in process: create_app over a SqlStore on a temp file and the FakeReconciler."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from amr.api.app import create_app
+from amr.api.auth import Principal, TokenService
+from amr.api.context import Services
+from amr.model.resources import Cluster, Database, Operation
+from amr.settings import Settings
+from amr.store.repository import SqlStore
+from amr.testing.clock import FakeClock
+from amr.testing.reconciler import FakeReconciler
+
+SUB = "11111111-2222-3333-4444-555555555555"
+TENANT = "tenant-1"
+API = "api-version=2025-07-01"
+GROUPS_API = "api-version=2024-03-01"
+CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Cache/redisEnterprise/cache1"
+DATABASE = CLUSTER + "/databases/default"
+CLUSTER_BODY = {
+    "location": "eastus",
+    "sku": {"name": "Balanced_B1"},
+    "properties": {"publicNetworkAccess": "Enabled"},
+}
+
+
+@dataclass
+class Api:
+    client: TestClient
+    store: SqlStore
+    reconciler: FakeReconciler
+    clock: FakeClock
+    tokens: TokenService
+    busy_ports: set[int]
+
+    def call(self, method: str, path: str, body: Any = None, query: str = API) -> Any:
+        content = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+        sep = "&" if "?" in path else "?"
+        return self.client.request(method, f"{path}{sep}{query}" if query else path, content=content)
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    clock = FakeClock()
+    store = SqlStore.open_file(tmp_path / "amr.db")
+    reconciler = FakeReconciler(store, clock.now)
+    tokens = TokenService(b"k" * 32, Principal(TENANT, "client", "secret"), clock.time)
+    busy: set[int] = set()
+    ids = iter(range(1, 1000))
+    services = Services(
+        settings=Settings(home=tmp_path),
+        store=store,
+        reconciler=reconciler,
+        tokens=tokens,
+        subscription_id=SUB,
+        tenant_id=TENANT,
+        port_is_free=lambda port: port not in busy,
+        now=clock.now,
+        new_id=lambda: f"op-{next(ids)}",
+    )
+    token, _ = tokens.issue("client", "secret", "https://management.azure.com/.default")
+    with TestClient(
+        create_app(services), base_url="https://testserver", headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        yield Api(client, store, reconciler, clock, tokens, busy)
+    store.close()
+
+
+def create_cluster(api: Api, body: dict[str, Any] | None = None) -> None:
+    r = api.call("PUT", f"/subscriptions/{SUB}/resourcegroups/rg1", {"location": "eastus"}, GROUPS_API)
+    assert r.status_code in (200, 201), r.text
+    r = api.call("PUT", CLUSTER, body or CLUSTER_BODY)
+    assert r.status_code == 201, r.text
+    api.reconciler.settle()
+
+
+def create_database(api: Api, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    r = api.call("PUT", DATABASE, {"properties": properties or {"accessKeysAuthentication": "Enabled"}})
+    assert r.status_code == 201, r.text
+    api.reconciler.settle()
+    return api.call("GET", DATABASE).json()
+
+
+def poll(api: Api, url: str) -> dict[str, Any]:
+    r = api.client.get(url)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_cluster_create_is_an_lro(api: Api) -> None:
+    api.call("PUT", f"/subscriptions/{SUB}/resourcegroups/rg1", {"location": "eastus"}, GROUPS_API)
+    r = api.call("PUT", CLUSTER, {**CLUSTER_BODY, "tags": {"env": "dev"}})
+    assert r.status_code == 201, r.text
+    assert r.json()["properties"]["provisioningState"] == "Creating"
+    assert r.headers["Retry-After"] == "1"
+    status_url = r.headers["Azure-AsyncOperation"]
+    assert status_url.startswith(
+        f"https://testserver/subscriptions/{SUB}/providers/Microsoft.Cache/locations/eastus/"
+    )
+    assert api.reconciler.notifications == 1
+    status = poll(api, status_url)
+    assert status["status"] == "InProgress" and status["name"] == "op-1"
+    assert status["endTime"] == "0001-01-01T00:00:00+00:00"
+    assert status["startTime"] == api.clock.now().isoformat()
+    api.clock.advance(5)
+    api.reconciler.settle()
+    status = poll(api, status_url)
+    assert status["status"] == "Succeeded" and status["endTime"] == api.clock.now().isoformat()
+    cluster = api.call("GET", CLUSTER).json()
+    assert cluster["properties"]["provisioningState"] == "Succeeded"
+    assert cluster["properties"]["resourceState"] == "Running"
+    assert cluster["tags"] == {"env": "dev"}
+    stored = api.store.get(Cluster, f"{SUB}/rg1/cache1")
+    assert stored is not None and stored.sku_name == "Balanced_B1"
+
+
+def test_database_create_places_ports_and_nodes(api: Api) -> None:
+    create_cluster(api)
+    api.busy_ports.add(10000)  # something else holds the first port on the host
+    db = create_database(api)
+    assert db["properties"]["port"] == 10001
+    assert db["properties"]["provisioningState"] == "Succeeded"
+    stored = api.store.get(Database, f"{SUB}/rg1/cache1/default")
+    assert stored is not None
+    assert [(n.role.value, n.port) for n in stored.nodes] == [("primary", 8500), ("replica", 8501)]
+    keys = api.call("POST", DATABASE + "/listKeys").json()
+    assert keys == {"primaryKey": stored.primary_key, "secondaryKey": stored.secondary_key}
+    assert keys["primaryKey"] != keys["secondaryKey"]
+    listed = api.call("GET", CLUSTER + "/databases").json()["value"]
+    assert [d["id"] for d in listed] == [db["id"]]
+
+
+def test_database_on_a_creating_cache_is_a_conflict(api: Api) -> None:
+    api.call("PUT", f"/subscriptions/{SUB}/resourcegroups/rg1", {"location": "eastus"}, GROUPS_API)
+    api.call("PUT", CLUSTER, CLUSTER_BODY)
+    r = api.call("PUT", DATABASE, {"properties": {}})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "Conflict"
+    assert api.store.list(Database) == []
+
+
+def test_patch_while_updating_is_a_conflict_and_repeat_is_200(api: Api) -> None:
+    create_cluster(api)
+    create_database(api)
+    r = api.call("PATCH", DATABASE, {"properties": {"evictionPolicy": "NoEviction"}})
+    assert r.status_code == 202, r.text
+    assert r.json()["properties"]["provisioningState"] == "Updating"
+    r = api.call("PATCH", DATABASE, {"properties": {"evictionPolicy": "AllKeysLFU"}})
+    assert r.status_code == 409, r.text
+    assert "busy" in r.json()["error"]["message"]
+    # Repeating the state being applied is not a change, even while busy.
+    r = api.call("PATCH", DATABASE, {"properties": {"evictionPolicy": "NoEviction"}})
+    assert r.status_code == 200 and "Azure-AsyncOperation" not in r.headers
+    api.reconciler.settle()
+    assert api.call("GET", DATABASE).json()["properties"]["evictionPolicy"] == "NoEviction"
+
+
+def test_regenerate_key_applies_and_returns_new_keys(api: Api) -> None:
+    create_cluster(api)
+    create_database(api)
+    before = api.call("POST", DATABASE + "/listKeys").json()
+    r = api.call("POST", DATABASE + "/regenerateKey", {"keyType": "Secondary"})
+    assert r.status_code == 200, r.text
+    after = r.json()
+    assert after["primaryKey"] == before["primaryKey"] and after["secondaryKey"] != before["secondaryKey"]
+    assert api.reconciler.applied[-1].secondary_key == after["secondaryKey"]
+    assert api.call("POST", DATABASE + "/listKeys").json() == after
+
+
+def test_regenerate_key_failure_to_apply_is_503(api: Api) -> None:
+    create_cluster(api)
+    create_database(api)
+    api.reconciler.fail_apply = "node d1-0-0 is down"
+    r = api.call("POST", DATABASE + "/regenerateKey", {"keyType": "Primary"})
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == "KeyRegenerationPending"
+
+
+def test_scaling_down_below_used_memory_is_refused(api: Api) -> None:
+    create_cluster(api)
+    create_database(api)
+    api.reconciler.memory[f"{SUB}/rg1/cache1/default"] = 2 * 1024**3
+    r = api.call("PATCH", CLUSTER, {"sku": {"name": "Balanced_B0"}})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidSkuForScaling"
+    skus = api.call("POST", CLUSTER + "/listSkusForScaling").json()["skus"]
+    names = {s["name"] for s in skus}
+    assert "Balanced_B0" not in names and "Balanced_B1" not in names and "Balanced_B3" in names
+    assert not any(n.startswith("FlashOptimized") for n in names)
+    r = api.call("PATCH", CLUSTER, {"sku": {"name": "Balanced_B3"}})
+    assert r.status_code == 202, r.text
+    assert r.json()["properties"]["resourceState"] == "Scaling"
+
+
+def test_flush_completes_its_operation(api: Api) -> None:
+    create_cluster(api)
+    create_database(api)
+    r = api.call("POST", DATABASE + "/flush")
+    assert r.status_code == 202, r.text
+    assert len(api.reconciler.flushed) == 1
+    assert poll(api, r.headers["Azure-AsyncOperation"])["status"] == "Succeeded"
+    result = api.client.get(r.headers["Location"])
+    assert result.status_code == 200
+    r = api.call("POST", DATABASE + "/flush", {"ids": ["/subscriptions/x"]})
+    assert r.status_code == 400 and r.json()["error"]["target"] == "ids"
+
+
+def test_delete_cluster_then_not_found(api: Api) -> None:
+    create_cluster(api)
+    create_database(api)
+    r = api.call("DELETE", CLUSTER)
+    assert r.status_code == 202, r.text
+    location = r.headers["Location"]
+    assert api.client.get(location).status_code == 202
+    api.reconciler.settle()
+    assert api.client.get(location).status_code == 204
+    assert api.call("GET", CLUSTER).status_code == 404
+    assert api.call("DELETE", CLUSTER).status_code == 204
+    assert api.store.list(Database) == [] and api.store.list(Cluster) == []
+
+
+def test_failed_operation_reports_its_error(api: Api) -> None:
+    create_cluster(api)
+    r = api.call("PUT", DATABASE, {"properties": {}})
+    api.reconciler.fail(r.json()["id"], "DatabaseCreateFailed", "the node did not start")
+    status = poll(api, r.headers["Azure-AsyncOperation"])
+    assert status["status"] == "Failed"
+    assert status["error"] == {"code": "DatabaseCreateFailed", "message": "the node did not start"}
+
+
+def test_group_delete_removes_everything(api: Api) -> None:
+    create_cluster(api)
+    create_database(api)
+    r = api.call("DELETE", f"/subscriptions/{SUB}/resourcegroups/rg1", query=GROUPS_API)
+    assert r.status_code == 202, r.text
+    assert api.client.get(r.headers["Location"]).status_code == 202
+    api.reconciler.settle()
+    assert api.client.get(r.headers["Location"]).status_code == 200
+    assert api.call("GET", f"/subscriptions/{SUB}/resourcegroups/rg1", query=GROUPS_API).status_code == 404
+    assert api.call("GET", f"/subscriptions/{SUB}/providers/Microsoft.Cache/redisEnterprise").json() == {
+        "value": []
+    }
+    assert all(op.status.done for op in api.store.list(Operation))
+
+
+def test_expired_token_is_refused(api: Api) -> None:
+    create_cluster(api)
+    api.clock.advance(3601)
+    r = api.call("GET", CLUSTER)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "ExpiredAuthenticationToken"
+
+
+def test_token_endpoint(api: Api) -> None:
+    form = "grant_type=client_credentials&client_id=client&client_secret=secret&scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
+    r = api.client.post(f"/{TENANT}/oauth2/v2.0/token", content=form, headers={"Authorization": ""})
+    assert r.status_code == 200, r.text
+    token = r.json()["access_token"]
+    assert api.tokens.verify(f"Bearer {token}")["tid"] == TENANT
+    bad = api.client.post(f"/{TENANT}/oauth2/v2.0/token", content=form.replace("secret&", "nope&"))
+    assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
+    assert api.client.post("/other-tenant/oauth2/v2.0/token", content=form).status_code == 400
+
+
+def test_client_request_id_is_echoed(api: Api) -> None:
+    r = api.client.get(
+        f"/providers/Microsoft.Cache/operations?{API}", headers={"x-ms-client-request-id": "abc"}
+    )
+    assert r.status_code == 200 and r.headers["x-ms-client-request-id"] == "abc"
