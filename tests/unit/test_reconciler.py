@@ -129,12 +129,7 @@ def test_a_node_that_fails_to_start_fails_the_operation_and_is_removed(world) ->
     db = _database(store, ClusteringPolicy.OSS_CLUSTER)
     backend.fail_start["dabc-0-1"] = "Bad directive or wrong number of arguments"
 
-    async def run() -> None:
-        await reconciler.tick()
-        await asyncio.sleep(0.01)  # let the background removal finish
-        await reconciler.tick()
-
-    asyncio.run(run())
+    _tick(reconciler)
     saved = store.get(Database, db.key)
     assert saved is not None
     assert saved.provisioning_state is ProvisioningState.FAILED

@@ -20,7 +20,7 @@ from amr.logic.placement import choose_node_ports, count_new_nodes, plan_nodes
 from amr.logic.plan import NodeEnvironment, describe_actions, plan_database_actions, plan_node_targets
 from amr.logic.routes import plan_route_table
 from amr.model.enums import OperationStatus, ProvisioningState, ResourceState, Toggle
-from amr.model.node import Role
+from amr.model.node import ProcessState, Role
 from amr.model.resources import Cluster, Database, Operation, OperationError, ResourceGroup
 from amr.model.routes import RouteTable
 from amr.model.sku import sku_by_name
@@ -240,11 +240,20 @@ class Reconciler:
                 await self._remove_database(db)
                 return f"deleted database {db.id}"
             if state is ProvisioningState.FAILED:
+                if db.resource_state is ResourceState.CREATE_FAILED:
+                    # A failed create leaves nothing running; this also finishes a cleanup that a
+                    # crash interrupted.
+                    return await self._remove_leftover_nodes(db)
                 return None
             try:
                 plan = await self._converge(db, cluster)
             except AmrError as e:
-                return self._fail_database(db, e) if state.busy else f"database {db.id} unhealthy: {e}"
+                if not state.busy:
+                    return f"database {db.id} unhealthy: {e}"
+                outcome = self._fail_database(db, e)
+                if state is ProvisioningState.CREATING:
+                    await self._remove_nodes(db)
+                return outcome
             if state.busy:
                 done = dataclasses.replace(
                     db, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
@@ -300,17 +309,16 @@ class Reconciler:
         )
         self._replace(db, failed)
         code = "DatabaseCreateFailed" if creating else "DatabaseUpdateFailed"
-        self._complete(
-            db.id,
-            OperationError(
-                code, f"The database could not be {'created' if creating else 'updated'}: {error}"
-            ),
-        )
-        if creating:
-            task = asyncio.get_running_loop().create_task(self._remove_nodes(db))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        verb = "created" if creating else "updated"
+        self._complete(db.id, OperationError(code, f"The database could not be {verb}: {error}"))
         return f"database {db.id} failed: {error}"
+
+    async def _remove_leftover_nodes(self, db: Database) -> str | None:
+        statuses = [await self._backend.node_status(n.name) for n in db.nodes]
+        if all(s.state is ProcessState.ABSENT for s in statuses):
+            return None
+        await self._remove_nodes(db)
+        return f"removed the nodes of failed database {db.id}"
 
     async def _remove_nodes(self, db: Database) -> None:
         for node in db.nodes:
