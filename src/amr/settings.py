@@ -130,7 +130,11 @@ def default_home(env: Mapping[str, str]) -> Path:
 
 
 def _coerce(value: Any, to: Any, name: str) -> Any:
-    kind = to if isinstance(to, type) else {"int": int, "float": float, "str": str, "bool": bool}.get(str(to), str)
+    kind = (
+        to
+        if isinstance(to, type)
+        else {"int": int, "float": float, "str": str, "bool": bool}.get(str(to), str)
+    )
     try:
         if kind is bool and isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")
