@@ -170,6 +170,18 @@ def test_sdk_nocluster_plaintext_without_ha(
     assert r.info("memory")["maxmemory"] == 1024**3
     assert len(amr_service.node_pids()) == 1
 
+    # Scaling within one shard is a memory change, applied live.
+    skus = {s.name: s.size_in_gb for s in client.redis_enterprise.list_skus_for_scaling(GROUP, "plain").skus}
+    assert skus["Balanced_B0"] == 0.5 and "Balanced_B1" not in skus
+    assert not any(name.startswith("FlashOptimized") for name in skus)
+    pid = amr_service.node_pids()
+    scaled = client.redis_enterprise.begin_update(
+        GROUP, "plain", ClusterUpdate(sku=Sku(name="Balanced_B0"))
+    ).result()
+    assert scaled.sku.name == "Balanced_B0" and scaled.resource_state == "Running"
+    assert r.info("memory")["maxmemory"] == 512 * 1024**2
+    assert amr_service.node_pids() == pid
+
     # Enabling HA later adds a replica that follows the primary.
     client.redis_enterprise.begin_update(GROUP, "plain", ClusterUpdate(high_availability="Enabled")).result()
     assert len(amr_service.node_pids()) == 2
