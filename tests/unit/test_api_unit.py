@@ -273,3 +273,7 @@ def test_client_request_id_is_echoed(api: Api) -> None:
         f"/providers/Microsoft.Cache/operations?{API}", headers={"x-ms-client-request-id": "abc"}
     )
     assert r.status_code == 200 and r.headers["x-ms-client-request-id"] == "abc"
+    missing = api.client.get(f"{CLUSTER}?{API}", headers={"x-ms-client-request-id": "def"})
+    assert missing.status_code == 404 and missing.headers["x-ms-client-request-id"] == "def"
+    unknown = api.client.get("/nothing", headers={"x-ms-client-request-id": "ghi"})
+    assert unknown.status_code == 404 and unknown.headers["x-ms-client-request-id"] == "ghi"

@@ -126,8 +126,10 @@ def _render(response: Response) -> HttpResponse:
     return JSONResponse(response.body, status_code=response.status, headers=response.headers)
 
 
-def _error(e: ArmError) -> HttpResponse:
-    return JSONResponse(e.to_body(), status_code=e.status)
+def _error(e: ArmError, request_id: str) -> HttpResponse:
+    # ARM echoes the client's request id on failures too: that is when callers need it most.
+    headers = {"x-ms-client-request-id": request_id} if request_id else None
+    return JSONResponse(e.to_body(), status_code=e.status, headers=headers)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -168,19 +170,23 @@ def create_app(services: Services) -> FastAPI:
             return _error(
                 ArmError(
                     "Conflict", f"The resource changed while this request ran ({e}); retry the request.", 409
-                )
+                ),
+                request_id,
             )
         except ArmError as e:
-            return _error(e)
+            return _error(e, request_id)
         except AmrError as e:
             log.error("request failed", extra={"path": request.url.path, "request_id": request_id})
-            return _error(ArmError("InternalServerError", f"amr could not complete the request: {e}", 500))
+            return _error(
+                ArmError("InternalServerError", f"amr could not complete the request: {e}", 500), request_id
+            )
         except Exception:
             log.exception("unexpected error", extra={"path": request.url.path, "request_id": request_id})
             return _error(
                 ArmError(
                     "InternalServerError", "amr hit an unexpected error; see AMR_HOME/logs/api.log.", 500
-                )
+                ),
+                request_id,
             )
         headers = response.headers
         if request_id:
