@@ -26,7 +26,7 @@ stop: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
-	$(BIN)/mypy src/amr/model src/amr/logic
+	$(BIN)/mypy src
 
 test: lint
 	$(BIN)/pytest -q tests

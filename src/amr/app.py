@@ -15,6 +15,7 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from amr.errors import AmrError
@@ -26,7 +27,7 @@ from amr.settings import Settings, default_home, load_settings
 log = logging.getLogger("amr")
 
 
-def port_checker(hosts: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def port_checker(hosts: tuple[str, ...]) -> Callable[[int], bool]:
     """A function telling whether a TCP port can be bound on every one of ``hosts``."""
 
     def is_free(port: int) -> bool:
@@ -43,7 +44,7 @@ def port_checker(hosts: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return is_free
 
 
-def routes_writer(settings: Settings):  # type: ignore[no-untyped-def]
+def routes_writer(settings: Settings) -> Callable[[RouteTable], None]:
     def write(table: RouteTable) -> None:
         write_private(settings.routes_file, render_route_table(table))
 

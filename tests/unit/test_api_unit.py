@@ -277,3 +277,17 @@ def test_client_request_id_is_echoed(api: Api) -> None:
     assert missing.status_code == 404 and missing.headers["x-ms-client-request-id"] == "def"
     unknown = api.client.get("/nothing", headers={"x-ms-client-request-id": "ghi"})
     assert unknown.status_code == 404 and unknown.headers["x-ms-client-request-id"] == "ghi"
+
+
+def test_head_on_a_resource_group_tells_whether_it_exists(api: Api) -> None:
+    api.call("PUT", f"/subscriptions/{SUB}/resourcegroups/rg1", {"location": "eastus"}, GROUPS_API)
+    assert api.call("HEAD", f"/subscriptions/{SUB}/resourcegroups/rg1", None, GROUPS_API).status_code == 204
+    assert api.call("HEAD", f"/subscriptions/{SUB}/resourcegroups/nope", None, GROUPS_API).status_code == 404
+
+
+def test_sku_names_are_stored_in_catalogue_spelling(api: Api) -> None:
+    create_cluster(api, {**CLUSTER_BODY, "sku": {"name": "balanced_b1"}})
+    assert api.call("GET", CLUSTER).json()["sku"]["name"] == "Balanced_B1"
+    # Repeating the PUT with another spelling is the same state: a no-op 200.
+    r = api.call("PUT", CLUSTER, {**CLUSTER_BODY, "sku": {"name": "BALANCED_B1"}})
+    assert r.status_code == 200 and "Azure-AsyncOperation" not in r.headers

@@ -69,7 +69,7 @@ def test_in_memory_skus_are_accepted(name: str) -> None:
     ("name", "words"),
     [
         ("Balanced_B7", ["not valid", "Balanced_B5"]),
-        ("balanced_b0", ["not valid"]),
+        ("enterprise_e10", ["legacy"]),
         ("", ["not valid"]),
         ("FlashOptimized_A250", ["FlashOptimized", "in-memory"]),
         ("Enterprise_E10", ["legacy"]),
@@ -180,3 +180,7 @@ def test_busy_resource_is_conflict() -> None:
     with pytest.raises(Conflict) as e:
         validate_not_busy("cache", "c1", True, "Updating")
     assert e.value.status == 409 and "Updating" in e.value.message and "retry" in e.value.message
+
+
+def test_sku_names_match_without_case_and_come_back_in_catalogue_spelling() -> None:
+    assert validate_sku("balanced_b0").name == "Balanced_B0"

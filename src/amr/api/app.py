@@ -54,6 +54,8 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", "subscriptions/{subscriptionId}/resourcegroups", groups.list_groups, RESOURCES_API_VERSIONS),
     _r("PUT", "subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}", groups.put_group, RESOURCES_API_VERSIONS),
     _r("GET", "subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}", groups.get_group, RESOURCES_API_VERSIONS),
+    _r("HEAD", "subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}", groups.check_group_exists,
+       RESOURCES_API_VERSIONS),
     _r("DELETE", "subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}", groups.delete_group,
        RESOURCES_API_VERSIONS),
     _r("GET", "subscriptions/{subscriptionId}/operationresults/{operationId}", groups.get_group_operation_result,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from amr.api.context import Request, Response, lro_headers, require_subscription
 from amr.api.handlers_groups import find_group
@@ -36,8 +37,8 @@ def find_cluster(req: Request) -> Cluster:
 
 
 def _same_desired(a: Cluster, b: Cluster) -> bool:
-    strip = {f: None for f in _STATE_FIELDS}
-    return dataclasses.replace(a, **strip) == dataclasses.replace(b, **strip)
+    strip: dict[str, Any] = {f: getattr(a, f) for f in _STATE_FIELDS}
+    return dataclasses.replace(b, **strip) == a
 
 
 async def put_cluster(req: Request) -> Response:

@@ -142,7 +142,7 @@ async def _create_database(req: Request, cluster: Cluster, request: DatabaseRequ
 
 async def patch_database(req: Request) -> Response:
     _, current = find_database(req)
-    request = parse_database_request(parse_json_body(req.body))
+    request = parse_database_request(parse_json_body(req.body), base=current.persistence)
     new = dataclasses.replace(current, **request.fields)
     if request.port is not None:
         new = dataclasses.replace(new, port=request.port)
@@ -220,9 +220,10 @@ async def regenerate_key(req: Request) -> Response:
     validate_not_busy("database", db.name, db.provisioning_state.busy, db.provisioning_state.value)
     s = req.services
     key = s.new_access_key()
-    updated = dataclasses.replace(
-        db, **{"primary_key" if key_type is _KeyType.PRIMARY else "secondary_key": key}
-    )
+    if key_type is _KeyType.PRIMARY:
+        updated = dataclasses.replace(db, primary_key=key)
+    else:
+        updated = dataclasses.replace(db, secondary_key=key)
     s.store.replace(db, updated)
     try:
         await s.reconciler.apply_database(updated)

@@ -81,3 +81,9 @@ async def get_group_operation_result(req: Request) -> Response:
     if op.status is OperationStatus.FAILED and op.error:
         raise ArmError(op.error.code, op.error.message, 409)
     return Response(200, None)
+
+
+async def check_group_exists(req: Request) -> Response:
+    """HEAD on a resource group (az group exists): 204 when it exists, 404 when not."""
+    find_group(req, req.params["resourceGroupName"])
+    return Response(204)

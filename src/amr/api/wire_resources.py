@@ -31,10 +31,6 @@ from amr.model.resources import (
 REDIS_VERSION = "7.2"  # what Valkey 8 reports as redis_version
 
 
-def display_location(location: str) -> str:
-    return location
-
-
 def location_key(location: str) -> str:
     """The URL form of a location ("East US" -> "eastus")."""
     return location.replace(" ", "").lower()
@@ -77,12 +73,12 @@ def parse_cluster_put(
     sku_name = as_str(field(sku, "name"), "sku.name")
     if not sku_name:
         raise InvalidParameter("'sku.name' is required (for example 'Balanced_B0').", "sku.name")
-    validate_sku(sku_name)
+    sku_name = validate_sku(sku_name).name  # the catalogue's spelling
     props = as_object(field(body, "properties"), "properties")
     pna = as_enum(field(props, "publicNetworkAccess"), Toggle, "properties.publicNetworkAccess")
     if pna is None:
         raise InvalidParameter(
-            "'properties.publicNetworkAccess' is required when creating a cache. Allowed values: Enabled, Disabled.",
+            "'properties.publicNetworkAccess' is required in a cache PUT. Allowed values: Enabled, Disabled.",
             "properties.publicNetworkAccess",
         )
     tls = (
@@ -112,8 +108,7 @@ def parse_cluster_patch(body: dict[str, Any], current: Cluster) -> Cluster:
     if has_field(body, "sku"):
         sku_name = as_str(field(as_object(field(body, "sku"), "sku"), "name"), "sku.name")
         if sku_name:
-            validate_sku(sku_name)
-            changes["sku_name"] = sku_name
+            changes["sku_name"] = validate_sku(sku_name).name
     if has_field(body, "tags"):
         changes["tags"] = as_tags(field(body, "tags")) or {}
     props = as_object(field(body, "properties"), "properties")
@@ -185,8 +180,9 @@ class DatabaseRequest:
     extras: DatabaseRequestExtras
 
 
-def parse_database_request(body: dict[str, Any]) -> DatabaseRequest:
-    """The fields a database PUT or PATCH body sets."""
+def parse_database_request(body: dict[str, Any], base: Persistence | None = None) -> DatabaseRequest:
+    """The fields a database PUT or PATCH body sets. With ``base`` (PATCH), a partial persistence
+    object is merged into it, as a JSON merge patch would."""
     props = as_object(field(body, "properties"), "properties")
     p = "properties."
     fields: dict[str, Any] = {}
@@ -201,7 +197,9 @@ def parse_database_request(body: dict[str, Any]) -> DatabaseRequest:
         if value is not None:
             fields[key] = value
     if has_field(props, "persistence"):
-        fields["persistence"] = parse_persistence(as_object(field(props, "persistence"), p + "persistence"))
+        fields["persistence"] = parse_persistence(
+            as_object(field(props, "persistence"), p + "persistence"), base
+        )
     port = as_int(field(props, "port"), p + "port")
     modules = field(props, "modules")
     names: list[str] = []
@@ -209,26 +207,31 @@ def parse_database_request(body: dict[str, Any]) -> DatabaseRequest:
         if not isinstance(modules, list):
             raise InvalidParameter("'properties.modules' must be an array of {name, args}.", p + "modules")
         for i, module in enumerate(modules):
-            name = as_str(field(as_object(module, f"{p}modules[{i}]"), "name"), f"{p}modules[{i}].name")
-            if not name:
+            module_name = as_str(
+                field(as_object(module, f"{p}modules[{i}]"), "name"), f"{p}modules[{i}].name"
+            )
+            if not module_name:
                 raise InvalidParameter(f"'{p}modules[{i}].name' is required.", f"{p}modules[{i}].name")
-            names.append(name)
+            names.append(module_name)
     geo = field(props, "geoReplication")
     has_geo = bool(as_object(geo, p + "geoReplication")) if geo is not None else False
     return DatabaseRequest(fields, port, DatabaseRequestExtras(tuple(names), has_geo))
 
 
-def parse_persistence(obj: dict[str, Any]) -> Persistence:
+def parse_persistence(obj: dict[str, Any], base: Persistence | None = None) -> Persistence:
     p = "properties.persistence."
-    aof = as_bool(field(obj, "aofEnabled"), p + "aofEnabled") or False
-    rdb = as_bool(field(obj, "rdbEnabled"), p + "rdbEnabled") or False
+    base = base or Persistence()
+    aof = as_bool(field(obj, "aofEnabled"), p + "aofEnabled")
+    rdb = as_bool(field(obj, "rdbEnabled"), p + "rdbEnabled")
     aof_freq = as_enum(field(obj, "aofFrequency"), AofFrequency, p + "aofFrequency")
     rdb_freq = as_enum(field(obj, "rdbFrequency"), RdbFrequency, p + "rdbFrequency")
+    aof_on = base.aof_enabled if aof is None else aof
+    rdb_on = base.rdb_enabled if rdb is None else rdb
     return Persistence(
-        aof_enabled=aof,
-        aof_frequency=(aof_freq or AofFrequency.ONE_SECOND) if aof else None,
-        rdb_enabled=rdb,
-        rdb_frequency=(rdb_freq or RdbFrequency.ONE_HOUR) if rdb else None,
+        aof_enabled=aof_on,
+        aof_frequency=(aof_freq or base.aof_frequency or AofFrequency.ONE_SECOND) if aof_on else None,
+        rdb_enabled=rdb_on,
+        rdb_frequency=(rdb_freq or base.rdb_frequency or RdbFrequency.ONE_HOUR) if rdb_on else None,
     )
 
 

@@ -55,7 +55,7 @@ def validate_sku(name: str) -> Sku:
     """The SKU must be an Azure Managed Redis in-memory SKU; Flash and legacy Enterprise SKUs are
     refused because amr cannot run them."""
     sku = sku_by_name(name)
-    if name in LEGACY_SKU_NAMES:
+    if name.lower() in {n.lower() for n in LEGACY_SKU_NAMES}:
         raise InvalidParameter(
             f"The SKU '{name}' is a legacy Enterprise SKU, which amr does not offer. "
             "Use a Balanced_, MemoryOptimized_ or ComputeOptimized_ SKU.",

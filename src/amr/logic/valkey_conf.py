@@ -119,7 +119,7 @@ def render_valkey_conf(c: NodeConfigInput) -> str:
         "protected-mode no",
         "tcp-keepalive 60",
         # Show the config file in ps, so an operator can tell which database a process serves.
-        "proc-title-template \"{title} {listen-addr} {server-mode} {config-file}\"",
+        'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"',
         f"maxmemory {c.max_memory_bytes}",
         f"maxmemory-policy {render_eviction_policy(c.eviction_policy)}",
         f"appendonly {p.appendonly}",

@@ -94,8 +94,8 @@ LEGACY_SKU_NAMES: frozenset[str] = frozenset(
 
 
 def sku_by_name(name: str) -> Sku | None:
-    """The SKU with this exact name, or None."""
+    """The SKU with this name (matched without regard to case, as ARM does), or None."""
     for sku in SKUS:
-        if sku.name == name:
+        if sku.name.lower() == name.lower():
             return sku
     return None
