@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -143,7 +144,7 @@ class AmrService:
         if self._http is None:
             self._http = httpx.Client(
                 base_url=self.base_url,
-                verify=self.ca_file,
+                verify=ssl.create_default_context(cafile=self.ca_file),
                 headers={"Authorization": f"Bearer {self.token()}"},
                 timeout=30,
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from amr.store.repository import Store
 log = logging.getLogger(__name__)
 
 IDLE_INTERVAL = 2.0
+_UNHEALTHY = "unhealthy database"
 
 
 class Reconciler:
@@ -57,6 +59,7 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._database_tasks: dict[str, asyncio.Task[str | None]] = {}
         self._last_routes: RouteTable | None = None
 
     # --- the API's handle ------------------------------------------------------------------------
@@ -103,7 +106,7 @@ class Reconciler:
         while True:
             self._wake.clear()
             try:
-                for outcome in await self.tick():
+                for outcome in await self.tick(wait=False):
                     log.info("reconcile: %s", outcome)
             except Exception:
                 log.exception("reconcile tick failed; retrying")
@@ -112,17 +115,48 @@ class Reconciler:
             except TimeoutError:
                 pass
 
-    async def tick(self) -> list[str]:
-        """One pass over everything; returns what it did, one line per change."""
+    async def tick(self, wait: bool = True) -> list[str]:
+        """One pass over everything; returns what it did, one line per change.
+
+        Each database settles in its own task, so a slow one (a node still starting) never holds up
+        another database or the next tick; a database whose task is still running is skipped. With
+        ``wait`` the tick also waits for those tasks and returns their outcomes (tests use this);
+        without it their outcomes are logged when they finish.
+        """
         outcomes: list[str] = []
         self._publish_routes()
         outcomes += await self._settle_groups()
         outcomes += await self._settle_clusters()
-        databases = self._store.list(Database)
-        results = await asyncio.gather(*(self._settle_database(db) for db in databases))
-        outcomes += [o for o in results if o]
+        started = []
+        for db in self._store.list(Database):
+            if db.key in self._database_tasks:
+                continue
+            task = asyncio.get_running_loop().create_task(self._settle_database(db))
+            self._database_tasks[db.key] = task
+            task.add_done_callback(functools.partial(self._database_settled, db.key, log_outcome=not wait))
+            started.append(task)
+        if wait and started:
+            outcomes += [o for o in await asyncio.gather(*started) if o]
         self._publish_routes()
         return outcomes
+
+    def _database_settled(self, key: str, task: asyncio.Task[str | None], *, log_outcome: bool) -> None:
+        self._database_tasks.pop(key, None)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("settling database %s failed", key, exc_info=error)
+            return
+        outcome = task.result()
+        if not outcome:
+            return
+        if log_outcome:
+            log.info("reconcile: %s", outcome)
+        if not outcome.startswith(_UNHEALTHY):
+            # The database changed state: its cache or group may move on now, and routes may change.
+            self._publish_routes()
+            self.notify()
 
     # --- resource groups and clusters --------------------------------------------------------------
 
@@ -249,7 +283,7 @@ class Reconciler:
                 plan = await self._converge(db, cluster)
             except AmrError as e:
                 if not state.busy:
-                    return f"database {db.id} unhealthy: {e}"
+                    return f"{_UNHEALTHY} {db.id}: {e}"
                 outcome = self._fail_database(db, e)
                 if state is ProvisioningState.CREATING:
                     await self._remove_nodes(db)
