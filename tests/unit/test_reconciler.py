@@ -187,3 +187,22 @@ def test_group_delete_removes_clusters_databases_and_nodes(world) -> None:  # ty
     assert routes[-1].routes == ()
     op = store.get(Operation, "op-del")
     assert op is not None and op.status is OperationStatus.SUCCEEDED
+
+
+def test_delete_during_create_cancels_the_create_and_completes_the_delete(world) -> None:  # type: ignore[no-untyped-def]
+    store, backend, _, reconciler = world
+    _cluster(store)
+    db = _database(store, ClusteringPolicy.OSS_CLUSTER)
+    store.replace(
+        db,
+        dataclasses.replace(
+            db, provisioning_state=ProvisioningState.DELETING, resource_state=ResourceState.DELETING
+        ),
+    )
+    store.insert(Operation("op-del", SUB, "eastus", db.id, "delete", start_time="t"))
+    _tick(reconciler)
+    assert store.get(Database, db.key) is None
+    create, delete = store.get(Operation, "op1"), store.get(Operation, "op-del")
+    assert create is not None and create.status is OperationStatus.CANCELED
+    assert delete is not None and delete.status is OperationStatus.SUCCEEDED
+    assert backend.nodes == {}

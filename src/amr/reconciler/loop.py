@@ -168,9 +168,8 @@ class Reconciler:
             clusters = self._store.list(Cluster, group.key + "/")
             for cluster in clusters:
                 self._mark_cluster_deleting(cluster)
-            if not clusters:
-                self._store.delete(group)
-                self._complete(group.id)
+            if not clusters and self._delete(group):
+                self._complete(group.id, ("delete",))
                 outcomes.append(f"deleted resource group {group.id}")
         return outcomes
 
@@ -191,8 +190,8 @@ class Reconciler:
             state = cluster.provisioning_state
             dbs = self._store.list(Database, cluster.key + "/")
             if state is ProvisioningState.CREATING:
-                self._finish_cluster(cluster)
-                outcomes.append(f"created cache {cluster.id}")
+                if self._finish_cluster(cluster, "create"):
+                    outcomes.append(f"created cache {cluster.id}")
             elif state is ProvisioningState.DELETING:
                 for db in dbs:
                     if db.provisioning_state is not ProvisioningState.DELETING:
@@ -204,16 +203,14 @@ class Reconciler:
                                 resource_state=ResourceState.DELETING,
                             ),
                         )
-                if not dbs:
-                    self._store.delete(cluster)
-                    self._complete(cluster.id)
+                if not dbs and self._delete(cluster):
+                    self._complete(cluster.id, ("delete",))
                     outcomes.append(f"deleted cache {cluster.id}")
             elif state is ProvisioningState.UPDATING:
                 pending = False
                 for db in dbs:
                     pending |= await self._propagate_cluster_change(cluster, db)
-                if not pending:
-                    self._finish_cluster(cluster)
+                if not pending and self._finish_cluster(cluster, "update"):
                     outcomes.append(f"updated cache {cluster.id}")
         return outcomes
 
@@ -254,14 +251,14 @@ class Reconciler:
             return True
         return False
 
-    def _finish_cluster(self, cluster: Cluster) -> None:
-        self._replace(
-            cluster,
-            dataclasses.replace(
-                cluster, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
-            ),
+    def _finish_cluster(self, cluster: Cluster, action: str) -> bool:
+        done = dataclasses.replace(
+            cluster, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
         )
-        self._complete(cluster.id)
+        if not self._replace(cluster, done):
+            return False
+        self._complete(cluster.id, (action,))
+        return True
 
     # --- databases ---------------------------------------------------------------------------------
 
@@ -292,9 +289,11 @@ class Reconciler:
                 done = dataclasses.replace(
                     db, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
                 )
-                self._replace(db, done)
-                self._complete(db.id)
-                return f"{'created' if state is ProvisioningState.CREATING else 'updated'} database {db.id}: {plan}"
+                action = "create" if state is ProvisioningState.CREATING else "update"
+                if not self._replace(db, done):
+                    return f"database {db.id} changed while it converged; replanning"
+                self._complete(db.id, (action,))
+                return f"{action}d database {db.id}: {plan}"
             return None if plan == "in sync" else f"repaired database {db.id}: {plan}"
 
     async def _converge(self, db: Database, cluster: Cluster) -> str:
@@ -341,10 +340,12 @@ class Reconciler:
             provisioning_state=ProvisioningState.FAILED,
             resource_state=ResourceState.CREATE_FAILED if creating else ResourceState.UPDATE_FAILED,
         )
-        self._replace(db, failed)
+        if not self._replace(db, failed):
+            return f"database {db.id} changed while it converged; replanning"
         code = "DatabaseCreateFailed" if creating else "DatabaseUpdateFailed"
         verb = "created" if creating else "updated"
-        self._complete(db.id, OperationError(code, f"The database could not be {verb}: {error}"))
+        reason = OperationError(code, f"The database could not be {verb}: {error}")
+        self._complete(db.id, ("create" if creating else "update",), reason)
         return f"database {db.id} failed: {error}"
 
     async def _remove_leftover_nodes(self, db: Database) -> str | None:
@@ -366,9 +367,11 @@ class Reconciler:
     async def _remove_database(self, db: Database) -> None:
         await self._remove_nodes(db)
         current = self._store.get(Database, db.key)
-        if current is not None:
-            self._store.delete(current)
-        self._complete(db.id)
+        if current is not None and not self._delete(current):
+            return
+        self._complete(db.id, ("delete",))
+        gone = OperationError("ResourceDeleted", "The database was deleted before this operation finished.")
+        self._complete(db.id, ("create", "update", "flush"), gone, status=OperationStatus.CANCELED)
         self._publish_routes()
 
     async def _flush(self, db: Database, operation: Operation) -> None:
@@ -386,7 +389,7 @@ class Reconciler:
                         await admin.close()
         except AmrError as e:
             error = OperationError("FlushFailed", f"The database could not be flushed: {e}")
-        self._complete(db.id, error, only=operation.id)
+        self._complete(db.id, ("flush",), error, only=operation.id)
 
     # --- helpers -----------------------------------------------------------------------------------
 
@@ -395,25 +398,46 @@ class Reconciler:
 
     def _replace(
         self, old: Cluster | Database | ResourceGroup, new: Cluster | Database | ResourceGroup
-    ) -> None:
+    ) -> bool:
+        """Compare-and-swap a record; False (and a prompt replan) when the API changed it meanwhile."""
         try:
             self._store.replace(old, new)
+            return True
         except ConcurrencyError:
             log.info("record %s changed meanwhile; next tick replans", old.key)
             self.notify()
+            return False
+
+    def _delete(self, old: Cluster | Database | ResourceGroup) -> bool:
+        try:
+            self._store.delete(old)
+            return True
+        except ConcurrencyError:
+            log.info("record %s changed meanwhile; next tick replans", old.key)
+            self.notify()
+            return False
 
     def _complete(
-        self, resource_id: str, error: OperationError | None = None, only: str | None = None
+        self,
+        resource_id: str,
+        actions: tuple[str, ...],
+        error: OperationError | None = None,
+        only: str | None = None,
+        status: OperationStatus | None = None,
     ) -> None:
-        status = OperationStatus.FAILED if error else OperationStatus.SUCCEEDED
+        """Finish the in-progress operations of ``actions`` on a resource (or just ``only``)."""
+        final = status or (OperationStatus.FAILED if error else OperationStatus.SUCCEEDED)
         for op in self._store.list(Operation):
-            if op.resource_id != resource_id or op.status.done or (only and op.id != only):
+            if op.resource_id != resource_id or op.status.done or op.action not in actions:
                 continue
-            if only is None and op.action == "flush":
+            if only and op.id != only:
                 continue
-            self._store.replace(
-                op, dataclasses.replace(op, status=status, end_time=self._now().isoformat(), error=error)
-            )
+            try:
+                self._store.replace(
+                    op, dataclasses.replace(op, status=final, end_time=self._now().isoformat(), error=error)
+                )
+            except ConcurrencyError:
+                pass  # finished by someone else meanwhile
 
     def _publish_routes(self) -> None:
         clusters = {c.key: c for c in self._store.list(Cluster)}
