@@ -206,3 +206,23 @@ def test_delete_during_create_cancels_the_create_and_completes_the_delete(world)
     assert create is not None and create.status is OperationStatus.CANCELED
     assert delete is not None and delete.status is OperationStatus.SUCCEEDED
     assert backend.nodes == {}
+
+
+def test_finished_operations_are_forgotten_after_a_day(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    store = SqlStore.open_file(tmp_path / "amr.db")
+    old = (now - timedelta(days=2)).isoformat()
+    recent = (now - timedelta(hours=1)).isoformat()
+    store.insert(Operation("old", SUB, "eastus", "/x", "create", OperationStatus.SUCCEEDED, old, old))
+    store.insert(
+        Operation("recent", SUB, "eastus", "/x", "create", OperationStatus.SUCCEEDED, recent, recent)
+    )
+    store.insert(Operation("running", SUB, "eastus", "/x", "create", OperationStatus.IN_PROGRESS, old))
+    reconciler = Reconciler(
+        Settings(home=tmp_path), store, FakeNodeBackend(), "pw", lambda t: None, lambda p: True, lambda: now
+    )
+    _tick(reconciler)
+    assert sorted(op.id for op in store.list(Operation)) == ["recent", "running"]
+    store.close()

@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from amr.errors import AmrError, ConcurrencyError, NodeError
 from amr.logic.placement import choose_node_ports, count_new_nodes, plan_nodes
@@ -33,6 +33,7 @@ from amr.store.repository import Store
 log = logging.getLogger(__name__)
 
 IDLE_INTERVAL = 2.0
+OPERATION_RETENTION = timedelta(days=1)
 _UNHEALTHY = "unhealthy database"
 
 
@@ -125,6 +126,7 @@ class Reconciler:
         """
         outcomes: list[str] = []
         self._publish_routes()
+        self._prune_operations()
         outcomes += await self._settle_groups()
         outcomes += await self._settle_clusters()
         started = []
@@ -438,6 +440,13 @@ class Reconciler:
                 )
             except ConcurrencyError:
                 pass  # finished by someone else meanwhile
+
+    def _prune_operations(self) -> None:
+        """Forget finished operations after a day, as ARM does; their resources keep their state."""
+        cutoff = self._now() - OPERATION_RETENTION
+        for op in self._store.list(Operation):
+            if op.status.done and op.end_time and datetime.fromisoformat(op.end_time) < cutoff:
+                self._store.delete(op)
 
     def _publish_routes(self) -> None:
         clusters = {c.key: c for c in self._store.list(Cluster)}
