@@ -130,3 +130,13 @@ def test_database_file_is_private(tmp_path: Path) -> None:
                 assert stat.S_IMODE(extra.stat().st_mode) == 0o600
     finally:
         reopened.close()
+
+
+def test_a_new_store_is_migrated_to_the_latest_revision(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = SqlStore.open_file(tmp_path / "amr.db")
+    store.close()
+    SqlStore.open_file(tmp_path / "amr.db").close()  # reopening applies nothing twice
+    with sqlite3.connect(tmp_path / "amr.db") as conn:
+        assert conn.execute("select version_num from alembic_version").fetchall() == [("0001",)]

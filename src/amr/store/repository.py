@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from amr.errors import ConcurrencyError, StoreError
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
 from amr.store.codec import from_record, to_record
+from amr.store.schema import upgrade_schema
 
 Record = ResourceGroup | Cluster | Database | Operation
 R = TypeVar("R", ResourceGroup, Cluster, Database, Operation)
@@ -48,6 +49,7 @@ class Store(Protocol):
     def delete(self, obj: Record) -> None: ...
 
 
+# The table as migrations/versions/0001_records.py creates it.
 _metadata = sa.MetaData()
 _records = sa.Table(
     "records",
@@ -70,7 +72,7 @@ class SqlStore:
             self._engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             with self._engine.begin() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-            _metadata.create_all(self._engine)
+            upgrade_schema(self._engine)
         except SQLAlchemyError as e:
             raise StoreError(f"cannot open the store at {url}: {e}") from e
         self._lock = threading.Lock()
