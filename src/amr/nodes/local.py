@@ -26,6 +26,8 @@ from amr.settings import Settings
 
 log = logging.getLogger(__name__)
 
+REMOVE_ATTEMPTS = 40
+
 CONF_NAME = "valkey.conf"
 LOG_NAME = "valkey.log"
 
@@ -169,9 +171,7 @@ class LocalNodeBackend:
         self._check_under_nodes_dir(node_dir)
         sock = await asyncio.to_thread(_configured_socket, node_dir / CONF_NAME)
         async with self._lock:
-            if await self._supervisor.get_process_info(program) is not None:
-                await self._supervisor.stop_process(program, wait=True)
-                await self._supervisor.remove_process_group(program)
+            await self._stop_and_unregister(program)
             self.program_file(name).unlink(missing_ok=True)
             await self._supervisor.reload_config()
         try:
@@ -181,6 +181,21 @@ class LocalNodeBackend:
         except OSError as e:
             raise NodeError(f"node {name}: cannot delete {node_dir}: {e}") from e
         log.info("node %s removed", name, extra={"node": name})
+
+    async def _stop_and_unregister(self, program: str) -> None:
+        # A node in a restart loop (a bad config) can be respawned by supervisord between our stop
+        # and our remove (STILL_RUNNING): stop it again until the removal takes.
+        for attempt in range(REMOVE_ATTEMPTS):
+            if await self._supervisor.get_process_info(program) is None:
+                return
+            await self._supervisor.stop_process(program, wait=True)
+            try:
+                await self._supervisor.remove_process_group(program)
+                return
+            except NodeError as e:
+                if "STILL_RUNNING" not in str(e) or attempt == REMOVE_ATTEMPTS - 1:
+                    raise
+            await asyncio.sleep(0.05)
 
     def admin(self, spec: NodeSpec) -> UnixValkeyAdmin:
         """An admin connection to the node over its unix socket."""
