@@ -82,7 +82,7 @@ def run_api(settings: Settings) -> None:
     supervisor = SupervisorClient(str(settings.supervisor_dir / "supervisor.sock"))
     backend = LocalNodeBackend(settings, supervisor, "amr-admin", admin_password)
     g = settings.gateway
-    is_free = port_checker((g.bind_host, settings.engine.internal_host))
+    is_free = port_checker((*g.bind_hosts, settings.engine.internal_host))
     reconciler = Reconciler(settings, store, backend, admin_password, routes_writer(settings), is_free)
     tokens = TokenService(
         read_secret(settings, "token.key").encode(),

@@ -30,6 +30,7 @@ class ApiSettings:
 class GatewaySettings:
     """The data-plane endpoint: where it listens and what it announces."""
 
+    # One address, or several separated by commas (for example "127.0.0.1,192.168.1.20").
     bind_host: str = "127.0.0.1"
     public_host: str = "localhost"
     port_range_start: int = 10000
@@ -37,6 +38,31 @@ class GatewaySettings:
     node_port_range_start: int = 8500
     node_port_range_end: int = 8999
     route_poll_interval: float = 0.1
+    # Gateway processes sharing each port (SO_REUSEPORT); more than 1 helps on machines with cores to spare.
+    workers: int = 1
+    # CIDRs of the private networks that may connect when publicNetworkAccess is Disabled, and that
+    # firewall rules do not apply to (as Azure private endpoints). Comma-separated; none by default.
+    private_networks: str = ""
+    # Authentication phase: bytes a connection may send before it has authenticated, and seconds it
+    # has to finish the TLS handshake and authenticate.
+    auth_buffer_limit: int = 16384
+    auth_timeout: float = 10.0
+    # Brute-force protection: this many failed AUTHs from one source within the window refuse that
+    # source for the cooldown (seconds).
+    auth_failure_limit: int = 10
+    auth_failure_window: float = 60.0
+    auth_cooldown: float = 300.0
+    # Connection audit log (AMR_HOME/logs/connections*.jsonl): rotate at this size, keep this many.
+    audit_max_bytes: int = 10_000_000
+    audit_backups: int = 3
+
+    @property
+    def bind_hosts(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in self.bind_host.split(",") if h.strip())
+
+    @property
+    def private_network_list(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.private_networks.split(",") if c.strip())
 
 
 @dataclass(frozen=True)
@@ -53,6 +79,14 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """The server certificate of the API and the gateway. Empty: amr's own CA issues one."""
+
+    cert_file: str = ""
+    key_file: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All of amr's settings; ``home`` is AMR_HOME."""
 
@@ -60,6 +94,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     # Paths under AMR_HOME (DESIGN.md, "State on disk").
     @property
@@ -79,12 +114,20 @@ class Settings:
         return self.pki_dir / "ca.pem"
 
     @property
+    def user_supplied_certificate(self) -> bool:
+        return bool(self.tls.cert_file)
+
+    @property
     def server_cert_file(self) -> Path:
-        return self.pki_dir / "server.pem"
+        return Path(self.tls.cert_file) if self.tls.cert_file else self.pki_dir / "server.pem"
 
     @property
     def server_key_file(self) -> Path:
-        return self.pki_dir / "server.key"
+        return Path(self.tls.key_file) if self.tls.key_file else self.pki_dir / "server.key"
+
+    @property
+    def audit_file(self) -> Path:
+        return self.logs_dir / "connections.jsonl"
 
     @property
     def credentials_file(self) -> Path:
@@ -120,7 +163,12 @@ class Settings:
         return f"https://{host}:{self.api.port}"
 
 
-_GROUPS: dict[str, type] = {"api": ApiSettings, "gateway": GatewaySettings, "engine": EngineSettings}
+_GROUPS: dict[str, type] = {
+    "api": ApiSettings,
+    "gateway": GatewaySettings,
+    "engine": EngineSettings,
+    "tls": TlsSettings,
+}
 
 
 def default_home(env: Mapping[str, str]) -> Path:

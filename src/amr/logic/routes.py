@@ -25,6 +25,10 @@ def render_route_table(table: RouteTable) -> str:
                 "port": r.port,
                 "tls": r.tls,
                 "minTlsVersion": r.min_tls_version,
+                "allowedSources": None
+                if r.allowed_sources is None
+                else [[first, last] for first, last in r.allowed_sources],
+                "maxConnections": r.max_connections,
                 "target": r.target,
                 "databaseId": r.database_id,
             }
@@ -47,6 +51,10 @@ def parse_route_table(text: str) -> RouteTable:
                 target=str(r["target"]),
                 database_id=str(r.get("databaseId", "")),
                 min_tls_version=str(r.get("minTlsVersion", "1.2")),
+                allowed_sources=None
+                if r.get("allowedSources") is None
+                else tuple((str(a), str(b)) for a, b in r["allowedSources"]),
+                max_connections=int(r.get("maxConnections", 0)),
             )
             for r in data["routes"]
         )
