@@ -31,16 +31,39 @@ def db(cluster: str, port: int, uid: str, **changes: object) -> Database:
     return dataclasses.replace(base, **changes)
 
 
-def plan(*dbs: Database) -> RouteTable:
-    clusters = {CLUSTER.key: CLUSTER, OTHER.key: OTHER}
-    return plan_route_table(list(dbs), clusters, "/run", "/pki/cert.pem", "/pki/key.pem")
+def plan(*dbs: Database, rules: dict[str, list[tuple[str, str]]] | None = None, private: tuple[str, ...] = (),
+         clusters: tuple[Cluster, ...] = (CLUSTER, OTHER)) -> RouteTable:  # fmt: skip
+    by_key = {c.key: c for c in clusters}
+    return plan_route_table(list(dbs), by_key, "/run", "/pki/cert.pem", "/pki/key.pem", rules, private)
+
+
+def test_routes_carry_firewall_rules_private_networks_and_the_sku_limit() -> None:
+    rules = {CLUSTER.key: [("203.0.113.1", "203.0.113.9")]}
+    (route,) = plan(db("c1", 10000, "d1"), rules=rules, private=("10.8.0.0/16",)).routes
+    assert route.allowed_sources == (("10.8.0.0", "10.8.255.255"), ("203.0.113.1", "203.0.113.9"))
+    assert route.max_connections == 15000
+
+
+def test_public_network_access_disabled_leaves_only_private_networks() -> None:
+    closed = dataclasses.replace(CLUSTER, public_network_access=Toggle.DISABLED)
+    rules = {CLUSTER.key: [("203.0.113.1", "203.0.113.9")]}
+    (route,) = plan(db("c1", 10000, "d1"), rules=rules, clusters=(closed,)).routes
+    assert route.allowed_sources == ()
+    (route,) = plan(db("c1", 10000, "d1"), rules=rules, private=("10.8.0.0/16",), clusters=(closed,)).routes
+    assert route.allowed_sources == (("10.8.0.0", "10.8.255.255"),)
+
+
+def test_routes_file_round_trip_keeps_access_and_limits() -> None:
+    rules = {CLUSTER.key: [("2001:db8::1", "2001:db8::ff")]}
+    table = plan(db("c1", 10000, "d1"), rules=rules)
+    assert parse_route_table(render_route_table(table)) == table
 
 
 def test_database_port_routes_to_its_primary() -> None:
     d = db("c1", 10000, "d1")
     table = plan(d)
     assert table.cert_file == "/pki/cert.pem" and table.key_file == "/pki/key.pem"
-    assert table.routes == (Route(10000, True, "/run/d1-0-0.sock", d.id, "1.2"),)
+    assert table.routes == (Route(10000, True, "/run/d1-0-0.sock", d.id, "1.2", None, 15000),)
     assert node_socket_path("/run", "x") == "/run/x.sock"
 
 

@@ -18,6 +18,7 @@ from fastapi.responses import Response as HttpResponse
 
 from amr.api import handlers_clusters as clusters
 from amr.api import handlers_databases as databases
+from amr.api import handlers_firewall as firewall
 from amr.api import handlers_groups as groups
 from amr.api import handlers_misc as misc
 from amr.api.context import CACHE_API_VERSIONS, RESOURCES_API_VERSIONS, Request, Response, Services
@@ -69,6 +70,10 @@ ROUTES: tuple[Route, ...] = (
     _r("PATCH", _C, clusters.patch_cluster),
     _r("DELETE", _C, clusters.delete_cluster),
     _r("POST", _C + "/listSkusForScaling", clusters.list_skus_for_scaling),
+    _r("GET", _C + "/firewallRules", firewall.list_rules),
+    _r("PUT", _C + "/firewallRules/{ruleName}", firewall.put_rule),
+    _r("GET", _C + "/firewallRules/{ruleName}", firewall.get_rule),
+    _r("DELETE", _C + "/firewallRules/{ruleName}", firewall.delete_rule),
     _r("GET", _C + "/databases", databases.list_databases),
     _r("PUT", _D, databases.put_database),
     _r("GET", _D, databases.get_database),

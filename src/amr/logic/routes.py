@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from amr.errors import GatewayError
-from amr.model.enums import ClientProtocol, ClusteringPolicy, ProvisioningState
+from amr.logic.firewall import AddressRange, plan_allowed_sources
+from amr.model.enums import ClientProtocol, ClusteringPolicy, ProvisioningState, Toggle
 from amr.model.node import Role
 from amr.model.resources import Cluster, Database
 from amr.model.routes import Route, RouteTable
+from amr.model.sku import sku_by_name
 
 ROUTES_FORMAT_VERSION = 1
 
@@ -74,24 +77,40 @@ def plan_route_table(
     run_dir: str,
     cert_file: str,
     key_file: str,
+    rules: dict[str, list[AddressRange]] | None = None,
+    private_networks: tuple[str, ...] = (),
 ) -> RouteTable:
     """The routes the gateway should serve: each live database's port goes to its primary; an
     OSSCluster database also exposes every node on the node's own port (what CLUSTER SLOTS
-    announces). Failed and deleting databases get no route."""
+    announces). Failed and deleting databases get no route. Each route carries who may connect
+    (firewall rules of the cache, public network access, private networks) and the SKU's
+    connection limit."""
     routes: list[Route] = []
     for db in databases:
         cluster = clusters.get(db.cluster_key)
         if cluster is None or db.provisioning_state in (ProvisioningState.FAILED, ProvisioningState.DELETING):
             continue
-        tls = db.client_protocol is ClientProtocol.ENCRYPTED
-        tls_version = cluster.minimum_tls_version.value
         primaries = [n for n in db.nodes if n.role is Role.PRIMARY and n.shard == 0]
         if not primaries:
             continue
-        routes.append(Route(db.port, tls, node_socket_path(run_dir, primaries[0].name), db.id, tls_version))
+        sku = sku_by_name(cluster.sku_name)
+        template = Route(
+            port=db.port,
+            tls=db.client_protocol is ClientProtocol.ENCRYPTED,
+            target=node_socket_path(run_dir, primaries[0].name),
+            database_id=db.id,
+            min_tls_version=cluster.minimum_tls_version.value,
+            allowed_sources=plan_allowed_sources(
+                cluster.public_network_access is Toggle.ENABLED,
+                (rules or {}).get(cluster.key, []),
+                private_networks,
+            ),
+            max_connections=sku.max_connections if sku else 0,
+        )
+        routes.append(template)
         if db.clustering_policy is ClusteringPolicy.OSS_CLUSTER:
             for node in db.nodes:
-                routes.append(Route(node.port, tls, node_socket_path(run_dir, node.name), db.id, tls_version))
+                routes.append(replace(template, port=node.port, target=node_socket_path(run_dir, node.name)))
     return RouteTable(routes=tuple(routes), cert_file=cert_file, key_file=key_file)
 
 

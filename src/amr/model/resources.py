@@ -26,6 +26,7 @@ from amr.model.node import Role
 
 CLUSTER_TYPE = "Microsoft.Cache/redisEnterprise"
 DATABASE_TYPE = "Microsoft.Cache/redisEnterprise/databases"
+FIREWALL_RULE_TYPE = "Microsoft.Cache/redisEnterprise/firewallRules"
 
 
 def group_id(subscription_id: str, group: str) -> str:
@@ -155,6 +156,33 @@ class Database:
     @property
     def shard_count(self) -> int:
         return len({n.shard for n in self.nodes}) or 1
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """An amr extension in ARM shape (as classic Azure Cache for Redis has them): sources in
+    [start_ip, end_ip] may connect to the cluster's database."""
+
+    subscription_id: str
+    resource_group: str
+    cluster_name: str
+    name: str
+    start_ip: str
+    end_ip: str
+
+    @property
+    def key(self) -> str:
+        return lookup_key(
+            self.subscription_id, self.resource_group, self.cluster_name, "firewallrules", self.name
+        )
+
+    @property
+    def cluster_key(self) -> str:
+        return lookup_key(self.subscription_id, self.resource_group, self.cluster_name)
+
+    @property
+    def id(self) -> str:
+        return f"{cluster_id(self.subscription_id, self.resource_group, self.cluster_name)}/firewallRules/{self.name}"
 
 
 @dataclass(frozen=True)

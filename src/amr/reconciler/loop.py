@@ -22,7 +22,7 @@ from amr.logic.plan import NodeEnvironment, describe_actions, plan_database_acti
 from amr.logic.routes import plan_route_table
 from amr.model.enums import OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.node import ProcessState, Role
-from amr.model.resources import Cluster, Database, Operation, OperationError, ResourceGroup
+from amr.model.resources import Cluster, Database, FirewallRule, Operation, OperationError, ResourceGroup
 from amr.model.routes import RouteTable
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
@@ -206,6 +206,8 @@ class Reconciler:
                             ),
                         )
                 if not dbs and self._delete(cluster):
+                    for rule in self._store.list(FirewallRule, cluster.key + "/firewallrules/"):
+                        self._store.delete(rule)
                     self._complete(cluster.id, ("delete",))
                     outcomes.append(f"deleted cache {cluster.id}")
             elif state is ProvisioningState.UPDATING:
@@ -450,6 +452,9 @@ class Reconciler:
 
     def _publish_routes(self) -> None:
         clusters = {c.key: c for c in self._store.list(Cluster)}
+        rules: dict[str, list[tuple[str, str]]] = {}
+        for rule in self._store.list(FirewallRule):
+            rules.setdefault(rule.cluster_key, []).append((rule.start_ip, rule.end_ip))
         s = self._settings
         table = plan_route_table(
             self._store.list(Database),
@@ -457,6 +462,8 @@ class Reconciler:
             str(s.run_dir),
             str(s.server_cert_file),
             str(s.server_key_file),
+            rules,
+            s.gateway.private_network_list,
         )
         if table != self._last_routes:
             self._write_routes(table)

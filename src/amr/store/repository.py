@@ -16,18 +16,19 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from amr.errors import ConcurrencyError, StoreError
-from amr.model.resources import Cluster, Database, Operation, ResourceGroup
+from amr.model.resources import Cluster, Database, FirewallRule, Operation, ResourceGroup
 from amr.store.codec import from_record, to_record
 from amr.store.schema import upgrade_schema
 
-Record = ResourceGroup | Cluster | Database | Operation
-R = TypeVar("R", ResourceGroup, Cluster, Database, Operation)
+Record = ResourceGroup | Cluster | Database | Operation | FirewallRule
+R = TypeVar("R", ResourceGroup, Cluster, Database, Operation, FirewallRule)
 
 _KINDS: dict[type, str] = {
     ResourceGroup: "group",
     Cluster: "cluster",
     Database: "database",
     Operation: "operation",
+    FirewallRule: "firewall",
 }
 
 
