@@ -70,6 +70,7 @@ def run_api(settings: Settings) -> None:
     from amr.api.app import create_app
     from amr.api.auth import Principal, TokenService
     from amr.api.context import Services
+    from amr.gateway.tls import TlsContexts
     from amr.nodes.local import LocalNodeBackend
     from amr.nodes.supervisor import SupervisorClient
     from amr.reconciler.loop import Reconciler
@@ -99,7 +100,18 @@ def run_api(settings: Settings) -> None:
         port_is_free=is_free,
     )
     app = create_app(services)
-    config = uvicorn.Config(
+    tls = TlsContexts()
+    tls.set_files(str(settings.server_cert_file), str(settings.server_key_file))
+
+    class ReloadingTlsConfig(uvicorn.Config):
+        """uvicorn with our TLS context: TLS 1.2+, and a rotated certificate is served to new
+        handshakes within a second without dropping open connections."""
+
+        def load(self) -> None:
+            super().load()
+            self.ssl = tls.context_for("1.2")
+
+    config = ReloadingTlsConfig(
         app,
         host=settings.api.host,
         port=settings.api.port,
@@ -112,12 +124,19 @@ def run_api(settings: Settings) -> None:
     )
     server = uvicorn.Server(config)
 
+    async def refresh_certificate() -> None:
+        while True:
+            await asyncio.sleep(1)
+            tls.refresh()
+
     async def main() -> None:
-        task = asyncio.get_running_loop().create_task(reconciler.run())
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(reconciler.run()), loop.create_task(refresh_certificate())]
         try:
             await server.serve()
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
             store.close()
 
     uvloop.run(main())
@@ -175,9 +194,17 @@ def stop(settings: Settings) -> int:
     return 0
 
 
+def rotate_certificate(settings: Settings) -> int:
+    from amr.pki import issue_server_certificate
+
+    issue_server_certificate(settings)
+    print(f"issued a new server certificate: {settings.server_cert_file} (signed by {settings.ca_cert_file})")
+    return 0
+
+
 # --- entry -----------------------------------------------------------------------------------------
 
-SERVICE_COMMANDS = ("serve", "stop", "api", "gateway")
+SERVICE_COMMANDS = ("serve", "stop", "api", "gateway", "pki")
 
 
 def _service_parser() -> argparse.ArgumentParser:
@@ -188,12 +215,20 @@ def _service_parser() -> argparse.ArgumentParser:
         ("stop", "stop amr and every process it runs"),
         ("api", "run the control plane (started by the supervisor)"),
         ("gateway", "run the data-plane gateway (started by the supervisor)"),
+        ("pki", "manage the server certificate"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--home", help="AMR_HOME (default: $AMR_HOME or ~/.amr)")
         if name == "serve":
             p.add_argument("--api-port", type=int, help="HTTPS port of the management API (default 8443)")
             p.add_argument("--detach", action="store_true", help="run in the background and return")
+        if name == "pki":
+            p.add_argument(
+                "action",
+                choices=("rotate",),
+                help="rotate: issue a new server certificate from the amr CA; the API and the gateway "
+                "serve it to new connections within a second, open connections stay",
+            )
     return parser
 
 
@@ -213,6 +248,8 @@ def run_service_command(argv: list[str]) -> int:
         if args.command == "api":
             run_api(settings)
             return 0
+        if args.command == "pki":
+            return rotate_certificate(settings)
         from amr.gateway.main import run_gateway
 
         _configure_logging(settings, "gateway")
@@ -234,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             "Service commands:\n"
             "  amr serve [--home DIR] [--api-port N] [--detach]   start amr (supervisor, API, gateway, databases)\n"
             "  amr stop [--home DIR]                              stop amr and every database process\n"
+            "  amr pki rotate [--home DIR]                        issue a new server certificate (no downtime)\n"
         )
     from amr.cli.main import main as cli_main
 

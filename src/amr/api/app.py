@@ -82,6 +82,7 @@ ROUTES: tuple[Route, ...] = (
     _r("POST", _D + "/listKeys", databases.list_keys),
     _r("POST", _D + "/regenerateKey", databases.regenerate_key),
     _r("POST", _D + "/flush", databases.flush),
+    _r("GET", _D + "/connectionEvents", databases.connection_events),
 )  # fmt: skip
 
 

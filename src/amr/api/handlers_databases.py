@@ -9,6 +9,7 @@ from amr.api.context import Request, Response, lro_headers, require_subscription
 from amr.api.handlers_clusters import find_cluster
 from amr.api.wire import as_enum, as_object, field, parse_json_body
 from amr.api.wire_resources import DatabaseRequest, parse_database_request, render_database
+from amr.audit import read_connection_events
 from amr.errors import ArmError, InvalidParameter, NodeError
 from amr.logic.placement import (
     choose_database_port,
@@ -254,3 +255,14 @@ async def flush(req: Request) -> Response:
 class _KeyType(enum.StrEnum):
     PRIMARY = "Primary"
     SECONDARY = "Secondary"
+
+
+async def connection_events(req: Request) -> Response:
+    """The database's recent connection events from the gateway's audit log (an amr extension, like
+    Azure's REDConnectionEvents). ``$top`` (default 100, at most 10000) limits how many."""
+    _, db = find_database(req)
+    raw_top = req.query.get("$top") or req.query.get("top") or "100"
+    if not raw_top.isdigit() or not 1 <= int(raw_top) <= 10000:
+        raise InvalidParameter(f"'$top' must be a whole number from 1 to 10000, not '{raw_top}'.", "$top")
+    events = read_connection_events(req.services.settings, db.id, int(raw_top))
+    return Response(200, {"value": events})

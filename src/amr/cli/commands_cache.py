@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from amr.cli import commands_database
+from amr.cli import commands_database, commands_firewall
 from amr.cli.common import add_no_wait, add_output_args, add_yes, drop_none, parse_tags, with_resource_group
 from amr.cli.context import Context
 
@@ -79,6 +79,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=list_skus_for_scaling, _parser=p)
 
     commands_database.register(sub)
+    commands_firewall.register(sub)
 
 
 def _cluster_path(ctx: Context, args: argparse.Namespace) -> str:

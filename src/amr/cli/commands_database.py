@@ -130,6 +130,12 @@ def register(subparsers: Any) -> None:
     add_yes(p)
     add_no_wait(p)
     p = leaf(
+        "connection-events",
+        "Show recent connection events (connects, denials, auth results, disconnects) from the gateway's audit log.",
+        connection_events,
+    )
+    p.add_argument("--top", type=int, default=100, help="How many of the newest events (default 100).")
+    p = leaf(
         "show-connection", "Show how to connect to the database (host, port, TLS, key).", show_connection
     )
     p.add_argument(
@@ -142,6 +148,10 @@ def register(subparsers: Any) -> None:
 
 def _path(ctx: Context, args: argparse.Namespace) -> str:
     return ctx.client.database_path(args.resource_group, args.cluster_name, args.database_name)
+
+
+def connection_events(ctx: Context, args: argparse.Namespace) -> Any:
+    return ctx.client.list(f"{_path(ctx, args)}/connectionEvents?$top={args.top}")
 
 
 def create(ctx: Context, args: argparse.Namespace) -> Any:

@@ -10,6 +10,7 @@ import datetime as dt
 import ipaddress
 import logging
 import os
+import ssl
 import tempfile
 from pathlib import Path
 
@@ -30,6 +31,15 @@ RENEW_BEFORE = dt.timedelta(days=30)
 KEY_SIZE = 2048
 
 
+def _own_cert_file(settings: Settings) -> Path:
+    # The certificate this CA issues; a user-supplied one (tls.cert_file) is never written to.
+    return settings.pki_dir / "server.pem"
+
+
+def _own_key_file(settings: Settings) -> Path:
+    return settings.pki_dir / "server.key"
+
+
 def ensure_pki(settings: Settings) -> None:
     """Create the CA and server certificate if missing; re-issue the server certificate if it no longer
     names the public host or expires within 30 days. Idempotent."""
@@ -40,6 +50,9 @@ def ensure_pki(settings: Settings) -> None:
             _create_ca(settings)
             issue_server_certificate(settings)
             return
+        if settings.user_supplied_certificate:
+            _check_user_certificate(settings)
+            return
         reason = _server_cert_problem(settings)
         if reason:
             log.info("issuing server certificate: %s", reason)
@@ -48,8 +61,26 @@ def ensure_pki(settings: Settings) -> None:
         raise ConfigError(f"cannot write PKI files in {pki_dir}: {e}") from e
 
 
+def _check_user_certificate(settings: Settings) -> None:
+    """A user-supplied certificate must load with its key; amr never rewrites it."""
+    if not settings.tls.key_file:
+        raise ConfigError("tls.cert_file is set but tls.key_file is not: set both, or neither.")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(settings.tls.cert_file, settings.tls.key_file)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(
+            f"cannot use the certificate {settings.tls.cert_file} with key {settings.tls.key_file}: {e}"
+        ) from e
+
+
 def issue_server_certificate(settings: Settings) -> None:
     """Issue a fresh server key and certificate signed by the existing local CA."""
+    if settings.user_supplied_certificate:
+        raise ConfigError(
+            f"the server certificate is user-supplied ({settings.tls.cert_file}); replace that file to "
+            "rotate it (amr picks the new one up), or unset tls.cert_file to let amr issue its own."
+        )
     try:
         ca_cert = x509.load_pem_x509_certificate(settings.ca_cert_file.read_bytes())
         ca_key = serialization.load_pem_private_key(_ca_key_file(settings).read_bytes(), password=None)
@@ -93,8 +124,8 @@ def issue_server_certificate(settings: Settings) -> None:
     )
     _ensure_dir(settings.pki_dir)
     # Key first: a reader that sees the new certificate must find its key already in place.
-    _write_atomic(settings.server_key_file, _key_pem(key), 0o600)
-    _write_atomic(settings.server_cert_file, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write_atomic(_own_key_file(settings), _key_pem(key), 0o600)
+    _write_atomic(_own_cert_file(settings), cert.public_bytes(serialization.Encoding.PEM), 0o644)
     log.info("issued server certificate for %s, valid until %s", public_host, cert.not_valid_after_utc)
 
 
@@ -177,10 +208,10 @@ def _host_general_name(host: str) -> x509.GeneralName | None:
 
 def _server_cert_problem(settings: Settings) -> str | None:
     """Why the server certificate must be (re-)issued, or None if it is fine."""
-    if not settings.server_cert_file.exists() or not settings.server_key_file.exists():
+    if not _own_cert_file(settings).exists() or not _own_key_file(settings).exists():
         return "missing"
     try:
-        cert = x509.load_pem_x509_certificate(settings.server_cert_file.read_bytes())
+        cert = x509.load_pem_x509_certificate(_own_cert_file(settings).read_bytes())
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (ValueError, x509.ExtensionNotFound) as e:
         return f"unreadable ({e})"
