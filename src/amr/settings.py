@@ -38,6 +38,9 @@ class GatewaySettings:
     node_port_range_start: int = 8500
     node_port_range_end: int = 8999
     route_poll_interval: float = 0.1
+    # Caps the SKU's connection limit per database (0: the SKU's limit, 15,000 to 200,000), for machines
+    # whose open-file limit cannot hold that many connections.
+    max_connections_per_database: int = 0
     # Gateway processes sharing each port (SO_REUSEPORT); more than 1 helps on machines with cores to spare.
     workers: int = 1
     # CIDRs of the private networks that may connect when publicNetworkAccess is Disabled, and that

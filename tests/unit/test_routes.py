@@ -133,3 +133,12 @@ def test_render_parse_round_trip() -> None:
 def test_parse_refuses_malformed_files(text: str) -> None:
     with pytest.raises(GatewayError):
         parse_route_table(text)
+
+
+def test_the_installation_can_cap_the_sku_connection_limit() -> None:
+    d = db("c1", 10000, "d1")
+    by_key = {CLUSTER.key: CLUSTER}
+    (route,) = plan_route_table([d], by_key, "/run", "/c", "/k", connection_cap=100).routes
+    assert route.max_connections == 100
+    (route,) = plan_route_table([d], by_key, "/run", "/c", "/k", connection_cap=50000).routes
+    assert route.max_connections == 15000

@@ -35,6 +35,8 @@ class NodeEnvironment:
     public_host: str
     admin_password: str
     max_memory_bytes: int
+    # The SKU's client connections, plus room for amr's own (admin, replication, cluster bus).
+    max_clients: int = 10000
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ def plan_node_targets(db: Database, cluster: Cluster, env: NodeEnvironment) -> t
                 access_keys=keys,
                 admin_password=env.admin_password,
                 primary_port=primary.port if primary and node.role is Role.REPLICA else None,
+                max_clients=env.max_clients,
             )
         )
         spec = NodeSpec(

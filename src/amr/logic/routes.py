@@ -79,6 +79,7 @@ def plan_route_table(
     key_file: str,
     rules: dict[str, list[AddressRange]] | None = None,
     private_networks: tuple[str, ...] = (),
+    connection_cap: int = 0,
 ) -> RouteTable:
     """The routes the gateway should serve: each live database's port goes to its primary; an
     OSSCluster database also exposes every node on the node's own port (what CLUSTER SLOTS
@@ -105,13 +106,21 @@ def plan_route_table(
                 (rules or {}).get(cluster.key, []),
                 private_networks,
             ),
-            max_connections=sku.max_connections if sku else 0,
+            max_connections=choose_connection_limit(sku.max_connections if sku else 0, connection_cap),
         )
         routes.append(template)
         if db.clustering_policy is ClusteringPolicy.OSS_CLUSTER:
             for node in db.nodes:
                 routes.append(replace(template, port=node.port, target=node_socket_path(run_dir, node.name)))
     return RouteTable(routes=tuple(routes), cert_file=cert_file, key_file=key_file)
+
+
+def choose_connection_limit(sku_limit: int, cap: int) -> int:
+    """The connection limit a database's routes enforce: the SKU's, lowered by the installation's cap
+    (0 means no cap)."""
+    if cap <= 0:
+        return sku_limit
+    return min(sku_limit, cap) if sku_limit > 0 else cap
 
 
 def node_socket_path(run_dir: str, node_name: str) -> str:

@@ -86,8 +86,13 @@ def render_supervisord_conf(
     logfile: str,
     *,
     include_core_programs: bool = True,
+    minfds: int = 1024,
 ) -> str:
     """Render the main supervisord.conf for one AMR_HOME.
+
+    ``minfds`` is the open-file limit supervisord raises itself (and so every child) to: the gateway
+    holds two descriptors per client connection and a node one per client, so the SKUs' connection
+    limits (up to 200,000) need far more than the usual 1024.
 
     It decides: the XML-RPC unix socket (mode 0700, the only way to control supervisord), the pid and
     log files, the ``api`` and ``gateway`` programs (``<python> -m amr <program> --home <home>``, logs
@@ -119,6 +124,7 @@ def render_supervisord_conf(
         f"childlogdir = {_value(childlogdir, 'childlogdir')}",
         f"directory = {_value(home, 'home')}",
         "umask = 077",
+        f"minfds = {int(minfds)}",
         "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",

@@ -101,6 +101,7 @@ class NodeConfigInput:
     access_keys: tuple[str, str]
     admin_password: str
     primary_port: int | None  # the primary's port, for a replica of a non-clustered database
+    max_clients: int = 10000
 
 
 def render_valkey_conf(c: NodeConfigInput) -> str:
@@ -120,6 +121,7 @@ def render_valkey_conf(c: NodeConfigInput) -> str:
         "tcp-keepalive 60",
         # Show the config file in ps, so an operator can tell which database a process serves.
         'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"',
+        f"maxclients {c.max_clients}",
         f"maxmemory {c.max_memory_bytes}",
         f"maxmemory-policy {render_eviction_policy(c.eviction_policy)}",
         f"appendonly {p.appendonly}",

@@ -11,6 +11,7 @@ import asyncio
 import http.client
 import logging
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,9 @@ from amr.logic.supervisor_conf import render_supervisord_conf
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Enough for the largest SKU's 200,000 connections through the gateway (two descriptors each).
+FILE_LIMIT = 524288
 
 T = TypeVar("T")
 
@@ -246,6 +250,7 @@ def write_supervisord_conf(settings: Settings, include_core_programs: bool = Tru
             pidfile=str(pidfile_path(settings)),
             logfile=str(logfile_path(settings)),
             include_core_programs=include_core_programs,
+            minfds=file_limit(),
         )
     except ValueError as e:
         raise ConfigError(f"cannot run supervisord for AMR_HOME {settings.home}: {e}") from e
@@ -287,6 +292,22 @@ def _poll(condition: Callable[[], T], deadline: float, interval: float = 0.02) -
         if time.monotonic() >= deadline:
             return None
         time.sleep(interval)
+
+
+def file_limit(wanted: int = FILE_LIMIT) -> int:
+    """The open-file limit to run with: ``wanted`` if this process may raise its hard limit that far
+    (root with CAP_SYS_RESOURCE), else the hard limit, since supervisord refuses to start when it
+    cannot reach its minfds."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        return wanted
+    if hard < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, wanted))
+            hard = wanted
+        except (ValueError, OSError):
+            log.info("open-file limit stays at %d (cannot raise the hard limit to %d)", hard, wanted)
+    return min(wanted, hard)
 
 
 def start_supervisord(settings: Settings, foreground: bool, include_core_programs: bool = True) -> int:

@@ -33,6 +33,8 @@ from amr.store.repository import Store
 log = logging.getLogger(__name__)
 
 IDLE_INTERVAL = 2.0
+# Connections a node keeps for amr beyond the SKU's client limit: admin, replicas, monitoring.
+RESERVED_CLIENTS = 64
 OPERATION_RETENTION = timedelta(days=1)
 _UNHEALTHY = "unhealthy database"
 
@@ -335,6 +337,7 @@ class Reconciler:
             public_host=s.gateway.public_host,
             admin_password=self._admin_password,
             max_memory_bytes=memory // max(1, db.shard_count),
+            max_clients=(sku.max_connections if sku else 10000) + RESERVED_CLIENTS,
         )
 
     def _fail_database(self, db: Database, error: AmrError) -> str:
@@ -464,6 +467,7 @@ class Reconciler:
             str(s.server_key_file),
             rules,
             s.gateway.private_network_list,
+            s.gateway.max_connections_per_database,
         )
         if table != self._last_routes:
             self._write_routes(table)
