@@ -1,70 +1,194 @@
-"""One listening socket per route, and the connections it accepted."""
+"""One listener per route: a listening socket per bind address, and the connections it accepted.
+
+Accepting is done here rather than by ``loop.create_server`` so that the checks that need no bytes
+from the client (brute-force block, firewall) run on the raw socket: a refused client is closed before
+any TLS handshake and is sent nothing. Admitted sockets are handed to the loop with
+``connect_accepted_socket`` (TLS handshake included, bounded by the authentication deadline).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
+from collections.abc import Sequence
 
-from amr.gateway.splice import ClientSide, ConnectionSet
+from amr.gateway.context import GatewayContext
+from amr.gateway.splice import ClientSide
 from amr.gateway.tls import TlsContexts
+from amr.logic.gateway_access import SourceMatcher
 from amr.model.routes import Route
 
 log = logging.getLogger(__name__)
 
-SSL_HANDSHAKE_TIMEOUT = 10.0
 BACKLOG = 511
+# Connections accepted per readiness callback before giving other callbacks a turn.
+ACCEPT_BATCH = 64
+
+
+def bind_listening_sockets(hosts: Sequence[str], port: int, reuse_port: bool = False) -> list[socket.socket]:
+    """A non-blocking listening socket on ``port`` for every address of every host; OSError if any
+    cannot be bound (the others are closed again)."""
+    socks: list[socket.socket] = []
+    try:
+        seen: set[tuple[int, object]] = set()
+        for host in hosts:
+            for family, kind, proto, _name, addr in socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            ):
+                if (family, addr[0]) in seen:
+                    continue
+                seen.add((family, addr[0]))
+                sock = socket.socket(family, kind, proto)
+                socks.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if reuse_port:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(addr)
+                sock.listen(BACKLOG)
+                sock.setblocking(False)
+    except OSError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
 
 
 class Listener:
-    """Serves one route: accepts on (host, route.port) and splices each connection to route.target."""
+    """Serves one route on every bind address: accepts, applies firewall, limits and the
+    authentication phase, and splices each admitted connection to ``route.target``."""
 
-    def __init__(self, host: str, route: Route) -> None:
-        self.host = host
+    def __init__(
+        self, hosts: Sequence[str], route: Route, ctx: GatewayContext, reuse_port: bool = False
+    ) -> None:
+        self.hosts = tuple(hosts)
         self.route = route
-        self.connections = ConnectionSet()
-        self._server: asyncio.AbstractServer | None = None
+        self.ctx = ctx
+        self.reuse_port = reuse_port
+        self.matcher = SourceMatcher(route.allowed_sources)
+        self.connections: set[ClientSide] = set()
+        self.closed = False
+        self._socks: list[socket.socket] = []
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._ssl: ssl.SSLContext | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self, tls: TlsContexts) -> None:
         """Bind and listen; raise OSError if the port cannot be bound, GatewayError if TLS cannot load."""
-        ssl_ctx = tls.context_for(self.route.min_tls_version) if self.route.tls else None
-        loop = asyncio.get_running_loop()
-        port = self.route.port
-        self._server = await loop.create_server(
-            lambda: ClientSide(self._current_target, self.connections, port),
-            self.host,
-            port,
-            ssl=ssl_ctx,
-            ssl_handshake_timeout=SSL_HANDSHAKE_TIMEOUT if ssl_ctx is not None else None,
-            reuse_address=True,
-            backlog=BACKLOG,
-        )
+        self._ssl = tls.context_for(self.route.min_tls_version) if self.route.tls else None
+        self._loop = loop = asyncio.get_running_loop()
+        self._socks = bind_listening_sockets(self.hosts, self.route.port, self.reuse_port)
+        for sock in self._socks:
+            loop.add_reader(sock.fileno(), self._accept, sock)
         log.info(
-            "listening on %s:%s (%s) for %s",
-            self.host,
-            port,
-            "tls" if ssl_ctx is not None else "plain",
+            "listening on %s port %s (%s) for %s",
+            ",".join(self.hosts),
+            self.route.port,
+            "tls" if self._ssl is not None else "plain",
             self.route.database_id or self.route.target,
         )
 
-    def _current_target(self) -> str:
-        return self.route.target
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE, ENFILE, ECONNABORTED...: try again on the next readiness
+                log.debug("accept on port %s failed: %s", self.route.port, type(e).__name__)
+                return
+            self._admit(conn, str(addr[0]), int(addr[1]))
+
+    def _admit(self, conn: socket.socket, source: str, source_port: int) -> None:
+        ctx = self.ctx
+        now = ctx.clock()
+        route = self.route
+        if ctx.guard.is_blocked(source, now):
+            conn.close()
+            ctx.audit.event("auth_blocked", route.database_id, route.port, source, source_port, "cooldown")
+            return
+        if not self.matcher.allows(source):
+            conn.close()
+            ctx.audit.event("firewall_deny", route.database_id, route.port, source, source_port)
+            return
+        assert self._loop is not None
+        task = self._loop.create_task(self._handshake(conn, source, source_port, now))
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(
+        self, conn: socket.socket, source: str, source_port: int, accepted_at: float
+    ) -> None:
+        assert self._loop is not None
+        ctx = self.ctx
+        route = self.route
+
+        def protocol() -> ClientSide:
+            return ClientSide(self, source, source_port, accepted_at)
+
+        try:
+            if self._ssl is None:
+                await self._loop.connect_accepted_socket(protocol, conn)
+                return
+            timeout = max(accepted_at + ctx.settings.auth_timeout - ctx.clock(), 0.001)
+            await self._loop.connect_accepted_socket(
+                protocol, conn, ssl=self._ssl, ssl_handshake_timeout=timeout
+            )
+        except asyncio.CancelledError:
+            conn.close()
+            raise
+        except (OSError, ssl.SSLError, EOFError) as e:
+            conn.close()
+            if self._ssl is None:
+                log.debug("port %s: accepted socket unusable: %s", route.port, type(e).__name__)
+                return
+            if (
+                isinstance(e, ConnectionAbortedError)
+                and ctx.clock() >= accepted_at + ctx.settings.auth_timeout - 0.05
+            ):
+                event, reason = "auth_timeout", "tls handshake not finished in time"
+            elif isinstance(e, ssl.SSLError):
+                event, reason = "tls_failure", str(e.reason or type(e).__name__)
+            else:
+                event, reason = "tls_failure", type(e).__name__
+            ctx.audit.event(event, route.database_id, route.port, source, source_port, reason)
 
     def retarget(self, route: Route) -> None:
-        """New connections go to ``route.target``; open ones stay where they are."""
+        """Apply ``route`` in place: new connections go to ``route.target`` (open ones stay), and the
+        access and limit changes of ``update`` apply."""
         if route.target != self.route.target:
             log.info("port %s now forwards to %s", route.port, route.target)
+        self.update(route)
+
+    def update(self, route: Route) -> None:
+        """Apply ``route``'s access list and connection limit in place: the listening sockets and the
+        allowed connections stay; open connections from sources no longer allowed are closed."""
+        old = self.route
         self.route = route
+        if route.allowed_sources != old.allowed_sources:
+            self.matcher = SourceMatcher(route.allowed_sources)
+            denied = [c for c in self.connections if not self.matcher.allows(c.source)]
+            for conn in denied:
+                conn.abort("firewall")
+            if denied:
+                log.info("port %s: closed %d connections no longer allowed", route.port, len(denied))
 
     async def stop(self) -> None:
         """Stop listening and close every connection this listener accepted."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        self.closed = True
+        loop = self._loop
+        for sock in self._socks:
+            if loop is not None:
+                loop.remove_reader(sock.fileno())
+            sock.close()
+        self._socks = []
+        for task in list(self._handshakes):
+            task.cancel()
         count = len(self.connections)
-        self.connections.abort_all()
-        if server is not None:
-            try:
-                await asyncio.wait_for(server.wait_closed(), 2.0)
-            except (TimeoutError, OSError):
-                pass
+        for conn in list(self.connections):
+            conn.abort("route_removed")
+        self.connections.clear()
         log.info("stopped listening on port %s (closed %d connections)", self.route.port, count)

@@ -11,6 +11,8 @@ from typing import Any
 
 import uvloop
 
+from amr.gateway.audit import AuditLog, audit_path_for_worker
+from amr.gateway.context import GatewayContext
 from amr.gateway.routes_watcher import RoutesWatcher
 from amr.settings import Settings
 
@@ -27,8 +29,13 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     log.error("unexpected event loop error: %s", context.get("message"), exc_info=exc)
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Serve the routes in ``settings.routes_file`` until ``stop`` is set (or SIGTERM/SIGINT)."""
+async def serve(
+    settings: Settings, stop: asyncio.Event | None = None, worker: int = 0, reuse_port: bool = False
+) -> None:
+    """Serve the routes in ``settings.routes_file`` until ``stop`` is set (or SIGTERM/SIGINT).
+
+    ``worker`` numbers this process among the gateway's workers (its audit file); ``reuse_port``
+    binds with SO_REUSEPORT so several workers can share each port."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_exception_handler)
     stop = stop or asyncio.Event()
@@ -37,11 +44,20 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
+    gw = settings.gateway
+    audit = AuditLog(audit_path_for_worker(settings.audit_file, worker), gw.audit_max_bytes, gw.audit_backups)
     watcher = RoutesWatcher(
-        settings.routes_file, settings.gateway.bind_host, settings.gateway.route_poll_interval
+        settings.routes_file,
+        gw.bind_hosts,
+        gw.route_poll_interval,
+        GatewayContext.create(gw, audit),
+        reuse_port=reuse_port,
     )
     log.info("gateway started; routes from %s", settings.routes_file)
-    await watcher.run(stop)
+    try:
+        await watcher.run(stop)
+    finally:
+        audit.close()
     log.info("gateway stopped")
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from amr.errors import GatewayError
+from amr.gateway.context import GatewayContext
 from amr.gateway.listeners import Listener
 from amr.gateway.tls import TlsContexts
 from amr.logic.gateway_plan import plan_listener_changes
@@ -28,9 +30,18 @@ class RoutesWatcher:
     distinct error and retried on every poll, without affecting other routes.
     """
 
-    def __init__(self, routes_file: Path, bind_host: str, poll_interval: float) -> None:
+    def __init__(
+        self,
+        routes_file: Path,
+        bind_hosts: Sequence[str],
+        poll_interval: float,
+        ctx: GatewayContext,
+        reuse_port: bool = False,
+    ) -> None:
         self.routes_file = routes_file
-        self.bind_host = bind_host
+        self.bind_hosts = tuple(bind_hosts)
+        self.ctx = ctx
+        self.reuse_port = reuse_port
         self.poll_interval = max(poll_interval, 0.01)
         self.listeners: dict[int, Listener] = {}
         self.tls = TlsContexts()
@@ -87,6 +98,8 @@ class RoutesWatcher:
                     await listener.stop()
             if change.action == "retarget" and route is not None:
                 self.listeners[port].retarget(route)
+            if change.action == "update" and route is not None:
+                self.listeners[port].update(route)
             if change.action in ("start", "restart") and route is not None:
                 await self._start(route)
         for port in list(self._start_errors):
@@ -94,7 +107,7 @@ class RoutesWatcher:
                 del self._start_errors[port]
 
     async def _start(self, route: Route) -> None:
-        listener = Listener(self.bind_host, route)
+        listener = Listener(self.bind_hosts, route, self.ctx, self.reuse_port)
         try:
             await listener.start(self.tls)
         except (OSError, GatewayError) as e:

@@ -1,9 +1,14 @@
-"""Byte-for-byte forwarding between a client connection and a node's unix socket.
+"""A client connection and its node connection: the authentication phase, then a byte splice.
 
-Two asyncio Protocols, one per side; each writes what it receives straight into the other side's
-transport. Flow control is the transports' own: when one side's write buffer goes over the high-water
-mark, asyncio calls ``pause_writing`` on that side's protocol, which pauses reading on the peer;
-``resume_writing`` resumes it. Payload bytes are never parsed, copied or logged.
+Two asyncio Protocols, one per side. Until the client has authenticated, the client side parses its
+commands (bounded, ``amr.logic.gateway_resp``), forwards them in order and the node side scans the
+replies to learn which one answers AUTH/HELLO AUTH (``amr.logic.gateway_auth`` judges them). On the
+first success each side's ``_splice`` is set to the other side's ``transport.write`` and from then on
+``data_received`` is a counter add and that write: no parsing, copies or logging of payload.
+
+Flow control is the transports' own: when one side's write buffer goes over the high-water mark,
+asyncio calls ``pause_writing`` on that side's protocol, which pauses reading on the peer;
+``resume_writing`` resumes it.
 """
 
 from __future__ import annotations
@@ -11,8 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
+
+from amr.logic.gateway_auth import CommandKind, classify_command, judge_reply
+from amr.logic.gateway_resp import ReplyScanner, RequestParser, RespProtocolError
+
+if TYPE_CHECKING:
+    from amr.gateway.listeners import Listener
 
 log = logging.getLogger(__name__)
 
@@ -21,117 +33,143 @@ WRITE_HIGH_WATER = 1 << 20
 WRITE_LOW_WATER = 1 << 18
 CONNECT_TIMEOUT = 5.0
 
-
-class ConnectionSet:
-    """The open client connections of one listener, so they can be closed with it."""
-
-    def __init__(self) -> None:
-        self._conns: set[ClientSide] = set()
-
-    def add(self, conn: ClientSide) -> None:
-        self._conns.add(conn)
-
-    def discard(self, conn: ClientSide) -> None:
-        self._conns.discard(conn)
-
-    def __len__(self) -> int:
-        return len(self._conns)
-
-    def abort_all(self) -> None:
-        for conn in list(self._conns):
-            conn.abort()
-        self._conns.clear()
+MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
+BUFFER_LIMIT_REPLY = b"-ERR too much data before authentication\r\n"
 
 
-class _Side(asyncio.Protocol):
-    """What both sides share: the transport, the peer, and who paused our reading."""
-
-    transport: asyncio.Transport | None = None
-    peer: _Side | None = None
-    closed = False
-    # Reading is paused while either holds: we wait for the peer to exist, or the peer's buffer is full.
-    _waiting_for_peer = False
-    _peer_full = False
-
-    def _update_reading(self) -> None:
-        t = self.transport
-        if t is None or self.closed or t.is_closing():
-            return
-        # Both calls are idempotent; the loop may not be reading yet (uvloop starts after connection_made).
-        if self._waiting_for_peer or self._peer_full:
-            t.pause_reading()
-        else:
-            t.resume_reading()
-
-    def data_received(self, data: bytes) -> None:
-        peer = self.peer
-        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
-            peer.transport.write(data)
-
-    def eof_received(self) -> bool:
-        # The node closing ends the session: close both (pending writes are flushed first).
-        self._close_both()
-        return False
-
-    def pause_writing(self) -> None:
-        if self.peer is not None:
-            self.peer._peer_full = True
-            self.peer._update_reading()
-
-    def resume_writing(self) -> None:
-        if self.peer is not None:
-            self.peer._peer_full = False
-            self.peer._update_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if exc is not None:
-            log.debug("%s connection lost: %s", type(self).__name__, type(exc).__name__)
-        self._close_both()
-        self._forget()
-
-    def _forget(self) -> None:
-        pass
-
-    def _close_both(self) -> None:
-        for side in (self, self.peer):
-            if side is not None and side.transport is not None and not side.transport.is_closing():
-                side.transport.close()
-
-    def abort(self) -> None:
-        for side in (self, self.peer):
-            if side is not None and side.transport is not None:
-                side.transport.abort()
+def _resume(transport: asyncio.Transport | None) -> None:
+    if transport is not None and not transport.is_closing():
+        transport.resume_reading()
 
 
-class UpstreamSide(_Side):
+def _pause(transport: asyncio.Transport | None) -> None:
+    if transport is not None and not transport.is_closing():
+        transport.pause_reading()
+
+
+class UpstreamSide(asyncio.Protocol):
     """The connection to the node's unix socket."""
 
+    __slots__ = ("client", "transport", "nbytes", "_splice")
+
     def __init__(self, client: ClientSide) -> None:
-        self.peer = client
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.nbytes = 0
+        self._splice: Callable[[bytes], object] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's TLS transport is not an asyncio.Transport subclass, but has the same methods.
         self.transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
 
+    def data_received(self, data: bytes) -> None:
+        self.nbytes += len(data)
+        w = self._splice
+        if w is not None:
+            w(data)
+            return
+        self.client._reply_data(data)
 
-class ClientSide(_Side):
-    """An accepted client connection; connects to the listener's current target on arrival."""
+    def eof_received(self) -> bool:
+        # The node closing ends the session: close both (pending writes are flushed first).
+        self._splice = None
+        self.client._close("node_closed")
+        return False
 
-    def __init__(self, target: Callable[[], str], conns: ConnectionSet, port: int) -> None:
-        self._target = target
-        self._conns = conns
-        self._port = port
-        self._connect_task: asyncio.Task[Any] | None = None
-        # Bytes that arrived before the node connection was up (reading is paused right after).
+    def pause_writing(self) -> None:
+        _pause(self.client.transport)
+
+    def resume_writing(self) -> None:
+        _resume(self.client.transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._splice = None
+        self.client._upstream_lost()
+
+
+class ClientSide(asyncio.Protocol):
+    """An accepted client connection: admitted (limits), authenticated (watched), then spliced."""
+
+    __slots__ = (
+        "listener",
+        "source",
+        "source_port",
+        "accepted_at",
+        "database_id",
+        "port",
+        "transport",
+        "upstream",
+        "bytes_in",
+        "reason",
+        "admitted",
+        "authenticated",
+        "closed",
+        "_splice",
+        "_parser",
+        "_scanner",
+        "_pending",
+        "_in_flight",
+        "_early",
+        "_client_eof",
+        "_tls",
+        "_timer",
+        "_connect_task",
+        "_started",
+    )
+
+    def __init__(self, listener: Listener, source: str, source_port: int, accepted_at: float) -> None:
+        self.listener = listener
+        self.source = source
+        self.source_port = source_port
+        self.accepted_at = accepted_at
+        self.database_id = listener.route.database_id
+        self.port = listener.route.port
+        self.transport: asyncio.Transport | None = None
+        self.upstream: UpstreamSide | None = None
+        self.bytes_in = 0
+        self.reason = ""
+        self.admitted = False
+        self.authenticated = False
+        self.closed = False
+        self._splice: Callable[[bytes], object] | None = None
+        self._parser: RequestParser | None = None
+        self._scanner: ReplyScanner | None = None
+        self._pending: deque[tuple[CommandKind, int]] = deque()
+        self._in_flight = 0
         self._early: list[bytes] = []
         self._client_eof = False
         self._tls = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._connect_task: asyncio.Task[Any] | None = None
+        self._started = 0.0
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def _audit(self, event: str, reason: str | None = None, **extra: int) -> None:
+        self.listener.ctx.audit.event(
+            event, self.database_id, self.port, self.source, self.source_port, reason, **extra
+        )
+
+    # -- client transport callbacks -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TLS transport is not an asyncio.Transport subclass, but has the same methods.
         self.transport = transport = cast(asyncio.Transport, transport)
+        listener = self.listener
+        ctx = listener.ctx
+        route = listener.route
+        if listener.closed or not listener.matcher.allows(self.source):
+            # The route went away, or the firewall changed, during the TLS handshake.
+            self._audit("firewall_deny" if not listener.closed else "disconnect", "firewall")
+            transport.abort()
+            return
+        if route.max_connections > 0 and len(listener.connections) >= route.max_connections:
+            self._audit("limit_deny", "max connections")
+            transport.write(MAX_CLIENTS_REPLY)
+            transport.close()
+            return
+        self.admitted = True
+        self._started = ctx.clock()
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         self._tls = transport.get_extra_info("ssl_object") is not None
         sock = transport.get_extra_info("socket")
@@ -140,34 +178,212 @@ class ClientSide(_Side):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        self._conns.add(self)
-        self._waiting_for_peer = True
-        self._connect_task = asyncio.get_running_loop().create_task(self._connect(self._target()))
+        listener.connections.add(self)
+        self._audit("connect")
+        self._parser = RequestParser(ctx.settings.auth_buffer_limit)
+        self._scanner = ReplyScanner()
+        loop = asyncio.get_running_loop()
+        remaining = self.accepted_at + ctx.settings.auth_timeout - self._started
+        self._timer = loop.call_later(max(remaining, 0.0), self._auth_timed_out)
+        self._connect_task = loop.create_task(self._connect(route.target))
 
     def data_received(self, data: bytes) -> None:
-        peer = self.peer
-        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
-            peer.transport.write(data)
-        else:
-            self._early.append(data)
-            self._update_reading()
+        self.bytes_in += len(data)
+        w = self._splice
+        if w is not None:
+            w(data)
+            return
+        self._request_data(data)
 
     def eof_received(self) -> bool:
-        # A plain client that half-closes (``printf 'PING\r\n' | nc``) still gets its replies: pass the
-        # EOF on to the node and keep our side open for writing until the node closes. A TLS transport
-        # cannot stay open after close_notify, so TLS closes both.
+        # A plain client that half-closes (``printf 'AUTH x\r\nPING\r\n' | nc``) still gets its
+        # replies: pass the EOF on to the node and keep our side open for writing until the node
+        # closes. A TLS transport cannot stay open after close_notify, so TLS closes both.
         self._client_eof = True
-        peer = self.peer
-        if self._tls:
-            self._close_both()
+        if self._tls or not self.admitted:
+            self._close("client_closed")
             return False
-        if peer is None:
+        if self._parser is not None:
+            rest = self._parser.take_rest()  # an incomplete command: the node drops it at EOF
+            if rest:
+                self._send_upstream(rest)
+        up = self.upstream
+        if up is None:
             return True  # forwarded once the node connection is up
-        if peer.transport is not None and not peer.transport.is_closing() and peer.transport.can_write_eof():
-            peer.transport.write_eof()
+        t = up.transport
+        if t is not None and not t.is_closing() and t.can_write_eof():
+            t.write_eof()
             return True
-        self._close_both()
+        self._close("client_closed")
         return False
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            _pause(self.upstream.transport)
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            _resume(self.upstream.transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._splice = None
+        if exc is not None:
+            log.debug("client connection lost: %s", type(exc).__name__)
+        if not self.admitted or self.closed:
+            self.closed = True
+            return
+        self.closed = True
+        self._forget()
+        up = self.upstream
+        if up is not None:
+            up._splice = None
+            if up.transport is not None and not up.transport.is_closing():
+                up.transport.close()
+        duration = int((self.listener.ctx.clock() - self._started) * 1000)
+        self._audit(
+            "disconnect",
+            self.reason or "client_closed",
+            durationMs=duration,
+            bytesIn=self.bytes_in,
+            bytesOut=up.nbytes if up is not None else 0,
+        )
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def _forget(self) -> None:
+        self.listener.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task = self._connect_task
+        if task is not None and not task.done():
+            task.cancel()
+        self._parser = None
+        self._scanner = None
+
+    def _close(self, reason: str) -> None:
+        """Close both sides after flushing what is already written."""
+        self.reason = self.reason or reason
+        self._splice = None
+        for t in (self.transport, self.upstream.transport if self.upstream else None):
+            if t is not None and not t.is_closing():
+                t.close()
+
+    def abort(self, reason: str) -> None:
+        """Close both sides at once, dropping unsent data."""
+        self.reason = self.reason or reason
+        self._splice = None
+        for t in (self.transport, self.upstream.transport if self.upstream else None):
+            if t is not None:
+                t.abort()
+
+    def _refuse(self, reply: bytes, event: str | None, reason: str) -> None:
+        """Answer with a RESP error and close (the rest of the client's input is not forwarded)."""
+        if event is not None:
+            self._audit(event, reason)
+        self._parser = None
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.write(reply)
+        self._close(reason)
+
+    def _upstream_lost(self) -> None:
+        self._close("node_closed")
+
+    # -- authentication phase -------------------------------------------------------------------
+
+    def _auth_timed_out(self) -> None:
+        self._timer = None
+        if self.authenticated or self.closed:
+            return
+        self._audit("auth_timeout", "not authenticated in time")
+        self.abort("auth_timeout")
+
+    def _send_upstream(self, payload: bytes) -> None:
+        up = self.upstream
+        if up is not None and up.transport is not None:
+            if not up.transport.is_closing():
+                up.transport.write(payload)
+        else:
+            self._early.append(payload)
+
+    def _request_data(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None or self.closed:
+            return
+        limit = parser.limit
+        try:
+            commands = parser.feed(data)
+        except RespProtocolError as e:
+            if e.too_big:
+                self._refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "request too large")
+            else:
+                self._refuse(e.reply, None, "protocol_error")
+            return
+        size = 0
+        for cmd in commands:
+            size += len(cmd.raw)
+        if self._in_flight + size + parser.buffered > limit:
+            self._refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "pending bytes over the limit")
+            return
+        if not commands:
+            return
+        pending = self._pending
+        for cmd in commands:
+            pending.append((classify_command(cmd.args), len(cmd.raw)))
+        self._in_flight += size
+        self._send_upstream(commands[0].raw if len(commands) == 1 else b"".join(c.raw for c in commands))
+
+    def _reply_data(self, data: bytes) -> None:
+        """Replies from the node before authentication: pass them on, and judge AUTH's."""
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        t.write(data)
+        scanner = self._scanner
+        if scanner is None:
+            return
+        try:
+            replies = scanner.feed(data)
+        except RespProtocolError:
+            self._close("node_protocol_error")
+            return
+        ctx = self.listener.ctx
+        for reply in replies:
+            if not self._pending:
+                continue
+            kind, size = self._pending.popleft()
+            self._in_flight -= size
+            outcome = judge_reply(kind, reply)
+            if outcome == "failure":
+                self._audit("auth_failure", reply.error_code)
+                if ctx.guard.record_failure(self.source, ctx.clock()):
+                    self._close("auth_blocked")
+                    return
+            elif outcome != "pending":
+                self._authenticated("password" if outcome == "success" else "no password required")
+                return
+
+    def _authenticated(self, how: str) -> None:
+        """Switch to the splice: from here on each side writes straight into the other."""
+        self.authenticated = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._audit("auth_success", how)
+        parser, self._parser, self._scanner = self._parser, None, None
+        self._pending.clear()
+        up = self.upstream
+        t = self.transport
+        if up is None or up.transport is None or t is None:
+            return
+        rest = parser.take_rest() if parser is not None else b""
+        if rest:
+            up.transport.write(rest)
+        if t.is_closing() or up.transport.is_closing():
+            return
+        self._splice = up.transport.write
+        up._splice = t.write
 
     async def _connect(self, path: str) -> None:
         loop = asyncio.get_running_loop()
@@ -176,9 +392,8 @@ class ClientSide(_Side):
                 loop.create_unix_connection(lambda: UpstreamSide(self), path), CONNECT_TIMEOUT
             )
         except (TimeoutError, OSError) as e:
-            log.debug("port %s: target unavailable (%s)", self._port, type(e).__name__)
-            if self.transport is not None:
-                self.transport.close()
+            log.debug("port %s: target unavailable (%s)", self.port, type(e).__name__)
+            self._close("node_unavailable")
             return
         except asyncio.CancelledError:
             if self.transport is not None:
@@ -187,22 +402,9 @@ class ClientSide(_Side):
         if self.closed:
             transport.close()
             return
-        self.peer = upstream
+        self.upstream = upstream
         early, self._early = self._early, []
         for chunk in early:
             transport.write(chunk)
         if self._client_eof:
             transport.write_eof()
-        self._waiting_for_peer = False
-        self._update_reading()
-
-    def _forget(self) -> None:
-        self._conns.discard(self)
-        task = self._connect_task
-        if task is not None and not task.done():
-            task.cancel()
-
-    def abort(self) -> None:
-        self.closed = True
-        super().abort()
-        self._forget()

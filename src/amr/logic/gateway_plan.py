@@ -8,10 +8,10 @@ from typing import Literal
 
 from amr.model.routes import Route
 
-ListenerAction = Literal["stop", "restart", "retarget", "start"]
+ListenerAction = Literal["stop", "restart", "retarget", "update", "start"]
 
 # Stops come first so a port freed by one route can be taken by another in the same plan.
-_ORDER: dict[str, int] = {"stop": 0, "restart": 1, "retarget": 2, "start": 3}
+_ORDER: dict[str, int] = {"stop": 0, "restart": 1, "retarget": 2, "update": 2, "start": 3}
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,12 @@ def plan_listener_changes(
 
     A port only in ``old`` is stopped (listener and its open connections); a port only in ``new`` is
     started. A port in both is restarted when its TLS setting or minimum TLS version changed (the
-    listening socket must be rebuilt), retargeted when only its target or database changed (new
-    connections go to the new target, open ones stay), and left alone otherwise. Stops come first,
-    then restarts, retargets and starts, each in port order.
+    listening socket must be rebuilt), retargeted when its target or database changed (new
+    connections go to the new target, open ones stay), updated in place when only who may connect
+    (``allowed_sources``) or the connection limit changed (the listener and allowed connections stay;
+    connections from sources no longer allowed are closed), and left alone otherwise. A retarget
+    applies the whole route in place, access and limits included. Stops come first, then restarts,
+    retargets and updates, and starts, each in port order.
     """
     before = _by_port(old)
     after = _by_port(new)
@@ -52,7 +55,9 @@ def plan_listener_changes(
             changes.append(ListenerChange("start", port, route))
         elif (prev.tls, prev.min_tls_version) != (route.tls, route.min_tls_version):
             changes.append(ListenerChange("restart", port, route))
-        elif prev != route:
+        elif (prev.target, prev.database_id) != (route.target, route.database_id):
             changes.append(ListenerChange("retarget", port, route))
+        elif prev != route:
+            changes.append(ListenerChange("update", port, route))
     changes.sort(key=lambda c: (_ORDER[c.action], c.port))
     return changes

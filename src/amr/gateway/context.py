@@ -1,0 +1,28 @@
+"""What every listener of one gateway process shares: settings, the audit log, brute-force state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from amr.gateway.audit import AuditLog
+from amr.logic.gateway_bruteforce import AuthFailureGuard
+from amr.settings import GatewaySettings
+
+
+@dataclass
+class GatewayContext:
+    """Per-process gateway state handed to each listener; ``clock`` is monotonic seconds."""
+
+    settings: GatewaySettings
+    audit: AuditLog
+    guard: AuthFailureGuard
+    clock: Callable[[], float] = field(default=time.monotonic)
+
+    @classmethod
+    def create(cls, settings: GatewaySettings, audit: AuditLog) -> GatewayContext:
+        guard = AuthFailureGuard(
+            settings.auth_failure_limit, settings.auth_failure_window, settings.auth_cooldown
+        )
+        return cls(settings=settings, audit=audit, guard=guard)

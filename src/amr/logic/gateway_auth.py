@@ -1,0 +1,39 @@
+"""The gateway's authentication phase decisions: which commands authenticate, and what a reply means.
+
+Token authentication will plug in here: it changes what counts as an authenticating command and how
+its outcome is judged, not the gateway's byte handling.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from amr.logic.gateway_resp import Reply
+
+CommandKind = Literal["auth", "other"]
+AuthOutcome = Literal["success", "failure", "not_required", "pending"]
+
+
+def classify_command(args: tuple[bytes, ...]) -> CommandKind:
+    """``auth`` for AUTH and for HELLO with an AUTH clause; ``other`` for anything else."""
+    name = args[0].upper() if args else b""
+    if name == b"AUTH":
+        return "auth"
+    if name == b"HELLO" and any(a.upper() == b"AUTH" for a in args[2:]):
+        return "auth"
+    return "other"
+
+
+def judge_reply(kind: CommandKind, reply: Reply) -> AuthOutcome:
+    """What the node's reply to a command of ``kind`` says about the connection's authentication.
+
+    - An authenticating command answered without an error: ``success``; with an error (WRONGPASS,
+      ERR invalid password, NOAUTH...): ``failure``.
+    - Any other command answered without an error: the node serves this connection without a
+      password (the default user has none), so authentication is ``not_required``.
+    - Any other command answered with an error (NOAUTH, or one raised before the auth check such as
+      an unknown command): still ``pending``.
+    """
+    if kind == "auth":
+        return "failure" if reply.is_error else "success"
+    return "pending" if reply.is_error else "not_required"
