@@ -54,3 +54,15 @@ def test_accepts_mappings() -> None:
 
 def test_no_changes_for_identical_tables_in_other_order() -> None:
     assert plan_listener_changes([r(1), r(2)], [r(2), r(1)]) == []
+
+
+def test_access_or_limit_change_is_an_in_place_update() -> None:
+    old = r(1)
+    fw = Route(1, True, "/s/a.sock", "db1", "1.2", allowed_sources=(("10.0.0.1", "10.0.0.9"),))
+    lim = Route(1, True, "/s/a.sock", "db1", "1.2", max_connections=3)
+    assert plan_listener_changes([old], [fw]) == [ListenerChange("update", 1, fw)]
+    assert plan_listener_changes([fw], [lim]) == [ListenerChange("update", 1, lim)]
+    both = Route(1, True, "/s/b.sock", "db1", "1.2", max_connections=3)
+    assert plan_listener_changes([old], [both]) == [ListenerChange("retarget", 1, both)]
+    tls = Route(1, False, "/s/a.sock", "db1", "1.2", max_connections=3)
+    assert plan_listener_changes([old], [tls]) == [ListenerChange("restart", 1, tls)]

@@ -1,0 +1,530 @@
+"""Gateway security with real processes: bind addresses, firewall, connection limits, the
+authentication phase, brute-force protection, TLS failures and the connection audit log.
+
+Different clients come from different loopback source addresses (all of 127/8 is local on Linux).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from amr.logic.gateway_resp import ReplyScanner
+from amr.model.routes import Route
+from tests.integration.test_gateway import (
+    PASSWORD,
+    VALKEY,
+    Gateway,
+    Node,
+    Pki,
+    free_port,
+    nodes,  # noqa: F401  (fixture)
+    pki,  # noqa: F401  (fixture)
+    port_open,
+    wait_for,
+    workdir,  # noqa: F401  (fixture)
+)
+
+ENV = {
+    "AMR_GATEWAY_BIND_HOST": "127.0.0.1,127.0.0.3",
+    "AMR_GATEWAY_AUTH_TIMEOUT": "1",
+    "AMR_GATEWAY_AUTH_FAILURE_LIMIT": "3",
+    "AMR_GATEWAY_AUTH_FAILURE_WINDOW": "30",
+    "AMR_GATEWAY_AUTH_COOLDOWN": "2",
+}
+
+
+class EnvGateway(Gateway):
+    """The gateway subprocess with AMR_GATEWAY_* settings from ``env``."""
+
+    def __init__(self, home: Path, certs: Pki, env: dict[str, str]) -> None:
+        super().__init__(home, certs)
+        self.env = env
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AMR_")}
+        env.update(self.env)
+        with open(self.log_file, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "amr.gateway", "--home", str(self.home), "--log-level", "DEBUG"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    @property
+    def audit_file(self) -> Path:
+        return self.home / "logs" / "connections.jsonl"
+
+    def events(self, event: str | None = None, **match: Any) -> list[dict[str, Any]]:
+        if not self.audit_file.exists():
+            return []
+        out = []
+        for line in self.audit_file.read_text().splitlines():
+            e = json.loads(line)
+            if (event is None or e["event"] == event) and all(e.get(k) == v for k, v in match.items()):
+                out.append(e)
+        return out
+
+    def wait_event(self, event: str | None, timeout: float = 3.0, **match: Any) -> dict[str, Any]:
+        found = wait_for(lambda: self.events(event, **match), timeout, f"audit event {event} {match}")
+        assert isinstance(found, list)
+        return found[-1]
+
+
+def make_gateway(certs: Pki, **overrides: str) -> Iterator[EnvGateway]:
+    home = Path(tempfile.mkdtemp(prefix="amr-gws-"))
+    gw = EnvGateway(home, certs, {**ENV, **overrides})
+    try:
+        yield gw
+    finally:
+        gw.stop()
+        log = gw.log()
+        print(log)
+        audit = (
+            "\n".join(p.read_text() for p in (home / "logs").glob("connections*"))
+            if (home / "logs").exists()
+            else ""
+        )
+        shutil.rmtree(home, ignore_errors=True)
+        assert PASSWORD not in log
+        assert PASSWORD not in audit, "a password reached the audit log"
+        assert "Traceback" not in log, log
+        assert " WARNING " not in log, log
+
+
+@pytest.fixture
+def gw(pki: Pki) -> Iterator[EnvGateway]:  # noqa: F811
+    yield from make_gateway(pki)
+
+
+def start(gw: EnvGateway, *routes: Route) -> None:
+    gw.set_routes(*routes)
+    gw.start()
+    for r in routes:
+        wait_for(functools.partial(port_open, r.port), 10, f"gateway port {r.port}")
+        # The probe connection must be gone before a test counts connections.
+        gw.wait_event(None, port=r.port)
+
+
+def route(port: int, node: Node, tls: bool = False, **kw: Any) -> Route:
+    return Route(port=port, tls=tls, target=node.socket_path, database_id=f"db-{node.name}", **kw)
+
+
+def encode(*args: str | bytes) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a.encode() if isinstance(a, str) else a
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class Client:
+    """A raw RESP client on a socket bound to a chosen source address."""
+
+    def __init__(
+        self, port: int, source: str = "127.0.0.1", host: str = "127.0.0.1", tls: Pki | None = None
+    ) -> None:
+        raw = socket.create_connection((host, port), timeout=5, source_address=(source, 0))
+        self.sock: socket.socket = raw
+        if tls is not None:
+            ctx = ssl.create_default_context(cafile=tls.ca)
+            self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.scanner = ReplyScanner()
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def call(self, *args: str | bytes) -> bytes:
+        self.send(encode(*args))
+        return self.replies(1)[0]
+
+    def replies(self, n: int) -> list[bytes]:
+        """The next ``n`` replies, each as its raw bytes."""
+        out: list[bytes] = []
+        data = b""
+        while len(out) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed after {out!r} + {data!r}")
+            for off, part in enumerate(chunk):
+                data += bytes((part,))
+                if self.scanner.feed(bytes((part,))):
+                    out.append(data)
+                    data = b""
+                _ = off
+        return out
+
+    def auth(self) -> None:
+        assert self.call("AUTH", PASSWORD) == b"+OK\r\n"
+
+    def closed_by_peer(self, timeout: float = 2.0) -> bytes:
+        """Everything the gateway still sends until it closes; AssertionError if it stays open."""
+        self.sock.settimeout(timeout)
+        got = b""
+        try:
+            while chunk := self.sock.recv(65536):
+                got += chunk
+        except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
+            pass
+        except TimeoutError as e:
+            raise AssertionError(f"still open after {timeout}s, received {got!r}") from e
+        return got
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_binds_every_address(gw: EnvGateway, nodes: dict[str, Node]) -> None:  # noqa: F811
+    port = free_port()
+    start(gw, route(port, nodes["a"]))
+    for host in ("127.0.0.1", "127.0.0.3"):
+        c = Client(port, host=host)
+        c.auth()
+        assert c.call("GET", "whoami") == b"$1\r\na\r\n"
+        c.close()
+    ev = gw.wait_event("auth_success", source="127.0.0.1")
+    assert ev["port"] == port and ev["databaseId"] == "db-a"
+
+
+def test_firewall_allow_deny_and_live_change(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> None:  # noqa: F811
+    port, tport = free_port(), free_port()
+    allow = (("127.0.0.5", "127.0.0.6"),)
+    start(
+        gw,
+        route(port, nodes["a"], allowed_sources=allow),
+        route(tport, nodes["a"], True, allowed_sources=allow),
+    )
+
+    denied = Client(port, source="127.0.0.7")
+    assert denied.closed_by_peer(1.0) == b""
+    gw.wait_event("firewall_deny", source="127.0.0.7", port=port)
+    # On a TLS port the refusal comes before the handshake: not a single byte is sent.
+    raw = socket.create_connection(("127.0.0.1", tport), timeout=5, source_address=("127.0.0.7", 0))
+    raw.settimeout(2)
+    try:
+        assert raw.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    raw.close()
+    gw.wait_event("firewall_deny", source="127.0.0.7", port=tport)
+
+    c5, c6 = Client(port, source="127.0.0.5"), Client(port, source="127.0.0.6")
+    t6 = Client(tport, source="127.0.0.6", tls=pki)
+    for c in (c5, c6, t6):
+        c.auth()
+        assert c.call("PING") == b"+PONG\r\n"
+
+    start_listeners = gw.log().count(f"listening on 127.0.0.1,127.0.0.3 port {port}")
+    gw.set_routes(
+        route(port, nodes["a"], allowed_sources=(("127.0.0.6", "127.0.0.6"),)),
+        route(tport, nodes["a"], True, allowed_sources=(("127.0.0.6", "127.0.0.6"),)),
+    )
+    t0 = time.monotonic()
+    assert c5.closed_by_peer(1.5) == b""
+    assert time.monotonic() - t0 < 1.0
+    assert c6.call("PING") == b"+PONG\r\n"  # the same socket keeps working
+    assert t6.call("PING") == b"+PONG\r\n"
+    ev = gw.wait_event("disconnect", source="127.0.0.5", reason="firewall")
+    assert ev["bytesIn"] > 0 and ev["bytesOut"] > 0 and ev["durationMs"] >= 0
+    # New connections follow the new rule; the listener was updated in place, not rebuilt.
+    assert Client(port, source="127.0.0.5").closed_by_peer(1.0) == b""
+    assert gw.log().count(f"listening on 127.0.0.1,127.0.0.3 port {port}") == start_listeners
+    for c in (c6, t6):
+        c.close()
+
+
+def test_connection_limit(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> None:  # noqa: F811
+    port, tport = free_port(), free_port()
+    start(gw, route(port, nodes["b"], max_connections=3), route(tport, nodes["b"], True, max_connections=1))
+    clients = [
+        Client(port, source="127.0.0.1"),
+        Client(port, source="127.0.0.3"),
+        Client(port, host="127.0.0.3"),
+    ]
+    for c in clients:
+        c.auth()
+    fourth = Client(port, source="127.0.0.4")
+    assert fourth.closed_by_peer() == b"-ERR max number of clients reached\r\n"
+    gw.wait_event("limit_deny", source="127.0.0.4", port=port)
+    for c in clients:
+        assert c.call("PING") == b"+PONG\r\n"
+    clients.pop().close()
+
+    def slot_free() -> bool:
+        c = Client(port, source="127.0.0.4")
+        try:
+            c.auth()
+            return c.call("PING") == b"+PONG\r\n"
+        finally:
+            c.close()
+
+    wait_for(slot_free, 2.0, "a freed slot")
+    for c in clients:
+        c.close()
+
+    # TLS: the refusal is readable after the handshake.
+    first = Client(tport, tls=pki)
+    first.auth()
+    second = Client(tport, tls=pki)
+    assert second.closed_by_peer() == b"-ERR max number of clients reached\r\n"
+    assert first.call("PING") == b"+PONG\r\n"
+    first.close()
+
+
+def test_auth_wrong_then_right_pipelined_and_hello(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> None:  # noqa: F811
+    port, tport = free_port(), free_port()
+    start(gw, route(port, nodes["a"]), route(tport, nodes["a"], True))
+    c = Client(port, source="127.0.0.10")
+    assert c.call("PING").startswith(b"-NOAUTH")
+    assert c.call("AUTH", "wrong").startswith(b"-WRONGPASS")
+    c.auth()
+    assert c.call("PING") == b"+PONG\r\n"
+    c.close()
+    ev = gw.wait_event("auth_failure", source="127.0.0.10")
+    assert ev["reason"] == "WRONGPASS"
+    gw.wait_event("auth_success", source="127.0.0.10")
+
+    # AUTH, SET and GET in one packet.
+    p = Client(tport, source="127.0.0.11", tls=pki)
+    p.send(encode("AUTH", PASSWORD) + encode("SET", "pk", "pv") + encode("GET", "pk"))
+    assert p.replies(3) == [b"+OK\r\n", b"+OK\r\n", b"$2\r\npv\r\n"]
+    p.close()
+
+    # HELLO 3 AUTH, then RESP3 traffic; and redis-py doing the same.
+    h = Client(tport, source="127.0.0.12", tls=pki)
+    hello = h.call("HELLO", "3", "AUTH", "default", PASSWORD)
+    assert hello.startswith(b"%") and b"proto" in hello
+    assert h.call("PING") == b"+PONG\r\n"
+    h.close()
+    r = redis.Redis(
+        host="localhost", port=tport, password=PASSWORD, ssl=True, ssl_ca_certs=pki.ca, protocol=3
+    )
+    assert r.set("r3", "v") and r.get("r3") == b"v"
+    r.close()
+
+
+def test_auth_phase_limits(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> None:  # noqa: F811
+    port, tport = free_port(), free_port()
+    start(gw, route(port, nodes["a"]), route(tport, nodes["a"], True))
+    good = Client(port, source="127.0.0.20")
+    good.auth()
+
+    # A 1 GB bulk length before AUTH is refused at once, without waiting for the bytes.
+    huge = Client(port, source="127.0.0.21")
+    t0 = time.monotonic()
+    huge.send(b"*1\r\n$1073741824\r\n")
+    assert huge.closed_by_peer(1.0).startswith(b"-ERR")
+    assert time.monotonic() - t0 < 0.5
+    gw.wait_event("buffer_limit", source="127.0.0.21")
+    assert good.call("PING") == b"+PONG\r\n"
+
+    # More than 16 KB of junk before AUTH: closed.
+    junk = Client(port, source="127.0.0.22")
+    try:
+        junk.send(b"x" * 20_000)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    junk.closed_by_peer(1.0)
+    gw.wait_event("buffer_limit", source="127.0.0.22")
+    lines = Client(port, source="127.0.0.23")  # many complete junk commands: pending bytes count too
+    try:
+        lines.send(b"JUNK xxxxxxxxxxxxxxxx\r\n" * 1000)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    lines.closed_by_peer(1.0)
+    gw.wait_event("buffer_limit", source="127.0.0.23")
+    noise = Client(port, source="127.0.0.24")
+    try:
+        noise.send(os.urandom(20_000))
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    noise.closed_by_peer(1.0)
+
+    # Silent clients are closed after auth_timeout (1 s here): plain, and TLS stuck in its hello.
+    idle = Client(port, source="127.0.0.25")
+    t0 = time.monotonic()
+    assert idle.closed_by_peer(3.0) == b""
+    assert 0.8 < time.monotonic() - t0 < 2.5
+    gw.wait_event("auth_timeout", source="127.0.0.25")
+    stuck = socket.create_connection(("127.0.0.1", tport), timeout=5, source_address=("127.0.0.26", 0))
+    stuck.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a ClientHello cut off
+    stuck.settimeout(3)
+    t0 = time.monotonic()
+    try:
+        assert stuck.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    assert 0.8 < time.monotonic() - t0 < 2.5
+    stuck.close()
+    ev = gw.wait_event("auth_timeout", source="127.0.0.26")
+    assert ev["port"] == tport
+
+    assert good.call("PING") == b"+PONG\r\n"  # authenticated clients have no deadline
+    good.close()
+    assert gw.alive()
+
+
+def test_brute_force_blocks_source_for_cooldown(gw: EnvGateway, nodes: dict[str, Node]) -> None:  # noqa: F811
+    port = free_port()
+    start(gw, route(port, nodes["a"]))
+    attacker = Client(port, source="127.0.0.30")
+    assert attacker.call("AUTH", "guess1").startswith(b"-WRONGPASS")
+    assert attacker.call("AUTH", "guess2").startswith(b"-WRONGPASS")
+    attacker.send(encode("AUTH", "guess3"))
+    assert attacker.closed_by_peer().startswith(b"-WRONGPASS")  # the third failure closes it
+    assert Client(port, source="127.0.0.30").closed_by_peer(1.0) == b""
+    gw.wait_event("auth_blocked", source="127.0.0.30")
+    assert len(gw.events("auth_failure", source="127.0.0.30")) == 3
+
+    other = Client(port, source="127.0.0.31")
+    other.auth()
+    assert other.call("PING") == b"+PONG\r\n"
+    other.close()
+
+    def works_again() -> bool:
+        c = Client(port, source="127.0.0.30")
+        try:
+            c.auth()
+            return True
+        finally:
+            c.close()
+
+    time.sleep(1.0)
+    assert not port_open_from(port, "127.0.0.30")
+    wait_for(works_again, 3.0, "cooldown over")
+
+
+def port_open_from(port: int, source: str) -> bool:
+    c = Client(port, source=source)
+    try:
+        c.auth()
+        return True
+    except (ConnectionError, OSError):
+        return False
+    finally:
+        c.close()
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls_failures_are_audited(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> None:  # noqa: F811
+    tport = free_port()
+    start(gw, route(tport, nodes["a"], True))
+    plain = Client(tport, source="127.0.0.40")
+    plain.send(f"AUTH {PASSWORD}\r\nPING\r\n".encode())
+    got = plain.closed_by_peer()
+    assert b"PONG" not in got and b"+OK" not in got
+    ev = gw.wait_event("tls_failure", source="127.0.0.40")
+    assert ev["port"] == tport and ev["reason"]
+
+    ctx = ssl.create_default_context(cafile=pki.ca)
+    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    raw = socket.create_connection(("127.0.0.1", tport), timeout=5, source_address=("127.0.0.41", 0))
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.recv(10)
+    gw.wait_event("tls_failure", source="127.0.0.41")
+
+
+def test_audit_records_a_session(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> None:  # noqa: F811
+    tport = free_port()
+    start(gw, route(tport, nodes["b"], True))
+    c = Client(tport, source="127.0.0.50", tls=pki)
+    c.auth()
+    assert c.call("SET", "audited", "x" * 1000) == b"+OK\r\n"
+    c.close()
+    connect = gw.wait_event("connect", source="127.0.0.50")
+    gw.wait_event("auth_success", source="127.0.0.50")
+    done = gw.wait_event("disconnect", source="127.0.0.50")
+    assert done["databaseId"] == "db-b" and done["port"] == tport
+    assert done["bytesIn"] > 1000 and done["bytesOut"] >= 10
+    assert connect["sourcePort"] == done["sourcePort"] > 0
+    assert connect["time"].endswith("Z") and "T" in connect["time"]
+
+
+@pytest.fixture
+def small_audit_gw(pki: Pki) -> Iterator[EnvGateway]:  # noqa: F811
+    yield from make_gateway(pki, AMR_GATEWAY_AUDIT_MAX_BYTES="2048", AMR_GATEWAY_AUDIT_BACKUPS="2")
+
+
+def test_audit_rotation(small_audit_gw: EnvGateway, nodes: dict[str, Node]) -> None:  # noqa: F811
+    gw = small_audit_gw
+    port = free_port()
+    start(gw, route(port, nodes["a"]))
+    for i in range(40):
+        c = Client(port, source=f"127.0.1.{i + 1}")
+        c.auth()
+        c.close()
+    logs = gw.home / "logs"
+    wait_for(lambda: (logs / "connections.jsonl.2").exists(), 3.0, "two rotations")
+    assert not (logs / "connections.jsonl.3").exists()
+    for f in logs.glob("connections*"):
+        assert f.stat().st_size <= 2048
+        for line in f.read_text().splitlines():
+            json.loads(line)
+
+
+def _nopass_valkey(workdir: Path) -> Iterator[Node]:  # noqa: F811
+    d = workdir / "nopass"
+    d.mkdir(exist_ok=True)
+    sock = str(d / "v.sock")
+    proc = subprocess.Popen(
+        [
+            str(VALKEY),
+            "--port",
+            "0",
+            "--unixsocket",
+            sock,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(d),
+        ],
+        cwd=d,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: redis.Redis(unix_socket_path=sock).ping(), 10, "nopass valkey")
+        yield Node(sock, "nopass")
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+@pytest.fixture
+def nopass(workdir: Path) -> Iterator[Node]:  # noqa: F811
+    yield from _nopass_valkey(workdir)
+
+
+def test_no_password_database_switches_to_splice(gw: EnvGateway, nopass: Node) -> None:
+    port = free_port()
+    start(gw, route(port, nopass))
+    c = Client(port, source="127.0.0.60")
+    # Well over the pre-auth buffer limit, once the first command has shown no auth is needed.
+    assert c.call("PING") == b"+PONG\r\n"
+    big = b"v" * 100_000
+    assert c.call("SET", "big", big) == b"+OK\r\n"
+    assert c.call("GET", "big") == b"$100000\r\n" + big + b"\r\n"
+    c.close()
+    ev = gw.wait_event("auth_success", source="127.0.0.60")
+    assert ev["reason"] == "no password required"
