@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run stop test lint unit integration bench clean
+.PHONY: run stop test lint unit integration bench bench-endpoint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/provision.py
+
+bench-endpoint: $(STAMP)
+	$(BIN)/python bench/endpoint.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

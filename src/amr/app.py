@@ -207,6 +207,13 @@ def rotate_certificate(settings: Settings) -> int:
 SERVICE_COMMANDS = ("serve", "stop", "api", "gateway", "pki")
 
 
+def _worker_index(text: str) -> int:
+    try:
+        return max(int(text), 0)
+    except ValueError:
+        return 0
+
+
 def _service_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amr")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -251,9 +258,12 @@ def run_service_command(argv: list[str]) -> int:
         if args.command == "pki":
             return rotate_certificate(settings)
         from amr.gateway.main import run_gateway
+        from amr.logic.supervisor_conf import GATEWAY_WORKER_ENV, gateway_program_name
 
-        _configure_logging(settings, "gateway")
-        run_gateway(settings)
+        # The supervisor runs gateway.workers copies of this command; each but the first has its index.
+        worker = _worker_index(os.environ.get(GATEWAY_WORKER_ENV, ""))
+        _configure_logging(settings, gateway_program_name(worker))
+        run_gateway(settings, worker)
         return 0
     except AmrError as e:
         print(f"ERROR: {e}", file=sys.stderr)

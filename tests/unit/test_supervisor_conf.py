@@ -165,3 +165,21 @@ def test_program_name() -> None:
     for bad in ["", "a:b", "a b", "../x", "a/b", "-x"]:
         with pytest.raises(ValueError):
             supervisor_program_name(bad)
+
+
+def test_gateway_workers_are_programs_of_their_own() -> None:
+    p = _parse(_main(gateway_workers=3))
+    gateways = sorted(s for s in p.sections() if s.startswith("program:gateway"))
+    assert gateways == ["program:gateway", "program:gateway-1", "program:gateway-2"]
+    assert not p.has_option("program:gateway", "environment")
+    for i in (1, 2):
+        section = f"program:gateway-{i}"
+        assert shlex.split(_get(p, section, "command"))[2:4] == ["amr", "gateway"]
+        assert _get(p, section, "environment") == f'AMR_GATEWAY_WORKER_INDEX="{i}"'
+        assert _get(p, section, "autorestart") == "true"
+        assert _get(p, section, "stdout_logfile") == f"/home/u/.amr/logs/gateway-{i}.log"
+
+
+def test_one_gateway_worker_is_the_gateway_program_alone() -> None:
+    p = _parse(_main(gateway_workers=1))
+    assert [s for s in p.sections() if s.startswith("program:gateway")] == ["program:gateway"]

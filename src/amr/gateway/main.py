@@ -61,10 +61,13 @@ async def serve(
     log.info("gateway stopped")
 
 
-def run_gateway(settings: Settings) -> None:
-    """Run the gateway in this process until SIGTERM or SIGINT (blocking)."""
+def run_gateway(settings: Settings, worker: int = 0) -> None:
+    """Run gateway worker ``worker`` in this process until SIGTERM or SIGINT (blocking).
+
+    With ``gateway.workers`` > 1 the supervisor runs that many of these processes; they all bind
+    every port with SO_REUSEPORT and the kernel spreads new connections across them."""
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-    uvloop.run(serve(settings))
+    uvloop.run(serve(settings, worker=worker, reuse_port=settings.gateway.workers > 1))

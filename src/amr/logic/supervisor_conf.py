@@ -53,13 +53,25 @@ def _command(args: list[str], what: str) -> str:
     return _value(" ".join(shlex.quote(a) for a in args), what)
 
 
-def _core_program(name: str, python: str, home: str) -> str:
-    log = posixpath.join(home, "logs", f"{name}.log")
+GATEWAY_WORKER_ENV = "AMR_GATEWAY_WORKER_INDEX"
+"""The environment variable that tells a gateway process its worker index (0 when unset)."""
+
+
+def gateway_program_name(worker: int) -> str:
+    """Decide the supervisor program of gateway worker ``worker``: ``gateway``, then ``gateway-1``..."""
+    return "gateway" if worker <= 0 else f"gateway-{worker}"
+
+
+def _core_program(name: str, python: str, home: str, program: str = "", worker: int = 0) -> str:
+    program = program or name
+    log = posixpath.join(home, "logs", f"{program}.log")
+    environment = [f'environment = {GATEWAY_WORKER_ENV}="{int(worker)}"'] if worker > 0 else []
     return "\n".join(
         [
-            f"[program:{name}]",
+            f"[program:{program}]",
             f"command = {_command([python, '-m', 'amr', name, '--home', home], f'{name} command')}",
             f"directory = {_value(home, 'home')}",
+            *environment,
             "autostart = true",
             "autorestart = true",
             "startsecs = 1",
@@ -87,6 +99,7 @@ def render_supervisord_conf(
     *,
     include_core_programs: bool = True,
     minfds: int = 1024,
+    gateway_workers: int = 1,
 ) -> str:
     """Render the main supervisord.conf for one AMR_HOME.
 
@@ -98,6 +111,11 @@ def render_supervisord_conf(
     log files, the ``api`` and ``gateway`` programs (``<python> -m amr <program> --home <home>``, logs
     in ``<home>/logs/<program>.log``) and an ``[include]`` of ``<include_dir>/*.conf``, where each node
     gets one program file. ``nodaemon`` is not set: the caller passes ``-n`` to run in the foreground.
+
+    ``gateway_workers`` > 1 adds programs ``gateway-1`` .. ``gateway-<N-1>``: the same command with
+    ``AMR_GATEWAY_WORKER_INDEX`` set, logging to ``<home>/logs/gateway-<i>.log``. Each is its own
+    program, so supervisord restarts a crashed worker on its own while the others keep serving the
+    ports they share (SO_REUSEPORT), and stopping supervisord stops them all.
 
     ``include_core_programs=False`` leaves out ``api`` and ``gateway``; tests of the node backend use it
     to run a supervisord that manages nodes only.
@@ -136,6 +154,8 @@ def render_supervisord_conf(
     if include_core_programs:
         for name in CORE_PROGRAMS:
             sections.append(_core_program(name, python, home))
+        for worker in range(1, max(int(gateway_workers), 1)):
+            sections.append(_core_program("gateway", python, home, gateway_program_name(worker), worker))
     sections += [
         "[include]",
         f"files = {_value(posixpath.join(include_dir, '*.conf'), 'include_dir')}",

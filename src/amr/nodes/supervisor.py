@@ -251,6 +251,7 @@ def write_supervisord_conf(settings: Settings, include_core_programs: bool = Tru
             logfile=str(logfile_path(settings)),
             include_core_programs=include_core_programs,
             minfds=file_limit(),
+            gateway_workers=settings.gateway.workers,
         )
     except ValueError as e:
         raise ConfigError(f"cannot run supervisord for AMR_HOME {settings.home}: {e}") from e
