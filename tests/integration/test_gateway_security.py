@@ -292,13 +292,23 @@ def test_auth_wrong_then_right_pipelined_and_hello(gw: EnvGateway, nodes: dict[s
     start(gw, route(port, nodes["a"]), route(tport, nodes["a"], True))
     c = Client(port, source="127.0.0.10")
     assert c.call("PING").startswith(b"-NOAUTH")
+    # Commands the engine runs before AUTH do not end the authentication phase.
+    assert c.call("RESET") == b"+RESET\r\n"
+    assert c.call("HELLO", "2").startswith(b"-NOAUTH")
+    assert c.call("AUTH", "wrong").startswith(b"-WRONGPASS")
+    assert c.call("AUTH", "wrong").startswith(b"-WRONGPASS")
+    assert c.call("AUTH", "wrong").startswith(b"-WRONGPASS")  # the 3rd failure blocks the source
+    assert c.closed_by_peer() == b""
+    c = Client(port, source="127.0.0.13")
+    assert c.call("RESET") == b"+RESET\r\n"
     assert c.call("AUTH", "wrong").startswith(b"-WRONGPASS")
     c.auth()
     assert c.call("PING") == b"+PONG\r\n"
     c.close()
+    assert gw.events("auth_success", source="127.0.0.10") == []
     ev = gw.wait_event("auth_failure", source="127.0.0.10")
     assert ev["reason"] == "WRONGPASS"
-    gw.wait_event("auth_success", source="127.0.0.10")
+    gw.wait_event("auth_success", source="127.0.0.13")
 
     # AUTH, SET and GET in one packet.
     p = Client(tport, source="127.0.0.11", tls=pki)

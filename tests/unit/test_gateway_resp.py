@@ -118,7 +118,8 @@ def test_reply_error_code_never_includes_text() -> None:
 def test_classify_and_judge() -> None:
     assert classify_command((b"auth", b"x")) == "auth"
     assert classify_command((b"HELLO", b"3", b"AUTH", b"default", b"x")) == "auth"
-    assert classify_command((b"HELLO", b"3")) == "other"
+    assert classify_command((b"HELLO", b"3")) == "neutral"
+    assert classify_command((b"reset",)) == "neutral"
     assert classify_command((b"PING",)) == "other"
     ok, err = Reply(b"+", b"+OK"), Reply(b"-", b"-NOAUTH Authentication required.")
     assert judge_reply("auth", ok) == "success"
@@ -126,6 +127,8 @@ def test_classify_and_judge() -> None:
     assert judge_reply("auth", err) == "failure"
     assert judge_reply("other", err) == "pending"
     assert judge_reply("other", Reply(b"+", b"+PONG")) == "not_required"
+    # RESET/HELLO succeed without a password even where one is required: they prove nothing.
+    assert judge_reply("neutral", Reply(b"+", b"+RESET")) == "pending"
 
 
 # -- fuzzing ---------------------------------------------------------------------------------------

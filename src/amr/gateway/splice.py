@@ -158,9 +158,11 @@ class ClientSide(asyncio.Protocol):
         listener = self.listener
         ctx = listener.ctx
         route = listener.route
-        if listener.closed or not listener.matcher.allows(self.source):
-            # The route went away, or the firewall changed, during the TLS handshake.
-            self._audit("firewall_deny" if not listener.closed else "disconnect", "firewall")
+        if listener.closed:  # the route went away during the TLS handshake
+            transport.abort()
+            return
+        if not listener.matcher.allows(self.source):  # the firewall changed during the handshake
+            self._audit("firewall_deny")
             transport.abort()
             return
         if route.max_connections > 0 and len(listener.connections) >= route.max_connections:

@@ -16,7 +16,7 @@ HEADER_MAX = 32
 # The smallest encoding of one argument: "$0\r\n\r\n".
 MIN_ARG_BYTES = 6
 # A node's reply line (simple string, error, number) longer than this is treated as a protocol error.
-REPLY_LINE_MAX = 1 << 20
+REPLY_LINE_MAX = 1 << 16
 # How much of a reply's first line is kept for deciding about it.
 REPLY_HEAD_MAX = 128
 
