@@ -26,7 +26,7 @@ def _ip(*args: str) -> None:
 
 
 @dataclass(frozen=True)
-class TestHost:
+class NetHost:
     namespace: str
     address: str  # the client's source address, inside the namespace
     gateway_address: str  # this machine's end of the veth pair
@@ -53,17 +53,17 @@ class TestHost:
 
 
 @contextmanager
-def test_hosts(count: int) -> Iterator[list[TestHost]]:
+def network_hosts(count: int) -> Iterator[list[NetHost]]:
     """``count`` namespaces with veth links; removed afterwards even if a test fails."""
     tag = os.getpid() % 10000
     second = 100 + os.getpid() % 100
-    hosts: list[TestHost] = []
+    hosts: list[NetHost] = []
     try:
         for i in range(count):
             ns, host_if, ns_if = f"amr{tag}h{i}", f"amv{tag}h{i}", f"amv{tag}n{i}"
             host_ip, ns_ip = f"10.{second}.{i}.1", f"10.{second}.{i}.2"
             _ip("netns", "add", ns)
-            hosts.append(TestHost(ns, ns_ip, host_ip))
+            hosts.append(NetHost(ns, ns_ip, host_ip))
             _ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
             _ip("link", "set", ns_if, "netns", ns)
             _ip("addr", "add", f"{host_ip}/24", "dev", host_if)

@@ -12,13 +12,19 @@ from __future__ import annotations
 import sys
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def _client(host: str, port: int, password: str, ca_file: str | None) -> redis.Redis:
     tls = {}
     if ca_file:
         tls = {"ssl": True, "ssl_ca_certs": ca_file, "ssl_check_hostname": False}
-    return redis.Redis(host, port, password=password, socket_timeout=5, socket_connect_timeout=5, **tls)
+    # No retries: a refused or closed connection must show, not be hidden by a reconnect.
+    return redis.Redis(
+        host, port, password=password, socket_timeout=5, socket_connect_timeout=5,
+        retry=Retry(NoBackoff(), 0), **tls,
+    )  # fmt: skip
 
 
 def ping(host: str, port: int, password: str, ca_file: str | None) -> int:
@@ -37,8 +43,6 @@ def hold(host: str, port: int, password: str, ca_file: str | None) -> int:
         if line.strip() != "ping":
             continue
         try:
-            # One connection for the whole session: no retry may hide that it was closed.
-            client.connection_pool.connection_kwargs["retry_on_timeout"] = False
             print("PONG" if client.ping() else "NO", flush=True)
         except Exception as e:  # noqa: BLE001
             print(f"CLOSED: {type(e).__name__}", flush=True)
