@@ -28,7 +28,9 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy src
 
+# The network tests make test hosts with network namespaces (root and iproute2, as on CI machines).
 test: lint
+	command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	$(BIN)/pytest -q tests
 
 unit: $(STAMP)
