@@ -50,7 +50,7 @@ from tests.integration.amr_service import AmrService, free_port, wait_until  # n
 CACHE_API = {"api-version": "2025-07-01"}
 GROUP_API = {"api-version": "2024-03-01"}
 CLIENTS = 50
-REQUESTS = {1: 100_000, 16: 600_000}  # per test (SET, then GET) and pipeline depth
+REQUESTS = {1: 60_000, 16: 400_000}  # per test (SET, then GET) and pipeline depth
 IDLE_CONNECTIONS = 5000
 PASS_RATIO = 1.0
 FAIL_RATIO = 0.8
@@ -164,6 +164,18 @@ def gateway_pids(home: Path) -> list[int]:
         if "gateway" in args and str(home) in args and "amr" in args:
             pids.append(int(entry.name))
     return sorted(pids)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of these processes so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -316,7 +328,7 @@ def verdict(ratio: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes (gateway.workers)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median is reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (median is reported)")
     parser.add_argument("--keep", action="store_true", help="leave amr and haproxy running; print how to use")
     args = parser.parse_args()
 
@@ -349,29 +361,35 @@ def main() -> int:
         ha_plain, ha_tls = free_port(), free_port()
         haproxy = start_haproxy(workdir, ha_plain, plain_sock, ha_tls, tls_sock, crt)
         tls_args = ["--tls", "--cacert", service.ca_file, "--sni", "localhost"]
-        targets: list[tuple[str, list[str], str]] = [
-            ("engine (plain node)", ["-s", plain_sock], plain_key),
-            ("haproxy plain", ["-h", "127.0.0.1", "-p", str(ha_plain)], plain_key),
-            ("amr Plaintext", ["-h", "127.0.0.1", "-p", str(plain_port)], plain_key),
-            ("engine (tls node)", ["-s", tls_sock], tls_key),
-            ("haproxy TLS", ["-h", "127.0.0.1", "-p", str(ha_tls), *tls_args], tls_key),
-            ("amr Encrypted", ["-h", "127.0.0.1", "-p", str(tls_port), *tls_args], tls_key),
+        gateway = gateway_pids(service.home)
+        targets: list[tuple[str, list[str], str, list[int]]] = [
+            ("engine (plain node)", ["-s", plain_sock], plain_key, []),
+            ("haproxy plain", ["-h", "127.0.0.1", "-p", str(ha_plain)], plain_key, [haproxy.pid]),
+            ("amr Plaintext", ["-h", "127.0.0.1", "-p", str(plain_port)], plain_key, gateway),
+            ("engine (tls node)", ["-s", tls_sock], tls_key, []),
+            ("haproxy TLS", ["-h", "127.0.0.1", "-p", str(ha_tls), *tls_args], tls_key, [haproxy.pid]),
+            ("amr Encrypted", ["-h", "127.0.0.1", "-p", str(tls_port), *tls_args], tls_key, gateway),
         ]
         wait_until(lambda: _port_open(plain_port) and _port_open(tls_port), 10, what="gateway ports")
         if args.keep:
-            for name, targs, key in targets:
+            for name, targs, key, _ in targets:
                 print(f"  {name}: redis-benchmark {' '.join(targs)} -a {key}")
             input("press Enter to stop ... ")
         print(f"set up in {time.monotonic() - t_start:.1f} s; nodes {plain_sock} and {tls_sock}", flush=True)
 
         rows = [(op, p) for p in (1, 16) for op in ("SET", "GET")]
         samples: dict[tuple[str, str, int], list[float]] = {}
+        cpu: dict[tuple[str, int], list[float]] = {}
         for rnd in range(args.rounds):
             order = targets[rnd % len(targets) :] + targets[: rnd % len(targets)]
             t_round = time.monotonic()
             for pipeline in (1, 16):
-                for name, targs, key in order:
+                for name, targs, key, pids in order:
+                    cpu_before = cpu_seconds(pids)
                     result = run_benchmark(targs, key, pipeline)
+                    if pids:
+                        used = cpu_seconds(pids) - cpu_before
+                        cpu.setdefault((name, pipeline), []).append(used * 1e6 / (2 * REQUESTS[pipeline]))
                     for op, value in result.items():
                         samples.setdefault((name, op, pipeline), []).append(value)
             print(f"round {rnd + 1}/{args.rounds} done in {time.monotonic() - t_round:.1f} s", flush=True)
@@ -399,6 +417,17 @@ def main() -> int:
                 f"{f'{r_tls:.2f}x {verdict(r_tls)}':>34}"
             )
         print(f"targets: >= {PASS_RATIO:.1f}x pass, < {FAIL_RATIO:.1f}x fail")
+        print()
+        print("proxy CPU (user+sys) per request, median, microseconds:")
+        for pipeline in (1, 16):
+            print(
+                f"  P{pipeline:<3}"
+                + "".join(
+                    f"  {name}: {statistics.median(cpu[(name, pipeline)]):.2f}"
+                    for name, _, _, pids in targets
+                    if pids
+                )
+            )
 
         # Memory with many open TLS connections.
         pids = gateway_pids(service.home)
