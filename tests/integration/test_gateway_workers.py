@@ -3,6 +3,7 @@ connections, and the port keeps serving while one of them is killed and the supe
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -84,8 +85,8 @@ def _socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
-def _accepted_inodes(port: int) -> set[int]:
-    """Inodes of established TCP sockets whose local port is ``port`` (the gateway's accepted side)."""
+def _accepted_inodes(port: int, state: str = "01") -> set[int]:
+    """Inodes of TCP sockets in ``state`` (ESTABLISHED; 0A: LISTEN) whose local port is ``port``."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -95,7 +96,7 @@ def _accepted_inodes(port: int) -> set[int]:
         for line in lines:
             fields = line.split()
             local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == "01":  # ESTABLISHED
+            if local_port == port and fields[3] == state:
                 inodes.add(int(fields[9]))
     return inodes
 
@@ -113,6 +114,11 @@ def test_two_workers_share_the_port_and_survive_the_loss_of_one(two_workers: Amr
     pids = wait_until(lambda: len(_worker_pids(service)) == 2 and _worker_pids(service), 20, what="2 workers")
     port, key = _create_database(service)
     wait_until(lambda: _ping(port, key), 30, what="database answers PING")
+    wait_until(
+        lambda: all(_socket_inodes(pid) & _accepted_inodes(port, "0A") for pid in pids.values()),
+        10,
+        what="both workers listen on the database port",
+    )
 
     # Both workers accept: the kernel spreads new connections over the SO_REUSEPORT sockets.
     clients = []
@@ -127,6 +133,18 @@ def test_two_workers_share_the_port_and_survive_the_loss_of_one(two_workers: Amr
         per_worker = {name: len(_socket_inodes(pid) & accepted) for name, pid in pids.items()}
         assert sum(per_worker.values()) == 40, per_worker
         assert all(n > 0 for n in per_worker.values()), per_worker
+        # Each worker audits its own connections: connections.jsonl and connections-1.jsonl.
+        logs = service.home / "logs"
+        wait_until(
+            lambda: (
+                _connects(logs / "connections.jsonl", port) + _connects(logs / "connections-1.jsonl", port)
+                >= 40
+            ),
+            5,
+            what="both workers audit their connects",
+        )
+        assert _connects(logs / "connections.jsonl", port) >= per_worker["gateway"]
+        assert _connects(logs / "connections-1.jsonl", port) >= per_worker["gateway-1"]
     finally:
         for c in clients:
             c.close()
@@ -156,6 +174,14 @@ def test_two_workers_share_the_port_and_survive_the_loss_of_one(two_workers: Amr
 
     wait_until(restarted_worker_accepts, 20, interval=0.2, what="restarted worker accepts")
     assert _ping(port, key)
+
+
+def _connects(path: Path, port: int) -> int:
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    return sum(1 for line in lines if (e := json.loads(line))["event"] == "connect" and e["port"] == port)
 
 
 def _zombie(pid: int) -> bool:
