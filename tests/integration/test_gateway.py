@@ -468,6 +468,8 @@ def test_target_down_closes_client_promptly(gateway: Gateway, pki: Pki, workdir:
     start_with(gateway, plain_route(port, missing))
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.settimeout(2)
+        # The node is connected on the client's first bytes (an idle connection never touches it).
+        s.sendall(b"PING\r\n")
         start = time.monotonic()
         try:
             assert s.recv(16) == b""

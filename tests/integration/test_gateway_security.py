@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +252,12 @@ def test_firewall_allow_deny_and_live_change(gw: EnvGateway, nodes: dict[str, No
 
 def test_connection_limit(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> None:  # noqa: F811
     port, tport = free_port(), free_port()
-    start(gw, route(port, nodes["b"], max_connections=3), route(tport, nodes["b"], True, max_connections=1))
+    # Two databases (the limit is per database, over all its routes: see the next test).
+    start(
+        gw,
+        route(port, nodes["b"], max_connections=3),
+        replace(route(tport, nodes["b"], True, max_connections=1), database_id="db-b-tls"),
+    )
     clients = [
         Client(port, source="127.0.0.1"),
         Client(port, source="127.0.0.3"),
@@ -285,6 +291,45 @@ def test_connection_limit(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> N
     assert second.closed_by_peer() == b"-ERR max number of clients reached\r\n"
     assert first.call("PING") == b"+PONG\r\n"
     first.close()
+
+
+def test_connection_limit_counts_all_routes_of_a_database(
+    gw: EnvGateway,
+    nodes: dict[str, Node],  # noqa: F811
+) -> None:
+    # An OSSCluster database: a database port and a port per node, one limit for all of them.
+    dbport, n1, n2, other = free_port(), free_port(), free_port(), free_port()
+    start(
+        gw,
+        route(dbport, nodes["a"], max_connections=3),
+        route(n1, nodes["a"], max_connections=3),
+        replace(route(n2, nodes["b"], max_connections=3), database_id="db-a"),
+        replace(route(other, nodes["a"], max_connections=3), database_id="db-other"),
+    )
+    clients = [Client(dbport, source="127.0.0.70"), Client(n1, source="127.0.0.71")]
+    clients.append(Client(n2, source="127.0.0.72"))
+    for c in clients:
+        c.auth()
+    for port, source in ((dbport, "127.0.0.73"), (n1, "127.0.0.74"), (n2, "127.0.0.75")):
+        assert Client(port, source=source).closed_by_peer() == b"-ERR max number of clients reached\r\n"
+        gw.wait_event("limit_deny", source=source, port=port)
+    c = Client(other, source="127.0.0.76")  # another database has its own count
+    c.auth()
+    c.close()
+    clients.pop(0).close()
+
+    def slot_free() -> bool:
+        c = Client(n2, source="127.0.0.77")
+        try:
+            c.auth()
+            return c.call("PING") == b"+PONG\r\n"
+        finally:
+            c.close()
+
+    wait_for(slot_free, 2.0, "a slot freed on another port of the database")
+    for c in clients:
+        assert c.call("PING") == b"+PONG\r\n"
+        c.close()
 
 
 def test_auth_wrong_then_right_pipelined_and_hello(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> None:  # noqa: F811

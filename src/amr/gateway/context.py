@@ -1,4 +1,5 @@
-"""What every listener of one gateway process shares: settings, the audit log, brute-force state."""
+"""What every listener of one gateway process shares: settings, the audit log, brute-force state,
+connection counts per database and descriptor-exhaustion state."""
 
 from __future__ import annotations
 
@@ -8,17 +9,24 @@ from dataclasses import dataclass, field
 
 from amr.gateway.audit import AuditLog
 from amr.logic.gateway_bruteforce import AuthFailureGuard
+from amr.logic.gateway_descriptors import DescriptorPressure
 from amr.settings import GatewaySettings
 
 
 @dataclass
 class GatewayContext:
-    """Per-process gateway state handed to each listener; ``clock`` is monotonic seconds."""
+    """Per-process gateway state handed to each listener; ``clock`` is monotonic seconds.
+
+    ``connections`` counts admitted connections per database across all its routes (an OSSCluster
+    database has a database port and a port per node, sharing one limit); a route without a database
+    id counts on its own, under ``":<port>"``."""
 
     settings: GatewaySettings
     audit: AuditLog
     guard: AuthFailureGuard
     clock: Callable[[], float] = field(default=time.monotonic)
+    connections: dict[str, int] = field(default_factory=dict)
+    descriptors: DescriptorPressure = field(default_factory=DescriptorPressure)
 
     @classmethod
     def create(cls, settings: GatewaySettings, audit: AuditLog) -> GatewayContext:

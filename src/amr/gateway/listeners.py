@@ -4,11 +4,17 @@ Accepting is done here rather than by ``loop.create_server`` so that the checks 
 from the client (brute-force block, firewall) run on the raw socket: a refused client is closed before
 any TLS handshake and is sent nothing. Admitted sockets are handed to the loop with
 ``connect_accepted_socket`` (TLS handshake included, bounded by the authentication deadline).
+
+Out of file descriptors (EMFILE/ENFILE on accept, or on a node connect), a listener stops accepting
+for ``ACCEPT_PAUSE`` and tries again: the pending connections wait in the kernel's backlog instead of
+the loop spinning on a listening socket that stays readable. Open connections are not affected, and
+the log says so once per burst.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import ssl
@@ -18,6 +24,7 @@ from amr.gateway.context import GatewayContext
 from amr.gateway.splice import ClientSide
 from amr.gateway.tls import TlsContexts
 from amr.logic.gateway_access import SourceMatcher
+from amr.logic.gateway_descriptors import ACCEPT_PAUSE
 from amr.model.routes import Route
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,7 @@ class Listener:
         self._handshakes: set[asyncio.Task[None]] = set()
         self._ssl: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._resume_handle: asyncio.TimerHandle | None = None
 
     async def start(self, tls: TlsContexts) -> None:
         """Bind and listen; raise OSError if the port cannot be bound, GatewayError if TLS cannot load."""
@@ -97,10 +105,43 @@ class Listener:
                 conn, addr = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:  # EMFILE, ENFILE, ECONNABORTED...: try again on the next readiness
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE):
+                    self.descriptors_exhausted(e.errno)
+                    return
+                # ECONNABORTED and the like: that one connection is gone; try the next readiness.
                 log.debug("accept on port %s failed: %s", self.route.port, type(e).__name__)
                 return
             self._admit(conn, str(addr[0]), int(addr[1]))
+
+    def descriptors_exhausted(self, err: int) -> None:
+        """The process is out of file descriptors (``err`` is EMFILE or ENFILE): pause accepting on
+        this listener for ``ACCEPT_PAUSE`` and log once per burst."""
+        ctx = self.ctx
+        if ctx.descriptors.record(ctx.clock()):
+            more = ctx.descriptors.suppressed
+            log.warning(
+                "out of file descriptors (%s) on port %s: accepts paused %d ms at a time while it lasts; "
+                "open connections are unaffected%s",
+                errno.errorcode.get(err, str(err)),
+                self.route.port,
+                int(ACCEPT_PAUSE * 1000),
+                f" (the previous burst had {more} more failures)" if more else "",
+            )
+        loop = self._loop
+        if loop is None or self.closed or self._resume_handle is not None:
+            return
+        for sock in self._socks:
+            loop.remove_reader(sock.fileno())
+        self._resume_handle = loop.call_later(ACCEPT_PAUSE, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._resume_handle = None
+        loop = self._loop
+        if loop is None or self.closed:
+            return
+        for sock in self._socks:
+            loop.add_reader(sock.fileno(), self._accept, sock)
 
     def _admit(self, conn: socket.socket, source: str, source_port: int) -> None:
         ctx = self.ctx
@@ -157,8 +198,9 @@ class Listener:
             ctx.audit.event(event, route.database_id, route.port, source, source_port, reason)
 
     def retarget(self, route: Route) -> None:
-        """Apply ``route`` in place: new connections go to ``route.target`` (open ones stay), and the
-        access and limit changes of ``update`` apply."""
+        """Apply ``route`` in place: new connections go to ``route.target`` (connected ones stay; an
+        open one that has not sent anything yet connects to the new target), and the access and limit
+        changes of ``update`` apply."""
         if route.target != self.route.target:
             log.info("port %s now forwards to %s", route.port, route.target)
         self.update(route)
@@ -180,6 +222,9 @@ class Listener:
         """Stop listening and close every connection this listener accepted."""
         self.closed = True
         loop = self._loop
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+            self._resume_handle = None
         for sock in self._socks:
             if loop is not None:
                 loop.remove_reader(sock.fileno())

@@ -65,18 +65,29 @@ class RoutesWatcher:
                 log.error("cannot read %s: %s; keeping the previous routes", self.routes_file, e)
             self._stat_error = str(e)
             return
-        self._stat_error = ""
         if stamp == self._stamp:
+            self._stat_error = ""
             return
         self._stamp = stamp
         if stamp is None:
+            self._stat_error = ""
             if self._table.routes:
                 log.info("%s is gone: no routes", self.routes_file)
             self._table = EMPTY_TABLE
             return
         try:
-            table = parse_route_table(self.routes_file.read_text())
-        except (OSError, UnicodeDecodeError, GatewayError) as e:
+            text = self.routes_file.read_text()
+        except OSError as e:
+            # Transient (EMFILE, a race with the writer): read it again on the next poll.
+            self._stamp = False
+            if self._stat_error != str(e):
+                log.error("cannot read %s: %s; keeping the previous routes", self.routes_file, e)
+            self._stat_error = str(e)
+            return
+        self._stat_error = ""
+        try:
+            table = parse_route_table(text)
+        except (UnicodeDecodeError, GatewayError) as e:
             log.error("%s: %s; keeping the previous routes", self.routes_file, e)
             return
         self._table = table

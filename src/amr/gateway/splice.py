@@ -1,8 +1,9 @@
 """A client connection and its node connection: the authentication phase, then a byte splice.
 
-Two asyncio Protocols, one per side. Until the client has authenticated, the client side parses its
-commands (bounded, ``amr.logic.gateway_resp``), forwards them in order and the node side scans the
-replies to learn which one answers AUTH/HELLO AUTH (``amr.logic.gateway_auth`` judges them). On the
+Two asyncio Protocols, one per side. The node connection is opened when the client sends its first
+bytes. Until the client has authenticated, ``amr.logic.gateway_authphase`` parses its commands
+(bounded), the client side forwards them in order and the node's replies go back through the same
+phase to learn which one answers AUTH/HELLO AUTH and what it said. On the
 first success each side's ``_splice`` is set to the other side's ``transport.write`` and from then on
 ``data_received`` is a counter add and that write: no parsing, copies or logging of payload.
 
@@ -14,14 +15,14 @@ asyncio calls ``pause_writing`` on that side's protocol, which pauses reading on
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from amr.logic.gateway_auth import CommandKind, classify_command, judge_reply
-from amr.logic.gateway_resp import ReplyScanner, RequestParser, RespProtocolError
+from amr.logic.gateway_authphase import AuthPhase, PendingLimitError
+from amr.logic.gateway_resp import RespProtocolError
 
 if TYPE_CHECKING:
     from amr.gateway.listeners import Listener
@@ -88,7 +89,11 @@ class UpstreamSide(asyncio.Protocol):
 
 
 class ClientSide(asyncio.Protocol):
-    """An accepted client connection: admitted (limits), authenticated (watched), then spliced."""
+    """An accepted client connection: admitted (limits), authenticated (watched), then spliced.
+
+    The node connection is made lazily, when the client has sent its first bytes: an idle or silent
+    connection costs one descriptor and a few hundred bytes, and never touches the engine.
+    """
 
     __slots__ = (
         "listener",
@@ -105,16 +110,14 @@ class ClientSide(asyncio.Protocol):
         "authenticated",
         "closed",
         "_splice",
-        "_parser",
-        "_scanner",
-        "_pending",
-        "_in_flight",
+        "_phase",
         "_early",
         "_client_eof",
         "_tls",
         "_timer",
         "_connect_task",
         "_started",
+        "_count_key",
     )
 
     def __init__(self, listener: Listener, source: str, source_port: int, accepted_at: float) -> None:
@@ -132,16 +135,14 @@ class ClientSide(asyncio.Protocol):
         self.authenticated = False
         self.closed = False
         self._splice: Callable[[bytes], object] | None = None
-        self._parser: RequestParser | None = None
-        self._scanner: ReplyScanner | None = None
-        self._pending: deque[tuple[CommandKind, int]] = deque()
-        self._in_flight = 0
+        self._phase: AuthPhase | None = None
         self._early: list[bytes] = []
         self._client_eof = False
         self._tls = False
         self._timer: asyncio.TimerHandle | None = None
         self._connect_task: asyncio.Task[Any] | None = None
         self._started = 0.0
+        self._count_key = self.database_id or f":{self.port}"
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -165,11 +166,16 @@ class ClientSide(asyncio.Protocol):
             self._audit("firewall_deny")
             transport.abort()
             return
-        if route.max_connections > 0 and len(listener.connections) >= route.max_connections:
+        # The limit is the database's, over all its routes (database port and node ports).
+        counts = ctx.connections
+        key = self._count_key
+        count = counts.get(key, 0)
+        if route.max_connections > 0 and count >= route.max_connections:
             self._audit("limit_deny", "max connections")
             transport.write(MAX_CLIENTS_REPLY)
             transport.close()
             return
+        counts[key] = count + 1
         self.admitted = True
         self._started = ctx.clock()
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
@@ -182,18 +188,17 @@ class ClientSide(asyncio.Protocol):
                 pass
         listener.connections.add(self)
         self._audit("connect")
-        self._parser = RequestParser(ctx.settings.auth_buffer_limit)
-        self._scanner = ReplyScanner()
-        loop = asyncio.get_running_loop()
         remaining = self.accepted_at + ctx.settings.auth_timeout - self._started
-        self._timer = loop.call_later(max(remaining, 0.0), self._auth_timed_out)
-        self._connect_task = loop.create_task(self._connect(route.target))
+        self._timer = asyncio.get_running_loop().call_later(max(remaining, 0.0), self._auth_timed_out)
 
     def data_received(self, data: bytes) -> None:
         self.bytes_in += len(data)
         w = self._splice
         if w is not None:
             w(data)
+            return
+        if self._connect_task is None:
+            self._first_data(data)
             return
         self._request_data(data)
 
@@ -202,11 +207,11 @@ class ClientSide(asyncio.Protocol):
         # replies: pass the EOF on to the node and keep our side open for writing until the node
         # closes. A TLS transport cannot stay open after close_notify, so TLS closes both.
         self._client_eof = True
-        if self._tls or not self.admitted:
+        if self._tls or not self.admitted or self._connect_task is None:
             self._close("client_closed")
             return False
-        if self._parser is not None:
-            rest = self._parser.take_rest()  # an incomplete command: the node drops it at EOF
+        if self._phase is not None:
+            rest = self._phase.take_rest()  # an incomplete command: the node drops it at EOF
             if rest:
                 self._send_upstream(rest)
         up = self.upstream
@@ -220,6 +225,7 @@ class ClientSide(asyncio.Protocol):
         return False
 
     def pause_writing(self) -> None:
+        # The client is not reading: stop reading the node (its replies wait in the node's buffers).
         if self.upstream is not None:
             _pause(self.upstream.transport)
 
@@ -253,15 +259,22 @@ class ClientSide(asyncio.Protocol):
     # -- closing ----------------------------------------------------------------------------------
 
     def _forget(self) -> None:
-        self.listener.connections.discard(self)
+        listener = self.listener
+        listener.connections.discard(self)
+        counts = listener.ctx.connections
+        left = counts.get(self._count_key, 0) - 1
+        if left > 0:
+            counts[self._count_key] = left
+        else:
+            counts.pop(self._count_key, None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         task = self._connect_task
         if task is not None and not task.done():
             task.cancel()
-        self._parser = None
-        self._scanner = None
+        self._phase = None
+        self._early = []
 
     def _close(self, reason: str) -> None:
         """Close both sides after flushing what is already written."""
@@ -283,7 +296,7 @@ class ClientSide(asyncio.Protocol):
         """Answer with a RESP error and close (the rest of the client's input is not forwarded)."""
         if event is not None:
             self._audit(event, reason)
-        self._parser = None
+        self._phase = None
         t = self.transport
         if t is not None and not t.is_closing():
             t.write(reply)
@@ -301,6 +314,18 @@ class ClientSide(asyncio.Protocol):
         self._audit("auth_timeout", "not authenticated in time")
         self.abort("auth_timeout")
 
+    def _first_data(self, data: bytes) -> None:
+        """The client's first bytes: start the authentication phase, and connect to the node unless
+        those bytes already got the client refused."""
+        if self.closed or not self.admitted:
+            return
+        self._phase = AuthPhase(self.listener.ctx.settings.auth_buffer_limit)
+        self._request_data(data)
+        t = self.transport
+        if self.closed or t is None or t.is_closing():
+            return
+        self._connect_task = asyncio.get_running_loop().create_task(self._connect())
+
     def _send_upstream(self, payload: bytes) -> None:
         up = self.upstream
         if up is not None and up.transport is not None:
@@ -310,31 +335,22 @@ class ClientSide(asyncio.Protocol):
             self._early.append(payload)
 
     def _request_data(self, data: bytes) -> None:
-        parser = self._parser
-        if parser is None or self.closed:
+        phase = self._phase
+        if phase is None or self.closed:
             return
-        limit = parser.limit
         try:
-            commands = parser.feed(data)
+            forward = phase.client_data(data)
+        except PendingLimitError:
+            self._refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "pending bytes over the limit")
+            return
         except RespProtocolError as e:
             if e.too_big:
                 self._refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "request too large")
             else:
                 self._refuse(e.reply, None, "protocol_error")
             return
-        size = 0
-        for cmd in commands:
-            size += len(cmd.raw)
-        if self._in_flight + size + parser.buffered > limit:
-            self._refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "pending bytes over the limit")
-            return
-        if not commands:
-            return
-        pending = self._pending
-        for cmd in commands:
-            pending.append((classify_command(cmd.args), len(cmd.raw)))
-        self._in_flight += size
-        self._send_upstream(commands[0].raw if len(commands) == 1 else b"".join(c.raw for c in commands))
+        if forward:
+            self._send_upstream(forward)
 
     def _reply_data(self, data: bytes) -> None:
         """Replies from the node before authentication: pass them on, and judge AUTH's."""
@@ -342,28 +358,23 @@ class ClientSide(asyncio.Protocol):
         if t is None or t.is_closing():
             return
         t.write(data)
-        scanner = self._scanner
-        if scanner is None:
+        phase = self._phase
+        if phase is None:
             return
         try:
-            replies = scanner.feed(data)
+            verdicts = phase.node_data(data)
         except RespProtocolError:
             self._close("node_protocol_error")
             return
         ctx = self.listener.ctx
-        for reply in replies:
-            if not self._pending:
-                continue
-            kind, size = self._pending.popleft()
-            self._in_flight -= size
-            outcome = judge_reply(kind, reply)
-            if outcome == "failure":
-                self._audit("auth_failure", reply.error_code)
+        for verdict in verdicts:
+            if verdict.outcome == "failure":
+                self._audit("auth_failure", verdict.error_code)
                 if ctx.guard.record_failure(self.source, ctx.clock()):
                     self._close("auth_blocked")
                     return
-            elif outcome != "pending":
-                self._authenticated("password" if outcome == "success" else "no password required")
+            else:
+                self._authenticated("password" if verdict.outcome == "success" else "no password required")
                 return
 
     def _authenticated(self, how: str) -> None:
@@ -373,13 +384,12 @@ class ClientSide(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         self._audit("auth_success", how)
-        parser, self._parser, self._scanner = self._parser, None, None
-        self._pending.clear()
+        phase, self._phase = self._phase, None
         up = self.upstream
         t = self.transport
         if up is None or up.transport is None or t is None:
             return
-        rest = parser.take_rest() if parser is not None else b""
+        rest = phase.take_rest() if phase is not None else b""
         if rest:
             up.transport.write(rest)
         if t.is_closing() or up.transport.is_closing():
@@ -387,13 +397,19 @@ class ClientSide(asyncio.Protocol):
         self._splice = up.transport.write
         up._splice = t.write
 
-    async def _connect(self, path: str) -> None:
+    async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
+        listener = self.listener
+        path = listener.route.target  # the route's current target: a failover may have moved it
         try:
             transport, upstream = await asyncio.wait_for(
                 loop.create_unix_connection(lambda: UpstreamSide(self), path), CONNECT_TIMEOUT
             )
         except (TimeoutError, OSError) as e:
+            if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE):
+                listener.descriptors_exhausted(e.errno)
+                self._close("no_descriptors")
+                return
             log.debug("port %s: target unavailable (%s)", self.port, type(e).__name__)
             self._close("node_unavailable")
             return
