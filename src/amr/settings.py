@@ -52,9 +52,12 @@ class GatewaySettings:
     auth_timeout: float = 10.0
     # Brute-force protection: this many failed AUTHs from one source within the window refuse that
     # source for the cooldown (seconds).
-    auth_failure_limit: int = 10
+    # Clients retry a failed AUTH themselves (redis-py makes about ten attempts per command), and every
+    # client on one host shares its address: the defaults stop guessing without locking a host out
+    # for one misconfigured client.
+    auth_failure_limit: int = 100
     auth_failure_window: float = 60.0
-    auth_cooldown: float = 300.0
+    auth_cooldown: float = 60.0
     # Connection audit log (AMR_HOME/logs/connections*.jsonl): rotate at this size, keep this many.
     audit_max_bytes: int = 10_000_000
     audit_backups: int = 3

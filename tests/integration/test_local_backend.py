@@ -252,7 +252,7 @@ def test_bad_config_reports_engine_reason(backend: LocalNodeBackend, settings: S
         t0 = time.perf_counter()
         with pytest.raises(NodeError) as info:
             await backend.wait_ready(spec, timeout=10)
-        assert time.perf_counter() - t0 < 5
+        assert time.perf_counter() - t0 < 9  # reported when the engine exits, not at the 10 s deadline
         message = str(info.value)
         print(f"\n{message}")
         assert "Bad directive or wrong number of arguments" in message
