@@ -1,4 +1,4 @@
-"""Brute-force guard and compiled firewall matching for the gateway."""
+"""Brute-force guard, descriptor-exhaustion logging and compiled firewall matching for the gateway."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from amr.logic.firewall import source_allowed
 from amr.logic.gateway_access import SourceMatcher
 from amr.logic.gateway_bruteforce import AuthFailureGuard
+from amr.logic.gateway_descriptors import DescriptorPressure
 
 
 def test_blocks_after_limit_within_window_then_cooldown() -> None:
@@ -73,3 +74,12 @@ def test_matcher_agrees_with_source_allowed(ranges: list[tuple[str, str]], sourc
     m = SourceMatcher(allowed)
     for s in sources:
         assert m.allows(s) == source_allowed(s, allowed)
+
+
+def test_descriptor_exhaustion_logged_once_per_burst() -> None:
+    p = DescriptorPressure(gap=5.0)
+    assert p.record(100.0)  # the first failure starts a burst
+    assert not any(p.record(100.0 + 0.1 * i) for i in range(1, 50))  # retries every 100 ms
+    assert not p.record(109.0)  # still within 5 s of the previous failure
+    assert p.record(120.0)  # quiet for longer than the gap: a new burst
+    assert p.suppressed == 50 and p.failures == 52
