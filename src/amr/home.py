@@ -83,7 +83,8 @@ def _ensure_credentials(settings: Settings) -> Identity:
         }
     # The endpoint and CA follow the current settings (the API port may change between starts).
     data["managementEndpoint"] = settings.api_url
-    data["caFile"] = str(settings.ca_cert_file)
+    ca = settings.client_ca_file
+    data["caFile"] = str(ca) if ca else ""
     write_private(path, json.dumps(data, indent=2) + "\n")
     return Identity(data["tenantId"], data["subscriptionId"], data["clientId"], data["clientSecret"])
 

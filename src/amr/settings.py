@@ -90,6 +90,9 @@ class TlsSettings:
 
     cert_file: str = ""
     key_file: str = ""
+    # The CA that issued cert_file, for amr's own clients (the CLI, show-connection). Empty with a
+    # user-supplied certificate: the system's trusted CAs.
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,13 @@ class Settings:
     @property
     def server_key_file(self) -> Path:
         return Path(self.tls.key_file) if self.tls.key_file else self.pki_dir / "server.key"
+
+    @property
+    def client_ca_file(self) -> Path | None:
+        """The CA a client should verify the server certificate with (None: the system's CAs)."""
+        if self.user_supplied_certificate:
+            return Path(self.tls.ca_file) if self.tls.ca_file else None
+        return self.ca_cert_file
 
     @property
     def audit_file(self) -> Path:

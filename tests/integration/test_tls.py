@@ -6,11 +6,14 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 from cryptography import x509
 
+from amr.pki import ensure_pki
+from amr.settings import Settings
 from tests.integration.amr_service import AmrService, wait_until
 
 GROUP = "rg-tls"
@@ -126,3 +129,39 @@ def test_rotation_keeps_open_connections_and_new_ones_see_the_new_certificate(
         "localhost", port, password=ports["enc_key"], ssl=True, ssl_ca_certs=amr_service.ca_file
     )
     assert fresh.ping() is True
+
+
+def test_a_user_supplied_certificate_is_served_and_never_rewritten(tmp_path: Path) -> None:
+    # The user's own CA and certificate (made here with a throwaway amr PKI, which is a different CA).
+    own = Settings(home=tmp_path / "own")
+    ensure_pki(own)
+    cert_bytes = own.server_cert_file.read_bytes()
+    service = AmrService(
+        extra_env={
+            "AMR_TLS_CERT_FILE": str(own.server_cert_file),
+            "AMR_TLS_KEY_FILE": str(own.server_key_file),
+            "AMR_TLS_CA_FILE": str(own.ca_cert_file),  # so amr's CLI trusts it
+        }
+    )
+    try:
+        service.start()
+        service.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
+        service.amr("redisenterprise", "create", "-n", "own", "-g", "rg", "-l", "eastus", "--sku", "Balanced_B0",
+                    "--high-availability", "Disabled", "--clustering-policy", "NoCluster",
+                    "--access-keys-authentication", "Enabled", check=True)  # fmt: skip
+        port = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "own", "-g", "rg")[
+            "properties"
+        ]["port"]
+        key = service.amr_json(
+            "redisenterprise", "database", "list-keys", "--cluster-name", "own", "-g", "rg"
+        )["primaryKey"]
+        client = redis.Redis("localhost", port, password=key, ssl=True, ssl_ca_certs=str(own.ca_cert_file))
+        assert client.ping() is True
+        with pytest.raises(redis.ConnectionError):  # amr's own CA did not issue what is served
+            redis.Redis("localhost", port, password=key, ssl=True, ssl_ca_certs=service.ca_file).ping()
+        assert service.amr_json("account", "show")["caFile"] == str(own.ca_cert_file)
+        refused = service.amr("pki", "rotate")
+        assert refused.returncode != 0 and "user-supplied" in refused.stderr
+        assert own.server_cert_file.read_bytes() == cert_bytes
+    finally:
+        service.destroy()

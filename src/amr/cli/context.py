@@ -63,8 +63,10 @@ class Context:
         return self._client
 
     @property
-    def ca_file(self) -> str:
-        return self.credentials.ca_file or str(self.settings.ca_cert_file)
+    def ca_file(self) -> str | None:
+        """The CA that verifies amr's server certificate; None means the system's trusted CAs (a
+        user-supplied certificate without tls.ca_file)."""
+        return self.credentials.ca_file or None
 
     def close(self) -> None:
         if self._client is not None:

@@ -46,12 +46,16 @@ def ensure_pki(settings: Settings) -> None:
     pki_dir = settings.pki_dir
     try:
         _ensure_dir(pki_dir)
+        if settings.user_supplied_certificate:
+            # The local CA still exists (clients of amr's own certificate keep trusting it), but the
+            # certificate served is the user's.
+            if not settings.ca_cert_file.exists() or not _ca_key_file(settings).exists():
+                _create_ca(settings)
+            _check_user_certificate(settings)
+            return
         if not settings.ca_cert_file.exists() or not _ca_key_file(settings).exists():
             _create_ca(settings)
             issue_server_certificate(settings)
-            return
-        if settings.user_supplied_certificate:
-            _check_user_certificate(settings)
             return
         reason = _server_cert_problem(settings)
         if reason:
