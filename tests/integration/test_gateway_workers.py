@@ -43,6 +43,12 @@ def _create_database(service: AmrService) -> tuple[int, str]:
             "properties": {"highAvailability": "Disabled", "publicNetworkAccess": "Enabled"},
         },
     ).raise_for_status()
+    # A cache takes its database only once it is created (409 before, as in Azure).
+    wait_until(
+        lambda: http.get(cluster, params=CACHE_API).json()["properties"]["provisioningState"] == "Succeeded",
+        10,
+        what="the cache to be created",
+    )
     db = f"{cluster}/databases/default"
     put = http.put(
         db,
