@@ -1,8 +1,8 @@
 """Composition root: the only module that picks concrete backends and wires them.
 
 Commands handled here: ``serve`` (start the supervisor, which runs api, gateway and nodes),
-``stop``, ``api`` and ``gateway`` (the processes the supervisor runs). Every other command is the
-HTTPS client in amr.cli.
+``stop``, ``pki rotate``, and ``api`` and ``gateway`` (the processes the supervisor runs). Every other
+command is the HTTPS client in amr.cli.
 """
 
 from __future__ import annotations
