@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from amr.logic.plan import (
     AddAllSlots,
     ClusterMeet,
@@ -16,14 +18,15 @@ from amr.logic.plan import (
     SetDefaultUser,
     WaitCluster,
     WaitReady,
+    WriteConfig,
     describe_actions,
     plan_database_actions,
     plan_node_targets,
 )
 from amr.logic.valkey_conf import password_hash
-from amr.model.enums import ClusteringPolicy, EvictionPolicy, Toggle
+from amr.model.enums import AofFrequency, ClusteringPolicy, EvictionPolicy, RdbFrequency, Toggle
 from amr.model.node import ProcessState, Role
-from amr.model.resources import Cluster, Database, NodeAssignment
+from amr.model.resources import Cluster, Database, NodeAssignment, Persistence
 
 ENV = NodeEnvironment("/h/nodes", "/h/run", "127.0.0.2", "localhost", "admin-secret", 512 * 1024**2)
 CLUSTER = Cluster("sub", "rg", "c1", "eastus", "Balanced_B0", Toggle.ENABLED)
@@ -115,8 +118,8 @@ def test_config_drift_is_corrected_with_config_set() -> None:
     observed = {t.spec.name: in_sync(t) for t in targets}
     observed[primary.spec.name].config["maxmemory-policy"] = "volatile-lru"
     actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS)
-    assert actions == [ConfigSet(primary.spec, "maxmemory-policy", "allkeys-lru")]
-    assert describe_actions(actions) == "ConfigSet(d1-0-0)"
+    assert actions == [WriteConfig(primary.spec), ConfigSet(primary.spec, "maxmemory-policy", "allkeys-lru")]
+    assert describe_actions(actions) == "WriteConfig(d1-0-0), ConfigSet(d1-0-0)"
 
 
 def test_access_key_change_sets_default_user_without_disconnecting() -> None:
@@ -126,8 +129,8 @@ def test_access_key_change_sets_default_user_without_disconnecting() -> None:
     targets = plan_node_targets(db, CLUSTER, ENV)
     observed = {t.spec.name: in_sync(t) for t in old}
     actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, new_keys)
-    assert [type(a) for a in actions] == [SetDefaultUser, SetDefaultUser]
-    action = actions[0]
+    assert [type(a) for a in actions] == [WriteConfig, SetDefaultUser, WriteConfig, SetDefaultUser]
+    action = actions[1]
     assert isinstance(action, SetDefaultUser)
     assert not action.disconnect_clients
     assert "on" in action.rule and password_hash("new-primary") in action.rule
@@ -141,8 +144,8 @@ def test_disabling_access_keys_disconnects_clients() -> None:
     targets = plan_node_targets(db, CLUSTER, ENV)
     observed = {t.spec.name: in_sync(t) for t in old}
     actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS)
-    assert len(actions) == 2
-    for action in actions:
+    assert [type(a) for a in actions] == [WriteConfig, SetDefaultUser, WriteConfig, SetDefaultUser]
+    for action in actions[1::2]:
         assert isinstance(action, SetDefaultUser)
         assert action.disconnect_clients and "off" in action.rule and "on" not in action.rule
 
@@ -192,3 +195,62 @@ def test_no_cluster_mode_plans_no_topology() -> None:
     targets = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, ENV)
     observed = {t.spec.name: in_sync(t) for t in targets}  # no slots, no cluster ids
     assert plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS) == []
+
+
+AOF_1S = Persistence(aof_enabled=True, aof_frequency=AofFrequency.ONE_SECOND)
+AOF_ALWAYS = Persistence(aof_enabled=True, aof_frequency=AofFrequency.ALWAYS)
+RDB_6H = Persistence(rdb_enabled=True, rdb_frequency=RdbFrequency.SIX_HOURS)
+NONE = Persistence()
+
+
+def _switch(old: Persistence, new: Persistence) -> list[list[object]]:
+    """The actions of each node when the database's persistence goes from ``old`` to ``new``."""
+    before = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER, persistence=old), CLUSTER, ENV)
+    targets = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER, persistence=new), CLUSTER, ENV)
+    observed = {t.spec.name: in_sync(t) for t in before}
+    actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS)
+    return [[a for a in actions if a.spec.name == t.spec.name] for t in targets]
+
+
+def _described(actions: list[object]) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for a in actions:
+        if isinstance(a, ConfigSet):
+            out.append(("ConfigSet", a.parameter, a.value))
+        else:
+            out.append((type(a).__name__,))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (NONE, AOF_1S, [("WriteConfig",), ("ConfigSet", "appendonly", "yes"), ("WaitPersistence",)]),
+        (AOF_1S, AOF_ALWAYS, [("WriteConfig",), ("ConfigSet", "appendfsync", "always")]),
+        (AOF_ALWAYS, NONE, [("WriteConfig",), ("ConfigSet", "appendfsync", "everysec"),
+                            ("ConfigSet", "appendonly", "no")]),
+        # Snapshots are armed and taken before the AOF stops being the durable copy.
+        (AOF_1S, RDB_6H, [("WriteConfig",), ("ConfigSet", "save", "21600 1"), ("ConfigSet", "appendonly", "no"),
+                          ("Snapshot",), ("WaitPersistence",)]),
+        (RDB_6H, AOF_1S, [("WriteConfig",), ("ConfigSet", "save", ""), ("ConfigSet", "appendonly", "yes"),
+                          ("WaitPersistence",)]),
+        (NONE, RDB_6H, [("WriteConfig",), ("ConfigSet", "save", "21600 1"), ("Snapshot",), ("WaitPersistence",)]),
+        (RDB_6H, dataclasses.replace(RDB_6H, rdb_frequency=RdbFrequency.ONE_HOUR),
+         [("WriteConfig",), ("ConfigSet", "save", "3600 1")]),
+        (RDB_6H, NONE, [("WriteConfig",), ("ConfigSet", "save", "")]),
+    ],
+)  # fmt: skip
+def test_persistence_switches_live_on_every_node(
+    old: Persistence, new: Persistence, expected: list[tuple[str, ...]]
+) -> None:
+    primary, replica = _switch(old, new)
+    assert _described(primary) == expected
+    assert _described(replica) == expected  # the replica holds the same mode
+
+
+def test_written_config_holds_the_new_persistence() -> None:
+    primary, _ = _switch(NONE, AOF_ALWAYS)
+    write = primary[0]
+    assert isinstance(write, WriteConfig)
+    assert "appendonly yes" in write.spec.config.splitlines()
+    assert "appendfsync always" in write.spec.config.splitlines()

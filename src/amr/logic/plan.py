@@ -54,12 +54,13 @@ def plan_node_targets(db: Database, cluster: Cluster, env: NodeEnvironment) -> t
     enabled = db.access_keys_authentication is Toggle.ENABLED
     keys = (db.primary_key, db.secondary_key)
     persistence = render_persistence(db.persistence)
+    # ``save`` before ``appendonly``: switching from AOF to RDB arms snapshots before the AOF stops.
     live = (
         ("maxmemory", str(env.max_memory_bytes)),
         ("maxmemory-policy", render_eviction_policy(db.eviction_policy)),
-        ("appendonly", persistence.appendonly),
         ("appendfsync", persistence.appendfsync),
         ("save", persistence.save),
+        ("appendonly", persistence.appendonly),
     )
     primaries = {n.shard: n for n in db.nodes if n.role is Role.PRIMARY}
     targets = []
@@ -137,6 +138,30 @@ class ConfigSet:
 
 
 @dataclass(frozen=True)
+class WriteConfig:
+    """Rewrite the node's valkey.conf to match its spec (a running node is not restarted), so a
+    restart keeps what live changes set."""
+
+    spec: NodeSpec
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Start an RDB snapshot (BGSAVE SCHEDULE): RDB persistence was just switched on, and the engine
+    would otherwise take its first snapshot only after a whole period."""
+
+    spec: NodeSpec
+
+
+@dataclass(frozen=True)
+class WaitPersistence:
+    """Wait until the engine has no AOF rewrite or snapshot in progress or scheduled: after AOF is
+    switched on, the AOF is only complete (and the mode in force) once its first rewrite is done."""
+
+    spec: NodeSpec
+
+
+@dataclass(frozen=True)
 class SetDefaultUser:
     spec: NodeSpec
     rule: tuple[str, ...]
@@ -172,7 +197,10 @@ class WaitCluster:
 Action = (
     EnsureNode
     | WaitReady
+    | WriteConfig
     | ConfigSet
+    | Snapshot
+    | WaitPersistence
     | SetDefaultUser
     | AddAllSlots
     | ClusterMeet
@@ -191,6 +219,10 @@ def plan_database_actions(
 
     Nodes that are not up come first (start them and wait); once all are up, live settings are
     corrected, then the cluster topology (slots on each primary, replicas following their primary).
+
+    A node whose live settings or default user drift first gets its valkey.conf rewritten (so a restart
+    keeps the change, and a crash between the two steps replans both). Switching AOF on is followed by
+    a wait for its first rewrite; switching RDB on by a snapshot and a wait for it.
     """
     actions: list[Action] = []
     for t in targets:
@@ -202,16 +234,33 @@ def plan_database_actions(
 
     for t in targets:
         seen = observed[t.spec.name]
+        changes: list[Action] = []
         for parameter, value in t.live_config:
             if seen.config.get(parameter) != value:
-                actions.append(ConfigSet(t.spec, parameter, value))
+                changes.append(ConfigSet(t.spec, parameter, value))
         if seen.default_user_on != t.default_user_on or seen.default_user_hashes != t.default_user_hashes:
             rule = tuple(render_default_user_rule(t.default_user_on, keys))
-            actions.append(SetDefaultUser(t.spec, rule, disconnect_clients=not t.default_user_on))
+            changes.append(SetDefaultUser(t.spec, rule, disconnect_clients=not t.default_user_on))
+        if not changes:
+            continue
+        actions.append(WriteConfig(t.spec))
+        actions += changes
+        actions += _plan_persistence_switch(t, seen)
 
     if policy.cluster_mode:
         actions += _plan_cluster_topology(targets, observed)
     return actions
+
+
+def _plan_persistence_switch(target: NodeTarget, seen: ObservedNode) -> list[Action]:
+    wanted = dict(target.live_config)
+    aof_on = wanted.get("appendonly") == "yes" and seen.config.get("appendonly") != "yes"
+    rdb_on = bool(wanted.get("save")) and not seen.config.get("save")
+    if rdb_on:
+        return [Snapshot(target.spec), WaitPersistence(target.spec)]
+    if aof_on:
+        return [WaitPersistence(target.spec)]
+    return []
 
 
 def _plan_cluster_topology(

@@ -129,6 +129,9 @@ def render_valkey_conf(c: NodeConfigInput) -> str:
         f'save "{p.save}"',
         'dbfilename "dump.rdb"',
         'appendfilename "appendonly.aof"',
+        # A replica without persistence deletes the RDB of its full sync, so it cannot come back
+        # after a crash with data its database should not have (the engine keeps it otherwise).
+        "rdb-del-sync-files yes",
         "user " + " ".join(["default"] + render_default_user_rule(c.access_keys_enabled, c.access_keys)[1:]),
         "user " + " ".join([ADMIN_USER] + render_admin_user_rule(c.admin_password)[1:]),
         f"primaryuser {ADMIN_USER}",

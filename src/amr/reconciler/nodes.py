@@ -17,8 +17,11 @@ from amr.logic.plan import (
     EnsureNode,
     ObservedNode,
     SetDefaultUser,
+    Snapshot,
     WaitCluster,
+    WaitPersistence,
     WaitReady,
+    WriteConfig,
 )
 from amr.model.node import NodeSpec, ProcessState
 from amr.nodes.backend import NodeBackend
@@ -94,6 +97,31 @@ async def _observe_cluster(admin: Any, observed: ObservedNode) -> ObservedNode:
     )
 
 
+_PERSISTENCE_BUSY = ("aof_rewrite_in_progress", "aof_rewrite_scheduled", "rdb_bgsave_in_progress")
+
+
+async def _wait_persistence(admin: Any, spec: NodeSpec, timeout: float) -> None:
+    """Poll INFO persistence until no AOF rewrite or snapshot is running or scheduled; raise NodeError
+    if the engine reports the last one failed or the deadline passes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        info = await admin.execute("INFO", "persistence")
+        fields = info if isinstance(info, dict) else _info_fields(str(info))
+        if not any(str(fields.get(k, "0")) not in ("0", "") for k in _PERSISTENCE_BUSY):
+            for status in ("aof_last_bgrewrite_status", "rdb_last_bgsave_status"):
+                if str(fields.get(status, "ok")) != "ok":
+                    raise NodeError(f"node {spec.name}: {status.replace('_', ' ')} is {fields[status]}")
+            return
+        if loop.time() >= deadline:
+            raise NodeError(f"node {spec.name}: AOF rewrite or snapshot still running after {timeout:g} s")
+        await asyncio.sleep(0.05)
+
+
+def _info_fields(text: str) -> dict[str, str]:
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
 def _count_slots(ranges: list[str]) -> int:
     total = 0
     for r in ranges:
@@ -119,12 +147,19 @@ async def execute_action(backend: NodeBackend, action: Action, start_timeout: fl
     if isinstance(action, WaitReady):
         await backend.wait_ready(action.spec, start_timeout)
         return
+    if isinstance(action, WriteConfig):
+        await backend.ensure_node(action.spec)  # writes valkey.conf; never restarts a running node
+        return
     if isinstance(action, WaitCluster):
         await asyncio.sleep(0.05)
         return
     admin = backend.admin(action.spec)
     try:
-        if isinstance(action, ConfigSet):
+        if isinstance(action, WaitPersistence):
+            await _wait_persistence(admin, action.spec, start_timeout * 4)
+        elif isinstance(action, Snapshot):
+            await admin.execute("BGSAVE", "SCHEDULE")
+        elif isinstance(action, ConfigSet):
             await admin.execute("CONFIG", "SET", action.parameter, action.value)
         elif isinstance(action, SetDefaultUser):
             await admin.execute("ACL", "SETUSER", "default", *action.rule)

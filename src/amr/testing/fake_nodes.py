@@ -29,6 +29,7 @@ class FakeNode:
     primary_id: str | None = None
     keys: dict[str, str] = field(default_factory=dict)
     killed_default_clients: int = 0
+    snapshots: int = 0
 
 
 class FakeNodeBackend:
@@ -126,6 +127,12 @@ class FakeAdmin:
         if command == "CLIENT KILL":
             node.killed_default_clients += 1
             return 0
+        if command == "INFO PERSISTENCE":
+            aof = node.config.get("appendonly") == "yes"
+            return {"aof_enabled": int(aof), "aof_rewrite_in_progress": 0, "rdb_bgsave_in_progress": 0}
+        if command == "BGSAVE SCHEDULE":
+            node.snapshots += 1
+            return "Background saving started"
         if command == "CLUSTER INFO":
             ok = node.slots > 0 or node.primary_id is not None
             return f"cluster_state:{'ok' if ok else 'fail'}\r\n"
