@@ -26,6 +26,7 @@ from amr.model.resources import Cluster, Database, FirewallRule, Operation, Oper
 from amr.model.routes import RouteTable
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
+from amr.reconciler.events import ConvergeTrace, EventRecorder, StatusRecorder
 from amr.reconciler.nodes import execute_action, observe_node
 from amr.settings import Settings
 from amr.store.repository import Store
@@ -64,6 +65,7 @@ class Reconciler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._database_tasks: dict[str, asyncio.Task[str | None]] = {}
         self._last_routes: RouteTable | None = None
+        self._events = EventRecorder(store, now)
 
     # --- the API's handle ------------------------------------------------------------------------
 
@@ -282,15 +284,19 @@ class Reconciler:
                     # crash interrupted.
                     return await self._remove_leftover_nodes(db)
                 return None
+            trace = ConvergeTrace()
+            steady = not state.busy and not cluster.provisioning_state.busy
             try:
-                plan = await self._converge(db, cluster)
+                plan = await self._converge(db, cluster, trace)
             except AmrError as e:
+                self._events.record(db, trace, steady)
                 if not state.busy:
                     return f"{_UNHEALTHY} {db.id}: {e}"
                 outcome = self._fail_database(db, e)
                 if state is ProvisioningState.CREATING:
                     await self._remove_nodes(db)
                 return outcome
+            self._events.record(db, trace, steady)
             if state.busy:
                 done = dataclasses.replace(
                     db, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
@@ -302,18 +308,21 @@ class Reconciler:
                 return f"{action}d database {db.id}: {plan}"
             return None if plan == "in sync" else f"repaired database {db.id}: {plan}"
 
-    async def _converge(self, db: Database, cluster: Cluster) -> str:
+    async def _converge(self, db: Database, cluster: Cluster, trace: ConvergeTrace | None = None) -> str:
         env = self._environment(db, cluster)
+        backend = StatusRecorder(self._backend)
         targets = plan_node_targets(db, cluster, env)
         keys = (db.primary_key, db.secondary_key)
         deadline = time.monotonic() + self._settings.engine.start_timeout * 2
         done: list[str] = []
         while True:
             observed = {
-                t.spec.name: await observe_node(self._backend, t.spec, db.clustering_policy.cluster_mode)
+                t.spec.name: await observe_node(backend, t.spec, db.clustering_policy.cluster_mode)
                 for t in targets
             }
             actions = plan_database_actions(db.clustering_policy, targets, observed, keys)
+            if trace is not None:
+                trace.see(backend.statuses, observed, actions)
             if not actions:
                 return "; ".join(done) if done else "in sync"
             if time.monotonic() > deadline:
@@ -376,6 +385,7 @@ class Reconciler:
         current = self._store.get(Database, db.key)
         if current is not None and not self._delete(current):
             return
+        self._events.forget(db)
         self._complete(db.id, ("delete",))
         gone = OperationError("ResourceDeleted", "The database was deleted before this operation finished.")
         self._complete(db.id, ("create", "update", "flush"), gone, status=OperationStatus.CANCELED)

@@ -16,12 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from amr.errors import ConcurrencyError, StoreError
+from amr.model.events import DatabaseEvent, NodePids
 from amr.model.resources import Cluster, Database, FirewallRule, Operation, ResourceGroup
 from amr.store.codec import from_record, to_record
 from amr.store.schema import upgrade_schema
 
-Record = ResourceGroup | Cluster | Database | Operation | FirewallRule
-R = TypeVar("R", ResourceGroup, Cluster, Database, Operation, FirewallRule)
+Record = ResourceGroup | Cluster | Database | Operation | FirewallRule | DatabaseEvent | NodePids
+R = TypeVar("R", ResourceGroup, Cluster, Database, Operation, FirewallRule, DatabaseEvent, NodePids)
 
 _KINDS: dict[type, str] = {
     ResourceGroup: "group",
@@ -29,6 +30,9 @@ _KINDS: dict[type, str] = {
     Database: "database",
     Operation: "operation",
     FirewallRule: "firewall",
+    # A database's history, keyed <database key>/events/<time>-<kind>-<node> (time order by prefix).
+    DatabaseEvent: "event",
+    NodePids: "nodepids",
 }
 
 

@@ -94,6 +94,13 @@ class FakeNodeBackend:
         node = self.nodes.pop(name)
         self.by_port.pop(node.spec.port, None)
 
+    def restart(self, name: str) -> int:
+        """The process died and the supervisor restarted it at once: the same node (its config and
+        data files) under a new pid, which is returned."""
+        node = self.nodes[name]
+        node.pid = next(_ids)
+        return node.pid
+
 
 class FakeAdmin:
     """Answers the admin commands the reconciler sends, like valkey-server would."""

@@ -1,0 +1,172 @@
+"""Recording a database's history: what each reconcile tick saw of its nodes, turned into events
+(amr.logic.events decides which) and written to the store."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from amr.errors import AmrError
+from amr.logic.events import NodeTick, plan_events_to_prune, plan_node_events, plan_pids_to_keep, plan_repairs
+from amr.logic.plan import Action, EnsureNode, ObservedNode
+from amr.model.enums import ProvisioningState, ResourceState
+from amr.model.events import DatabaseEvent, NodePids, events_prefix
+from amr.model.node import NodeSpec, NodeStatus, ProcessState
+from amr.model.resources import Database
+from amr.nodes.backend import NodeBackend, ValkeyAdmin
+from amr.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+_NOT_RUNNING = frozenset({ProcessState.ABSENT, ProcessState.STOPPED, ProcessState.FAILED})
+
+
+class StatusRecorder:
+    """A NodeBackend that remembers the last ``node_status`` answer of each node, so a tick learns the
+    pids it observed without asking the supervisor twice."""
+
+    def __init__(self, backend: NodeBackend) -> None:
+        self._backend = backend
+        self.statuses: dict[str, NodeStatus] = {}
+
+    async def node_status(self, name: str) -> NodeStatus:
+        status = await self._backend.node_status(name)
+        self.statuses[name] = status
+        return status
+
+    async def ensure_node(self, spec: NodeSpec) -> None:
+        await self._backend.ensure_node(spec)
+
+    async def list_nodes(self) -> list[NodeStatus]:
+        return await self._backend.list_nodes()
+
+    async def wait_ready(self, spec: NodeSpec, timeout: float) -> None:
+        await self._backend.wait_ready(spec, timeout)
+
+    async def remove_node(self, name: str, directory: str) -> None:
+        await self._backend.remove_node(name, directory)
+
+    def admin(self, spec: NodeSpec) -> ValkeyAdmin:
+        return self._backend.admin(spec)
+
+
+@dataclass
+class ConvergeTrace:
+    """What one converge of a database saw and did, observation by observation."""
+
+    first: dict[str, NodeStatus] = field(default_factory=dict)
+    last: dict[str, NodeStatus] = field(default_factory=dict)
+    started: dict[str, ProcessState] = field(default_factory=dict)  # node -> state when we started it
+    repairs: dict[str, list[str]] = field(default_factory=dict)
+    converged: bool = False
+
+    def see(
+        self, statuses: dict[str, NodeStatus], observed: dict[str, ObservedNode], actions: list[Action]
+    ) -> None:
+        if not self.first:
+            self.first = dict(statuses)
+        self.last = dict(statuses)
+        self.converged = not actions
+        for action in actions:
+            status = statuses.get(action.spec.name)
+            if isinstance(action, EnsureNode) and status is not None and status.state in _NOT_RUNNING:
+                self.started.setdefault(action.spec.name, status.state)
+        for name, texts in plan_repairs(actions, observed).items():
+            known = self.repairs.setdefault(name, [])
+            known += [t for t in texts if t not in known]
+
+    def node_ticks(self, db: Database, count_starts: bool, count_repairs: bool) -> list[NodeTick]:
+        ticks = []
+        for node in db.nodes:
+            first = self.first.get(node.name)
+            if first is None:
+                continue
+            last = self.last.get(node.name) if self.converged else None
+            ticks.append(
+                NodeTick(
+                    name=node.name,
+                    shard=node.shard,
+                    state=self.started.get(node.name, first.state),
+                    pid=first.pid,
+                    final_pid=last.pid if last is not None else None,
+                    started=node.name in self.started and count_starts,
+                    repairs=tuple(self.repairs.get(node.name, ())) if count_repairs else (),
+                )
+            )
+        return ticks
+
+
+class EventRecorder:
+    """Remembers the pids this control plane saw and writes the events a tick decides to the store."""
+
+    def __init__(self, store: Store, now: Callable[[], datetime]) -> None:
+        self._store = store
+        self._now = now
+        self._pids: dict[str, dict[str, int]] = {}
+        self._settled: dict[str, Database] = {}
+
+    def record(self, db: Database, trace: ConvergeTrace, steady: bool) -> list[DatabaseEvent]:
+        """Record what a settle tick of ``db`` saw. ``steady``: the database and its cache had no
+        operation running, so a node started or a setting corrected is a recovery or a repair rather
+        than the work of an operation."""
+        # A desired state that changed since our last tick (a key regenerated meanwhile) explains a
+        # correction: only an unchanged one makes it drift.
+        desired = _desired(db)
+        unchanged = self._settled.get(db.key) in (None, desired)
+        self._settled[db.key] = desired
+        previous = self._pids.get(db.key)
+        adopted = previous is None
+        if previous is None:
+            stored = self._store.get(NodePids, db.key)
+            previous = dict(stored.pids) if stored is not None else None
+        ticks = trace.node_ticks(db, count_starts=steady, count_repairs=steady and unchanged)
+        events = plan_node_events(db.key, db.id, previous, adopted, ticks, self._now())
+        kept = plan_pids_to_keep(previous or {}, ticks)
+        try:
+            for event in events:
+                self._store.insert(event)
+                log.info("database %s: %s of %s: %s", db.id, event.kind.value, event.node, event.cause)
+            if events:
+                self._prune(db.key)
+            if kept != (previous or {}):
+                self._save_pids(db.key, kept)
+        except AmrError as e:
+            log.warning("could not record the history of %s: %s", db.id, e)
+            return []
+        self._pids[db.key] = kept
+        return events
+
+    def forget(self, db: Database) -> None:
+        """Remove a deleted database's history."""
+        self._pids.pop(db.key, None)
+        self._settled.pop(db.key, None)
+        for event in self._store.list(DatabaseEvent, events_prefix(db.key)):
+            self._store.delete(event)
+        stored = self._store.get(NodePids, db.key)
+        if stored is not None:
+            self._store.delete(stored)
+
+    def _prune(self, database_key: str) -> None:
+        for event in plan_events_to_prune(self._store.list(DatabaseEvent, events_prefix(database_key))):
+            self._store.delete(event)
+
+    def _save_pids(self, database_key: str, pids: dict[str, int]) -> None:
+        new = NodePids(database_key, pids)
+        stored = self._store.get(NodePids, database_key)
+        if stored is None:
+            self._store.insert(new)
+        else:
+            self._store.replace(stored, new)
+
+
+def _desired(db: Database) -> Database:
+    """``db`` without its state fields: what the user asked for."""
+    return dataclasses.replace(
+        db,
+        provisioning_state=ProvisioningState.SUCCEEDED,
+        resource_state=ResourceState.RUNNING,
+        status_message="",
+    )

@@ -1,0 +1,180 @@
+"""The history the reconciler records, on the fake node backend and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from amr.logic.placement import plan_nodes
+from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
+from amr.model.events import DatabaseEvent, EventKind, NodePids, events_prefix
+from amr.model.resources import Cluster, Database, ResourceGroup
+from amr.reconciler.loop import Reconciler
+from amr.settings import Settings
+from amr.store.repository import SqlStore
+from amr.testing.clock import FakeClock
+from amr.testing.fake_nodes import FakeNodeBackend
+
+SUB = "sub-1"
+
+
+@dataclasses.dataclass
+class World:
+    store: SqlStore
+    backend: FakeNodeBackend
+    clock: FakeClock
+    settings: Settings
+    db: Database
+    reconciler: Reconciler
+
+    def new_reconciler(self) -> Reconciler:
+        """A restarted control plane over the same store and nodes."""
+        return Reconciler(
+            self.settings, self.store, self.backend, "pw", lambda t: None, lambda p: True, self.clock.now
+        )
+
+    def tick(self, reconciler: Reconciler | None = None) -> list[str]:
+        self.clock.advance(1)
+        return asyncio.run((reconciler or self.reconciler).tick())
+
+    def events(self) -> list[DatabaseEvent]:
+        return self.store.list(DatabaseEvent, events_prefix(self.db.key))
+
+
+@pytest.fixture(params=[ClusteringPolicy.NO_CLUSTER, ClusteringPolicy.OSS_CLUSTER])
+def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    settings = Settings(home=tmp_path)
+    store = SqlStore.open_file(tmp_path / "amr.db")
+    store.insert(ResourceGroup(SUB, "rg", "eastus"))
+    store.insert(
+        Cluster(
+            SUB, "rg", "c1", "eastus", "Balanced_B0", Toggle.ENABLED,
+            provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING,
+        )
+    )  # fmt: skip
+    db = Database(
+        SUB, "rg", "c1", uid="dabc", port=10000, primary_key="k1", secondary_key="k2",
+        clustering_policy=request.param, access_keys_authentication=Toggle.ENABLED,
+        nodes=plan_nodes("dabc", 1, True, (), [8500, 8501]),
+    )  # fmt: skip
+    store.insert(db)
+    clock = FakeClock()
+    backend = FakeNodeBackend()
+    reconciler = Reconciler(settings, store, backend, "pw", lambda t: None, lambda p: True, clock.now)
+    w = World(store, backend, clock, settings, db, reconciler)
+    w.tick()  # created
+    w.db = store.get(Database, db.key) or db
+    assert w.db.provisioning_state is ProvisioningState.SUCCEEDED
+    yield w
+    store.close()
+
+
+def test_creating_and_steady_ticks_record_nothing(world: World) -> None:
+    world.tick()
+    world.tick()
+    assert world.events() == []
+
+
+def test_a_supervisor_restart_of_a_node_is_a_restart_event_with_both_pids(world: World) -> None:
+    old = world.backend.nodes["dabc-0-1"].pid
+    new = world.backend.restart("dabc-0-1")
+    world.tick()
+    (event,) = world.events()
+    assert event.kind is EventKind.RESTART
+    assert (event.node, event.shard, event.old_pid, event.new_pid) == ("dabc-0-1", 0, old, new)
+    assert event.time == world.clock.now().isoformat()
+    world.tick()
+    assert len(world.events()) == 1  # told once
+
+
+def test_starting_a_dead_node_is_a_recovery(world: World) -> None:
+    old = world.backend.nodes["dabc-0-0"].pid
+    world.backend.kill("dabc-0-0")
+    world.tick()
+    (event,) = world.events()
+    assert event.kind is EventKind.RECOVERY
+    assert event.node == "dabc-0-0"
+    assert event.old_pid == old and event.new_pid == world.backend.nodes["dabc-0-0"].pid
+    assert "absent" in event.cause
+
+
+def test_a_drifted_setting_is_a_repair(world: World) -> None:
+    world.backend.nodes["dabc-0-1"].config["maxmemory-policy"] = "allkeys-lru"
+    world.tick()
+    (event,) = world.events()
+    assert (event.kind, event.node) == (EventKind.REPAIR, "dabc-0-1")
+    assert "maxmemory-policy was 'allkeys-lru'" in event.cause
+
+
+def test_an_update_the_user_asked_for_is_no_repair(world: World) -> None:
+    from amr.model.enums import EvictionPolicy
+
+    world.store.replace(
+        world.db,
+        dataclasses.replace(
+            world.db,
+            eviction_policy=EvictionPolicy.NO_EVICTION,
+            provisioning_state=ProvisioningState.UPDATING,
+        ),
+    )
+    world.tick()
+    world.tick()
+    assert world.events() == []
+
+
+def test_a_regenerated_key_is_no_repair(world: World) -> None:
+    # The key is stored; the next tick applies it before the API's own apply_database does.
+    world.store.replace(world.db, dataclasses.replace(world.db, primary_key="k3"))
+    world.tick()
+    assert world.events() == []
+
+
+def test_a_restarted_control_plane_adopts_running_nodes_without_events(world: World) -> None:
+    world.tick(world.new_reconciler())
+    assert world.events() == []
+
+
+def test_nodes_restarted_while_the_control_plane_was_away_are_recoveries(world: World) -> None:
+    stored = world.store.get(NodePids, world.db.key)
+    assert stored is not None and set(stored.pids) == {"dabc-0-0", "dabc-0-1"}
+    old = world.backend.nodes["dabc-0-0"].pid
+    new = world.backend.restart("dabc-0-0")  # e.g. amr stop / amr serve: started again by the supervisor
+    world.tick(world.new_reconciler())
+    (event,) = world.events()
+    assert (event.kind, event.node, event.old_pid, event.new_pid) == (
+        EventKind.RECOVERY,
+        "dabc-0-0",
+        old,
+        new,
+    )
+    assert "control plane was not running" in event.cause
+
+
+def test_events_are_pruned_to_the_newest(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import amr.logic.events as logic_events
+
+    monkeypatch.setattr(logic_events.plan_events_to_prune, "__defaults__", (3,))
+    for _ in range(5):
+        world.backend.restart("dabc-0-0")
+        world.tick()
+    events = world.events()
+    assert len(events) == 3
+    assert [e.new_pid for e in events] == sorted(e.new_pid or 0 for e in events)
+    assert events[-1].new_pid == world.backend.nodes["dabc-0-0"].pid
+
+
+def test_deleting_the_database_removes_its_history(world: World) -> None:
+    world.backend.restart("dabc-0-0")
+    world.tick()
+    assert world.events()
+    world.store.replace(
+        world.db, dataclasses.replace(world.db, provisioning_state=ProvisioningState.DELETING)
+    )
+    world.tick()
+    assert world.store.get(Database, world.db.key) is None
+    assert world.store.list(DatabaseEvent) == []
+    assert world.store.list(NodePids) == []
