@@ -291,3 +291,53 @@ def test_sku_names_are_stored_in_catalogue_spelling(api: Api) -> None:
     # Repeating the PUT with another spelling is the same state: a no-op 200.
     r = api.call("PUT", CLUSTER, {**CLUSTER_BODY, "sku": {"name": "BALANCED_B1"}})
     assert r.status_code == 200 and "Azure-AsyncOperation" not in r.headers
+
+
+def _record_event(api: Api, when: str, kind: str, node: str, **extra: Any) -> None:
+    from amr.model.events import DatabaseEvent, EventKind
+
+    db = api.store.list(Database)[0]
+    api.store.insert(
+        DatabaseEvent(
+            f"{when}-{kind}-{node}", db.key, db.id, when, EventKind(kind), f"cause of {kind}", node, **extra
+        )
+    )
+
+
+def test_database_events_list_the_newest_oldest_first_in_arm_shape(api: Api) -> None:
+    create_cluster(api)
+    create_database(api)
+    assert api.call("GET", DATABASE + "/events").json() == {"value": []}
+    _record_event(api, "2025-07-01T12:00:01+00:00", "restart", "n1", shard=0, old_pid=10, new_pid=11)
+    _record_event(api, "2025-07-01T12:00:02+00:00", "recovery", "n0", new_pid=12)
+    _record_event(api, "2025-07-01T12:00:03+00:00", "repair", "n1")
+    r = api.call("GET", DATABASE + "/events")
+    assert r.status_code == 200, r.text
+    value = r.json()["value"]
+    assert [e["properties"]["kind"] for e in value] == ["restart", "recovery", "repair"]
+    first = value[0]
+    assert first == {
+        "id": f"{DATABASE}/events/2025-07-01T12:00:01+00:00-restart-n1",
+        "name": "2025-07-01T12:00:01+00:00-restart-n1",
+        "type": "Microsoft.Cache/redisEnterprise/databases/events",
+        "properties": {
+            "time": "2025-07-01T12:00:01+00:00",
+            "kind": "restart",
+            "cause": "cause of restart",
+            "node": "n1",
+            "shard": 0,
+            "oldPid": 10,
+            "newPid": 11,
+        },
+    }
+    top = api.call("GET", DATABASE + "/events", query=f"{API}&$top=2").json()["value"]
+    assert [e["properties"]["kind"] for e in top] == ["recovery", "repair"]
+
+
+def test_database_events_reject_a_bad_top_and_a_missing_database(api: Api) -> None:
+    create_cluster(api)
+    create_database(api)
+    r = api.call("GET", DATABASE + "/events", query=f"{API}&$top=0")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidParameter"
+    r = api.call("GET", CLUSTER + "/databases/other/events")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "ResourceNotFound"

@@ -18,6 +18,7 @@ from fastapi.responses import Response as HttpResponse
 
 from amr.api import handlers_clusters as clusters
 from amr.api import handlers_databases as databases
+from amr.api import handlers_events as events
 from amr.api import handlers_firewall as firewall
 from amr.api import handlers_groups as groups
 from amr.api import handlers_misc as misc
@@ -83,6 +84,7 @@ ROUTES: tuple[Route, ...] = (
     _r("POST", _D + "/regenerateKey", databases.regenerate_key),
     _r("POST", _D + "/flush", databases.flush),
     _r("GET", _D + "/connectionEvents", databases.connection_events),
+    _r("GET", _D + "/events", events.list_events),
 )  # fmt: skip
 
 

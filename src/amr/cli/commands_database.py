@@ -136,6 +136,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--top", type=int, default=100, help="How many of the newest events (default 100).")
     p = leaf(
+        "events",
+        "Show the database's history: node restarts, recoveries, repairs and failovers, oldest first.",
+        events,
+    )
+    p.add_argument("--top", type=int, default=100, help="How many of the newest events (default 100).")
+    p = leaf(
         "show-connection", "Show how to connect to the database (host, port, TLS, key).", show_connection
     )
     p.add_argument(
@@ -152,6 +158,10 @@ def _path(ctx: Context, args: argparse.Namespace) -> str:
 
 def connection_events(ctx: Context, args: argparse.Namespace) -> Any:
     return ctx.client.list(f"{_path(ctx, args)}/connectionEvents?$top={args.top}")
+
+
+def events(ctx: Context, args: argparse.Namespace) -> Any:
+    return ctx.client.list(f"{_path(ctx, args)}/events?$top={args.top}")
 
 
 def create(ctx: Context, args: argparse.Namespace) -> Any:
