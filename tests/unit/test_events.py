@@ -24,7 +24,9 @@ ID = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Cache/redisEnterp
 RUNNING = ProcessState.RUNNING
 
 
-def _plan(previous: dict[str, int] | None, *ticks: NodeTick, adopted: bool = False) -> list[DatabaseEvent]:
+def _plan(
+    previous: dict[str, int] | None, *ticks: NodeTick, adopted: tuple[str, ...] = ()
+) -> list[DatabaseEvent]:
     return plan_node_events(KEY, ID, previous, adopted, ticks, NOW)
 
 
@@ -38,7 +40,8 @@ def test_same_pid_is_no_event() -> None:
 
 def test_adopting_running_nodes_is_no_event() -> None:
     # A control plane with no memory and nothing stored (a store from before events): no restart.
-    assert _plan(None, NodeTick("n0", 0, RUNNING, 10, 10), adopted=True) == []
+    assert _plan(None, NodeTick("n0", 0, RUNNING, 10, 10), adopted=("n0",)) == []
+    assert _plan({"n0": 10}, NodeTick("n0", 0, RUNNING, 10, 10), adopted=("n0",)) == []
 
 
 def test_a_changed_pid_is_a_restart_with_old_and_new_pid() -> None:
@@ -60,9 +63,15 @@ def test_a_node_coming_back_in_the_tick_is_a_restart_with_its_final_pid() -> Non
 
 
 def test_a_changed_pid_seen_first_after_a_control_plane_restart_is_a_recovery() -> None:
-    (event,) = _plan({"n0": 10}, NodeTick("n0", 0, RUNNING, 20, 20), adopted=True)
+    (event, other) = _plan(
+        {"n0": 10, "n1": 11},
+        NodeTick("n0", 0, RUNNING, 20, 20),
+        NodeTick("n1", 0, RUNNING, 21, 21),
+        adopted=("n0",),  # n1 was seen running by this control plane already
+    )
     assert (event.kind, event.old_pid, event.new_pid) == (EventKind.RECOVERY, 10, 20)
     assert event.cause == ADOPTED_RECOVERY_CAUSE
+    assert (other.kind, other.node) == (EventKind.RESTART, "n1")
 
 
 def test_starting_a_node_that_was_not_running_is_a_recovery() -> None:
@@ -95,7 +104,12 @@ def test_event_ids_sort_in_time_order_and_tell_kind_and_node() -> None:
 
 def test_pids_to_keep_remember_the_latest_and_keep_old_ones_of_nodes_down() -> None:
     ticks = [NodeTick("n0", 0, RUNNING, 10, 15), NodeTick("n1", 0, ProcessState.ABSENT, None, None)]
-    assert plan_pids_to_keep({"n0": 10, "n1": 11, "gone": 9}, ticks) == {"n0": 15, "n1": 11}
+    names = ("n0", "n1", "n2")
+    assert plan_pids_to_keep({"n0": 10, "n1": 11, "n2": 12, "gone": 9}, ticks, names) == {
+        "n0": 15,
+        "n1": 11,
+        "n2": 12,  # not observed this tick
+    }
 
 
 def test_prune_drops_the_oldest_beyond_the_limit() -> None:

@@ -178,3 +178,27 @@ def test_deleting_the_database_removes_its_history(world: World) -> None:
     assert world.store.get(Database, world.db.key) is None
     assert world.store.list(DatabaseEvent) == []
     assert world.store.list(NodePids) == []
+
+
+def test_an_unanswering_supervisor_forgets_no_pids(world: World) -> None:
+    from amr.errors import NodeError
+
+    stored = world.store.get(NodePids, world.db.key)
+    assert stored is not None
+
+    async def refuse(name: str) -> object:
+        raise NodeError("supervisord refused getProcessInfo: SHUTDOWN_STATE")
+
+    real = world.backend.node_status
+    world.backend.node_status = refuse  # type: ignore[method-assign,assignment]
+    world.tick()
+    world.backend.node_status = real  # type: ignore[method-assign]
+    assert world.store.get(NodePids, world.db.key) == stored
+    # Started again while the supervisor was away: first seen by a new control plane.
+    world.backend.restart("dabc-0-1")
+    reconciler = world.new_reconciler()
+    world.tick(reconciler)
+    assert [e.kind for e in world.events()] == [EventKind.RECOVERY]
+    world.backend.restart("dabc-0-1")  # now seen running by this control plane: a restart
+    world.tick(reconciler)
+    assert [e.kind for e in world.events()] == [EventKind.RECOVERY, EventKind.RESTART]

@@ -3,7 +3,7 @@ events to forget."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -58,7 +58,7 @@ def plan_node_events(
     database_key: str,
     database_id: str,
     previous_pids: Mapping[str, int] | None,
-    adopted: bool,
+    adopted: Collection[str],
     nodes: Sequence[NodeTick],
     now: datetime,
 ) -> list[DatabaseEvent]:
@@ -69,9 +69,9 @@ def plan_node_events(
       node the supervisor is already bringing back (starting) is not one: its new pid shows up as a
       ``restart`` instead.
     - ``restart``: the node's pid differs from the one this reconciler saw last.
-    - ``recovery`` too when ``adopted`` (the previous pids were read from the store by a control plane
-      that just started): the pid changed while no control plane was watching, so all we know is that
-      the node was started again, not that it crashed.
+    - ``recovery`` too for a node in ``adopted`` (its previous pid was read from the store by a
+      control plane that has not seen the node running yet): the pid changed while no control plane
+      was watching, so all we know is that the node was started again, not that it crashed.
     - ``repair``: live settings of a node were corrected (skipped for a node recovered in the same
       tick, whose fresh start explains them).
 
@@ -102,7 +102,7 @@ def plan_node_events(
         if old_pid is not None and pid is not None and pid != old_pid:
             kind, cause = (
                 (EventKind.RECOVERY, ADOPTED_RECOVERY_CAUSE)
-                if adopted
+                if node.name in adopted
                 else (EventKind.RESTART, RESTART_CAUSE)
             )
             events.append(_event(database_key, database_id, now, kind, cause, node, old_pid, pid))
@@ -112,10 +112,13 @@ def plan_node_events(
     return events
 
 
-def plan_pids_to_keep(previous: Mapping[str, int], nodes: Sequence[NodeTick]) -> dict[str, int]:
-    """The pids to remember after a tick: each node's latest known pid; a node seen without one
-    (down, or not observed to the end) keeps its old pid, so its comeback is still told apart."""
-    kept = {n.name: previous[n.name] for n in nodes if n.name in previous}
+def plan_pids_to_keep(
+    previous: Mapping[str, int], nodes: Sequence[NodeTick], names: Collection[str]
+) -> dict[str, int]:
+    """The pids to remember after a tick for the database's nodes ``names``: each node's latest
+    known pid; a node seen without one (down, not observed, the supervisor not answering) keeps its
+    old pid, so its comeback is still told apart."""
+    kept = {name: pid for name, pid in previous.items() if name in names}
     for node in nodes:
         if node.latest_pid is not None:
             kept[node.name] = node.latest_pid

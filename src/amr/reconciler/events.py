@@ -106,6 +106,8 @@ class EventRecorder:
         self._store = store
         self._now = now
         self._pids: dict[str, dict[str, int]] = {}
+        # Nodes whose remembered pid was read from the store and not yet seen by this control plane.
+        self._adopted: dict[str, set[str]] = {}
         self._settled: dict[str, Database] = {}
 
     def record(self, db: Database, trace: ConvergeTrace, steady: bool) -> list[DatabaseEvent]:
@@ -117,14 +119,17 @@ class EventRecorder:
         desired = _desired(db)
         unchanged = self._settled.get(db.key) in (None, desired)
         self._settled[db.key] = desired
+        ticks = trace.node_ticks(db, count_starts=steady, count_repairs=steady and unchanged)
+        if not ticks:
+            return []  # nothing observed (the supervisor not answering): nothing learnt
         previous = self._pids.get(db.key)
-        adopted = previous is None
         if previous is None:
             stored = self._store.get(NodePids, db.key)
             previous = dict(stored.pids) if stored is not None else None
-        ticks = trace.node_ticks(db, count_starts=steady, count_repairs=steady and unchanged)
-        events = plan_node_events(db.key, db.id, previous, adopted, ticks, self._now())
-        kept = plan_pids_to_keep(previous or {}, ticks)
+            self._adopted[db.key] = set(previous or ())
+        adopted = self._adopted.setdefault(db.key, set())
+        events = plan_node_events(db.key, db.id, previous, frozenset(adopted), ticks, self._now())
+        kept = plan_pids_to_keep(previous or {}, ticks, [n.name for n in db.nodes])
         try:
             for event in events:
                 self._store.insert(event)
@@ -137,11 +142,13 @@ class EventRecorder:
             log.warning("could not record the history of %s: %s", db.id, e)
             return []
         self._pids[db.key] = kept
+        adopted -= {t.name for t in ticks if t.latest_pid is not None}
         return events
 
     def forget(self, db: Database) -> None:
         """Remove a deleted database's history."""
         self._pids.pop(db.key, None)
+        self._adopted.pop(db.key, None)
         self._settled.pop(db.key, None)
         for event in self._store.list(DatabaseEvent, events_prefix(db.key)):
             self._store.delete(event)
