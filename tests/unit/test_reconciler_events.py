@@ -202,3 +202,28 @@ def test_an_unanswering_supervisor_forgets_no_pids(world: World) -> None:
     world.backend.restart("dabc-0-1")  # now seen running by this control plane: a restart
     world.tick(reconciler)
     assert [e.kind for e in world.events()] == [EventKind.RECOVERY, EventKind.RESTART]
+
+
+def test_a_correction_that_does_not_hold_is_not_told_every_tick(world: World) -> None:
+    from amr.testing import fake_nodes
+
+    node = world.backend.nodes["dabc-0-1"]
+    node.config["maxmemory-policy"] = "allkeys-lru"
+    real = fake_nodes.FakeAdmin.execute
+
+    async def stubborn(self: fake_nodes.FakeAdmin, *args: str | int | bytes) -> object:
+        if [str(a).upper() for a in args[:2]] == ["CONFIG", "SET"]:
+            return "OK"  # accepted but not applied: the drift stays
+        return await real(self, *args)
+
+    world.settings = dataclasses.replace(
+        world.settings, engine=dataclasses.replace(world.settings.engine, start_timeout=0.01)
+    )
+    reconciler = world.new_reconciler()
+    fake_nodes.FakeAdmin.execute = stubborn  # type: ignore[method-assign]
+    try:
+        outcomes = world.tick(reconciler) + world.tick(reconciler)
+    finally:
+        fake_nodes.FakeAdmin.execute = real  # type: ignore[method-assign]
+    assert any("unhealthy" in o for o in outcomes), outcomes
+    assert world.events() == []

@@ -93,7 +93,10 @@ class ConvergeTrace:
                     pid=first.pid,
                     final_pid=last.pid if last is not None else None,
                     started=node.name in self.started and count_starts,
-                    repairs=tuple(self.repairs.get(node.name, ())) if count_repairs else (),
+                    # A correction that did not hold (the converge failed) would be told every tick.
+                    repairs=tuple(self.repairs.get(node.name, ()))
+                    if count_repairs and self.converged
+                    else (),
                 )
             )
         return ticks
