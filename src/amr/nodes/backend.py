@@ -33,6 +33,10 @@ class NodeBackend(Protocol):
         """Every node the backend runs (to find strays)."""
         ...
 
+    async def list_node_directories(self) -> dict[str, str]:
+        """Every node directory on disk, by node name (to find strays a crash left behind)."""
+        ...
+
     async def wait_ready(self, spec: NodeSpec, timeout: float) -> None:
         """Poll until the node answers PING as the admin user. If its process exits or the
         deadline passes, raise NodeError with the engine's reason (the tail of its log)."""

@@ -133,6 +133,10 @@ class LocalNodeBackend:
                 out.append(_status(pname[len(NODE_PROGRAM_PREFIX) :], info))
         return sorted(out, key=lambda s: s.name)
 
+    async def list_node_directories(self) -> dict[str, str]:
+        """Every ``nodes/<database>/<node>`` directory, by node name."""
+        return await asyncio.to_thread(_node_directories, self._settings.nodes_dir)
+
     async def wait_ready(self, spec: NodeSpec, timeout: float) -> None:
         """Poll until the node answers PING as the admin user; raise NodeError with the engine's reason
         (the tail of its log) if its process dies or the deadline passes."""
@@ -320,6 +324,20 @@ def _write_if_changed(path: Path, text: str) -> bool:
         tmp.unlink(missing_ok=True)
         raise
     return True
+
+
+def _node_directories(nodes_dir: Path) -> dict[str, str]:
+    out = {}
+    try:
+        databases = [d for d in nodes_dir.iterdir() if d.is_dir()]
+    except FileNotFoundError:
+        return {}
+    for database in databases:
+        try:
+            out.update({n.name: str(n) for n in database.iterdir() if n.is_dir()})
+        except FileNotFoundError:
+            continue  # removed meanwhile
+    return out
 
 
 def _remove_tree(path: Path) -> None:

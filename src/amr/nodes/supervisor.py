@@ -27,6 +27,7 @@ from supervisor.xmlrpc import Faults, SupervisorTransport, UnixStreamHTTPConnect
 
 from amr.errors import ConfigError, NodeError
 from amr.logic.supervisor_conf import render_supervisord_conf
+from amr.nodes.orphans import stop_orphan_processes
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -327,6 +328,9 @@ def start_supervisord(settings: Settings, foreground: bool, include_core_program
             + (f" (pid {pid})" if pid else "")
             + "; stop it first (amr supervisor stop)"
         )
+    # A supervisord killed with SIGKILL leaves its programs running: stop them, or the new ones would
+    # find their ports and sockets taken.
+    stop_orphan_processes(settings, conf_path(settings))
     conf = write_supervisord_conf(settings, include_core_programs=include_core_programs)
     sock = socket_path(settings)
     if sock.exists() or sock.is_symlink():

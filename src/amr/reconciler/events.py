@@ -43,6 +43,9 @@ class StatusRecorder:
     async def list_nodes(self) -> list[NodeStatus]:
         return await self._backend.list_nodes()
 
+    async def list_node_directories(self) -> dict[str, str]:
+        return await self._backend.list_node_directories()
+
     async def wait_ready(self, spec: NodeSpec, timeout: float) -> None:
         await self._backend.wait_ready(spec, timeout)
 

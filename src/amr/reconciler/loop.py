@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from amr.errors import AmrError, ConcurrencyError, NodeError
 from amr.logic.placement import choose_node_ports, count_new_nodes, plan_nodes
 from amr.logic.plan import NodeEnvironment, describe_actions, plan_database_actions, plan_node_targets
+from amr.logic.recovery import plan_stray_nodes
 from amr.logic.routes import plan_route_table
 from amr.model.enums import OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.node import ProcessState, Role
@@ -38,6 +40,8 @@ IDLE_INTERVAL = 2.0
 RESERVED_CLIENTS = 64
 OPERATION_RETENTION = timedelta(days=1)
 _UNHEALTHY = "unhealthy database"
+# How often the reconciler looks for node directories and programs no record lists (first tick too).
+STRAY_SWEEP_INTERVAL = 30.0
 
 
 class Reconciler:
@@ -65,6 +69,7 @@ class Reconciler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._database_tasks: dict[str, asyncio.Task[str | None]] = {}
         self._last_routes: RouteTable | None = None
+        self._next_stray_sweep = 0.0
         self._events = EventRecorder(store, now)
 
     # --- the API's handle ------------------------------------------------------------------------
@@ -133,6 +138,7 @@ class Reconciler:
         self._prune_operations()
         outcomes += await self._settle_groups()
         outcomes += await self._settle_clusters()
+        outcomes += await self._remove_stray_nodes()
         started = []
         for db in self._store.list(Database):
             if db.key in self._database_tasks:
@@ -144,6 +150,37 @@ class Reconciler:
         if wait and started:
             outcomes += [o for o in await asyncio.gather(*started) if o]
         self._publish_routes()
+        return outcomes
+
+    async def _remove_stray_nodes(self) -> list[str]:
+        """Remove node directories and programs that no database record lists: what a delete or a
+        failed create left behind when a crash cut it short. Runs every STRAY_SWEEP_INTERVAL."""
+        now = time.monotonic()
+        if now < self._next_stray_sweep:
+            return []
+        self._next_stray_sweep = now + STRAY_SWEEP_INTERVAL
+        try:
+            # Listed before the records are read: a node is created only after its record is written.
+            directories = await self._backend.list_node_directories()
+            programs = [s.name for s in await self._backend.list_nodes()]
+        except AmrError as e:
+            log.warning("cannot look for stray nodes: %s", e)
+            return []
+        recorded = [n.name for db in self._store.list(Database) for n in db.nodes]
+        outcomes = []
+        for stray in plan_stray_nodes(recorded, directories, programs):
+            directory = stray.directory or str(self._settings.nodes_dir / stray.name)
+            try:
+                await self._backend.remove_node(stray.name, directory)
+            except AmrError as e:
+                log.warning("cannot remove stray node %s: %s", stray.name, e)
+                continue
+            if stray.directory:
+                try:
+                    os.rmdir(os.path.dirname(directory))  # its database's directory, once empty
+                except OSError:
+                    pass
+            outcomes.append(f"removed stray node {stray.name}: no database lists it")
         return outcomes
 
     def _database_settled(self, key: str, task: asyncio.Task[str | None], *, log_outcome: bool) -> None:

@@ -41,6 +41,7 @@ class FakeNodeBackend:
         self.fail_start: dict[str, str] = {}  # node name -> engine message
         self.starts: list[str] = []
         self.removed: list[str] = []
+        self.directories: dict[str, str] = {}  # node directories without a running node
 
     async def ensure_node(self, spec: NodeSpec) -> None:
         if spec.name in self.nodes:
@@ -73,6 +74,10 @@ class FakeNodeBackend:
     async def list_nodes(self) -> list[NodeStatus]:
         return [await self.node_status(n) for n in self.nodes]
 
+    async def list_node_directories(self) -> dict[str, str]:
+        dirs = {name: node.spec.directory for name, node in self.nodes.items()}
+        return {**dirs, **self.directories}
+
     async def wait_ready(self, spec: NodeSpec, timeout: float) -> None:
         if spec.name in self.fail_start:
             raise NodeError(f"node {spec.name} did not start: {self.fail_start[spec.name]}")
@@ -84,6 +89,7 @@ class FakeNodeBackend:
         if node is not None:
             self.by_port.pop(node.spec.port, None)
         self.fail_start.pop(name, None)
+        self.directories.pop(name, None)
         self.removed.append(name)
 
     def admin(self, spec: NodeSpec) -> FakeAdmin:
