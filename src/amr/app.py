@@ -84,7 +84,15 @@ def run_api(settings: Settings) -> None:
     backend = LocalNodeBackend(settings, supervisor, "amr-admin", admin_password)
     g = settings.gateway
     is_free = port_checker((*g.bind_hosts, settings.engine.internal_host))
-    reconciler = Reconciler(settings, store, backend, admin_password, routes_writer(settings), is_free)
+    reconciler = Reconciler(
+        settings,
+        store,
+        backend,
+        admin_password,
+        routes_writer(settings),
+        is_free,
+        gateway_password=read_secret(settings, "gateway.secret"),
+    )
     tokens = TokenService(
         read_secret(settings, "token.key").encode(),
         Principal(identity.tenant_id, identity.client_id, identity.client_secret),

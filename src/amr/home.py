@@ -53,7 +53,7 @@ def ensure_home(settings: Settings) -> Identity:
         raise ConfigError(f"cannot create AMR_HOME at {home}: {e}") from e
     _check_socket_paths(settings)
     identity = _ensure_credentials(settings)
-    for name in ("admin.secret", "token.key"):
+    for name in ("admin.secret", "gateway.secret", "token.key"):
         path = settings.secrets_dir / name
         if not path.exists():
             write_private(path, secrets.token_urlsafe(32))

@@ -61,6 +61,9 @@ class GatewaySettings:
     # Connection audit log (AMR_HOME/logs/connections*.jsonl): rotate at this size, keep this many.
     audit_max_bytes: int = 10_000_000
     audit_backups: int = 3
+    # How often (milliseconds) the gateway asks each node of an HA database's first shard for its ROLE,
+    # to follow a failover by itself.
+    primary_poll_ms: int = 100
 
     @property
     def bind_hosts(self) -> tuple[str, ...]:

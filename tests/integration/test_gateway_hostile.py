@@ -236,10 +236,12 @@ def test_ten_thousand_idle_connections(
     assert gw.alive()
 
 
-# Measured on the test machine: ~26 KB of gateway RSS per idle TLS connection after the handshake
-# (1,000 of them: +25 MB). Bound with ~50% headroom: 40 KB per connection.
+# Measured on the test machine: gateway RSS per idle TLS connection after the handshake is bimodal
+# across runs of the same code, ~26 KB or ~50 KB (1,000 of them: +25 MB or +49 MB; the cause is in
+# OpenSSL/allocator behaviour, not in the gateway's own objects). Bound with headroom over the
+# higher mode: 64 KB per connection.
 IDLE_TLS_CONNECTIONS = 1000
-IDLE_TLS_RSS_BOUND_KB = IDLE_TLS_CONNECTIONS * 40
+IDLE_TLS_RSS_BOUND_KB = IDLE_TLS_CONNECTIONS * 64
 
 
 def test_idle_tls_connections_memory(

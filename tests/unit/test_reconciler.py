@@ -103,10 +103,8 @@ def test_running_nodes_are_adopted_not_restarted(world) -> None:  # type: ignore
     _tick(reconciler)
     pids = {n: node.pid for n, node in backend.nodes.items()}
     starts = list(backend.starts)
-    # A new reconciler (a restarted API) over the same store and the same running nodes.
-    again = Reconciler(
-        Settings(home=Path("/tmp/unused")), store, backend, "admin-pw", lambda t: None, lambda p: True
-    )
+    # A new reconciler (a restarted API) over the same store, home and running nodes.
+    again = Reconciler(reconciler._settings, store, backend, "admin-pw", lambda t: None, lambda p: True)
     assert _tick(again) == []
     assert {n: node.pid for n, node in backend.nodes.items()} == pids
     assert backend.starts == starts

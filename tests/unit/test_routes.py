@@ -63,8 +63,31 @@ def test_database_port_routes_to_its_primary() -> None:
     d = db("c1", 10000, "d1")
     table = plan(d)
     assert table.cert_file == "/pki/cert.pem" and table.key_file == "/pki/key.pem"
-    assert table.routes == (Route(10000, True, "/run/d1-0-0.sock", d.id, "1.2", None, 15000),)
+    candidates = ("/run/d1-0-0.sock", "/run/d1-0-1.sock")
+    assert table.routes == (Route(10000, True, "/run/d1-0-0.sock", d.id, "1.2", None, 15000, candidates),)
     assert node_socket_path("/run", "x") == "/run/x.sock"
+
+
+def test_candidates_name_shard_zero_with_the_initial_primary_first() -> None:
+    d = db("c1", 10000, "d1")
+    swapped = dataclasses.replace(d, nodes=tuple(reversed(d.nodes)))
+    (route,) = plan(swapped).routes
+    assert route.candidates == ("/run/d1-0-0.sock", "/run/d1-0-1.sock")
+    single = dataclasses.replace(d, nodes=d.nodes[:1])
+    (route,) = plan(single).routes
+    assert route.candidates == ()
+    assert parse_route_table(render_route_table(plan(d))) == plan(d)
+
+
+def test_oss_cluster_node_ports_have_no_candidates() -> None:
+    routes = plan(db("c1", 10000, "d1", clustering_policy=ClusteringPolicy.OSS_CLUSTER)).routes
+    assert [len(r.candidates) for r in routes] == [2, 0, 0]
+
+
+def test_routes_file_without_candidates_parses_to_just_the_target() -> None:
+    text = render_route_table(plan(db("c1", 10000, "d1"))).replace('"candidates"', '"ignored"')
+    (route,) = parse_route_table(text).routes
+    assert route.candidates == () and route.target == "/run/d1-0-0.sock"
 
 
 def test_plaintext_database_has_no_tls() -> None:

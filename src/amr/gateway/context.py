@@ -27,10 +27,12 @@ class GatewayContext:
     clock: Callable[[], float] = field(default=time.monotonic)
     connections: dict[str, int] = field(default_factory=dict)
     descriptors: DescriptorPressure = field(default_factory=DescriptorPressure)
+    # The internal ``amr-gateway`` user's password, to ask nodes for their ROLE ("" to ask without AUTH).
+    node_password: str = ""
 
     @classmethod
-    def create(cls, settings: GatewaySettings, audit: AuditLog) -> GatewayContext:
+    def create(cls, settings: GatewaySettings, audit: AuditLog, node_password: str = "") -> GatewayContext:
         guard = AuthFailureGuard(
             settings.auth_failure_limit, settings.auth_failure_window, settings.auth_cooldown
         )
-        return cls(settings=settings, audit=audit, guard=guard)
+        return cls(settings=settings, audit=audit, guard=guard, node_password=node_password)

@@ -21,6 +21,7 @@ import ssl
 from collections.abc import Sequence
 
 from amr.gateway.context import GatewayContext
+from amr.gateway.primary import PrimaryTracker
 from amr.gateway.splice import ClientSide
 from amr.gateway.tls import TlsContexts
 from amr.logic.gateway_access import SourceMatcher
@@ -83,6 +84,41 @@ class Listener:
         self._ssl: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resume_handle: asyncio.TimerHandle | None = None
+        self.tracker: PrimaryTracker | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    @property
+    def target(self) -> str:
+        """The node socket a new connection goes to: the primary the tracker follows, if any."""
+        return self.tracker.current if self.tracker is not None else self.route.target
+
+    def _start_tracker(self, current: str) -> None:
+        candidates = self.route.candidates
+        if len(candidates) < 2:
+            return
+        self.tracker = PrimaryTracker(
+            candidates,
+            current if current in candidates else self.route.target,
+            self.ctx.node_password,
+            self.ctx.settings.primary_poll_ms / 1000,
+            self._primary_changed,
+        )
+        self.tracker.start()
+
+    async def _stop_tracker(self) -> None:
+        tracker, self.tracker = self.tracker, None
+        if tracker is not None:
+            await tracker.stop()
+
+    def _primary_changed(self, old: str, new: str) -> None:
+        """New connections already go to ``new``; close those to ``old`` so their clients reconnect
+        (the old primary is a replica now, or gone)."""
+        moved = [c for c in self.connections if c.target == old]
+        for conn in moved:
+            conn.close_for("primary_changed")
+        log.info(
+            "port %s: primary is now %s; closed %d connections to %s", self.route.port, new, len(moved), old
+        )
 
     async def start(self, tls: TlsContexts) -> None:
         """Bind and listen; raise OSError if the port cannot be bound, GatewayError if TLS cannot load."""
@@ -91,6 +127,7 @@ class Listener:
         self._socks = bind_listening_sockets(self.hosts, self.route.port, self.reuse_port)
         for sock in self._socks:
             loop.add_reader(sock.fileno(), self._accept, sock)
+        self._start_tracker(self.route.target)
         log.info(
             "listening on %s port %s (%s) for %s",
             ",".join(self.hosts),
@@ -210,6 +247,14 @@ class Listener:
         allowed connections stay; open connections from sources no longer allowed are closed."""
         old = self.route
         self.route = route
+        if route.candidates != old.candidates and self._loop is not None and not self.closed:
+            tracker, self.tracker = self.tracker, None
+            current = tracker.current if tracker is not None else old.target
+            if tracker is not None:
+                task = self._loop.create_task(tracker.stop())
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
+            self._start_tracker(current)
         if route.allowed_sources != old.allowed_sources:
             self.matcher = SourceMatcher(route.allowed_sources)
             denied = [c for c in self.connections if not self.matcher.allows(c.source)]
@@ -221,6 +266,7 @@ class Listener:
     async def stop(self) -> None:
         """Stop listening and close every connection this listener accepted."""
         self.closed = True
+        await self._stop_tracker()
         loop = self._loop
         if self._resume_handle is not None:
             self._resume_handle.cancel()

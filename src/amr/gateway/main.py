@@ -11,9 +11,11 @@ from typing import Any
 
 import uvloop
 
+from amr.errors import ConfigError
 from amr.gateway.audit import AuditLog, audit_path_for_worker
 from amr.gateway.context import GatewayContext
 from amr.gateway.routes_watcher import RoutesWatcher
+from amr.home import read_secret
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,11 +48,18 @@ async def serve(
             pass
     gw = settings.gateway
     audit = AuditLog(audit_path_for_worker(settings.audit_file, worker), gw.audit_max_bytes, gw.audit_backups)
+    try:
+        node_password = read_secret(settings, "gateway.secret")
+    except ConfigError as e:
+        # Without it the gateway cannot ask nodes for their role (each HA route then warns once, and
+        # keeps its initial primary); a gateway serving no HA database never needs it.
+        log.info("%s; asking nodes for their role without it", e)
+        node_password = ""
     watcher = RoutesWatcher(
         settings.routes_file,
         gw.bind_hosts,
         gw.route_poll_interval,
-        GatewayContext.create(gw, audit),
+        GatewayContext.create(gw, audit, node_password),
         reuse_port=reuse_port,
     )
     log.info("gateway started; routes from %s", settings.routes_file)

@@ -118,6 +118,7 @@ class ClientSide(asyncio.Protocol):
         "_connect_task",
         "_started",
         "_count_key",
+        "target",
     )
 
     def __init__(self, listener: Listener, source: str, source_port: int, accepted_at: float) -> None:
@@ -143,6 +144,7 @@ class ClientSide(asyncio.Protocol):
         self._connect_task: asyncio.Task[Any] | None = None
         self._started = 0.0
         self._count_key = self.database_id or f":{self.port}"
+        self.target = ""  # the node socket this connection goes to, once it connects
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -284,6 +286,10 @@ class ClientSide(asyncio.Protocol):
             if t is not None and not t.is_closing():
                 t.close()
 
+    def close_for(self, reason: str) -> None:
+        """Close both sides (flushing what is already written), recording ``reason``."""
+        self._close(reason)
+
     def abort(self, reason: str) -> None:
         """Close both sides at once, dropping unsent data."""
         self.reason = self.reason or reason
@@ -400,7 +406,8 @@ class ClientSide(asyncio.Protocol):
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         listener = self.listener
-        path = listener.route.target  # the route's current target: a failover may have moved it
+        # The current primary (a failover may have moved it since the route was loaded).
+        self.target = path = listener.target
         try:
             transport, upstream = await asyncio.wait_for(
                 loop.create_unix_connection(lambda: UpstreamSide(self), path), CONNECT_TIMEOUT

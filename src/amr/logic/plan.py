@@ -7,6 +7,7 @@ empty. Every action is idempotent, so a crash halfway just replans.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from amr.logic.routes import node_socket_path
@@ -15,6 +16,7 @@ from amr.logic.valkey_conf import (
     password_hash,
     render_default_user_rule,
     render_eviction_policy,
+    render_gateway_user_rule,
     render_persistence,
     render_valkey_conf,
 )
@@ -37,6 +39,8 @@ class NodeEnvironment:
     max_memory_bytes: int
     # The SKU's client connections, plus room for amr's own (admin, replication, cluster bus).
     max_clients: int = 10000
+    # The gateway's internal user (ROLE and PING only); "" leaves it out.
+    gateway_password: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,23 @@ class NodeTarget:
     live_config: tuple[tuple[str, str], ...]
     default_user_on: bool
     default_user_hashes: frozenset[str]
+    # The gateway user's password hash; None when there is no gateway user to hold.
+    gateway_user_hash: str | None = None
 
 
-def plan_node_targets(db: Database, cluster: Cluster, env: NodeEnvironment) -> tuple[NodeTarget, ...]:
-    """Specs and live settings of every node of ``db``."""
+def plan_node_targets(
+    db: Database,
+    cluster: Cluster,
+    env: NodeEnvironment,
+    primaries: Mapping[int, str] | None = None,
+) -> tuple[NodeTarget, ...]:
+    """Specs and live settings of every node of ``db``.
+
+    ``primaries`` names the node that is primary now, per shard (see ``choose_shard_primaries``): a
+    failover moves the primary away from the one the store was created with, and every spec (role,
+    ``replicaof`` of a non-clustered replica) follows it, so the control plane never undoes a
+    failover and a restarted node comes back as a replica of the current primary. Shards it does not
+    name keep the store's roles."""
     enabled = db.access_keys_authentication is Toggle.ENABLED
     keys = (db.primary_key, db.secondary_key)
     persistence = render_persistence(db.persistence)
@@ -61,16 +78,25 @@ def plan_node_targets(db: Database, cluster: Cluster, env: NodeEnvironment) -> t
         ("appendfsync", persistence.appendfsync),
         ("save", persistence.save),
         ("appendonly", persistence.appendonly),
+        # A replica announces the address it listens on, so a primary handing over (FAILOVER) can
+        # reach it; without it the primary sees the connection's source address.
+        ("replica-announce-ip", env.internal_host),
     )
-    primaries = {n.shard: n for n in db.nodes if n.role is Role.PRIMARY}
+    leaders = {n.shard: n for n in db.nodes if n.role is Role.PRIMARY}
+    by_name = {n.name: n for n in db.nodes}
+    for shard, name in (primaries or {}).items():
+        if name in by_name and by_name[name].shard == shard:
+            leaders[shard] = by_name[name]
+    gateway_hash = password_hash(env.gateway_password)[1:] if env.gateway_password else None
     targets = []
     for node in db.nodes:
         directory = f"{env.nodes_dir}/{db.uid}/{node.name}"
         socket = node_socket_path(env.run_dir, node.name)
-        primary = primaries.get(node.shard)
+        primary = leaders.get(node.shard)
+        role = Role.PRIMARY if primary is node else Role.REPLICA
         conf = render_valkey_conf(
             NodeConfigInput(
-                role=node.role,
+                role=role,
                 directory=directory,
                 socket=socket,
                 internal_host=env.internal_host,
@@ -83,15 +109,16 @@ def plan_node_targets(db: Database, cluster: Cluster, env: NodeEnvironment) -> t
                 access_keys_enabled=enabled,
                 access_keys=keys,
                 admin_password=env.admin_password,
-                primary_port=primary.port if primary and node.role is Role.REPLICA else None,
+                primary_port=primary.port if primary and role is Role.REPLICA else None,
                 max_clients=env.max_clients,
+                gateway_password=env.gateway_password,
             )
         )
         spec = NodeSpec(
             name=node.name,
             database_uid=db.uid,
             shard=node.shard,
-            role=node.role,
+            role=role,
             directory=directory,
             socket=socket,
             internal_host=env.internal_host,
@@ -99,7 +126,7 @@ def plan_node_targets(db: Database, cluster: Cluster, env: NodeEnvironment) -> t
             config=conf,
         )
         hashes = frozenset(password_hash(k)[1:] for k in keys if k)
-        targets.append(NodeTarget(spec, live, enabled, hashes))
+        targets.append(NodeTarget(spec, live, enabled, hashes, gateway_hash))
     return tuple(targets)
 
 
@@ -118,6 +145,39 @@ class ObservedNode:
     cluster_slots_assigned: int = 0
     cluster_state_ok: bool = False
     cluster_primary_id: str | None = None  # for a replica: the id of the primary it follows
+    role: str | None = None  # what ROLE says: "master" or "slave"
+    gateway_user_hashes: frozenset[str] | None = None  # the gateway user's; empty if it is missing or off
+    config_file: str | None = None  # the valkey.conf on disk
+
+
+def choose_shard_primaries(
+    db: Database, observed: Mapping[str, ObservedNode], cluster_mode: bool
+) -> dict[int, str]:
+    """Which node is each shard's primary now, by what the nodes say: the one node of the shard that
+    is a master (in cluster mode: a master that holds slots). A shard with no such node, or several,
+    keeps the primary the store was created with, so nothing moves on an unclear picture."""
+    chosen: dict[int, str] = {}
+    for node in db.nodes:
+        if node.role is Role.PRIMARY:
+            chosen.setdefault(node.shard, node.name)
+    for shard in sorted({n.shard for n in db.nodes}):
+        masters = []
+        for node in db.nodes:
+            seen = observed.get(node.name)
+            if node.shard != shard or seen is None or not seen.ready:
+                continue
+            if cluster_mode:
+                if (
+                    seen.cluster_id is not None
+                    and seen.cluster_primary_id is None
+                    and seen.cluster_slots_assigned
+                ):
+                    masters.append(node.name)
+            elif seen.role == "master":
+                masters.append(node.name)
+        if len(masters) == 1:
+            chosen[shard] = masters[0]
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -169,6 +229,12 @@ class SetDefaultUser:
 
 
 @dataclass(frozen=True)
+class SetGatewayUser:
+    spec: NodeSpec
+    rule: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AddAllSlots:
     spec: NodeSpec
 
@@ -202,6 +268,7 @@ Action = (
     | Snapshot
     | WaitPersistence
     | SetDefaultUser
+    | SetGatewayUser
     | AddAllSlots
     | ClusterMeet
     | ClusterReplicate
@@ -214,6 +281,7 @@ def plan_database_actions(
     targets: tuple[NodeTarget, ...],
     observed: dict[str, ObservedNode],
     keys: tuple[str, str],
+    gateway_password: str = "",
 ) -> list[Action]:
     """Decide what to do next for a database's nodes.
 
@@ -241,7 +309,16 @@ def plan_database_actions(
         if seen.default_user_on != t.default_user_on or seen.default_user_hashes != t.default_user_hashes:
             rule = tuple(render_default_user_rule(t.default_user_on, keys))
             changes.append(SetDefaultUser(t.spec, rule, disconnect_clients=not t.default_user_on))
+        if (
+            t.gateway_user_hash is not None
+            and gateway_password
+            and seen.gateway_user_hashes is not None
+            and seen.gateway_user_hashes != frozenset({t.gateway_user_hash})
+        ):
+            changes.append(SetGatewayUser(t.spec, tuple(render_gateway_user_rule(gateway_password))))
         if not changes:
+            if seen.config_file is not None and seen.config_file != t.spec.config:
+                actions.append(WriteConfig(t.spec))
             continue
         actions.append(WriteConfig(t.spec))
         actions += changes
@@ -266,13 +343,23 @@ def _plan_persistence_switch(target: NodeTarget, seen: ObservedNode) -> list[Act
 def _plan_cluster_topology(
     targets: tuple[NodeTarget, ...], observed: dict[str, ObservedNode]
 ) -> list[Action]:
+    """Slots and replication per shard, on the roles the targets carry (which follow the observed
+    primary, see ``choose_shard_primaries``): a shard whose nodes hold no slots at all gets every slot
+    on its primary; the other nodes of a shard replicate its primary, whichever node that is now."""
     actions: list[Action] = []
     primaries = {t.spec.shard: t for t in targets if t.spec.role is Role.PRIMARY}
+    settled: dict[int, bool] = {}  # False: no clear primary to replicate yet
     for shard, primary in sorted(primaries.items()):
         seen = observed[primary.spec.name]
-        if seen.cluster_primary_id:
-            continue  # a replica was promoted elsewhere; failover handling owns this (HA work)
-        if seen.cluster_slots_assigned == 0:
+        shard_slots = sum(
+            observed[t.spec.name].cluster_slots_assigned for t in targets if t.spec.shard == shard
+        )
+        unclear = bool(seen.cluster_primary_id) or (shard_slots > 0 and seen.cluster_slots_assigned == 0)
+        settled[shard] = not unclear
+        if unclear:
+            # Slots are held, but not by one clear primary: a failover is still settling.
+            actions.append(WaitCluster(primary.spec, f"shard {shard} has no single primary yet"))
+        elif shard_slots == 0:
             actions.append(AddAllSlots(primary.spec))
         elif not seen.cluster_state_ok:
             actions.append(WaitCluster(primary.spec, f"cluster state of shard {shard} not ok yet"))
@@ -288,7 +375,7 @@ def _plan_cluster_topology(
             continue
         if primary_id not in seen.cluster_known_ids:
             actions.append(ClusterMeet(t.spec, leader.spec.internal_host, leader.spec.port))
-        elif seen.cluster_primary_id != primary_id:
+        elif seen.cluster_primary_id != primary_id and settled.get(t.spec.shard, True):
             actions.append(ClusterReplicate(t.spec, primary_id))
     return actions
 

@@ -33,6 +33,7 @@ def render_route_table(table: RouteTable) -> str:
                 else [[first, last] for first, last in r.allowed_sources],
                 "maxConnections": r.max_connections,
                 "target": r.target,
+                "candidates": list(r.candidates),
                 "databaseId": r.database_id,
             }
             for r in sorted(table.routes, key=lambda r: r.port)
@@ -58,6 +59,7 @@ def parse_route_table(text: str) -> RouteTable:
                 if r.get("allowedSources") is None
                 else tuple((str(a), str(b)) for a, b in r["allowedSources"]),
                 max_connections=int(r.get("maxConnections", 0)),
+                candidates=tuple(str(c) for c in r.get("candidates") or ()),
             )
             for r in data["routes"]
         )
@@ -81,7 +83,9 @@ def plan_route_table(
     private_networks: tuple[str, ...] = (),
     connection_cap: int = 0,
 ) -> RouteTable:
-    """The routes the gateway should serve: each live database's port goes to its primary; an
+    """The routes the gateway should serve: each live database's port goes to its primary (with a
+    replica, the route names every node of shard 0 as a candidate, so the gateway can follow a
+    failover itself); an
     OSSCluster database also exposes every node on the node's own port (what CLUSTER SLOTS
     announces). Failed and deleting databases get no route. Each route carries who may connect
     (firewall rules of the cache, public network access, private networks) and the SKU's
@@ -95,6 +99,7 @@ def plan_route_table(
         if not primaries:
             continue
         sku = sku_by_name(cluster.sku_name)
+        shard0 = [primaries[0]] + [n for n in db.nodes if n.shard == 0 and n is not primaries[0]]
         template = Route(
             port=db.port,
             tls=db.client_protocol is ClientProtocol.ENCRYPTED,
@@ -108,7 +113,11 @@ def plan_route_table(
             ),
             max_connections=choose_connection_limit(sku.max_connections if sku else 0, connection_cap),
         )
-        routes.append(template)
+        routes.append(
+            replace(template, candidates=tuple(node_socket_path(run_dir, n.name) for n in shard0))
+            if len(shard0) > 1
+            else template
+        )
         if db.clustering_policy is ClusteringPolicy.OSS_CLUSTER:
             for node in db.nodes:
                 routes.append(replace(template, port=node.port, target=node_socket_path(run_dir, node.name)))

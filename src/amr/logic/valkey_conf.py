@@ -10,6 +10,8 @@ from amr.model.node import Role
 from amr.model.resources import Persistence
 
 ADMIN_USER = "amr-admin"
+# The gateway's user: it asks each node for its ROLE to follow failovers, and may do nothing else.
+GATEWAY_USER = "amr-gateway"
 CLUSTER_BUS_OFFSET = 10000
 
 # Commands a managed service keeps for itself (DESIGN.md, Nodes). Read-only CLUSTER subcommands stay
@@ -83,6 +85,11 @@ def render_admin_user_rule(admin_password: str) -> list[str]:
     return ["reset", "on", password_hash(admin_password), "~*", "&*", "+@all"]
 
 
+def render_gateway_user_rule(gateway_password: str) -> list[str]:
+    """ACL SETUSER arguments for the gateway's internal user: ROLE and PING only, no keys or channels."""
+    return ["reset", "on", password_hash(gateway_password), "resetchannels", "-@all", "+role", "+ping"]
+
+
 @dataclass(frozen=True)
 class NodeConfigInput:
     """What a node's valkey.conf depends on."""
@@ -102,6 +109,7 @@ class NodeConfigInput:
     admin_password: str
     primary_port: int | None  # the primary's port, for a replica of a non-clustered database
     max_clients: int = 10000
+    gateway_password: str = ""  # "" renders no gateway user
 
 
 def render_valkey_conf(c: NodeConfigInput) -> str:
@@ -134,9 +142,14 @@ def render_valkey_conf(c: NodeConfigInput) -> str:
         "rdb-del-sync-files yes",
         "user " + " ".join(["default"] + render_default_user_rule(c.access_keys_enabled, c.access_keys)[1:]),
         "user " + " ".join([ADMIN_USER] + render_admin_user_rule(c.admin_password)[1:]),
+    ]
+    if c.gateway_password:
+        lines.append("user " + " ".join([GATEWAY_USER] + render_gateway_user_rule(c.gateway_password)[1:]))
+    lines += [
         f"primaryuser {ADMIN_USER}",
         f"primaryauth {c.admin_password}",
         "replica-read-only yes",
+        f"replica-announce-ip {c.internal_host}",
     ]
     if c.clustering_policy.cluster_mode:
         lines += [

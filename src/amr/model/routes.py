@@ -19,6 +19,10 @@ class Route:
     allowed_sources: tuple[tuple[str, str], ...] | None = None
     # Open client connections allowed on this route at once (the SKU's limit); 0 means no limit.
     max_connections: int = 0
+    # Unix sockets of every node that may be the primary behind this port (the initial primary first).
+    # With more than one, the gateway asks each for its ROLE and sends new connections to the one that
+    # is primary now; empty means just ``target``.
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,10 @@ class NodeBackend(Protocol):
         """The supervisor's view of the node's process."""
         ...
 
+    async def read_config(self, spec: NodeSpec) -> str | None:
+        """The node's valkey.conf as it is on disk now; None if there is none or it cannot be read."""
+        ...
+
     async def list_nodes(self) -> list[NodeStatus]:
         """Every node the backend runs (to find strays)."""
         ...

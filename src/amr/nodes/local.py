@@ -124,6 +124,13 @@ class LocalNodeBackend:
             return NodeStatus(name=name, state=ProcessState.ABSENT)
         return _status(name, info)
 
+    async def read_config(self, spec: NodeSpec) -> str | None:
+        """The node's valkey.conf as it is on disk now; None if there is none or it cannot be read."""
+        try:
+            return await asyncio.to_thread((Path(spec.directory) / CONF_NAME).read_text)
+        except (OSError, UnicodeDecodeError):
+            return None
+
     async def list_nodes(self) -> list[NodeStatus]:
         """Every node program supervisord runs (``node-*``)."""
         out = []

@@ -40,6 +40,9 @@ class StatusRecorder:
     async def ensure_node(self, spec: NodeSpec) -> None:
         await self._backend.ensure_node(spec)
 
+    async def read_config(self, spec: NodeSpec) -> str | None:
+        return await self._backend.read_config(spec)
+
     async def list_nodes(self) -> list[NodeStatus]:
         return await self._backend.list_nodes()
 

@@ -19,7 +19,14 @@ from datetime import UTC, datetime, timedelta
 
 from amr.errors import AmrError, ConcurrencyError, NodeError
 from amr.logic.placement import choose_node_ports, count_new_nodes, plan_nodes
-from amr.logic.plan import NodeEnvironment, describe_actions, plan_database_actions, plan_node_targets
+from amr.logic.plan import (
+    NodeEnvironment,
+    NodeTarget,
+    choose_shard_primaries,
+    describe_actions,
+    plan_database_actions,
+    plan_node_targets,
+)
 from amr.logic.recovery import plan_stray_nodes
 from amr.logic.routes import plan_route_table
 from amr.model.enums import OperationStatus, ProvisioningState, ResourceState, Toggle
@@ -56,8 +63,10 @@ class Reconciler:
         write_routes: Callable[[RouteTable], None],
         port_is_free: Callable[[int], bool],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        gateway_password: str = "",
     ) -> None:
         self._settings = settings
+        self._gateway_password = gateway_password
         self._store = store
         self._backend = backend
         self._admin_password = admin_password
@@ -89,7 +98,7 @@ class Reconciler:
         cluster = self._store.get(Cluster, db.cluster_key)
         if cluster is None:
             return 0
-        for target in plan_node_targets(db, cluster, self._environment(db, cluster)):
+        for target in await self._current_targets(db, cluster):
             if target.spec.role is not Role.PRIMARY:
                 continue
             admin = self._backend.admin(target.spec)
@@ -345,6 +354,14 @@ class Reconciler:
                 return f"{action}d database {db.id}: {plan}"
             return None if plan == "in sync" else f"repaired database {db.id}: {plan}"
 
+    async def _current_targets(self, db: Database, cluster: Cluster) -> tuple[NodeTarget, ...]:
+        """The database's nodes with the roles they have now (a switchover moves the primary)."""
+        env = self._environment(db, cluster)
+        cluster_mode = db.clustering_policy.cluster_mode
+        targets = plan_node_targets(db, cluster, env)
+        observed = {t.spec.name: await observe_node(self._backend, t.spec, cluster_mode) for t in targets}
+        return plan_node_targets(db, cluster, env, choose_shard_primaries(db, observed, cluster_mode))
+
     async def _converge(self, db: Database, cluster: Cluster, trace: ConvergeTrace | None = None) -> str:
         env = self._environment(db, cluster)
         backend = StatusRecorder(self._backend)
@@ -352,12 +369,15 @@ class Reconciler:
         keys = (db.primary_key, db.secondary_key)
         deadline = time.monotonic() + self._settings.engine.start_timeout * 2
         done: list[str] = []
+        cluster_mode = db.clustering_policy.cluster_mode
         while True:
-            observed = {
-                t.spec.name: await observe_node(backend, t.spec, db.clustering_policy.cluster_mode)
-                for t in targets
-            }
-            actions = plan_database_actions(db.clustering_policy, targets, observed, keys)
+            observed = {t.spec.name: await observe_node(backend, t.spec, cluster_mode) for t in targets}
+            # Plan on the roles the nodes have now: a failover is accepted, never undone.
+            primaries = choose_shard_primaries(db, observed, cluster_mode)
+            targets = plan_node_targets(db, cluster, env, primaries)
+            actions = plan_database_actions(
+                db.clustering_policy, targets, observed, keys, self._gateway_password
+            )
             if trace is not None:
                 trace.see(backend.statuses, observed, actions)
             if not actions:
@@ -382,6 +402,7 @@ class Reconciler:
             internal_host=s.engine.internal_host,
             public_host=s.gateway.public_host,
             admin_password=self._admin_password,
+            gateway_password=self._gateway_password,
             max_memory_bytes=memory // max(1, db.shard_count),
             max_clients=(sku.max_connections if sku else 10000) + RESERVED_CLIENTS,
         )
@@ -434,7 +455,7 @@ class Reconciler:
         try:
             if cluster is None:
                 raise NodeError("the cache is gone")
-            for target in plan_node_targets(db, cluster, self._environment(db, cluster)):
+            for target in await self._current_targets(db, cluster):
                 if target.spec.role is Role.PRIMARY:
                     admin = self._backend.admin(target.spec)
                     try:

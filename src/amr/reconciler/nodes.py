@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
@@ -17,18 +18,22 @@ from amr.logic.plan import (
     EnsureNode,
     ObservedNode,
     SetDefaultUser,
+    SetGatewayUser,
     Snapshot,
     WaitCluster,
     WaitPersistence,
     WaitReady,
     WriteConfig,
 )
+from amr.logic.valkey_conf import GATEWAY_USER
 from amr.model.node import NodeSpec, ProcessState
 from amr.nodes.backend import NodeBackend
 
 log = logging.getLogger(__name__)
 
-_LIVE_PARAMETERS = ("maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "save")
+_LIVE_PARAMETERS = (
+    "maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "save", "replica-announce-ip",
+)  # fmt: skip
 
 
 async def observe_node(backend: NodeBackend, spec: NodeSpec, cluster_mode: bool) -> ObservedNode:
@@ -44,6 +49,14 @@ async def observe_node(backend: NodeBackend, spec: NodeSpec, cluster_mode: bool)
         user_info = _pairs(user)
         flags = user_info.get("flags") or []
         hashes = frozenset(user_info.get("passwords") or [])
+        gateway: Any = await admin.execute("ACL", "GETUSER", GATEWAY_USER)
+        gateway_info = _pairs(gateway) if gateway else {}
+        gateway_hashes = (
+            frozenset(str(h) for h in gateway_info.get("passwords") or [])
+            if "on" in (gateway_info.get("flags") or [])
+            else frozenset()
+        )
+        role: Any = await admin.execute("ROLE")
         observed = ObservedNode(
             spec.name,
             status.state,
@@ -51,6 +64,9 @@ async def observe_node(backend: NodeBackend, spec: NodeSpec, cluster_mode: bool)
             config={k: str(v) for k, v in config.items()},
             default_user_on="on" in flags,
             default_user_hashes=hashes,
+            role=str(role[0]) if isinstance(role, list) and role else None,
+            gateway_user_hashes=gateway_hashes,
+            config_file=await backend.read_config(spec),
         )
         if cluster_mode:
             observed = await _observe_cluster(admin, observed)
@@ -82,13 +98,8 @@ async def _observe_cluster(admin: Any, observed: ObservedNode) -> ObservedNode:
             my_id = node_id
             primary_id = master if master != "-" else None
             my_slots = _count_slots(parts[8:])
-    return ObservedNode(
-        observed.name,
-        observed.process,
-        ready=True,
-        config=observed.config,
-        default_user_on=observed.default_user_on,
-        default_user_hashes=observed.default_user_hashes,
+    return dataclasses.replace(
+        observed,
         cluster_id=my_id,
         cluster_known_ids=frozenset(known),
         cluster_slots_assigned=my_slots,
@@ -165,6 +176,8 @@ async def execute_action(backend: NodeBackend, action: Action, start_timeout: fl
             await admin.execute("ACL", "SETUSER", "default", *action.rule)
             if action.disconnect_clients:
                 await admin.execute("CLIENT", "KILL", "USER", "default")
+        elif isinstance(action, SetGatewayUser):
+            await admin.execute("ACL", "SETUSER", GATEWAY_USER, *action.rule)
         elif isinstance(action, AddAllSlots):
             await admin.execute("CLUSTER", "ADDSLOTSRANGE", 0, ALL_SLOTS - 1)
         elif isinstance(action, ClusterMeet):

@@ -30,6 +30,8 @@ class FakeNode:
     keys: dict[str, str] = field(default_factory=dict)
     killed_default_clients: int = 0
     snapshots: int = 0
+    gateway_hashes: set[str] | None = None  # None: no amr-gateway user
+    role: str = ""  # what ROLE says in a non-clustered database ("master" or "slave")
 
 
 class FakeNodeBackend:
@@ -51,13 +53,18 @@ class FakeNodeBackend:
         if spec.name in self.fail_start:
             return
         node = FakeNode(spec, pid=next(_ids), node_id=f"{spec.name}-id")
+        node.role = "master" if spec.role.value == "primary" else "slave"
         node.known.add(node.node_id)
         for line in spec.config.splitlines():
             parts = line.split()
             if parts[:2] == ["user", "default"]:
                 node.user_on = "on" in parts
                 node.user_hashes = {p[1:] for p in parts if p.startswith("#")}
-            elif parts and parts[0] in ("maxmemory", "maxmemory-policy", "appendonly", "appendfsync"):
+            elif parts[:2] == ["user", "amr-gateway"]:
+                node.gateway_hashes = {p[1:] for p in parts if p.startswith("#")}
+            elif parts and parts[0] in (
+                "maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "replica-announce-ip",
+            ):  # fmt: skip
                 node.config[parts[0]] = parts[1]
             elif parts and parts[0] == "save":
                 node.config["save"] = line.split(" ", 1)[1].strip('"')
@@ -70,6 +77,10 @@ class FakeNodeBackend:
         if name in self.fail_start:
             return NodeStatus(name, ProcessState.FAILED)
         return NodeStatus(name, ProcessState.ABSENT)
+
+    async def read_config(self, spec: NodeSpec) -> str | None:
+        node = self.nodes.get(spec.name)
+        return node.spec.config if node is not None else None
 
     async def list_nodes(self) -> list[NodeStatus]:
         return [await self.node_status(n) for n in self.nodes]
@@ -130,6 +141,13 @@ class FakeAdmin:
         if command == "CONFIG SET":
             node.config[words[2]] = words[3]
             return "OK"
+        if command == "ACL GETUSER" and words[2] == "amr-gateway":
+            if node.gateway_hashes is None:
+                return None
+            return {"flags": ["on"], "passwords": sorted(node.gateway_hashes)}
+        if command == "ACL SETUSER" and words[2] == "amr-gateway":
+            node.gateway_hashes = {w[1:] for w in words[3:] if w.startswith("#")}
+            return "OK"
         if command == "ACL GETUSER":
             return {"flags": ["on" if node.user_on else "off"], "passwords": sorted(node.user_hashes)}
         if command == "ACL SETUSER":
@@ -137,6 +155,12 @@ class FakeAdmin:
             node.user_on = "on" in rule
             node.user_hashes = {w[1:] for w in rule if w.startswith("#")}
             return "OK"
+        if command == "ROLE":
+            if "cluster-enabled yes" in node.spec.config:
+                return ["slave", "127.0.0.1", 0, "connected", 0] if node.primary_id else ["master", 0, []]
+            return (
+                [node.role, 0, []] if node.role == "master" else [node.role, "127.0.0.1", 0, "connected", 0]
+            )
         if command == "CLIENT KILL":
             node.killed_default_clients += 1
             return 0

@@ -1,0 +1,201 @@
+"""Failover foundation: the gateway's choice of primary and a control plane that accepts role changes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from amr.logic.gateway_primary import RoleAnswer, choose_primary, parse_role_reply
+from amr.logic.plan import (
+    AddAllSlots,
+    ClusterReplicate,
+    NodeEnvironment,
+    NodeTarget,
+    ObservedNode,
+    SetGatewayUser,
+    WriteConfig,
+    choose_shard_primaries,
+    plan_database_actions,
+    plan_node_targets,
+)
+from amr.logic.valkey_conf import password_hash
+from amr.model.enums import ClusteringPolicy, Toggle
+from amr.model.node import ProcessState, Role
+from amr.model.resources import Cluster, Database, NodeAssignment
+
+ENV = NodeEnvironment(
+    "/h/nodes",
+    "/h/run",
+    "127.0.0.2",
+    "localhost",
+    "admin-secret",
+    512 * 1024**2,
+    gateway_password="gw-secret",
+)
+CLUSTER = Cluster("sub", "rg", "c1", "eastus", "Balanced_B0", Toggle.ENABLED)
+NODES = (
+    NodeAssignment("d1-0-0", 0, Role.PRIMARY, 8500),
+    NodeAssignment("d1-0-1", 0, Role.REPLICA, 8501),
+)
+KEYS = ("primary-key", "secondary-key")
+OSS = ClusteringPolicy.OSS_CLUSTER
+NOC = ClusteringPolicy.NO_CLUSTER
+
+# -- the gateway's choice -------------------------------------------------------------------------
+
+A, B, C = "/run/a.sock", "/run/b.sock", "/run/c.sock"
+MASTER = RoleAnswer("master", 1)
+LONE_MASTER = RoleAnswer("master", 0)
+SLAVE = RoleAnswer("slave")
+
+
+@pytest.mark.parametrize(
+    ("answers", "current", "chosen"),
+    [
+        ({A: MASTER, B: SLAVE}, A, A),
+        ({A: SLAVE, B: MASTER}, A, B),  # a switchover
+        ({A: None, B: LONE_MASTER}, A, B),  # the primary is gone, its replica promoted
+        ({A: None, B: None}, A, A),  # nobody answers: keep the current choice
+        ({A: SLAVE, B: SLAVE}, B, B),  # failover in progress: keep it
+        ({A: MASTER, B: LONE_MASTER}, A, A),  # promoted, old primary not told yet: the one with replicas
+        ({A: LONE_MASTER, B: MASTER}, A, B),
+        ({A: LONE_MASTER, B: LONE_MASTER}, B, B),  # two equal masters: never flap
+        ({A: MASTER, B: MASTER, C: SLAVE}, B, B),
+        ({A: LONE_MASTER, B: LONE_MASTER}, C, A),  # current is no master: the first candidate
+        ({B: MASTER}, A, B),  # A never answered yet
+    ],
+)
+def test_choose_primary(answers: dict[str, RoleAnswer | None], current: str, chosen: str) -> None:
+    assert choose_primary((A, B, C), answers, current) == chosen
+
+
+def test_parse_role_reply() -> None:
+    assert parse_role_reply([b"master", 10, [[b"127.0.0.1", b"8501", b"10"]]]) == RoleAnswer("master", 1)
+    assert parse_role_reply(["master", 0, []]) == RoleAnswer("master", 0)
+    assert parse_role_reply([b"slave", b"127.0.0.1", 8500, b"connected", 10]) == RoleAnswer("slave")
+    assert parse_role_reply("OK") is None
+    assert parse_role_reply([]) is None
+
+
+# -- the control plane accepts what the nodes say ------------------------------------------------
+
+
+def database(policy: ClusteringPolicy) -> Database:
+    return Database(
+        "sub", "rg", "c1", "d1", 10000, *KEYS, clustering_policy=policy,
+        access_keys_authentication=Toggle.ENABLED, nodes=NODES,
+    )  # fmt: skip
+
+
+def seen(target: NodeTarget, **changes: object) -> ObservedNode:
+    node = ObservedNode(
+        name=target.spec.name,
+        process=ProcessState.RUNNING,
+        ready=True,
+        config=dict(target.live_config),
+        default_user_on=target.default_user_on,
+        default_user_hashes=target.default_user_hashes,
+        gateway_user_hashes=frozenset({password_hash("gw-secret")[1:]}),
+        config_file=target.spec.config,
+    )
+    return dataclasses.replace(node, **changes)
+
+
+def switched_cluster(db: Database) -> dict[str, ObservedNode]:
+    """d1-0-1 took over (CLUSTER FAILOVER): it holds the slots, d1-0-0 follows it."""
+    targets = {t.spec.name: t for t in plan_node_targets(db, CLUSTER, ENV, {0: "d1-0-1"})}
+    both = frozenset({"P", "R"})
+    return {
+        "d1-0-0": seen(targets["d1-0-0"], cluster_id="P", cluster_known_ids=both, cluster_state_ok=True,
+                       cluster_primary_id="R", role="slave"),
+        "d1-0-1": seen(targets["d1-0-1"], cluster_id="R", cluster_known_ids=both, cluster_state_ok=True,
+                       cluster_slots_assigned=16384, role="master"),
+    }  # fmt: skip
+
+
+def test_cluster_switchover_is_accepted_not_undone() -> None:
+    db = database(OSS)
+    observed = switched_cluster(db)
+    primaries = choose_shard_primaries(db, observed, cluster_mode=True)
+    assert primaries == {0: "d1-0-1"}
+    targets = plan_node_targets(db, CLUSTER, ENV, primaries)
+    assert {t.spec.name: t.spec.role for t in targets} == {"d1-0-0": Role.REPLICA, "d1-0-1": Role.PRIMARY}
+    assert plan_database_actions(OSS, targets, observed, KEYS, "gw-secret") == []
+
+
+def test_cluster_old_primary_back_empty_replicates_the_new_one() -> None:
+    db = database(OSS)
+    observed = switched_cluster(db)
+    observed["d1-0-0"] = dataclasses.replace(observed["d1-0-0"], cluster_primary_id=None, role="master")
+    primaries = choose_shard_primaries(db, observed, cluster_mode=True)
+    assert primaries == {0: "d1-0-1"}
+    targets = plan_node_targets(db, CLUSTER, ENV, primaries)
+    old = next(t for t in targets if t.spec.name == "d1-0-0")
+    assert plan_database_actions(OSS, targets, observed, KEYS, "gw-secret") == [
+        ClusterReplicate(old.spec, "R")
+    ]
+
+
+def test_cluster_without_slots_gets_them_on_the_initial_primary() -> None:
+    db = database(OSS)
+    observed = switched_cluster(db)
+    for name in observed:
+        observed[name] = dataclasses.replace(
+            observed[name], cluster_slots_assigned=0, cluster_primary_id=None
+        )
+    primaries = choose_shard_primaries(db, observed, cluster_mode=True)
+    assert primaries == {0: "d1-0-0"}
+    targets = plan_node_targets(db, CLUSTER, ENV, primaries)
+    actions = plan_database_actions(OSS, targets, observed, KEYS, "gw-secret")
+    assert [a for a in actions if isinstance(a, AddAllSlots)] == [AddAllSlots(targets[0].spec)]
+
+
+def test_no_cluster_replicaof_follows_the_observed_primary() -> None:
+    db = database(NOC)
+    before = plan_node_targets(db, CLUSTER, ENV)
+    assert "replicaof 127.0.0.2 8500" in before[1].spec.config
+    assert "\nreplicaof " not in before[0].spec.config
+    observed = {
+        "d1-0-0": seen(before[0], role="slave"),
+        "d1-0-1": seen(before[1], role="master"),
+    }
+    primaries = choose_shard_primaries(db, observed, cluster_mode=False)
+    assert primaries == {0: "d1-0-1"}
+    after = plan_node_targets(db, CLUSTER, ENV, primaries)
+    assert "replicaof 127.0.0.2 8501" in after[0].spec.config
+    assert "\nreplicaof " not in after[1].spec.config
+    # The files on disk still say the old topology: each is rewritten once (nothing restarts).
+    actions = plan_database_actions(NOC, after, observed, KEYS, "gw-secret")
+    assert actions == [WriteConfig(after[0].spec), WriteConfig(after[1].spec)]
+    written = {
+        n: dataclasses.replace(o, config_file=t.spec.config)
+        for (n, o), t in zip(observed.items(), after, strict=True)
+    }
+    assert plan_database_actions(NOC, after, written, KEYS, "gw-secret") == []
+
+
+@pytest.mark.parametrize("roles", [("master", "master"), ("slave", "slave"), (None, None)])
+def test_unclear_roles_keep_the_store_primary(roles: tuple[str | None, str | None]) -> None:
+    db = database(NOC)
+    targets = plan_node_targets(db, CLUSTER, ENV)
+    observed = {t.spec.name: seen(t, role=r) for t, r in zip(targets, roles, strict=True)}
+    assert choose_shard_primaries(db, observed, cluster_mode=False) == {0: "d1-0-0"}
+
+
+def test_gateway_user_is_added_live_with_the_config_file() -> None:
+    db = database(NOC)
+    targets = plan_node_targets(db, CLUSTER, ENV)
+    assert "user amr-gateway on #" in targets[0].spec.config
+    assert "-@all +role +ping" in targets[0].spec.config
+    observed = {t.spec.name: seen(t, gateway_user_hashes=frozenset(), config_file="old") for t in targets}
+    actions = plan_database_actions(NOC, targets, observed, KEYS, "gw-secret")
+    assert [type(a) for a in actions] == [WriteConfig, SetGatewayUser] * 2
+    rule = next(a for a in actions if isinstance(a, SetGatewayUser)).rule
+    assert rule == ("reset", "on", password_hash("gw-secret"), "resetchannels", "-@all", "+role", "+ping")
+
+
+def test_without_a_gateway_password_no_gateway_user_is_rendered() -> None:
+    env = dataclasses.replace(ENV, gateway_password="")
+    (target, _) = plan_node_targets(database(NOC), CLUSTER, env)
+    assert "amr-gateway" not in target.spec.config
