@@ -391,3 +391,41 @@ def test_aof_and_rdb_together_are_refused_and_change_nothing() -> None:
         assert info["aof_enabled"] == 1 and info["rdb_bgsave_in_progress"] == 0
     finally:
         service.destroy()
+
+
+def test_turning_persistence_off_never_brings_back_an_old_snapshot() -> None:
+    service = AmrService().start()
+    try:
+        service.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
+        _create(service, "snap", "--clustering-policy", "NoCluster", "--high-availability", "Disabled",
+                "--persistence", "rdb-enabled=true", "rdb-frequency=12h")  # fmt: skip
+        port, key = _db(service, "snap")["properties"]["port"], _keys(service, "snap")["primaryKey"]
+        client = _client(service, port, key)
+        for i in range(100):
+            client.set(f"old:{i}", i)
+        client.close()
+        # A clean stop snapshots (valkey saves at shutdown when `save` is set): dump.rdb holds the keys.
+        service.stop()
+        wait_until(lambda: not service.pids_under_home(), 30, what="every process of the home to exit")
+        service.start()
+        assert _wait_answers(service, port, key).dbsize() == 100
+        (node_dir,) = _node_dirs(service, _uid(service))
+        assert (node_dir / "dump.rdb").exists()
+
+        _update_persistence(service, "snap", "rdb-enabled=false")
+        wait_until(lambda: not (node_dir / "dump.rdb").exists(), 10, what="the old snapshot to be removed")
+        client = _client(service, port, key)
+        client.flushall()
+        client.set("new", "1")
+        client.close()
+        # The node crashes; without persistence it must come back empty, not with the old snapshot.
+        (pid,) = service.node_pids().values()
+        os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda: service.node_pids() and pid not in service.node_pids().values(), 15, what="a restart"
+        )
+        restarted = _wait_answers(service, port, key)
+        assert restarted.dbsize() == 0
+        assert restarted.get("old:1") is None
+    finally:
+        service.destroy()

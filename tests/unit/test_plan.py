@@ -254,3 +254,41 @@ def test_written_config_holds_the_new_persistence() -> None:
     assert isinstance(write, WriteConfig)
     assert "appendonly yes" in write.spec.config.splitlines()
     assert "appendfsync always" in write.spec.config.splitlines()
+
+
+def test_an_old_snapshot_is_removed_once_persistence_is_off() -> None:
+    from amr.logic.plan import RemoveSnapshot
+
+    targets = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, ENV)
+    observed = {t.spec.name: in_sync(t, snapshot_on_disk=True) for t in targets}
+    actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS)
+    assert actions == [RemoveSnapshot(t.spec) for t in targets]
+
+
+@pytest.mark.parametrize(
+    "persistence",
+    [
+        Persistence(rdb_enabled=True, rdb_frequency=RdbFrequency.ONE_HOUR),
+        Persistence(aof_enabled=True, aof_frequency=AofFrequency.ONE_SECOND),
+    ],
+)
+def test_a_snapshot_stays_while_persistence_is_on(persistence: Persistence) -> None:
+    from amr.logic.plan import RemoveSnapshot
+
+    db = database(ClusteringPolicy.NO_CLUSTER, persistence=persistence)
+    targets = plan_node_targets(db, CLUSTER, ENV)
+    observed = {t.spec.name: in_sync(t, snapshot_on_disk=True) for t in targets}
+    actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS)
+    assert not any(isinstance(a, RemoveSnapshot) for a in actions)
+
+
+def test_no_snapshot_is_removed_while_persistence_is_still_being_switched_off() -> None:
+    from amr.logic.plan import RemoveSnapshot
+
+    targets = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, ENV)
+    observed = {
+        t.spec.name: in_sync(t, snapshot_on_disk=True, config={**dict(t.live_config), "save": "3600 1"})
+        for t in targets
+    }
+    actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS)
+    assert not any(isinstance(a, RemoveSnapshot) for a in actions)

@@ -148,6 +148,7 @@ class ObservedNode:
     role: str | None = None  # what ROLE says: "master" or "slave"
     gateway_user_hashes: frozenset[str] | None = None  # the gateway user's; empty if it is missing or off
     config_file: str | None = None  # the valkey.conf on disk
+    snapshot_on_disk: bool = False  # an RDB file the node would load at its next start
 
 
 def choose_shard_primaries(
@@ -214,6 +215,14 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class RemoveSnapshot:
+    """Delete an RDB file left from when persistence was on: with persistence off the node would load
+    it at its next start and bring back old data."""
+
+    spec: NodeSpec
+
+
+@dataclass(frozen=True)
 class WaitPersistence:
     """Wait until the engine has no AOF rewrite or snapshot in progress or scheduled: after AOF is
     switched on, the AOF is only complete (and the mode in force) once its first rewrite is done."""
@@ -266,6 +275,7 @@ Action = (
     | WriteConfig
     | ConfigSet
     | Snapshot
+    | RemoveSnapshot
     | WaitPersistence
     | SetDefaultUser
     | SetGatewayUser
@@ -319,6 +329,8 @@ def plan_database_actions(
         if not changes:
             if seen.config_file is not None and seen.config_file != t.spec.config:
                 actions.append(WriteConfig(t.spec))
+            if seen.snapshot_on_disk and _persistence_off(t, seen):
+                actions.append(RemoveSnapshot(t.spec))
             continue
         actions.append(WriteConfig(t.spec))
         actions += changes
@@ -327,6 +339,13 @@ def plan_database_actions(
     if policy.cluster_mode:
         actions += _plan_cluster_topology(targets, observed)
     return actions
+
+
+def _persistence_off(target: NodeTarget, seen: ObservedNode) -> bool:
+    """Neither AOF nor RDB is wanted, and the engine already runs that way."""
+    wanted = dict(target.live_config)
+    off = {"appendonly": "no", "save": ""}
+    return all(wanted.get(k) == v and seen.config.get(k) == v for k, v in off.items())
 
 
 def _plan_persistence_switch(target: NodeTarget, seen: ObservedNode) -> list[Action]:

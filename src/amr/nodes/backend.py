@@ -29,6 +29,14 @@ class NodeBackend(Protocol):
         """The supervisor's view of the node's process."""
         ...
 
+    async def snapshot_exists(self, spec: NodeSpec) -> bool:
+        """Whether the node has an RDB snapshot on disk (what it would load when it starts)."""
+        ...
+
+    async def remove_snapshot(self, spec: NodeSpec) -> None:
+        """Delete the node's RDB snapshot, if any."""
+        ...
+
     async def read_config(self, spec: NodeSpec) -> str | None:
         """The node's valkey.conf as it is on disk now; None if there is none or it cannot be read."""
         ...

@@ -27,6 +27,8 @@ from amr.settings import Settings
 log = logging.getLogger(__name__)
 
 REMOVE_ATTEMPTS = 40
+# The RDB file valkey.conf names (dbfilename); a node loads it at start when AOF is off.
+SNAPSHOT_NAME = "dump.rdb"
 
 CONF_NAME = "valkey.conf"
 LOG_NAME = "valkey.log"
@@ -123,6 +125,15 @@ class LocalNodeBackend:
         if info is None:
             return NodeStatus(name=name, state=ProcessState.ABSENT)
         return _status(name, info)
+
+    async def snapshot_exists(self, spec: NodeSpec) -> bool:
+        return await asyncio.to_thread((Path(spec.directory) / SNAPSHOT_NAME).exists)
+
+    async def remove_snapshot(self, spec: NodeSpec) -> None:
+        try:
+            await asyncio.to_thread((Path(spec.directory) / SNAPSHOT_NAME).unlink, True)
+        except OSError as e:
+            raise NodeError(f"node {spec.name}: cannot delete its old snapshot: {e}") from e
 
     async def read_config(self, spec: NodeSpec) -> str | None:
         """The node's valkey.conf as it is on disk now; None if there is none or it cannot be read."""

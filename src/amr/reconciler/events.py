@@ -40,6 +40,12 @@ class StatusRecorder:
     async def ensure_node(self, spec: NodeSpec) -> None:
         await self._backend.ensure_node(spec)
 
+    async def snapshot_exists(self, spec: NodeSpec) -> bool:
+        return await self._backend.snapshot_exists(spec)
+
+    async def remove_snapshot(self, spec: NodeSpec) -> None:
+        await self._backend.remove_snapshot(spec)
+
     async def read_config(self, spec: NodeSpec) -> str | None:
         return await self._backend.read_config(spec)
 

@@ -17,6 +17,7 @@ from amr.logic.plan import (
     ConfigSet,
     EnsureNode,
     ObservedNode,
+    RemoveSnapshot,
     SetDefaultUser,
     SetGatewayUser,
     Snapshot,
@@ -67,6 +68,7 @@ async def observe_node(backend: NodeBackend, spec: NodeSpec, cluster_mode: bool)
             role=str(role[0]) if isinstance(role, list) and role else None,
             gateway_user_hashes=gateway_hashes,
             config_file=await backend.read_config(spec),
+            snapshot_on_disk=await backend.snapshot_exists(spec),
         )
         if cluster_mode:
             observed = await _observe_cluster(admin, observed)
@@ -163,6 +165,9 @@ async def execute_action(backend: NodeBackend, action: Action, start_timeout: fl
         return
     if isinstance(action, WaitCluster):
         await asyncio.sleep(0.05)
+        return
+    if isinstance(action, RemoveSnapshot):
+        await backend.remove_snapshot(action.spec)
         return
     admin = backend.admin(action.spec)
     try:

@@ -43,6 +43,7 @@ class FakeNodeBackend:
         self.fail_start: dict[str, str] = {}  # node name -> engine message
         self.starts: list[str] = []
         self.removed: list[str] = []
+        self.snapshots: set[str] = set()  # nodes with an RDB file on disk
         self.directories: dict[str, str] = {}  # node directories without a running node
 
     async def ensure_node(self, spec: NodeSpec) -> None:
@@ -77,6 +78,12 @@ class FakeNodeBackend:
         if name in self.fail_start:
             return NodeStatus(name, ProcessState.FAILED)
         return NodeStatus(name, ProcessState.ABSENT)
+
+    async def snapshot_exists(self, spec: NodeSpec) -> bool:
+        return spec.name in self.snapshots
+
+    async def remove_snapshot(self, spec: NodeSpec) -> None:
+        self.snapshots.discard(spec.name)
 
     async def read_config(self, spec: NodeSpec) -> str | None:
         node = self.nodes.get(spec.name)
