@@ -45,7 +45,8 @@ def list_processes(proc: Path = Path("/proc")) -> list[ProcessFacts]:
     return out
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists and has not exited; a zombie (exited, not yet reaped) is gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -87,13 +88,13 @@ def stop_orphan_processes(
     )
     _signal(pids, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.05)
-    stubborn = [p for p in pids if _alive(p)]
+    stubborn = [p for p in pids if pid_alive(p)]
     if stubborn:
         log.warning("killing leftover processes that did not stop within %g s: %s", grace, stubborn)
         _signal(stubborn, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_alive(p) for p in stubborn):
+        while time.monotonic() < deadline and any(pid_alive(p) for p in stubborn):
             time.sleep(0.02)
     return pids

@@ -27,7 +27,7 @@ from supervisor.xmlrpc import Faults, SupervisorTransport, UnixStreamHTTPConnect
 
 from amr.errors import ConfigError, NodeError
 from amr.logic.supervisor_conf import render_supervisord_conf
-from amr.nodes.orphans import stop_orphan_processes
+from amr.nodes.orphans import pid_alive, stop_orphan_processes
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -271,21 +271,6 @@ def _read_pid(settings: Settings) -> int | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is gone for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _poll(condition: Callable[[], T], deadline: float, interval: float = 0.02) -> T | None:
     while True:
         result = condition()
@@ -380,7 +365,7 @@ def stop_supervisord(settings: Settings, timeout: float = 30) -> bool:
         # It went away between the two calls; fall through to waiting for the pid.
         pass
     deadline = time.monotonic() + timeout
-    if pid is not None and not _poll(lambda: not _pid_alive(pid), deadline, 0.05):
+    if pid is not None and not _poll(lambda: not pid_alive(pid), deadline, 0.05):
         raise ConfigError(f"supervisord (pid {pid}) is still running {timeout:.0f} s after shutdown")
     _poll(lambda: not socket_path(settings).exists(), min(deadline, time.monotonic() + 2), 0.02)
     return True

@@ -15,9 +15,9 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from amr.errors import AmrError, ConcurrencyError, NodeError
+from amr.errors import AmrError, NodeError
 from amr.logic.placement import choose_node_ports, count_new_nodes, plan_nodes
 from amr.logic.plan import (
     NodeEnvironment,
@@ -36,6 +36,7 @@ from amr.model.routes import RouteTable
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
 from amr.reconciler.events import ConvergeTrace, EventRecorder, StatusRecorder
+from amr.reconciler.ledger import Ledger
 from amr.reconciler.nodes import execute_action, observe_node
 from amr.settings import Settings
 from amr.store.repository import Store
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 IDLE_INTERVAL = 2.0
 # Connections a node keeps for amr beyond the SKU's client limit: admin, replicas, monitoring.
 RESERVED_CLIENTS = 64
-OPERATION_RETENTION = timedelta(days=1)
 _UNHEALTHY = "unhealthy database"
 # How often the reconciler looks for node directories and programs no record lists (first tick too).
 STRAY_SWEEP_INTERVAL = 30.0
@@ -80,6 +80,7 @@ class Reconciler:
         self._last_routes: RouteTable | None = None
         self._next_stray_sweep = 0.0
         self._events = EventRecorder(store, now)
+        self._ledger = Ledger(store, now, self.notify)
 
     # --- the API's handle ------------------------------------------------------------------------
 
@@ -144,7 +145,7 @@ class Reconciler:
         """
         outcomes: list[str] = []
         self._publish_routes()
-        self._prune_operations()
+        self._ledger.prune_operations()
         outcomes += await self._settle_groups()
         outcomes += await self._settle_clusters()
         outcomes += await self._remove_stray_nodes()
@@ -220,14 +221,14 @@ class Reconciler:
             clusters = self._store.list(Cluster, group.key + "/")
             for cluster in clusters:
                 self._mark_cluster_deleting(cluster)
-            if not clusters and self._delete(group):
-                self._complete(group.id, ("delete",))
+            if not clusters and self._ledger.delete(group):
+                self._ledger.complete(group.id, ("delete",))
                 outcomes.append(f"deleted resource group {group.id}")
         return outcomes
 
     def _mark_cluster_deleting(self, cluster: Cluster) -> None:
         if cluster.provisioning_state is not ProvisioningState.DELETING:
-            self._replace(
+            self._ledger.replace(
                 cluster,
                 dataclasses.replace(
                     cluster,
@@ -247,7 +248,7 @@ class Reconciler:
             elif state is ProvisioningState.DELETING:
                 for db in dbs:
                     if db.provisioning_state is not ProvisioningState.DELETING:
-                        self._replace(
+                        self._ledger.replace(
                             db,
                             dataclasses.replace(
                                 db,
@@ -255,10 +256,10 @@ class Reconciler:
                                 resource_state=ResourceState.DELETING,
                             ),
                         )
-                if not dbs and self._delete(cluster):
+                if not dbs and self._ledger.delete(cluster):
                     for rule in self._store.list(FirewallRule, cluster.key + "/firewallrules/"):
                         self._store.delete(rule)
-                    self._complete(cluster.id, ("delete",))
+                    self._ledger.complete(cluster.id, ("delete",))
                     outcomes.append(f"deleted cache {cluster.id}")
             elif state is ProvisioningState.UPDATING:
                 pending = False
@@ -285,7 +286,7 @@ class Reconciler:
                 wanted, (g.node_port_range_start, g.node_port_range_end), used, self._port_is_free
             )
             nodes = plan_nodes(db.uid, shards, ha, db.nodes, ports)
-            self._replace(
+            self._ledger.replace(
                 db,
                 dataclasses.replace(
                     db,
@@ -309,9 +310,9 @@ class Reconciler:
         done = dataclasses.replace(
             cluster, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
         )
-        if not self._replace(cluster, done):
+        if not self._ledger.replace(cluster, done):
             return False
-        self._complete(cluster.id, (action,))
+        self._ledger.complete(cluster.id, (action,))
         return True
 
     # --- databases ---------------------------------------------------------------------------------
@@ -348,9 +349,9 @@ class Reconciler:
                     db, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
                 )
                 action = "create" if state is ProvisioningState.CREATING else "update"
-                if not self._replace(db, done):
+                if not self._ledger.replace(db, done):
                     return f"database {db.id} changed while it converged; replanning"
-                self._complete(db.id, (action,))
+                self._ledger.complete(db.id, (action,))
                 return f"{action}d database {db.id}: {plan}"
             return None if plan == "in sync" else f"repaired database {db.id}: {plan}"
 
@@ -414,12 +415,12 @@ class Reconciler:
             provisioning_state=ProvisioningState.FAILED,
             resource_state=ResourceState.CREATE_FAILED if creating else ResourceState.UPDATE_FAILED,
         )
-        if not self._replace(db, failed):
+        if not self._ledger.replace(db, failed):
             return f"database {db.id} changed while it converged; replanning"
         code = "DatabaseCreateFailed" if creating else "DatabaseUpdateFailed"
         verb = "created" if creating else "updated"
         reason = OperationError(code, f"The database could not be {verb}: {error}")
-        self._complete(db.id, ("create" if creating else "update",), reason)
+        self._ledger.complete(db.id, ("create" if creating else "update",), reason)
         return f"database {db.id} failed: {error}"
 
     async def _remove_leftover_nodes(self, db: Database) -> str | None:
@@ -441,12 +442,12 @@ class Reconciler:
     async def _remove_database(self, db: Database) -> None:
         await self._remove_nodes(db)
         current = self._store.get(Database, db.key)
-        if current is not None and not self._delete(current):
+        if current is not None and not self._ledger.delete(current):
             return
         self._events.forget(db)
-        self._complete(db.id, ("delete",))
+        self._ledger.complete(db.id, ("delete",))
         gone = OperationError("ResourceDeleted", "The database was deleted before this operation finished.")
-        self._complete(db.id, ("create", "update", "flush"), gone, status=OperationStatus.CANCELED)
+        self._ledger.complete(db.id, ("create", "update", "flush"), gone, status=OperationStatus.CANCELED)
         self._publish_routes()
 
     async def _flush(self, db: Database, operation: Operation) -> None:
@@ -464,62 +465,12 @@ class Reconciler:
                         await admin.close()
         except AmrError as e:
             error = OperationError("FlushFailed", f"The database could not be flushed: {e}")
-        self._complete(db.id, ("flush",), error, only=operation.id)
+        self._ledger.complete(db.id, ("flush",), error, only=operation.id)
 
     # --- helpers -----------------------------------------------------------------------------------
 
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
-
-    def _replace(
-        self, old: Cluster | Database | ResourceGroup, new: Cluster | Database | ResourceGroup
-    ) -> bool:
-        """Compare-and-swap a record; False (and a prompt replan) when the API changed it meanwhile."""
-        try:
-            self._store.replace(old, new)
-            return True
-        except ConcurrencyError:
-            log.info("record %s changed meanwhile; next tick replans", old.key)
-            self.notify()
-            return False
-
-    def _delete(self, old: Cluster | Database | ResourceGroup) -> bool:
-        try:
-            self._store.delete(old)
-            return True
-        except ConcurrencyError:
-            log.info("record %s changed meanwhile; next tick replans", old.key)
-            self.notify()
-            return False
-
-    def _complete(
-        self,
-        resource_id: str,
-        actions: tuple[str, ...],
-        error: OperationError | None = None,
-        only: str | None = None,
-        status: OperationStatus | None = None,
-    ) -> None:
-        """Finish the in-progress operations of ``actions`` on a resource (or just ``only``)."""
-        final = status or (OperationStatus.FAILED if error else OperationStatus.SUCCEEDED)
-        for op in self._store.list(Operation):
-            if op.resource_id != resource_id or op.status.done or op.action not in actions:
-                continue
-            if only and op.id != only:
-                continue
-            try:
-                self._store.replace(
-                    op, dataclasses.replace(op, status=final, end_time=self._now().isoformat(), error=error)
-                )
-            except ConcurrencyError:
-                pass  # finished by someone else meanwhile
-
-    def _prune_operations(self) -> None:
-        """Forget finished operations after a day, as ARM does; their resources keep their state."""
-        cutoff = self._now() - OPERATION_RETENTION
-        for op in self._store.list(Operation):
-            if op.status.done and op.end_time and datetime.fromisoformat(op.end_time) < cutoff:
-                self._store.delete(op)
 
     def _publish_routes(self) -> None:
         clusters = {c.key: c for c in self._store.list(Cluster)}
