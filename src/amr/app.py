@@ -44,6 +44,23 @@ def port_checker(hosts: tuple[str, ...]) -> Callable[[int], bool]:
     return is_free
 
 
+def port_listening(port: int) -> bool:
+    """Whether some socket on this host listens on TCP ``port`` (read from /proc, so the check opens
+    no connection and leaves no trace in the gateway's audit log)."""
+    wanted = f":{port:04X} "
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == "0A" and (fields[1] + " ").endswith(wanted):
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 def routes_writer(settings: Settings) -> Callable[[RouteTable], None]:
     def write(table: RouteTable) -> None:
         write_private(settings.routes_file, render_route_table(table))
@@ -92,6 +109,7 @@ def run_api(settings: Settings) -> None:
         routes_writer(settings),
         is_free,
         gateway_password=read_secret(settings, "gateway.secret"),
+        port_is_listening=port_listening,
     )
     tokens = TokenService(
         read_secret(settings, "token.key").encode(),

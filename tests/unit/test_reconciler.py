@@ -224,3 +224,25 @@ def test_finished_operations_are_forgotten_after_a_day(tmp_path: Path) -> None:
     _tick(reconciler)
     assert sorted(op.id for op in store.list(Operation)) == ["recent", "running"]
     store.close()
+
+
+def test_a_create_completes_once_the_gateway_listens_on_its_port(tmp_path: Path) -> None:
+    store = SqlStore.open_file(tmp_path / "amr.db")
+    store.insert(ResourceGroup(SUB, "rg", "eastus"))
+    checks: list[int] = []
+
+    def listening(port: int) -> bool:
+        checks.append(port)
+        return len(checks) >= 3  # the gateway picks the route up a moment later
+
+    reconciler = Reconciler(
+        Settings(home=tmp_path), store, FakeNodeBackend(), "pw", lambda t: None, lambda p: True,
+        port_is_listening=listening,
+    )  # fmt: skip
+    _cluster(store)
+    db = _database(store, ClusteringPolicy.NO_CLUSTER)
+    _tick(reconciler)
+    saved = store.get(Database, db.key)
+    assert saved is not None and saved.provisioning_state is ProvisioningState.SUCCEEDED
+    assert checks == [10000, 10000, 10000]
+    store.close()

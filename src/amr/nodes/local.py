@@ -165,6 +165,7 @@ class LocalNodeBackend:
         # The first check waits a little: a fresh node usually answers before an XML-RPC round trip.
         next_state_check = start + _STATE_CHECK_INTERVAL / 2
         last_error = "not started"
+        first_pid = 0
         while True:
             last_error = await self._ping(spec)
             if not last_error:
@@ -175,6 +176,12 @@ class LocalNodeBackend:
                 next_state_check = now + _STATE_CHECK_INTERVAL
                 info = await self._supervisor.get_process_info(program)
                 state = "ABSENT" if info is None else str(info["statename"])
+                pid = int(info.get("pid") or 0) if info is not None else 0
+                first_pid = first_pid or pid
+                if pid and pid != first_pid:
+                    # The process died and the supervisor already started it again (it restarts a
+                    # crashing node at once), so the dead state itself may never be seen.
+                    state = "EXITED"
                 if state in _DEAD_STATES or state == "ABSENT":
                     # It may have become ready between the PING and the state check.
                     if state not in ("ABSENT", "STOPPED") and not await self._ping(spec):

@@ -44,6 +44,8 @@ from amr.store.repository import Store
 log = logging.getLogger(__name__)
 
 IDLE_INTERVAL = 2.0
+# How long a create waits for the gateway to listen on the database's port before it completes anyway.
+ENDPOINT_WAIT = 5.0
 # Connections a node keeps for amr beyond the SKU's client limit: admin, replicas, monitoring.
 RESERVED_CLIENTS = 64
 _UNHEALTHY = "unhealthy database"
@@ -64,6 +66,7 @@ class Reconciler:
         port_is_free: Callable[[int], bool],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         gateway_password: str = "",
+        port_is_listening: Callable[[int], bool] = lambda port: True,
     ) -> None:
         self._settings = settings
         self._gateway_password = gateway_password
@@ -72,6 +75,7 @@ class Reconciler:
         self._admin_password = admin_password
         self._write_routes = write_routes
         self._port_is_free = port_is_free
+        self._port_is_listening = port_is_listening
         self._now = now
         self._wake = asyncio.Event()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -345,6 +349,8 @@ class Reconciler:
                 return outcome
             self._events.record(db, trace, steady)
             if state.busy:
+                if state is ProvisioningState.CREATING:
+                    await self._wait_for_endpoint(db)
                 done = dataclasses.replace(
                     db, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
                 )
@@ -354,6 +360,18 @@ class Reconciler:
                 self._ledger.complete(db.id, (action,))
                 return f"{action}d database {db.id}: {plan}"
             return None if plan == "in sync" else f"repaired database {db.id}: {plan}"
+
+    async def _wait_for_endpoint(self, db: Database) -> None:
+        """Wait (a little) until the gateway listens on the new database's port, so a client that
+        connects as soon as the create succeeds is not refused while the gateway loads its routes."""
+        deadline = time.monotonic() + ENDPOINT_WAIT
+        while not self._port_is_listening(db.port):
+            if time.monotonic() > deadline:
+                log.warning(
+                    "the gateway does not listen on port %s yet; completing the create anyway", db.port
+                )
+                return
+            await asyncio.sleep(0.02)
 
     async def _current_targets(self, db: Database, cluster: Cluster) -> tuple[NodeTarget, ...]:
         """The database's nodes with the roles they have now (a switchover moves the primary)."""
