@@ -13,7 +13,8 @@ from typing import Any, Protocol
 from amr.api.auth import TokenService
 from amr.api.wire_resources import location_key, operation_status_path
 from amr.errors import ArmError
-from amr.model.enums import OperationStatus
+from amr.logic.lifecycle import R, plan_deleting
+from amr.model.enums import OperationStatus, ProvisioningState
 from amr.model.resources import Database, Operation
 from amr.settings import Settings
 from amr.store.repository import Store
@@ -157,3 +158,13 @@ def require_subscription(req: Request) -> str:
             404,
         )
     return req.services.subscription_id
+
+
+def start_delete(req: Request, resource: R, location: str) -> Response:
+    """Begin the long-running delete of a cluster or database: mark it Deleting (once), record the
+    operation, wake the reconciler, answer 202 with the polling headers."""
+    op = req.start_operation(resource.id, location, "delete")
+    if resource.provisioning_state is not ProvisioningState.DELETING:
+        req.services.store.replace(resource, plan_deleting(resource))
+    req.services.reconciler.notify()
+    return Response(202, None, lro_headers(req, op, with_location=True))

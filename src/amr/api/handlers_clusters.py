@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from amr.api.context import Request, Response, lro_headers, require_subscription
+from amr.api.context import Request, Response, lro_headers, require_subscription, start_delete
 from amr.api.handlers_groups import find_group
 from amr.api.wire import parse_json_body
 from amr.api.wire_resources import parse_cluster_patch, parse_cluster_put, render_cluster
@@ -138,16 +138,7 @@ async def delete_cluster(req: Request) -> Response:
     if cluster is None:
         find_group(req, group)
         return Response(204)
-    op = req.start_operation(cluster.id, cluster.location, "delete")
-    if cluster.provisioning_state is not ProvisioningState.DELETING:
-        s.store.replace(
-            cluster,
-            dataclasses.replace(
-                cluster, provisioning_state=ProvisioningState.DELETING, resource_state=ResourceState.DELETING
-            ),
-        )
-    s.reconciler.notify()
-    return Response(202, None, lro_headers(req, op, with_location=True))
+    return start_delete(req, cluster, cluster.location)
 
 
 async def list_skus_for_scaling(req: Request) -> Response:

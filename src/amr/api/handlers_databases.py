@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from amr.api.context import Request, Response, lro_headers, require_subscription
+from amr.api.context import Request, Response, lro_headers, require_subscription, start_delete
 from amr.api.handlers_clusters import find_cluster
 from amr.api.wire import as_enum, as_object, field, parse_json_body
 from amr.api.wire_resources import DatabaseRequest, parse_database_request, render_database
@@ -192,16 +192,7 @@ async def delete_database(req: Request) -> Response:
     db = s.store.get(Database, lookup_key(cluster.key, req.params["databaseName"]))
     if db is None:
         return Response(204)
-    op = req.start_operation(db.id, cluster.location, "delete")
-    if db.provisioning_state is not ProvisioningState.DELETING:
-        s.store.replace(
-            db,
-            dataclasses.replace(
-                db, provisioning_state=ProvisioningState.DELETING, resource_state=ResourceState.DELETING
-            ),
-        )
-    s.reconciler.notify()
-    return Response(202, None, lro_headers(req, op, with_location=True))
+    return start_delete(req, db, cluster.location)
 
 
 def _keys(db: Database) -> dict[str, str]:

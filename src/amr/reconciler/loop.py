@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from amr.errors import AmrError, NodeError
+from amr.logic.lifecycle import plan_deleting, plan_running
 from amr.logic.placement import choose_node_ports, count_new_nodes, plan_nodes
 from amr.logic.plan import (
     NodeEnvironment,
@@ -232,14 +233,7 @@ class Reconciler:
 
     def _mark_cluster_deleting(self, cluster: Cluster) -> None:
         if cluster.provisioning_state is not ProvisioningState.DELETING:
-            self._ledger.replace(
-                cluster,
-                dataclasses.replace(
-                    cluster,
-                    provisioning_state=ProvisioningState.DELETING,
-                    resource_state=ResourceState.DELETING,
-                ),
-            )
+            self._ledger.replace(cluster, plan_deleting(cluster))
 
     async def _settle_clusters(self) -> list[str]:
         outcomes = []
@@ -252,14 +246,7 @@ class Reconciler:
             elif state is ProvisioningState.DELETING:
                 for db in dbs:
                     if db.provisioning_state is not ProvisioningState.DELETING:
-                        self._ledger.replace(
-                            db,
-                            dataclasses.replace(
-                                db,
-                                provisioning_state=ProvisioningState.DELETING,
-                                resource_state=ResourceState.DELETING,
-                            ),
-                        )
+                        self._ledger.replace(db, plan_deleting(db))
                 if not dbs and self._ledger.delete(cluster):
                     for rule in self._store.list(FirewallRule, cluster.key + "/firewallrules/"):
                         self._store.delete(rule)
@@ -311,10 +298,7 @@ class Reconciler:
         return False
 
     def _finish_cluster(self, cluster: Cluster, action: str) -> bool:
-        done = dataclasses.replace(
-            cluster, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
-        )
-        if not self._ledger.replace(cluster, done):
+        if not self._ledger.replace(cluster, plan_running(cluster)):
             return False
         self._ledger.complete(cluster.id, (action,))
         return True
@@ -351,9 +335,7 @@ class Reconciler:
             if state.busy:
                 if state is ProvisioningState.CREATING:
                     await self._wait_for_endpoint(db)
-                done = dataclasses.replace(
-                    db, provisioning_state=ProvisioningState.SUCCEEDED, resource_state=ResourceState.RUNNING
-                )
+                done = plan_running(db)
                 action = "create" if state is ProvisioningState.CREATING else "update"
                 if not self._ledger.replace(db, done):
                     return f"database {db.id} changed while it converged; replanning"
