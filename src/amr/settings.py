@@ -88,6 +88,25 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class HaSettings:
+    """Automatic failover of databases with highAvailability Enabled."""
+
+    # How long a primary must not answer before its replica is promoted (Sentinel's
+    # down-after-milliseconds for NoCluster; the `amr ha` coordinator's threshold in cluster mode).
+    # Lower fails over faster but risks a failover on a briefly stalled node.
+    down_after_ms: int = 1000
+    # Sentinels that must agree a primary is down (one Sentinel runs per host).
+    sentinel_quorum: int = 1
+    # Sentinel's failover-timeout: how long a failover may take before it is retried.
+    failover_timeout_ms: int = 10000
+    # How often (milliseconds) the `amr ha` coordinator checks each node of a clustered HA database.
+    poll_ms: int = 100
+    # How long a crashed primary that the supervisor restarts waits for its replica to be promoted
+    # before it starts anyway: starting at once, empty, would make the replica copy the empty dataset.
+    rejoin_wait_ms: int = 6000
+
+
+@dataclass(frozen=True)
 class TlsSettings:
     """The server certificate of the API and the gateway. Empty: amr's own CA issues one."""
 
@@ -106,6 +125,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    ha: HaSettings = field(default_factory=HaSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
 
     # Paths under AMR_HOME (DESIGN.md, "State on disk").
@@ -173,6 +193,14 @@ class Settings:
         return self.home / "run"
 
     @property
+    def sentinel_dir(self) -> Path:
+        return self.home / "sentinel"
+
+    @property
+    def ha_dir(self) -> Path:
+        return self.home / "ha"
+
+    @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 
@@ -186,6 +214,7 @@ _GROUPS: dict[str, type] = {
     "api": ApiSettings,
     "gateway": GatewaySettings,
     "engine": EngineSettings,
+    "ha": HaSettings,
     "tls": TlsSettings,
 }
 
