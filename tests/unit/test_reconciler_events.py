@@ -227,3 +227,48 @@ def test_a_correction_that_does_not_hold_is_not_told_every_tick(world: World) ->
         fake_nodes.FakeAdmin.execute = real  # type: ignore[method-assign]
     assert any("unhealthy" in o for o in outcomes), outcomes
     assert world.events() == []
+
+
+def _failovers(world: World) -> list[DatabaseEvent]:
+    return [e for e in world.events() if e.kind in (EventKind.FAILOVER, EventKind.SWITCHOVER)]
+
+
+def test_a_promotion_after_the_primary_died_is_a_failover_with_old_and_new_primary(world: World) -> None:
+    old, new = (n.name for n in world.db.nodes)
+    world.backend.restart(old)  # killed; the supervisor restarted it ...
+    world.backend.promote(new)  # ... and its replica was promoted meanwhile
+    world.tick()
+    (event,) = _failovers(world)
+    assert (event.kind, event.old_primary, event.new_primary, event.shard) == (EventKind.FAILOVER, old, new, 0)
+    assert old in event.cause and "went down" in event.cause
+    world.tick()
+    assert len(_failovers(world)) == 1  # told once
+    stored = world.store.get(NodePids, world.db.key)
+    assert stored is not None and stored.primaries == {"0": new}
+
+
+def test_a_promotion_while_the_old_primary_kept_running_is_a_switchover(world: World) -> None:
+    old, new = (n.name for n in world.db.nodes)
+    world.backend.promote(new)
+    world.tick()
+    (event,) = _failovers(world)
+    assert (event.kind, event.old_primary, event.new_primary) == (EventKind.SWITCHOVER, old, new)
+
+
+def test_a_failover_while_the_control_plane_was_away_is_told_when_it_is_back(world: World) -> None:
+    old, new = (n.name for n in world.db.nodes)
+    world.tick()
+    world.backend.restart(old)
+    world.backend.promote(new)
+    world.tick(world.new_reconciler())
+    (event,) = _failovers(world)
+    assert (event.kind, event.old_primary, event.new_primary) == (EventKind.FAILOVER, old, new)
+
+
+def test_a_switchover_amr_made_itself_is_told_once(world: World) -> None:
+    old, new = (n.name for n in world.db.nodes)
+    world.backend.promote(new)
+    world.reconciler._events.record_switchover(world.db, 0, old, new, "rolling restart")
+    world.tick()
+    (event,) = _failovers(world)
+    assert (event.kind, event.cause) == (EventKind.SWITCHOVER, "rolling restart")

@@ -112,6 +112,61 @@ def plan_node_events(
     return events
 
 
+FAILOVER_CAUSE = "the primary {old} went down ({how}); its replica {new} was promoted"
+SWITCHOVER_CAUSE = "{new} took over from {old}, which kept running (a planned switchover)"
+
+
+def plan_primary_events(
+    database_key: str,
+    database_id: str,
+    previous_primaries: Mapping[int, str] | None,
+    primaries: Mapping[int, str],
+    previous_pids: Mapping[str, int] | None,
+    nodes: Sequence[NodeTick],
+    now: datetime,
+) -> list[DatabaseEvent]:
+    """Decide the failover and switchover events of one tick: a shard whose clearly observed primary
+    (``primaries``) is not the one last seen (``previous_primaries``).
+
+    It is a ``failover`` when the old primary was not running at the tick's first look, was started
+    by the tick, or runs with another pid than before (it died and came back as a replica); otherwise
+    a ``switchover``. Nothing is known before a first clear look (``previous_primaries`` None)."""
+    if previous_primaries is None:
+        return []
+    ticks = {n.name: n for n in nodes}
+    pids = previous_pids or {}
+    events = []
+    for shard, new in sorted(primaries.items()):
+        old = previous_primaries.get(shard)
+        if old is None or old == new:
+            continue
+        tick = ticks.get(old)
+        how = ""
+        if tick is not None and (tick.started or tick.state in _NOT_RUNNING):
+            how = f"its process was {tick.state.value}"
+        elif tick is not None and pids.get(old) is not None and tick.latest_pid not in (None, pids[old]):
+            how = "its process exited and was started again"
+        if how:
+            kind, cause = EventKind.FAILOVER, FAILOVER_CAUSE.format(old=old, new=new, how=how)
+        else:
+            kind, cause = EventKind.SWITCHOVER, SWITCHOVER_CAUSE.format(old=old, new=new)
+        events.append(
+            DatabaseEvent(
+                id=event_id(now, kind, new),
+                database_key=database_key,
+                database_id=database_id,
+                time=now.astimezone(UTC).isoformat(),
+                kind=kind,
+                cause=cause,
+                node=new,
+                shard=shard,
+                old_primary=old,
+                new_primary=new,
+            )
+        )
+    return events
+
+
 def plan_pids_to_keep(
     previous: Mapping[str, int], nodes: Sequence[NodeTick], names: Collection[str]
 ) -> dict[str, int]:

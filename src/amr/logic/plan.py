@@ -41,6 +41,8 @@ class NodeEnvironment:
     max_clients: int = 10000
     # The gateway's internal user (ROLE and PING only); "" leaves it out.
     gateway_password: str = ""
+    # How long a restarted primary of an HA database waits for its replica's promotion.
+    rejoin_wait_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,9 @@ def plan_node_targets(
             internal_host=env.internal_host,
             port=node.port,
             config=conf,
+            peers=tuple(n.port for n in db.nodes if n.shard == node.shard and n is not node),
+            cluster_mode=db.clustering_policy.cluster_mode,
+            rejoin_wait_ms=env.rejoin_wait_ms,
         )
         hashes = frozenset(password_hash(k)[1:] for k in keys if k)
         targets.append(NodeTarget(spec, live, enabled, hashes, gateway_hash))
@@ -151,16 +156,12 @@ class ObservedNode:
     snapshot_on_disk: bool = False  # an RDB file the node would load at its next start
 
 
-def choose_shard_primaries(
+def observed_primaries(
     db: Database, observed: Mapping[str, ObservedNode], cluster_mode: bool
 ) -> dict[int, str]:
-    """Which node is each shard's primary now, by what the nodes say: the one node of the shard that
-    is a master (in cluster mode: a master that holds slots). A shard with no such node, or several,
-    keeps the primary the store was created with, so nothing moves on an unclear picture."""
+    """The shards whose primary the nodes make clear: exactly one node of the shard is a master (in
+    cluster mode: a master that holds slots). Shards with none or several are left out."""
     chosen: dict[int, str] = {}
-    for node in db.nodes:
-        if node.role is Role.PRIMARY:
-            chosen.setdefault(node.shard, node.name)
     for shard in sorted({n.shard for n in db.nodes}):
         masters = []
         for node in db.nodes:
@@ -178,6 +179,27 @@ def choose_shard_primaries(
                 masters.append(node.name)
         if len(masters) == 1:
             chosen[shard] = masters[0]
+    return chosen
+
+
+def choose_shard_primaries(
+    db: Database,
+    observed: Mapping[str, ObservedNode],
+    cluster_mode: bool,
+    previous: Mapping[int, str] | None = None,
+) -> dict[int, str]:
+    """Which node is each shard's primary now: the one the nodes make clear (``observed_primaries``);
+    on an unclear picture (a failover in progress, a node down) the primary last seen clearly
+    (``previous``), else the one the store was created with, so nothing moves on an unclear picture."""
+    names = {n.name: n.shard for n in db.nodes}
+    chosen: dict[int, str] = {}
+    for node in db.nodes:
+        if node.role is Role.PRIMARY:
+            chosen.setdefault(node.shard, node.name)
+    for shard, name in (previous or {}).items():
+        if names.get(name) == shard:
+            chosen[shard] = name
+    chosen.update(observed_primaries(db, observed, cluster_mode))
     return chosen
 
 

@@ -108,7 +108,7 @@ def render_supervisord_conf(
     limits (up to 200,000) need far more than the usual 1024.
 
     It decides: the XML-RPC unix socket (mode 0700, the only way to control supervisord), the pid and
-    log files, the ``api`` and ``gateway`` programs (``<python> -m amr <program> --home <home>``, logs
+    log files, the programs in ``CORE_PROGRAMS`` (``<python> -m amr <program> --home <home>``, logs
     in ``<home>/logs/<program>.log``) and an ``[include]`` of ``<include_dir>/*.conf``, where each node
     gets one program file. ``nodaemon`` is not set: the caller passes ``-n`` to run in the foreground.
 
@@ -164,8 +164,13 @@ def render_supervisord_conf(
     return "\n".join(sections)
 
 
-def render_node_program(spec: NodeSpec, server_binary: str, log_file: str) -> str:
+def render_node_program(spec: NodeSpec, server_binary: str, log_file: str, python: str = "") -> str:
     """Render the supervisor program file of one node: ``[program:node-<name>]``.
+
+    With ``python``, the command is amr's node launcher (``<python> -m amr.nodes.launch <server>
+    <directory>``), which asks the node's peers who is primary and then execs the server, so a
+    restarted primary never comes back as an empty primary its replica would copy. Without it, the
+    server is run directly with the node's valkey.conf.
 
     It decides how the node's process is kept alive: started at once (``startsecs=0`` so a node counts
     as started as soon as it is spawned; readiness is checked with PING, not by waiting), restarted
@@ -174,11 +179,15 @@ def render_node_program(spec: NodeSpec, server_binary: str, log_file: str) -> st
     """
     name = supervisor_program_name(spec.name)
     conf = posixpath.join(spec.directory, "valkey.conf")
+    if python:
+        args = [python, "-m", "amr.nodes.launch", server_binary, spec.directory]
+    else:
+        args = [server_binary, conf]
     return "\n".join(
         [
             f"; Written by amr for node {spec.name} (database {spec.database_uid}, shard {spec.shard}).",
             f"[program:{name}]",
-            f"command = {_command([server_binary, conf], 'node command')}",
+            f"command = {_command(args, 'node command')}",
             f"directory = {_value(spec.directory, 'node directory')}",
             "autostart = true",
             "autorestart = true",

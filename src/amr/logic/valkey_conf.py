@@ -140,6 +140,8 @@ def render_valkey_conf(c: NodeConfigInput) -> str:
         # A replica without persistence deletes the RDB of its full sync, so it cannot come back
         # after a crash with data its database should not have (the engine keeps it otherwise).
         "rdb-del-sync-files yes",
+        # A primary has one replica: start its full sync at once instead of waiting 5 s for more.
+        "repl-diskless-sync-delay 0",
         "user " + " ".join(["default"] + render_default_user_rule(c.access_keys_enabled, c.access_keys)[1:]),
         "user " + " ".join([ADMIN_USER] + render_admin_user_rule(c.admin_password)[1:]),
     ]

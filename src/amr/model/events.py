@@ -53,11 +53,15 @@ class DatabaseEvent:
 
 @dataclass(frozen=True)
 class NodePids:
-    """The process ids the reconciler last saw for a database's nodes, kept in the store so that a
-    restarted control plane can tell nodes that kept running from nodes started while it was away."""
+    """The process ids (and primaries) the reconciler last saw for a database's nodes, kept in the
+    store so that a restarted control plane can tell nodes that kept running from nodes started while
+    it was away, and a primary that changed meanwhile."""
 
     database_key: str
     pids: dict[str, int] = field(default_factory=dict)
+    # The primary last seen clearly, per shard (the shard number as text), so that a failover that
+    # happened while no control plane was watching is still told.
+    primaries: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

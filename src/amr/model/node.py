@@ -38,6 +38,12 @@ class NodeSpec:
     internal_host: str
     port: int  # TCP port on internal_host (replication, cluster bus base)
     config: str
+    # The ports (on internal_host) of the other nodes of the shard, which the node asks who is primary
+    # before it starts (amr.logic.node_launch); empty without HA.
+    peers: tuple[int, ...] = ()
+    cluster_mode: bool = False
+    # How long a restarted primary waits for its replica's promotion before it starts anyway.
+    rejoin_wait_ms: int = 0
 
 
 @dataclass(frozen=True)

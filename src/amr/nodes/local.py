@@ -9,10 +9,12 @@ running supervisord through XML-RPC, never by restarting it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from amr.logic.supervisor_conf import NODE_PROGRAM_PREFIX, render_node_program, 
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
 from amr.nodes.admin import UnixValkeyAdmin, redact
 from amr.nodes.engine import find_server_binary
+from amr.nodes.launch import LAUNCH_FILE
 from amr.nodes.supervisor import SupervisorClient, include_dir
 from amr.settings import Settings
 
@@ -87,7 +90,9 @@ class LocalNodeBackend:
         not running. A running node is never restarted."""
         program = _program(spec.name)
         try:
-            program_text = render_node_program(spec, self.server_binary, str(self.log_file(spec.directory)))
+            program_text = render_node_program(
+                spec, self.server_binary, str(self.log_file(spec.directory)), sys.executable
+            )
         except ValueError as e:
             raise NodeError(f"node {spec.name}: {e}") from e
         try:
@@ -237,6 +242,14 @@ class LocalNodeBackend:
         node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(node_dir, 0o700)
         conf_changed = _write_if_changed(node_dir / CONF_NAME, spec.config)
+        launch = {
+            "host": spec.internal_host,
+            "port": spec.port,
+            "peers": list(spec.peers),
+            "cluster": spec.cluster_mode,
+            "rejoin_wait_ms": spec.rejoin_wait_ms,
+        }
+        _write_if_changed(node_dir / LAUNCH_FILE, json.dumps(launch, sort_keys=True) + "\n")
         program_file = self.program_file(spec.name)
         program_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         program_changed = _write_if_changed(program_file, program_text)

@@ -7,13 +7,21 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from amr.errors import AmrError
-from amr.logic.events import NodeTick, plan_events_to_prune, plan_node_events, plan_pids_to_keep, plan_repairs
+from amr.logic.events import (
+    NodeTick,
+    event_id,
+    plan_events_to_prune,
+    plan_node_events,
+    plan_pids_to_keep,
+    plan_primary_events,
+    plan_repairs,
+)
 from amr.logic.plan import Action, EnsureNode, ObservedNode
 from amr.model.enums import ProvisioningState, ResourceState
-from amr.model.events import DatabaseEvent, NodePids, events_prefix
+from amr.model.events import DatabaseEvent, EventKind, NodePids, events_prefix
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
 from amr.model.resources import Database
 from amr.nodes.backend import NodeBackend, ValkeyAdmin
@@ -61,6 +69,9 @@ class StatusRecorder:
     async def remove_node(self, name: str, directory: str) -> None:
         await self._backend.remove_node(name, directory)
 
+    async def restart_node(self, name: str) -> None:
+        await self._backend.restart_node(name)
+
     def admin(self, spec: NodeSpec) -> ValkeyAdmin:
         return self._backend.admin(spec)
 
@@ -74,10 +85,16 @@ class ConvergeTrace:
     started: dict[str, ProcessState] = field(default_factory=dict)  # node -> state when we started it
     repairs: dict[str, list[str]] = field(default_factory=dict)
     converged: bool = False
+    primaries: dict[int, str] = field(default_factory=dict)  # per shard, as last seen clearly
 
     def see(
-        self, statuses: dict[str, NodeStatus], observed: dict[str, ObservedNode], actions: list[Action]
+        self,
+        statuses: dict[str, NodeStatus],
+        observed: dict[str, ObservedNode],
+        actions: list[Action],
+        primaries: dict[int, str] | None = None,
     ) -> None:
+        self.primaries.update(primaries or {})
         if not self.first:
             self.first = dict(statuses)
         self.last = dict(statuses)
@@ -121,6 +138,7 @@ class EventRecorder:
         self._store = store
         self._now = now
         self._pids: dict[str, dict[str, int]] = {}
+        self._primaries: dict[str, dict[int, str]] = {}
         # Nodes whose remembered pid was read from the store and not yet seen by this control plane.
         self._adopted: dict[str, set[str]] = {}
         self._settled: dict[str, Database] = {}
@@ -138,31 +156,46 @@ class EventRecorder:
         if not ticks:
             return []  # nothing observed (the supervisor not answering): nothing learnt
         previous = self._pids.get(db.key)
+        previous_primaries = self._primaries.get(db.key)
         if previous is None:
             stored = self._store.get(NodePids, db.key)
             previous = dict(stored.pids) if stored is not None else None
+            if stored is not None and stored.primaries:
+                previous_primaries = {int(k): v for k, v in stored.primaries.items()}
             self._adopted[db.key] = set(previous or ())
         adopted = self._adopted.setdefault(db.key, set())
-        events = plan_node_events(db.key, db.id, previous, frozenset(adopted), ticks, self._now())
+        now = self._now()
+        events = plan_node_events(db.key, db.id, previous, frozenset(adopted), ticks, now)
+        events += plan_primary_events(
+            db.key, db.id, previous_primaries, trace.primaries, previous, ticks, now
+        )
         kept = plan_pids_to_keep(previous or {}, ticks, [n.name for n in db.nodes])
+        names = {n.name for n in db.nodes}
+        primaries = {
+            shard: name
+            for shard, name in {**(previous_primaries or {}), **trace.primaries}.items()
+            if name in names
+        }
         try:
             for event in events:
                 self._store.insert(event)
                 log.info("database %s: %s of %s: %s", db.id, event.kind.value, event.node, event.cause)
             if events:
                 self._prune(db.key)
-            if kept != (previous or {}):
-                self._save_pids(db.key, kept)
+            if kept != (previous or {}) or primaries != (previous_primaries or {}):
+                self._save_pids(db.key, kept, primaries)
         except AmrError as e:
             log.warning("could not record the history of %s: %s", db.id, e)
             return []
         self._pids[db.key] = kept
+        self._primaries[db.key] = primaries
         adopted -= {t.name for t in ticks if t.latest_pid is not None}
         return events
 
     def forget(self, db: Database) -> None:
         """Remove a deleted database's history."""
         self._pids.pop(db.key, None)
+        self._primaries.pop(db.key, None)
         self._adopted.pop(db.key, None)
         self._settled.pop(db.key, None)
         for event in self._store.list(DatabaseEvent, events_prefix(db.key)):
@@ -175,8 +208,44 @@ class EventRecorder:
         for event in plan_events_to_prune(self._store.list(DatabaseEvent, events_prefix(database_key))):
             self._store.delete(event)
 
-    def _save_pids(self, database_key: str, pids: dict[str, int]) -> None:
-        new = NodePids(database_key, pids)
+    def last_primaries(self, db: Database) -> dict[int, str]:
+        """The primary of each shard as last seen clearly (by this control plane or a previous one)."""
+        known = self._primaries.get(db.key)
+        if known is None:
+            stored = self._store.get(NodePids, db.key)
+            known = {int(k): v for k, v in stored.primaries.items()} if stored is not None else {}
+        return dict(known)
+
+    def record_switchover(self, db: Database, shard: int, old: str, new: str, cause: str) -> None:
+        """Record a planned switchover amr made itself (a rolling restart), and take ``new`` as the
+        shard's primary, so the next tick does not tell the same change again."""
+        now = self._now()
+        event = DatabaseEvent(
+            id=event_id(now, EventKind.SWITCHOVER, new),
+            database_key=db.key,
+            database_id=db.id,
+            time=now.astimezone(UTC).isoformat(),
+            kind=EventKind.SWITCHOVER,
+            cause=cause,
+            node=new,
+            shard=shard,
+            old_primary=old,
+            new_primary=new,
+        )
+        primaries = {**self.last_primaries(db), shard: new}
+        try:
+            self._store.insert(event)
+            self._prune(db.key)
+            stored = self._store.get(NodePids, db.key)
+            self._save_pids(db.key, dict(stored.pids) if stored is not None else {}, primaries)
+        except AmrError as e:
+            log.warning("could not record the history of %s: %s", db.id, e)
+            return
+        self._primaries[db.key] = primaries
+        log.info("database %s: switchover of shard %s from %s to %s", db.id, shard, old, new)
+
+    def _save_pids(self, database_key: str, pids: dict[str, int], primaries: dict[int, str]) -> None:
+        new = NodePids(database_key, pids, {str(k): v for k, v in primaries.items()})
         stored = self._store.get(NodePids, database_key)
         if stored is None:
             self._store.insert(new)

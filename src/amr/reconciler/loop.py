@@ -25,6 +25,7 @@ from amr.logic.plan import (
     NodeTarget,
     choose_shard_primaries,
     describe_actions,
+    observed_primaries,
     plan_database_actions,
     plan_node_targets,
 )
@@ -361,7 +362,8 @@ class Reconciler:
         cluster_mode = db.clustering_policy.cluster_mode
         targets = plan_node_targets(db, cluster, env)
         observed = {t.spec.name: await observe_node(self._backend, t.spec, cluster_mode) for t in targets}
-        return plan_node_targets(db, cluster, env, choose_shard_primaries(db, observed, cluster_mode))
+        primaries = choose_shard_primaries(db, observed, cluster_mode, self._events.last_primaries(db))
+        return plan_node_targets(db, cluster, env, primaries)
 
     async def _converge(self, db: Database, cluster: Cluster, trace: ConvergeTrace | None = None) -> str:
         env = self._environment(db, cluster)
@@ -374,13 +376,13 @@ class Reconciler:
         while True:
             observed = {t.spec.name: await observe_node(backend, t.spec, cluster_mode) for t in targets}
             # Plan on the roles the nodes have now: a failover is accepted, never undone.
-            primaries = choose_shard_primaries(db, observed, cluster_mode)
+            primaries = choose_shard_primaries(db, observed, cluster_mode, self._events.last_primaries(db))
             targets = plan_node_targets(db, cluster, env, primaries)
             actions = plan_database_actions(
                 db.clustering_policy, targets, observed, keys, self._gateway_password
             )
             if trace is not None:
-                trace.see(backend.statuses, observed, actions)
+                trace.see(backend.statuses, observed, actions, observed_primaries(db, observed, cluster_mode))
             if not actions:
                 return "; ".join(done) if done else "in sync"
             if time.monotonic() > deadline:
@@ -404,6 +406,7 @@ class Reconciler:
             public_host=s.gateway.public_host,
             admin_password=self._admin_password,
             gateway_password=self._gateway_password,
+            rejoin_wait_ms=s.ha.rejoin_wait_ms,
             max_memory_bytes=memory // max(1, db.shard_count),
             max_clients=(sku.max_connections if sku else 10000) + RESERVED_CLIENTS,
         )

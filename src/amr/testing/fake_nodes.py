@@ -126,6 +126,23 @@ class FakeNodeBackend:
         return node.pid
 
 
+    def promote(self, name: str) -> None:
+        """The replica ``name`` became its shard's primary (a failover or switchover done by the engine,
+        Sentinel or the `amr ha` coordinator), and the other nodes of the shard its replicas."""
+        new = self.nodes[name]
+        shard = [n for n in self.nodes.values() if n.spec.database_uid == new.spec.database_uid]
+        shard = [n for n in shard if n.spec.shard == new.spec.shard]
+        slots = max(n.slots for n in shard)
+        for node in shard:
+            node.role = "master" if node is new else "slave"
+            if node is new:
+                node.primary_id = None
+                node.slots = slots
+            else:
+                node.primary_id = new.node_id
+                node.slots = 0
+
+
 class FakeAdmin:
     """Answers the admin commands the reconciler sends, like valkey-server would."""
 

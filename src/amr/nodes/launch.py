@@ -1,0 +1,111 @@
+"""The command the supervisor runs for a node: ask the node's peers who is primary, then exec
+valkey-server (amr.logic.node_launch decides how and when).
+
+``python -m amr.nodes.launch <valkey-server> <node directory>``. The node directory holds valkey.conf
+and, for a node with peers (an HA database), ``launch.json`` written by the node backend. The process
+execs the engine, so the supervisor's pid is the engine's. It imports only the standard library and
+amr.logic.node_launch, so a start costs a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from amr.logic.node_launch import PeerView, choose_launch, parse_replication_info
+
+LAUNCH_FILE = "launch.json"
+_PROBE_TIMEOUT = 0.3
+_POLL_INTERVAL = 0.1
+
+
+def _command(*args: str) -> bytes:
+    out = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        data = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def _read_reply(stream: socket.socket, buffer: bytearray) -> bytes | None:
+    """Read one simple or bulk reply; None for an error reply."""
+    while b"\r\n" not in buffer:
+        chunk = stream.recv(65536)
+        if not chunk:
+            raise OSError("connection closed")
+        buffer += chunk
+    line, _, rest = bytes(buffer).partition(b"\r\n")
+    if line.startswith(b"$"):
+        size = int(line[1:])
+        while len(rest) < size + 2:
+            chunk = stream.recv(65536)
+            if not chunk:
+                raise OSError("connection closed")
+            rest += chunk
+        buffer[:] = rest[size + 2 :]
+        return rest[:size]
+    buffer[:] = rest
+    return None if line.startswith(b"-") else line[1:]
+
+
+def probe_peer(host: str, port: int, user: str, password: str) -> PeerView | None:
+    """A peer's replication view, or None if it does not answer (down, loading, refusing us)."""
+    try:
+        with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT) as stream:
+            stream.sendall(_command("AUTH", user, password) + _command("INFO", "replication"))
+            buffer = bytearray()
+            if _read_reply(stream, buffer) is None:
+                return None
+            info = _read_reply(stream, buffer)
+    except (OSError, ValueError):
+        return None
+    return parse_replication_info(port, info.decode(errors="replace")) if info else None
+
+
+def _credentials(conf: Path) -> tuple[str, str]:
+    """The admin user and password a replica authenticates to its primary with (from valkey.conf)."""
+    user = password = ""
+    for line in conf.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key == "primaryuser":
+            user = value.strip()
+        elif key == "primaryauth":
+            password = value.strip()
+    return user, password
+
+
+def main(argv: list[str]) -> None:
+    server, directory = argv[0], Path(argv[1])
+    conf = directory / "valkey.conf"
+    args = [server, str(conf)]
+    launch_file = directory / LAUNCH_FILE
+    if launch_file.exists():
+        launch = json.loads(launch_file.read_text())
+        host, own_port = str(launch["host"]), int(launch["port"])
+        peers = [int(p) for p in launch.get("peers", [])]
+        user, password = _credentials(conf)
+        started = time.monotonic()
+        said = ""
+        while peers:
+            views = [probe_peer(host, p, user, password) for p in peers]
+            waited_ms = (time.monotonic() - started) * 1000
+            decision = choose_launch(
+                own_port, views, bool(launch.get("cluster")), waited_ms, int(launch.get("rejoin_wait_ms", 0))
+            )
+            if decision.reason != said:
+                print(f"amr launch: {decision.reason}", flush=True)
+                said = decision.reason
+            if not decision.wait:
+                if decision.replica_of is not None:
+                    args += ["--replicaof", host, str(decision.replica_of)]
+                break
+            time.sleep(_POLL_INTERVAL)
+    os.execv(server, args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
