@@ -1,8 +1,8 @@
 """Composition root: the only module that picks concrete backends and wires them.
 
-Commands handled here: ``serve`` (start the supervisor, which runs api, gateway and nodes),
-``stop``, ``pki rotate``, and ``api`` and ``gateway`` (the processes the supervisor runs). Every other
-command is the HTTPS client in amr.cli.
+Commands handled here: ``serve`` (start the supervisor, which runs api, gateway, ha, sentinel and nodes),
+``stop``, ``pki rotate``, and ``api``, ``gateway`` and ``ha`` (the processes the supervisor runs).
+Every other command is the HTTPS client in amr.cli.
 """
 
 from __future__ import annotations
@@ -88,9 +88,13 @@ def run_api(settings: Settings) -> None:
     from amr.api.auth import Principal, TokenService
     from amr.api.context import Services
     from amr.gateway.tls import TlsContexts
+    from amr.logic.valkey_conf import ADMIN_USER
     from amr.nodes.local import LocalNodeBackend
+    from amr.nodes.sentinel import sentinel_client_for
     from amr.nodes.supervisor import SupervisorClient
+    from amr.reconciler.ha_watch import ha_watch_writer
     from amr.reconciler.loop import Reconciler
+    from amr.reconciler.sentinel import SentinelKeeper
     from amr.store.repository import SqlStore
 
     _configure_logging(settings, "api")
@@ -110,6 +114,10 @@ def run_api(settings: Settings) -> None:
         is_free,
         gateway_password=read_secret(settings, "gateway.secret"),
         port_is_listening=port_listening,
+        write_ha_watch=ha_watch_writer(settings),
+        sentinel=SentinelKeeper(
+            settings, store, backend, sentinel_client_for(settings), ADMIN_USER, admin_password
+        ),
     )
     tokens = TokenService(
         read_secret(settings, "token.key").encode(),
@@ -166,6 +174,18 @@ def run_api(settings: Settings) -> None:
             store.close()
 
     uvloop.run(main())
+
+
+# --- amr ha ----------------------------------------------------------------------------------------
+
+
+def run_ha(settings: Settings) -> None:
+    """The failover coordinator of clustered HA databases; it needs the watch file and the admin
+    secret, nothing from the control plane, so failovers happen while the API is down."""
+    from amr.ha.main import run_ha as run_coordinator
+
+    _configure_logging(settings, "ha")
+    run_coordinator(settings, read_secret(settings, "admin.secret"))
 
 
 # --- amr serve / stop ----------------------------------------------------------------------------
@@ -234,7 +254,7 @@ def rotate_certificate(settings: Settings) -> int:
 
 # --- entry -----------------------------------------------------------------------------------------
 
-SERVICE_COMMANDS = ("serve", "stop", "api", "gateway", "pki")
+SERVICE_COMMANDS = ("serve", "stop", "api", "gateway", "ha", "pki")
 
 
 def _worker_index(text: str) -> int:
@@ -252,6 +272,7 @@ def _service_parser() -> argparse.ArgumentParser:
         ("stop", "stop amr and every process it runs"),
         ("api", "run the control plane (started by the supervisor)"),
         ("gateway", "run the data-plane gateway (started by the supervisor)"),
+        ("ha", "run the failover coordinator of clustered databases (started by the supervisor)"),
         ("pki", "manage the server certificate"),
     ):
         p = sub.add_parser(name, help=text)
@@ -287,6 +308,9 @@ def run_service_command(argv: list[str]) -> int:
             return 0
         if args.command == "pki":
             return rotate_certificate(settings)
+        if args.command == "ha":
+            run_ha(settings)
+            return 0
         from amr.gateway.main import run_gateway
         from amr.logic.supervisor_conf import GATEWAY_WORKER_ENV, gateway_program_name
 

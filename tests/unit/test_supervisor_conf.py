@@ -70,7 +70,7 @@ def test_main_conf_sections_and_options() -> None:
     assert _get(p, "include", "files") == "/home/u/.amr/supervisor/conf.d/*.conf"
 
 
-@pytest.mark.parametrize("program", ["api", "gateway"])
+@pytest.mark.parametrize("program", ["api", "gateway", "ha"])
 def test_core_programs(program: str) -> None:
     p = _parse(_main())
     section = f"program:{program}"

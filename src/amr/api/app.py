@@ -83,6 +83,8 @@ ROUTES: tuple[Route, ...] = (
     _r("POST", _D + "/listKeys", databases.list_keys),
     _r("POST", _D + "/regenerateKey", databases.regenerate_key),
     _r("POST", _D + "/flush", databases.flush),
+    _r("POST", _D + "/restart", databases.restart),
+    _r("POST", _D + "/upgradeDBRedisVersion", databases.upgrade_redis_version),
     _r("GET", _D + "/connectionEvents", databases.connection_events),
     _r("GET", _D + "/events", events.list_events),
 )  # fmt: skip

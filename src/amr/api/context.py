@@ -62,6 +62,11 @@ class ReconcilerHandle(Protocol):
         """Empty the database in the background and complete ``operation``."""
         ...
 
+    def start_restart(self, db: Database, operation: Operation) -> None:
+        """Restart the database's nodes in the background (rolling unless ``operation.action`` is a
+        plain restart, see amr.logic.rolling) and complete ``operation``."""
+        ...
+
 
 @dataclass
 class Services:

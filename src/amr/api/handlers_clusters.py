@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from amr.api.conflicts import refuse_while_restarting
 from amr.api.context import Request, Response, lro_headers, require_subscription, start_delete
 from amr.api.handlers_groups import find_group
 from amr.api.wire import parse_json_body
@@ -79,6 +80,7 @@ async def _update_cluster(req: Request, current: Cluster, new: Cluster, status: 
     validate_not_busy(
         "cache", current.name, current.provisioning_state.busy, current.provisioning_state.value
     )
+    refuse_while_restarting(req, s.store.list(Database, current.key + "/"), "update the cache")
     validate_cluster_change(current, new)
     if new.sku_name != current.sku_name:
         await _check_data_fits(req, current, new.sku_name)
@@ -138,6 +140,7 @@ async def delete_cluster(req: Request) -> Response:
     if cluster is None:
         find_group(req, group)
         return Response(204)
+    refuse_while_restarting(req, s.store.list(Database, cluster.key + "/"), "delete the cache")
     return start_delete(req, cluster, cluster.location)
 
 

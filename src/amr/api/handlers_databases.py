@@ -1,13 +1,15 @@
-"""Microsoft.Cache/redisEnterprise/databases: PUT, GET, PATCH, DELETE, list, keys, flush."""
+"""Microsoft.Cache/redisEnterprise/databases: PUT, GET, PATCH, DELETE, list, keys, flush, restart and
+upgradeDBRedisVersion."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
 
+from amr.api.conflicts import refuse_restart_while_busy, refuse_while_restarting
 from amr.api.context import Request, Response, lro_headers, require_subscription, start_delete
 from amr.api.handlers_clusters import find_cluster
-from amr.api.wire import as_enum, as_object, field, parse_json_body
+from amr.api.wire import as_bool, as_enum, as_object, field, parse_json_body
 from amr.api.wire_resources import DatabaseRequest, parse_database_request, render_database
 from amr.audit import read_connection_events
 from amr.errors import ArmError, InvalidParameter, NodeError
@@ -18,6 +20,7 @@ from amr.logic.placement import (
     plan_nodes,
     plan_shard_count,
 )
+from amr.logic.rolling import ACTION_RESTART, ACTION_ROLLING_RESTART, ACTION_UPGRADE
 from amr.logic.validation import (
     validate_database_change,
     validate_database_create,
@@ -165,6 +168,7 @@ async def _update_database(
     validate_not_busy(
         "database", current.name, current.provisioning_state.busy, current.provisioning_state.value
     )
+    refuse_while_restarting(req, (current,), "update the database")
     validate_database_change(current, new, request.extras)
     cluster = find_cluster(req)
     updated = dataclasses.replace(
@@ -192,6 +196,7 @@ async def delete_database(req: Request) -> Response:
     db = s.store.get(Database, lookup_key(cluster.key, req.params["databaseName"]))
     if db is None:
         return Response(204)
+    refuse_while_restarting(req, (db,), "delete the database")
     return start_delete(req, db, cluster.location)
 
 
@@ -210,6 +215,7 @@ async def regenerate_key(req: Request) -> Response:
     if key_type is None:
         raise InvalidParameter("'keyType' is required. Allowed values: Primary, Secondary.", "keyType")
     validate_not_busy("database", db.name, db.provisioning_state.busy, db.provisioning_state.value)
+    refuse_while_restarting(req, (db,), "regenerate a key")
     s = req.services
     key = s.new_access_key()
     if key_type is _KeyType.PRIMARY:
@@ -238,8 +244,33 @@ async def flush(req: Request) -> Response:
             "ids",
         )
     validate_not_busy("database", db.name, db.provisioning_state.busy, db.provisioning_state.value)
+    refuse_while_restarting(req, (db,), "flush the database")
     op = req.start_operation(db.id, cluster.location, "flush")
     req.services.reconciler.start_flush(db, op)
+    return Response(202, None, lro_headers(req, op, with_location=True))
+
+
+async def restart(req: Request) -> Response:
+    """Restart the database's nodes (an amr extension, body ``{"rolling": true|false}``): rolling, one
+    node at a time with a switchover per shard, keeps a database with high availability serving and
+    loses no acknowledged write; otherwise every node restarts at once. 202 with the polling headers."""
+    cluster, db = find_database(req)
+    body = parse_json_body(req.body, required=False)
+    rolling = as_bool(field(body, "rolling"), "rolling") or False
+    return _start_restart(req, cluster, db, ACTION_ROLLING_RESTART if rolling else ACTION_RESTART)
+
+
+async def upgrade_redis_version(req: Request) -> Response:
+    """Azure's upgradeDBRedisVersion: a rolling restart onto the engine binary the settings name (202
+    only, final state via Location)."""
+    cluster, db = find_database(req)
+    return _start_restart(req, cluster, db, ACTION_UPGRADE)
+
+
+def _start_restart(req: Request, cluster: Cluster, db: Database, action: str) -> Response:
+    refuse_restart_while_busy(req, cluster, db, action)
+    op = req.start_operation(db.id, cluster.location, action)
+    req.services.reconciler.start_restart(db, op)
     return Response(202, None, lro_headers(req, op, with_location=True))
 
 

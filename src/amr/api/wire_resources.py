@@ -290,4 +290,7 @@ def render_operation(op: Operation) -> dict[str, Any]:
     }
     if op.error:
         body["error"] = {"code": op.error.code, "message": op.error.message}
+    if op.message:
+        # An amr extension (clients read only "status" and "error"): what a restart did.
+        body["properties"] = {"message": op.message}
     return body

@@ -130,6 +130,25 @@ def register(subparsers: Any) -> None:
     add_yes(p)
     add_no_wait(p)
     p = leaf(
+        "restart",
+        "Restart the database's nodes (an amr extension). --rolling restarts one node at a time with a "
+        "switchover per shard: a database with high availability keeps serving and loses no write.",
+        restart,
+    )
+    p.add_argument(
+        "--rolling",
+        action="store_true",
+        help="One node at a time, replica first, then a switchover. Without it every node restarts at "
+        "once and the data comes back only from persistence.",
+    )
+    add_no_wait(p)
+    p = leaf(
+        "upgrade-db-redis-version",
+        "Upgrade the database's engine: a rolling restart onto the binary engine.server_binary names.",
+        upgrade_db_redis_version,
+    )
+    add_no_wait(p)
+    p = leaf(
         "connection-events",
         "Show recent connection events (connects, denials, auth results, disconnects) from the gateway's audit log.",
         connection_events,
@@ -216,6 +235,24 @@ def flush(ctx: Context, args: argparse.Namespace) -> Any:
     body = {"ids": args.linked_ids} if args.linked_ids else None
     result = ctx.client.post(_path(ctx, args) + "/flush", body, wait=not args.no_wait)
     return result or None
+
+
+def _restart(ctx: Context, args: argparse.Namespace, action: str, body: Any) -> Any:
+    response = ctx.client.request("POST", f"{_path(ctx, args)}/{action}", json_body=body)
+    if args.no_wait:
+        return None
+    ctx.client.wait_for(response)  # raises the operation's error if it failed
+    status_url = response.headers.get("Azure-AsyncOperation")
+    # The operation's status says what was done (properties.message).
+    return ctx.client.get(status_url) if status_url else None
+
+
+def restart(ctx: Context, args: argparse.Namespace) -> Any:
+    return _restart(ctx, args, "restart", {"rolling": bool(args.rolling)})
+
+
+def upgrade_db_redis_version(ctx: Context, args: argparse.Namespace) -> Any:
+    return _restart(ctx, args, "upgradeDBRedisVersion", None)
 
 
 def connection_info(ctx: Context, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:

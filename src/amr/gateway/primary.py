@@ -106,14 +106,20 @@ class PrimaryTracker:
         while True:
             writer: asyncio.StreamWriter | None = None
             try:
-                reader, conn = await asyncio.wait_for(asyncio.open_unix_connection(candidate), timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
+                # that stops this tracker when the inner call finishes at the same moment (likely
+                # right after a failover), and a listener being removed then waits for it forever.
+                async with asyncio.timeout(timeout):
+                    reader, conn = await asyncio.open_unix_connection(candidate)
                 writer = conn
                 if self.password:
                     conn.write(_command("AUTH", GATEWAY_USER, self.password))
-                    await asyncio.wait_for(_read_reply(reader), timeout)
+                    async with asyncio.timeout(timeout):
+                        await _read_reply(reader)
                 while True:
                     conn.write(role)
-                    reply = await asyncio.wait_for(_read_reply(reader), timeout)
+                    async with asyncio.timeout(timeout):
+                        reply = await _read_reply(reader)
                     self._record(candidate, parse_role_reply(reply))
                     if self._errors.pop(candidate, None) is not None:
                         log.info("node %s answers ROLE again", candidate)

@@ -140,7 +140,10 @@ class RoutesWatcher:
                 except Exception:  # a bug here must not take the data plane down
                     log.exception("routes poll failed")
                 try:
-                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+                    # asyncio.timeout rather than wait_for, which on Python 3.11 can swallow a
+                    # cancellation.
+                    async with asyncio.timeout(self.poll_interval):
+                        await stop.wait()
                 except TimeoutError:
                     pass
         finally:

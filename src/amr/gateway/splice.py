@@ -409,9 +409,9 @@ class ClientSide(asyncio.Protocol):
         # The current primary (a failover may have moved it since the route was loaded).
         self.target = path = listener.target
         try:
-            transport, upstream = await asyncio.wait_for(
-                loop.create_unix_connection(lambda: UpstreamSide(self), path), CONNECT_TIMEOUT
-            )
+            # asyncio.timeout rather than wait_for, which on Python 3.11 can swallow a cancellation.
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                transport, upstream = await loop.create_unix_connection(lambda: UpstreamSide(self), path)
         except (TimeoutError, OSError) as e:
             if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE):
                 listener.descriptors_exhausted(e.errno)

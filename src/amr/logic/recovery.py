@@ -51,18 +51,27 @@ def _is_supervisord_of(argv: tuple[str, ...], supervisord_conf: str) -> bool:
 
 
 def choose_orphan_processes(
-    processes: Iterable[ProcessFacts], home: str, nodes_dir: str, supervisord_conf: str
+    processes: Iterable[ProcessFacts],
+    home: str,
+    nodes_dir: str,
+    supervisord_conf: str,
+    sentinel_dir: str = "",
 ) -> list[int]:
     """Decide which processes are leftovers of this AMR_HOME's previous run, to stop before a new
     supervisord starts: its api and gateway programs, valkey/redis nodes running in one of its node
-    directories, and a supervisord of its ``supervisord_conf`` that no longer answers (hung). Only
-    call this when no supervisord answers for the home. Other homes' processes are never chosen."""
+    directories, its Sentinel (the engine running in ``sentinel_dir``: left running, it would fail
+    over databases alongside the new one), and a supervisord of its ``supervisord_conf`` that no
+    longer answers (hung). Only call this when no supervisord answers for the home. Other homes'
+    processes are never chosen."""
     home = posixpath.normpath(home)
     nodes_dir = posixpath.normpath(nodes_dir)
     conf = posixpath.normpath(supervisord_conf)
+    sentinel = posixpath.normpath(sentinel_dir) if sentinel_dir else ""
     out = []
     for p in processes:
         if _is_supervisord_of(p.argv, conf) or _is_core_program(p.argv, home) or _is_node_of(p, nodes_dir):
+            out.append(p.pid)
+        elif sentinel and posixpath.basename(p.exe) in ENGINE_NAMES and posixpath.normpath(p.cwd) == sentinel:
             out.append(p.pid)
     return sorted(out)
 

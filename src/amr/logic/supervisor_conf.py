@@ -12,13 +12,14 @@ import posixpath
 import re
 import shlex
 
+from amr.logic.sentinel_conf import SENTINEL_PROGRAM
 from amr.model.node import NodeSpec
 
 # Supervisor program names also become file names and XML-RPC names; ':' would split a namespec.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _INLINE_COMMENT = re.compile(r"\s[;#]")
 
-CORE_PROGRAMS: tuple[str, ...] = ("api", "gateway")
+CORE_PROGRAMS: tuple[str, ...] = ("api", "gateway", "ha")
 """The long-running amr processes that the main supervisord.conf runs besides the nodes."""
 
 NODE_PROGRAM_PREFIX = "node-"
@@ -100,6 +101,8 @@ def render_supervisord_conf(
     include_core_programs: bool = True,
     minfds: int = 1024,
     gateway_workers: int = 1,
+    sentinel_command: tuple[str, ...] = (),
+    sentinel_dir: str = "",
 ) -> str:
     """Render the main supervisord.conf for one AMR_HOME.
 
@@ -117,7 +120,11 @@ def render_supervisord_conf(
     program, so supervisord restarts a crashed worker on its own while the others keep serving the
     ports they share (SO_REUSEPORT), and stopping supervisord stops them all.
 
-    ``include_core_programs=False`` leaves out ``api`` and ``gateway``; tests of the node backend use it
+    ``sentinel_command`` (the engine started as ``<server> <sentinel.conf> --sentinel``, run in
+    ``sentinel_dir``) adds the host's ``sentinel`` program, which fails over non-clustered HA databases
+    (see ``render_sentinel_program``); it is left out when empty.
+
+    ``include_core_programs=False`` leaves those out; tests of the node backend use it
     to run a supervisord that manages nodes only.
 
     Raises ValueError for paths supervisor cannot represent (line breaks, `` ;``/`` #``, and any
@@ -156,12 +163,40 @@ def render_supervisord_conf(
             sections.append(_core_program(name, python, home))
         for worker in range(1, max(int(gateway_workers), 1)):
             sections.append(_core_program("gateway", python, home, gateway_program_name(worker), worker))
+        if sentinel_command:
+            sections.append(render_sentinel_program(list(sentinel_command), sentinel_dir, home))
     sections += [
         "[include]",
         f"files = {_value(posixpath.join(include_dir, '*.conf'), 'include_dir')}",
         "",
     ]
     return "\n".join(sections)
+
+
+def render_sentinel_program(command: list[str], directory: str, home: str) -> str:
+    """Render ``[program:sentinel]``: the host's Sentinel, kept alive like a node (started at once,
+    restarted whenever it exits, stopped with TERM, killed with its group after 10 s). It logs to stdout
+    (``logfile ""``), which supervisor writes to ``<home>/logs/sentinel.log``."""
+    log = posixpath.join(home, "logs", f"{SENTINEL_PROGRAM}.log")
+    return "\n".join(
+        [
+            f"[program:{SENTINEL_PROGRAM}]",
+            f"command = {_command(command, 'sentinel command')}",
+            f"directory = {_value(directory, 'sentinel directory')}",
+            "autostart = true",
+            "autorestart = true",
+            "startsecs = 1",
+            "startretries = 10",
+            "stopsignal = TERM",
+            "stopwaitsecs = 10",
+            "killasgroup = true",
+            "redirect_stderr = true",
+            f"stdout_logfile = {_value(log, 'sentinel log file')}",
+            f"stdout_logfile_maxbytes = {_LOG_MAX_BYTES}",
+            f"stdout_logfile_backups = {_LOG_BACKUPS}",
+            "",
+        ]
+    )
 
 
 def render_node_program(spec: NodeSpec, server_binary: str, log_file: str, python: str = "") -> str:

@@ -199,8 +199,13 @@ class Operation:
     subscription_id: str
     location: str
     resource_id: str
-    action: str  # e.g. "create", "update", "delete", "flush"
+    action: str  # e.g. "create", "update", "delete", "flush", "restart" (amr.logic.rolling)
     status: OperationStatus = OperationStatus.IN_PROGRESS
     start_time: str = ""
     end_time: str | None = None
     error: OperationError | None = None
+    # A restart: its nodes' process ids when it began. A node whose pid differs has been restarted,
+    # which is how a control plane that crashed halfway carries on where it stopped.
+    node_pids: dict[str, int] = field(default_factory=dict)
+    # What the operation did, when there is more to say than its status (a restart without HA).
+    message: str = ""

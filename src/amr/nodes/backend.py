@@ -58,6 +58,12 @@ class NodeBackend(Protocol):
         """Stop the node, unregister it from the supervisor and delete its directory."""
         ...
 
+    async def restart_node(self, name: str) -> None:
+        """Stop the node's process and start it again, with the program config on disk (a new engine
+        binary, say). Returns once the new process is spawned; wait_ready tells when it answers.
+        Raises NodeError if the node is not registered or does not start."""
+        ...
+
     def admin(self, spec: NodeSpec) -> ValkeyAdmin:
         """An admin connection to the node over its unix socket."""
         ...

@@ -197,6 +197,24 @@ class LocalNodeBackend:
             fast = loop.time() - start < _FAST_POLL_PERIOD
             await asyncio.sleep(_FAST_POLL_INTERVAL if fast else _POLL_INTERVAL)
 
+    async def restart_node(self, name: str) -> None:
+        """Stop the node's process (TERM, as supervisord stops it) and start it again. supervisord keeps
+        a program's config in memory, so one that changed on disk (a new engine binary) is re-added,
+        which starts it with the new config."""
+        program = _program(name)
+        if await self._supervisor.get_process_info(program) is None:
+            raise NodeError(f"node {name} is not registered with the supervisor, so it cannot be restarted")
+        await self._supervisor.stop_process(program, wait=True)
+        async with self._lock:
+            reloaded = await self._supervisor.reload_config()
+            if program in reloaded.changed:
+                await self._supervisor.remove_process_group(program)
+                await self._supervisor.add_process_group(program)  # autostart spawns it
+                log.info("node %s restarted with its new program config", name, extra={"node": name})
+                return
+            await self._supervisor.start_process(program, wait=False)
+        log.info("node %s restarted", name, extra={"node": name})
+
     async def remove_node(self, name: str, directory: str) -> None:
         """Stop the node, unregister it from supervisord, delete its program file, its directory and
         its unix socket. Removing an absent node succeeds."""

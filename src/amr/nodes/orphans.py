@@ -80,6 +80,7 @@ def stop_orphan_processes(
         str(settings.home.absolute()),
         str(settings.nodes_dir.absolute()),
         str(supervisord_conf.absolute()),
+        str(settings.sentinel_dir.absolute()),
     )
     if not pids:
         return []

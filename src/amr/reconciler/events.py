@@ -244,6 +244,29 @@ class EventRecorder:
         self._primaries[db.key] = primaries
         log.info("database %s: switchover of shard %s from %s to %s", db.id, shard, old, new)
 
+    def record_restart(self, db: Database, event: DatabaseEvent) -> None:
+        """Record a node restart amr made itself (a restart or upgrade of the database, see
+        amr.reconciler.rolling), and take the node's new pid as known, so the next tick does not tell
+        the same restart again as a crash."""
+        known = self._pids.get(db.key)
+        if known is None:
+            stored = self._store.get(NodePids, db.key)
+            pids = dict(stored.pids) if stored is not None else {}
+        else:
+            pids = dict(known)
+        if event.node and event.new_pid is not None:
+            pids[event.node] = event.new_pid
+        try:
+            self._store.insert(event)
+            self._prune(db.key)
+            self._save_pids(db.key, pids, self.last_primaries(db))
+        except AmrError as e:
+            log.warning("could not record the history of %s: %s", db.id, e)
+            return
+        if known is not None:
+            self._pids[db.key] = pids
+        log.info("database %s: %s of %s: %s", db.id, event.kind.value, event.node, event.cause)
+
     def _save_pids(self, database_key: str, pids: dict[str, int], primaries: dict[int, str]) -> None:
         new = NodePids(database_key, pids, {str(k): v for k, v in primaries.items()})
         stored = self._store.get(NodePids, database_key)

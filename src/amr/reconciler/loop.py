@@ -32,14 +32,18 @@ from amr.logic.plan import (
 from amr.logic.recovery import plan_stray_nodes
 from amr.logic.routes import plan_route_table
 from amr.model.enums import OperationStatus, ProvisioningState, ResourceState, Toggle
+from amr.model.ha import HaWatch
 from amr.model.node import ProcessState, Role
 from amr.model.resources import Cluster, Database, FirewallRule, Operation, OperationError, ResourceGroup
 from amr.model.routes import RouteTable
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
 from amr.reconciler.events import ConvergeTrace, EventRecorder, StatusRecorder
+from amr.reconciler.ha_watch import HaWatchPublisher
 from amr.reconciler.ledger import Ledger
 from amr.reconciler.nodes import execute_action, observe_node
+from amr.reconciler.rolling import RestartRunner
+from amr.reconciler.sentinel import SentinelKeeper
 from amr.settings import Settings
 from amr.store.repository import Store
 
@@ -69,8 +73,11 @@ class Reconciler:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         gateway_password: str = "",
         port_is_listening: Callable[[int], bool] = lambda port: True,
+        write_ha_watch: Callable[[HaWatch], None] | None = None,
+        sentinel: SentinelKeeper | None = None,
     ) -> None:
         self._settings = settings
+        self._sentinel = sentinel  # None: no Sentinel to keep (unit tests)
         self._gateway_password = gateway_password
         self._store = store
         self._backend = backend
@@ -78,6 +85,7 @@ class Reconciler:
         self._write_routes = write_routes
         self._port_is_free = port_is_free
         self._port_is_listening = port_is_listening
+        self._ha_watch = HaWatchPublisher(write_ha_watch)
         self._now = now
         self._wake = asyncio.Event()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -87,6 +95,10 @@ class Reconciler:
         self._next_stray_sweep = 0.0
         self._events = EventRecorder(store, now)
         self._ledger = Ledger(store, now, self.notify)
+        self._restarts = RestartRunner(
+            store, backend, self._events, self._lock, self._current_targets, self._converge,
+            settings.engine.start_timeout, now, notify=self.notify,
+        )  # fmt: skip
 
     # --- the API's handle ------------------------------------------------------------------------
 
@@ -120,7 +132,11 @@ class Reconciler:
                 await admin.close()
         return total
 
+    def start_restart(self, db: Database, operation: Operation) -> None:
+        self._restarts.start(operation)
+
     def start_flush(self, db: Database, operation: Operation) -> None:
+        self._restarts.note_started(operation)
         task = asyncio.get_running_loop().create_task(self._flush(db, operation))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -149,7 +165,7 @@ class Reconciler:
         ``wait`` the tick also waits for those tasks and returns their outcomes (tests use this);
         without it their outcomes are logged when they finish.
         """
-        outcomes: list[str] = []
+        outcomes: list[str] = self._restarts.resume_interrupted()
         self._publish_routes()
         self._ledger.prune_operations()
         outcomes += await self._settle_groups()
@@ -166,6 +182,8 @@ class Reconciler:
         if wait and started:
             outcomes += [o for o in await asyncio.gather(*started) if o]
         self._publish_routes()
+        if self._sentinel is not None:
+            outcomes += await self._sentinel.keep()
         return outcomes
 
     async def _remove_stray_nodes(self) -> list[str]:
@@ -443,6 +461,8 @@ class Reconciler:
             pass  # already gone, or not empty because a node is still being removed
 
     async def _remove_database(self, db: Database) -> None:
+        if self._sentinel is not None:
+            await self._sentinel.forget(db)  # before the nodes stop, which Sentinel would fail over
         await self._remove_nodes(db)
         current = self._store.get(Database, db.key)
         if current is not None and not self._ledger.delete(current):
@@ -494,3 +514,4 @@ class Reconciler:
         if table != self._last_routes:
             self._write_routes(table)
             self._last_routes = table
+        self._ha_watch.publish(self._store.list(Database), clusters, str(s.run_dir))

@@ -32,6 +32,7 @@ class FakeNode:
     snapshots: int = 0
     gateway_hashes: set[str] | None = None  # None: no amr-gateway user
     role: str = ""  # what ROLE says in a non-clustered database ("master" or "slave")
+    paused: bool = False  # CLIENT PAUSE in force
 
 
 class FakeNodeBackend:
@@ -45,6 +46,7 @@ class FakeNodeBackend:
         self.removed: list[str] = []
         self.snapshots: set[str] = set()  # nodes with an RDB file on disk
         self.directories: dict[str, str] = {}  # node directories without a running node
+        self.restarts: list[str] = []  # restart_node calls, in order
 
     async def ensure_node(self, spec: NodeSpec) -> None:
         if spec.name in self.nodes:
@@ -112,6 +114,17 @@ class FakeNodeBackend:
 
     def admin(self, spec: NodeSpec) -> FakeAdmin:
         return FakeAdmin(self, spec.name)
+
+    async def restart_node(self, name: str) -> None:
+        """Stop and start the node: a new pid; a non-clustered node comes back in the role its spec
+        (valkey.conf) gives it now."""
+        node = self.nodes.get(name)
+        if node is None:
+            raise NodeError(f"node {name} is not registered, so it cannot be restarted")
+        self.restarts.append(name)
+        node.pid = next(_ids)
+        if "cluster-enabled yes" not in node.spec.config:
+            node.role = "master" if node.spec.role.value == "primary" else "slave"
 
     def kill(self, name: str) -> None:
         """The process died and nobody restarted it yet."""
@@ -220,6 +233,29 @@ class FakeAdmin:
             return "OK"
         if command == "CLUSTER REPLICATE":
             node.primary_id = words[2]
+            return "OK"
+        if command == "INFO REPLICATION":
+            role = str((await self.execute("ROLE"))[0])  # type: ignore[index]
+            link = "up" if role == "slave" else "down"
+            return {"role": role, "master_repl_offset": 0, "slave_repl_offset": 0, "master_link_status": link}
+        if command in ("CLIENT PAUSE", "CLIENT UNPAUSE"):
+            node.paused = command == "CLIENT PAUSE"
+            return "OK"
+        if command == "REPLICAOF NO":  # REPLICAOF NO ONE: a non-clustered replica becomes a primary
+            node.role = "master"
+            return "OK"
+        if words[0].upper() == "REPLICAOF":  # a non-clustered node follows the primary on a port
+            target = self._backend.by_port.get(int(words[2]))
+            if target is None:
+                raise NodeError("REPLICAOF: no node on that port")
+            node.role = "slave"
+            return "OK"
+        if command == "CLUSTER FAILOVER":  # a cluster replica takes over from its primary
+            leader = next((n for n in self._backend.nodes.values() if n.node_id == node.primary_id), None)
+            if leader is None:
+                raise NodeError("You should send CLUSTER FAILOVER to a replica")
+            node.slots, leader.slots = leader.slots, 0
+            node.primary_id, leader.primary_id = None, node.node_id
             return "OK"
         if command.startswith("FLUSHALL"):
             node.keys.clear()

@@ -26,6 +26,7 @@ class FakeReconciler:
         self.notifications = 0
         self.applied: list[Database] = []
         self.flushed: list[tuple[Database, Operation]] = []
+        self.restarted: list[tuple[Database, Operation]] = []
         self.memory: dict[str, int] = {}  # database key -> bytes used
         self.fail_apply: str | None = None
 
@@ -44,6 +45,10 @@ class FakeReconciler:
     def start_flush(self, db: Database, operation: Operation) -> None:
         self.flushed.append((db, operation))
         self._complete(operation)
+
+    def start_restart(self, db: Database, operation: Operation) -> None:
+        """Recorded and left running (a restart takes a while): ``settle()`` completes it."""
+        self.restarted.append((db, operation))
 
     # --- what a reconcile tick would do ---
     def settle(self) -> None:
@@ -68,6 +73,10 @@ class FakeReconciler:
             elif db.provisioning_state.busy:
                 s.replace(db, _done(db))
                 self._complete_for(db.id)
+        for _, op in self.restarted:
+            current = s.get(Operation, op.id)
+            if current is not None and not current.status.done:
+                self._complete(current)
 
     def fail(self, resource_id: str, code: str, message: str) -> None:
         """Fail the pending operations of a resource, as a failed reconcile would."""

@@ -1,0 +1,163 @@
+"""The `amr ha` coordinator: automatic failover for clustered databases with high availability.
+
+Each tick reads the watch file, probes every watched node at once (one snapshot), lets
+``amr.logic.ha_failover`` decide which replicas to promote, sends them ``CLUSTER FAILOVER TAKEOVER``
+and returns what it did as outcome lines. It runs as its own supervised program and needs nothing
+from the control plane but the watch file, so a failover happens while the API is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from amr.errors import NodeError
+from amr.ha.probe import NodeConnection, ProbeResult
+from amr.ha.watch import WatchFile
+from amr.logic.ha_failover import describe_ha_state, describe_takeover, plan_cluster_failovers
+from amr.logic.valkey_conf import ADMIN_USER
+from amr.model.ha import HaWatch, NodeProbe, WatchedNode
+from amr.settings import HaSettings
+
+log = logging.getLogger(__name__)
+
+# A probe that takes longer counts as no answer (a hung node); capped below down_after_ms so a
+# slow probe cannot hide a failure.
+PROBE_TIMEOUT = 0.3
+
+
+@dataclass
+class _Watched:
+    node: WatchedNode
+    connection: NodeConnection
+    probe: NodeProbe
+    error: str = ""  # the node answered, but refused us (AUTH): logged once per change
+
+
+class Coordinator:
+    """Keeps one connection and one ``NodeProbe`` per watched node, and promotes replicas."""
+
+    def __init__(
+        self,
+        watch_file: WatchFile,
+        admin_password: str,
+        settings: HaSettings,
+        clock: Callable[[], float] = time.monotonic,
+        probe_timeout: float = PROBE_TIMEOUT,
+    ) -> None:
+        self._watch_file = watch_file
+        self._password = admin_password
+        self._settings = settings
+        self._clock = clock
+        self._timeout = max(0.01, min(probe_timeout, settings.down_after_ms / 3000))
+        self._nodes: dict[str, _Watched] = {}
+        self._attempts: dict[tuple[str, int], float] = {}
+        self._state = ""
+
+    @property
+    def probes(self) -> dict[str, NodeProbe]:
+        return {name: w.probe for name, w in self._nodes.items()}
+
+    async def tick(self) -> list[str]:
+        """One pass: read the watch, probe, decide, act; return what changed, one line each."""
+        watch = self._watch_file.read()
+        await self._follow(watch)
+        results = await asyncio.gather(*(self._probe(w) for w in self._nodes.values()))
+        for name, result, at in results:
+            self._record(name, result, at)
+        now = self._clock()
+        s = self._settings
+        self._attempts = {k: t for k, t in self._attempts.items() if (now - t) * 1000 < s.failover_timeout_ms}
+        outcomes = []
+        probes = self.probes
+        for takeover in plan_cluster_failovers(
+            watch, probes, now, s.down_after_ms, self._attempts, s.failover_timeout_ms
+        ):
+            self._attempts[takeover.key] = now
+            watched = self._nodes[takeover.replica.name]
+            try:
+                await watched.connection.execute("CLUSTER", "FAILOVER", "TAKEOVER")
+            except NodeError as e:
+                outcomes.append(describe_takeover(takeover, str(e)))
+                continue
+            outcomes.append(describe_takeover(takeover))
+        state = describe_ha_state(watch, probes, now, s.down_after_ms)
+        if state != self._state:
+            self._state = state
+            outcomes.append(state)
+        return outcomes
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick every ``poll_ms`` until ``stop`` is set."""
+        interval = max(self._settings.poll_ms, 10) / 1000
+        try:
+            while not stop.is_set():
+                started = self._clock()
+                try:
+                    for outcome in await self.tick():
+                        level = (
+                            logging.WARNING if outcome.startswith(("promoted", "could not")) else logging.INFO
+                        )
+                        log.log(level, "ha: %s", outcome)
+                except Exception:
+                    log.exception("HA tick failed; retrying")
+                pause = max(0.0, interval - (self._clock() - started))
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await stop.wait()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for watched in self._nodes.values():
+            await watched.connection.close()
+        self._nodes.clear()
+
+    async def _follow(self, watch: HaWatch | None) -> None:
+        """Open connections to nodes new in the watch, close those of nodes gone from it."""
+        wanted = {n.name: n for db in (watch.databases if watch else ()) for s in db.shards for n in s.nodes}
+        for name in list(self._nodes):
+            if wanted.get(name) != self._nodes[name].node:
+                await self._nodes.pop(name).connection.close()
+        now = self._clock()
+        for name, node in wanted.items():
+            if name not in self._nodes:
+                connection = NodeConnection(node.socket, ADMIN_USER, self._password, self._timeout)
+                self._nodes[name] = _Watched(node, connection, NodeProbe(name, False, None, now))
+
+    async def _probe(self, watched: _Watched) -> tuple[str, ProbeResult, float]:
+        result = await watched.connection.probe()
+        return watched.node.name, result, self._clock()
+
+    def _record(self, name: str, result: ProbeResult, at: float) -> None:
+        watched = self._nodes.get(name)
+        if watched is None:
+            return
+        old = watched.probe
+        if result.answered and result.error != watched.error:
+            if result.error:
+                log.warning("node %s answers but cannot be probed: %s", name, result.error)
+            watched.error = result.error
+        if not result.answered:
+            watched.probe = NodeProbe(
+                name, False, old.last_ok, old.watched_since, old.role, old.master_port, old.link,
+                old.synced, old.offset,
+            )  # fmt: skip
+            return
+        view = result.view
+        watched.probe = NodeProbe(
+            name,
+            True,
+            at,
+            old.watched_since,
+            view.role if view else None,
+            view.master_port if view else None,
+            view.link if view else "",
+            view.synced if view else False,
+            view.offset if view else 0,
+        )

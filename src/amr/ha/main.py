@@ -1,0 +1,40 @@
+"""The `amr ha` process: runs the failover coordinator until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from amr.ha.coordinator import Coordinator
+from amr.ha.watch import WatchFile
+from amr.logic.ha_watch import WATCH_FILE_NAME
+from amr.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings, admin_password: str, stop: asyncio.Event | None = None) -> None:
+    """Coordinate failovers of the databases in ``AMR_HOME/ha/watch.json`` until ``stop`` is set (or
+    SIGTERM/SIGINT)."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    path = settings.ha_dir / WATCH_FILE_NAME
+    h = settings.ha
+    coordinator = Coordinator(WatchFile(path), admin_password, h)
+    log.info(
+        "HA coordinator started: watch file %s, down after %d ms, poll every %d ms, failover timeout %d ms",
+        path, h.down_after_ms, h.poll_ms, h.failover_timeout_ms,
+    )  # fmt: skip
+    await coordinator.run(stop)
+    log.info("HA coordinator stopped")
+
+
+def run_ha(settings: Settings, admin_password: str) -> None:
+    """Run the coordinator in this process until SIGTERM or SIGINT (blocking)."""
+    asyncio.run(serve(settings, admin_password))

@@ -1,0 +1,195 @@
+"""Automatic failover of clustered databases: when the `amr ha` coordinator promotes a replica.
+
+A Valkey Cluster promotes a replica by itself only when a majority of primaries agree that its primary
+failed; with one shard (amr's default) or two, the only voter is the primary that died, so a shard
+would stay down. The coordinator probes every node of a watched database a few times a second into
+``NodeProbe`` snapshots; these pure functions read them and decide which replica to promote with
+``CLUSTER FAILOVER TAKEOVER``, and say what happened in one outcome line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from amr.model.ha import HaWatch, NodeProbe, WatchedDatabase, WatchedNode, WatchedShard
+
+
+@dataclass(frozen=True)
+class ReplicationView:
+    """What a node's ``INFO replication`` says of its role (see ``NodeProbe`` for the fields)."""
+
+    role: str
+    master_port: int | None = None
+    link: str = ""
+    synced: bool = False
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """Promote ``replica`` (``CLUSTER FAILOVER TAKEOVER``): ``failed_primary`` of its shard has not
+    answered for ``down_for`` seconds."""
+
+    database_id: str
+    database_uid: str
+    shard: int
+    replica: WatchedNode
+    failed_primary: str
+    down_for: float
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The shard it acts on, as ``recent_attempts`` keys it."""
+        return (self.database_uid, self.shard)
+
+
+def parse_replication_view(text: str) -> ReplicationView | None:
+    """Read an ``INFO replication`` reply; None if it does not say the node's role.
+
+    A replica counts as ``synced`` while its link is up, and once it has been up since the replica
+    started (``master_link_down_since_seconds`` is -1 until the first sync completes)."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    role = fields.get("role")
+    if role == "master":
+        return ReplicationView("master", offset=_int(fields.get("master_repl_offset"), 0))
+    if role != "slave":
+        return None
+    port = _int(fields.get("master_port"), -1)
+    up = fields.get("master_link_status") == "up"
+    down_since = _int(fields.get("master_link_down_since_seconds"), -1)
+    return ReplicationView(
+        "slave",
+        master_port=port if port > 0 else None,
+        link="up" if up else "down",
+        synced=up or down_since >= 0,
+        offset=_int(fields.get("slave_repl_offset"), 0),
+    )
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text or "")
+    except ValueError:
+        return default
+
+
+def down_for(probe: NodeProbe, now: float) -> float:
+    """Seconds a node has not answered (0 while it answers); a node that never answered counts from
+    when the coordinator started to watch it."""
+    if probe.answered:
+        return 0.0
+    since = probe.last_ok if probe.last_ok is not None else probe.watched_since
+    return max(0.0, now - since)
+
+
+def _followers(shard: WatchedShard, failed: WatchedNode, probes: Mapping[str, NodeProbe]) -> list[NodeProbe]:
+    """Nodes of the shard that answer and replicate from ``failed``."""
+    out = []
+    for node in shard.nodes:
+        probe = probes.get(node.name)
+        if node is failed or probe is None or not probe.answered:
+            continue
+        if probe.role == "slave" and probe.master_port == failed.port:
+            out.append(probe)
+    return out
+
+
+def plan_cluster_failovers(
+    watch: HaWatch | None,
+    probes: Mapping[str, NodeProbe],
+    now: float,
+    down_after_ms: int,
+    recent_attempts: Mapping[tuple[str, int], float],
+    failover_timeout_ms: int,
+) -> list[Takeover]:
+    """Decide which replicas to promote now, at most one per shard.
+
+    A shard fails over when one of its nodes has not answered for ``down_after_ms`` and a replica of
+    that node (one that answers, says it replicates from that node's port, and has been in sync with
+    it since it started) can take its place; among several, the one with the largest replication
+    offset. A node that answers anything, even LOADING, is alive. A shard with a takeover sent within
+    the last ``failover_timeout_ms`` (``recent_attempts``: shard -> when) waits, so a takeover that is
+    still settling is never doubled. No watch (file missing or unreadable): nothing."""
+    if watch is None:
+        return []
+    takeovers = []
+    for db in watch.databases:
+        for shard in db.shards:
+            attempted = recent_attempts.get((db.uid, shard.shard))
+            if attempted is not None and (now - attempted) * 1000 < failover_timeout_ms:
+                continue
+            for failed in shard.nodes:
+                probe = probes.get(failed.name)
+                if probe is None or probe.answered or down_for(probe, now) * 1000 < down_after_ms:
+                    continue
+                ready = [p for p in _followers(shard, failed, probes) if p.synced]
+                if not ready:
+                    continue
+                # max() keeps the first of equals: ties go to the first name.
+                best = max(sorted(ready, key=lambda p: p.name), key=lambda p: p.offset)
+                replica = next(n for n in shard.nodes if n.name == best.name)
+                takeovers.append(
+                    Takeover(db.id, db.uid, shard.shard, replica, failed.name, down_for(probe, now))
+                )
+                break
+    return takeovers
+
+
+def describe_takeover(takeover: Takeover, error: str = "") -> str:
+    """The outcome line of one takeover: done, or failed with ``error``."""
+    where = f"node {takeover.replica.name} of database {takeover.database_id} shard {takeover.shard}"
+    why = f"primary {takeover.failed_primary} did not answer for {takeover.down_for:.1f} s"
+    if error:
+        return f"could not promote {where} after {why}: {error}"
+    return f"promoted {where} after {why}"
+
+
+def describe_ha_state(
+    watch: HaWatch | None, probes: Mapping[str, NodeProbe], now: float, down_after_ms: int
+) -> str:
+    """One line saying what the coordinator sees, without durations, so it changes (and is logged)
+    only when the picture does: every node answers, or which nodes do not and what that means."""
+    if watch is None:
+        return "no HA watch file: nothing to watch"
+    nodes = sum(len(s.nodes) for db in watch.databases for s in db.shards)
+    if not nodes:
+        return "no clustered database with high availability to watch"
+    problems = [
+        line
+        for db in watch.databases
+        for shard in db.shards
+        for line in _shard_problems(db, shard, probes, now, down_after_ms)
+    ]
+    if not problems:
+        return f"watching {len(watch.databases)} database(s), {nodes} node(s): every node answers"
+    return "; ".join(problems)
+
+
+def _shard_problems(
+    db: WatchedDatabase, shard: WatchedShard, probes: Mapping[str, NodeProbe], now: float, down_after_ms: int
+) -> Sequence[str]:
+    out = []
+    for node in shard.nodes:
+        probe = probes.get(node.name)
+        if probe is None or probe.answered:
+            continue
+        where = f"database {db.id} shard {shard.shard}"
+        followers = _followers(shard, node, probes)
+        if not followers:
+            out.append(f"node {node.name} of {where} does not answer")
+        elif down_for(probe, now) * 1000 < down_after_ms:
+            out.append(f"primary {node.name} of {where} does not answer; failover after {down_after_ms} ms")
+        elif not any(p.synced for p in followers):
+            names = ", ".join(p.name for p in followers)
+            out.append(
+                f"primary {node.name} of {where} does not answer and its replica ({names}) never synced "
+                "since it started: nothing to promote"
+            )
+        else:
+            out.append(f"primary {node.name} of {where} does not answer; failing over")
+    return out

@@ -1,0 +1,99 @@
+"""The HA watch file (``AMR_HOME/ha/watch.json``): the control plane plans and renders it, the `amr ha`
+coordinator parses it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from amr.errors import ConfigError
+from amr.logic.routes import node_socket_path
+from amr.model.enums import ProvisioningState, Toggle
+from amr.model.ha import HaWatch, WatchedDatabase, WatchedNode, WatchedShard
+from amr.model.resources import Cluster, Database
+
+WATCH_FORMAT_VERSION = 1
+WATCH_FILE_NAME = "watch.json"
+
+
+def plan_ha_watch(databases: list[Database], clusters: dict[str, Cluster], run_dir: str) -> HaWatch:
+    """Decide which databases the coordinator keeps highly available: every clustered database
+    (OSSCluster, EnterpriseCluster) of a cache with highAvailability Enabled that is not failed or
+    being deleted (a delete stops nodes one by one, which must not look like a failure), with the
+    nodes of each shard. Roles are left out on purpose: they change with every failover, and the
+    coordinator reads them from the nodes."""
+    watched = []
+    for db in sorted(databases, key=lambda d: d.uid):
+        cluster = clusters.get(db.cluster_key)
+        if cluster is None or cluster.high_availability is not Toggle.ENABLED:
+            continue
+        if not db.clustering_policy.cluster_mode or not db.nodes:
+            continue
+        if db.provisioning_state in (ProvisioningState.FAILED, ProvisioningState.DELETING):
+            continue
+        shards = tuple(
+            WatchedShard(
+                shard,
+                tuple(
+                    WatchedNode(n.name, node_socket_path(run_dir, n.name), n.port)
+                    for n in sorted(db.nodes, key=lambda n: n.name)
+                    if n.shard == shard
+                ),
+            )
+            for shard in sorted({n.shard for n in db.nodes})
+        )
+        watched.append(WatchedDatabase(db.id, db.uid, shards))
+    return HaWatch(tuple(watched))
+
+
+def render_ha_watch(watch: HaWatch) -> str:
+    """Render the watch as the JSON text of ha/watch.json."""
+    body = {
+        "version": WATCH_FORMAT_VERSION,
+        "databases": [
+            {
+                "id": db.id,
+                "uid": db.uid,
+                "shards": [
+                    {
+                        "shard": s.shard,
+                        "nodes": [{"name": n.name, "socket": n.socket, "port": n.port} for n in s.nodes],
+                    }
+                    for s in db.shards
+                ],
+            }
+            for db in watch.databases
+        ],
+    }
+    return json.dumps(body, indent=2) + "\n"
+
+
+def parse_ha_watch(text: str) -> HaWatch:
+    """Parse ha/watch.json text; raise ConfigError saying what is wrong."""
+    try:
+        data: Any = json.loads(text)
+        if data.get("version") != WATCH_FORMAT_VERSION:
+            raise ConfigError(f"HA watch file version {data.get('version')!r} is not {WATCH_FORMAT_VERSION}")
+        return HaWatch(
+            tuple(
+                WatchedDatabase(
+                    id=str(db["id"]),
+                    uid=str(db["uid"]),
+                    shards=tuple(
+                        WatchedShard(
+                            int(s["shard"]),
+                            tuple(
+                                WatchedNode(str(n["name"]), str(n["socket"]), int(n["port"]))
+                                for n in s["nodes"]
+                            ),
+                        )
+                        for s in db["shards"]
+                    ),
+                )
+                for db in data["databases"]
+            )
+        )
+    except ConfigError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ConfigError(f"HA watch file is malformed: {e}") from e

@@ -1,0 +1,133 @@
+"""Unplanned failover with real processes: kill -9 of a database's primary under a steady write load
+through its endpoint, with the control plane running and with it stopped.
+
+Writes resume through the same endpoint (Sentinel promotes a NoCluster replica; the `amr ha`
+coordinator a cluster replica; the gateway follows by itself), the new primary holds every write the
+client saw acknowledged except what asynchronous replication had not shipped when the primary died
+(measured and printed), the killed node comes back as a replica of the new primary (its launcher
+waits for the promotion instead of starting empty), and the history tells the failover."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from amr.nodes.supervisor import SupervisorClient
+from tests.integration.amr_service import AmrService, wait_until
+from tests.integration.ha_load import (
+    Writer,
+    admin_client,
+    endpoint_client,
+    missing_writes,
+    node_name,
+    routes_of,
+)
+
+# What asynchronous replication may not have shipped when the primary died: the writes acknowledged
+# in its last moments. Anything acknowledged earlier, or after the failover, must be there.
+IN_FLIGHT_WINDOW = 0.25
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[AmrService]:
+    svc = AmrService().start()
+    try:
+        svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
+        yield svc
+    finally:
+        svc.destroy()
+
+
+def _database(service: AmrService, name: str, policy: str) -> tuple[int, str]:
+    service.amr_json(
+        "redisenterprise", "create", "--cluster-name", name, "-g", "rg", "-l", "eastus",
+        "--sku", "Balanced_B0", "--clustering-policy", policy, "--access-keys-authentication", "Enabled",
+    )  # fmt: skip
+    cache = service.amr_json("redisenterprise", "show", "--cluster-name", name, "-g", "rg")
+    assert cache["properties"]["highAvailability"] == "Enabled"
+    show = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
+    keys = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", name, "-g", "rg")
+    return int(show["properties"]["port"]), str(keys["primaryKey"])
+
+
+def _events(service: AmrService, name: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = service.amr_json(
+        "redisenterprise", "database", "events", "--cluster-name", name, "-g", "rg"
+    )
+    return events
+
+
+def _in_sync(service: AmrService, socket: str) -> bool:
+    info = admin_client(service.home, socket).info("replication")
+    return info.get("role") == "slave" and info.get("master_link_status") == "up"
+
+
+@pytest.mark.parametrize("control_plane", ["running", "stopped"])
+@pytest.mark.parametrize("policy", ["NoCluster", "OSSCluster"])
+def test_kill_9_of_the_primary_under_load(service: AmrService, policy: str, control_plane: str) -> None:
+    name = f"kill{policy[:3].lower()}{control_plane[:4]}"
+    port, key = _database(service, name, policy)
+    route = routes_of(service.home, port)
+    primary, replica = route["candidates"]
+    assert primary == route["target"]
+    wait_until(lambda: _in_sync(service, replica), 20, what="the replica in sync")
+    supervisor = SupervisorClient(service.home / "supervisor" / "supervisor.sock", timeout=30)
+
+    writer = Writer(endpoint_client(service.ca_file, port, key)).start()
+    try:
+        wait_until(
+            lambda: len(writer.acked) >= 300, 20, what=f"writes before the kill ({writer.errors[-3:]})"
+        )
+        if control_plane == "stopped":
+            supervisor.call_sync("stopProcess", "api", True)
+        victim = service.node_pids()[node_name(primary)]
+        killed = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: writer.acked_after(killed) >= 300, 30, what="writes after the kill")
+    finally:
+        writer.finish()
+    gap = writer.gap_after(killed)
+
+    # The replica is the primary now, and the killed node came back as its replica.
+    new = admin_client(service.home, replica)
+    assert new.info("replication")["role"] == "master"
+    wait_until(lambda: _in_sync(service, primary), 30, what="the killed node back as a replica")
+    assert new.info("replication")["connected_slaves"] == 1
+
+    missing = missing_writes(new, writer.acked)
+    last_before_kill = max((i for i, t in zip(writer.acked, writer.ack_times, strict=True) if t <= killed))
+    in_flight = [
+        i
+        for i, t in zip(writer.acked, writer.ack_times, strict=True)
+        if killed - IN_FLIGHT_WINDOW < t <= killed
+    ]
+    print(
+        f"{policy}, control plane {control_plane}: write gap {gap:.2f} s after kill -9 of the primary; "
+        f"{len(writer.acked)} writes acknowledged, {len(missing)} missing on the new primary "
+        f"(last acknowledged before the kill: k{last_before_kill}); retried errors: {sorted(set(writer.errors))}"
+    )
+    assert set(missing) <= set(in_flight), f"lost writes beyond replication lag: {missing}"
+    assert gap < 10
+
+    if control_plane == "stopped":
+        supervisor.call_sync("startProcess", "api", True)
+
+    def failover_event() -> list[dict[str, Any]]:
+        return [e for e in _events(service, name) if e["properties"]["kind"] == "failover"]
+
+    (event,) = wait_until(failover_event, 30, interval=0.5, what="the failover in the history")
+    props = event["properties"]
+    assert (props["oldPrimary"], props["newPrimary"]) == (node_name(primary), node_name(replica))
+    assert "went down" in props["cause"]
+    # The database reports healthy again, and the endpoint serves the new primary.
+    show = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
+    assert show["properties"]["provisioningState"] == "Succeeded"
+    assert int(endpoint_client(service.ca_file, port, key).info("server")["tcp_port"]) == int(
+        new.info("server")["tcp_port"]
+    )
+    service.amr("redisenterprise", "delete", "--cluster-name", name, "-g", "rg", "--yes", check=True)

@@ -1,0 +1,176 @@
+"""The `amr ha` coordinator's tick against fake nodes on unix sockets (a few lines of RESP each) and
+an injected clock: it probes, promotes once, and reconnects to a node that comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from amr.ha.coordinator import Coordinator
+from amr.ha.watch import WatchFile
+from amr.logic.ha_watch import render_ha_watch
+from amr.model.ha import HaWatch, WatchedDatabase, WatchedNode, WatchedShard
+from amr.settings import HaSettings
+
+
+class FakeNode:
+    """Answers AUTH, PING, INFO replication and CLUSTER FAILOVER like a cluster node would."""
+
+    def __init__(self, path: str, info: str) -> None:
+        self.path = path
+        self.info = info
+        self.commands: list[list[str]] = []
+        self.server: asyncio.AbstractServer | None = None
+        self.clients: list[asyncio.StreamWriter] = []
+        self.loading = False
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_unix_server(self._serve, self.path)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            for writer in self.clients:
+                writer.transport.abort()
+            self.clients.clear()
+            await self.server.wait_closed()
+            self.server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.clients.append(writer)
+        try:
+            while True:
+                count = int((await reader.readuntil(b"\r\n"))[1:-2])
+                args = []
+                for _ in range(count):
+                    size = int((await reader.readuntil(b"\r\n"))[1:-2])
+                    args.append((await reader.readexactly(size + 2))[:-2].decode())
+                self.commands.append(args)
+                writer.write(self._answer(args))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    def _answer(self, args: list[str]) -> bytes:
+        name = args[0].upper()
+        if name == "PING" and self.loading:
+            return b"-LOADING Valkey is loading the dataset in memory\r\n"
+        if name == "INFO":
+            body = self.info.encode()
+            return b"$%d\r\n%s\r\n" % (len(body), body)
+        if name == "CLUSTER":
+            self.info = "role:master\r\nmaster_repl_offset:100\r\n"
+        return b"+OK\r\n" if name != "PING" else b"+PONG\r\n"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+PRIMARY_INFO = "role:master\r\nmaster_repl_offset:100\r\n"
+REPLICA_INFO = (
+    "role:slave\r\nmaster_host:127.0.0.2\r\nmaster_port:8500\r\nmaster_link_status:down\r\n"
+    "master_link_down_since_seconds:0\r\nslave_repl_offset:100\r\n"
+)
+
+
+def run(test: Callable[[Path], Awaitable[None]], tmp_path: Path) -> None:
+    asyncio.run(test(tmp_path))
+
+
+def _setup(tmp_path: Path) -> tuple[FakeNode, FakeNode, Path, Coordinator, Clock]:
+    primary = FakeNode(str(tmp_path / "p.sock"), PRIMARY_INFO)
+    replica = FakeNode(str(tmp_path / "r.sock"), REPLICA_INFO)
+    shard = WatchedShard(
+        0, (WatchedNode("d1-0-0", primary.path, 8500), WatchedNode("d1-0-1", replica.path, 8501))
+    )
+    watch_file = tmp_path / "watch.json"
+    watch_file.write_text(render_ha_watch(HaWatch((WatchedDatabase("db-id", "d1", (shard,)),))))
+    clock = Clock()
+    settings = HaSettings(down_after_ms=1000, failover_timeout_ms=10000, poll_ms=100)
+    return primary, replica, watch_file, Coordinator(WatchFile(watch_file), "secret", settings, clock), clock
+
+
+def test_a_primary_that_stops_answering_is_replaced_once(tmp_path: Path) -> None:
+    async def scenario(tmp_path: Path) -> None:
+        primary, replica, _, coordinator, clock = _setup(tmp_path)
+        await primary.start()
+        await replica.start()
+        try:
+            assert await coordinator.tick() == ["watching 1 database(s), 2 node(s): every node answers"]
+            assert primary.commands[0] == ["AUTH", "amr-admin", "secret"]
+            await primary.stop()
+            clock.now += 0.5
+            (line,) = await coordinator.tick()
+            assert "does not answer; failover after 1000 ms" in line
+            assert not any(c[0] == "CLUSTER" for c in replica.commands)
+            clock.now += 0.6
+            outcomes = await coordinator.tick()
+            assert outcomes[0] == (
+                "promoted node d1-0-1 of database db-id shard 0 after primary d1-0-0 did not answer for 1.1 s"
+            )
+            assert replica.commands[-1] == ["CLUSTER", "FAILOVER", "TAKEOVER"]
+            # The replica is primary now: nothing more, however long the old one stays away.
+            for _ in range(3):
+                clock.now += 5
+                await coordinator.tick()
+            assert sum(c[0] == "CLUSTER" for c in replica.commands) == 1
+            # The old primary comes back (loading): the coordinator reconnects and sees it alive.
+            primary.loading = True
+            await primary.start()
+            clock.now += 0.1
+            await coordinator.tick()
+            assert coordinator.probes["d1-0-0"].answered
+        finally:
+            await coordinator.close()
+            await primary.stop()
+            await replica.stop()
+
+    run(scenario, tmp_path)
+
+
+def test_a_takeover_that_does_not_take_is_retried_after_the_failover_timeout(tmp_path: Path) -> None:
+    async def scenario(tmp_path: Path) -> None:
+        primary, replica, _, coordinator, clock = _setup(tmp_path)
+        await replica.start()
+        replica._answer = lambda args: (  # type: ignore[method-assign]
+            b"-ERR not now\r\n" if args[0] == "CLUSTER" else FakeNode._answer(replica, args)
+        )
+        try:
+            await coordinator.tick()
+            clock.now += 1.5
+            outcomes = await coordinator.tick()
+            assert outcomes[0].startswith("could not promote node d1-0-1") and "ERR not now" in outcomes[0]
+            clock.now += 5
+            await coordinator.tick()
+            assert sum(c[0] == "CLUSTER" for c in replica.commands) == 1
+            clock.now += 5.1
+            await coordinator.tick()
+            assert sum(c[0] == "CLUSTER" for c in replica.commands) == 2
+        finally:
+            await coordinator.close()
+            await replica.stop()
+
+    run(scenario, tmp_path)
+
+
+def test_nothing_happens_without_the_watch_file(tmp_path: Path) -> None:
+    async def scenario(tmp_path: Path) -> None:
+        primary, replica, watch_file, coordinator, clock = _setup(tmp_path)
+        await replica.start()
+        watch_file.unlink()
+        try:
+            assert await coordinator.tick() == ["no HA watch file: nothing to watch"]
+            clock.now += 30
+            await coordinator.tick()
+            assert replica.commands == []
+        finally:
+            await coordinator.close()
+            await replica.stop()
+
+    run(scenario, tmp_path)
