@@ -341,3 +341,22 @@ def test_database_events_reject_a_bad_top_and_a_missing_database(api: Api) -> No
     assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidParameter"
     r = api.call("GET", CLUSTER + "/databases/other/events")
     assert r.status_code == 404 and r.json()["error"]["code"] == "ResourceNotFound"
+
+
+def test_enabling_high_availability_while_a_node_is_down_is_a_conflict_and_changes_nothing(api: Api) -> None:
+    create_cluster(
+        api,
+        {**CLUSTER_BODY, "properties": {"publicNetworkAccess": "Enabled", "highAvailability": "Disabled"}},
+    )
+    create_database(api)
+    before = api.call("GET", CLUSTER).json()
+    api.reconciler.down[f"{SUB}/rg1/cache1/default"] = ["dabc-0-0 (stopped)"]
+    r = api.call("PATCH", CLUSTER, {"properties": {"highAvailability": "Enabled"}})
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert error["code"] == "Conflict"
+    assert "dabc-0-0 (stopped)" in error["message"] and "retry" in error["message"]
+    assert api.call("GET", CLUSTER).json() == before
+    api.reconciler.down.clear()
+    r = api.call("PATCH", CLUSTER, {"properties": {"highAvailability": "Enabled"}})
+    assert r.status_code == 202, r.text

@@ -58,6 +58,10 @@ class ReconcilerHandle(Protocol):
         """Bytes of data the database holds now (0 when unknown)."""
         ...
 
+    async def nodes_down(self, db: Database) -> list[str]:
+        """The database's nodes that do not serve now, each described in words ("d1-0-0 (stopped)")."""
+        ...
+
     def start_flush(self, db: Database, operation: Operation) -> None:
         """Empty the database in the background and complete ``operation``."""
         ...

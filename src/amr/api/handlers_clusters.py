@@ -10,7 +10,7 @@ from amr.api.context import Request, Response, lro_headers, require_subscription
 from amr.api.handlers_groups import find_group
 from amr.api.wire import parse_json_body
 from amr.api.wire_resources import parse_cluster_patch, parse_cluster_put, render_cluster
-from amr.errors import ArmError
+from amr.errors import ArmError, Conflict
 from amr.logic.validation import validate_cluster_change, validate_cluster_name, validate_not_busy
 from amr.model.enums import ProvisioningState, ResourceState
 from amr.model.resources import Cluster, Database, lookup_key
@@ -84,6 +84,8 @@ async def _update_cluster(req: Request, current: Cluster, new: Cluster, status: 
     validate_cluster_change(current, new)
     if new.sku_name != current.sku_name:
         await _check_data_fits(req, current, new.sku_name)
+    if new.high_availability is not current.high_availability:
+        await _check_nodes_serve(req, current)
     updated = dataclasses.replace(
         new,
         provisioning_state=ProvisioningState.UPDATING,
@@ -106,6 +108,19 @@ async def _check_data_fits(req: Request, cluster: Cluster, sku_name: str) -> Non
             400,
             target="sku.name",
         )
+
+
+async def _check_nodes_serve(req: Request, cluster: Cluster) -> None:
+    """Enabling high availability adds a replica that copies its primary: with a node down there is
+    nothing to copy from, and the update would stop halfway. Refuse it until the node serves again."""
+    for db in req.services.store.list(Database, cluster.key + "/"):
+        down = await req.services.reconciler.nodes_down(db)
+        if down:
+            raise Conflict(
+                f"Cannot enable high availability while node {', '.join(down)} of database '{db.name}' "
+                "does not serve: the new replica would have no primary to copy. amr restarts failed "
+                "nodes by itself; retry once the database serves again."
+            )
 
 
 async def _used_memory(req: Request, cluster: Cluster) -> int:

@@ -234,3 +234,34 @@ def describe_sentinel_actions(actions: list[SentinelAction]) -> list[str]:
             settings = ", ".join(f"{k} {v}" for k, v in a.options)
             out.append(f"sentinel monitor {a.name} set {settings}")
     return out
+
+
+# Sentinel's compiled-in periods that amr shortens at runtime (SENTINEL DEBUG; they are not kept in
+# sentinel.conf, so the keeper sets them again after every Sentinel restart):
+# - info-period: Sentinel asks replicas for INFO only every 10 s by default, and refuses to promote a
+#   replica whose INFO is older than five ping periods once the primary is down, so a failover could
+#   abort ("no good slave") and wait 2 x failover-timeout. Every second keeps it fresh.
+# - ping-period: it also paces reconnects; right after a failover Sentinel's first link to the new
+#   primary could take a whole second, long enough for a 1 s down-after to call it down again.
+SENTINEL_TIMINGS: tuple[tuple[str, int], ...] = (("info-period", 1000), ("ping-period", 250))
+
+
+def parse_sentinel_timings(reply: object) -> dict[str, int]:
+    """Read ``SENTINEL DEBUG`` (a flat list of name, value or a mapping) into lower-case names."""
+    pairs: list[tuple[object, object]] = []
+    if isinstance(reply, Mapping):
+        pairs = list(reply.items())
+    elif isinstance(reply, list):
+        pairs = list(zip(reply[::2], reply[1::2], strict=False))
+    out = {}
+    for name, value in pairs:
+        try:
+            out[_text(name).lower()] = int(_text(value))
+        except ValueError:
+            continue
+    return out
+
+
+def plan_sentinel_timings(observed: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The periods (``SENTINEL_TIMINGS``) Sentinel does not run with yet."""
+    return [(name, value) for name, value in SENTINEL_TIMINGS if observed.get(name) != value]

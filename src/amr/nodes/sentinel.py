@@ -54,6 +54,14 @@ class SentinelAdmin(Protocol):
         """SENTINEL REMOVE; False if there was no such monitor."""
         ...
 
+    async def timings(self) -> object:
+        """The raw ``SENTINEL DEBUG`` reply: Sentinel's periods."""
+        ...
+
+    async def set_timings(self, values: Sequence[tuple[str, int]]) -> None:
+        """``SENTINEL DEBUG <name> <value> ...``."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -132,6 +140,16 @@ class UnixSentinelClient:
             return False
         self._check([command], [reply], ())
         return True
+
+    async def timings(self) -> object:
+        command: Command = ("SENTINEL", "DEBUG")
+        replies = await self._run(command)
+        self._check([command], replies, ())
+        return replies[0]
+
+    async def set_timings(self, values: Sequence[tuple[str, int]]) -> None:
+        command: Command = ("SENTINEL", "DEBUG", *(str(a) for pair in values for a in pair))
+        self._check([command], await self._run(command), ())
 
     async def close(self) -> None:
         try:

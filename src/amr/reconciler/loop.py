@@ -112,6 +112,18 @@ class Reconciler:
         async with self._lock(db.key):
             await self._converge(db, cluster)
 
+    async def nodes_down(self, db: Database) -> list[str]:
+        cluster = self._store.get(Cluster, db.cluster_key)
+        if cluster is None:
+            return []
+        down = []
+        cluster_mode = db.clustering_policy.cluster_mode
+        for target in plan_node_targets(db, cluster, self._environment(db, cluster)):
+            seen = await observe_node(self._backend, target.spec, cluster_mode)
+            if not seen.ready:
+                down.append(f"{target.spec.name} ({seen.process.value})")
+        return down
+
     async def used_memory(self, db: Database) -> int:
         total = 0
         cluster = self._store.get(Cluster, db.cluster_key)

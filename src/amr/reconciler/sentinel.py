@@ -23,8 +23,10 @@ from amr.logic.sentinel_plan import (
     describe_sentinel_actions,
     monitor_name,
     parse_sentinel_masters,
+    parse_sentinel_timings,
     plan_desired_monitors,
     plan_sentinel_actions,
+    plan_sentinel_timings,
 )
 from amr.model.enums import ClusteringPolicy, Toggle
 from amr.model.node import NodeSpec
@@ -72,6 +74,7 @@ class SentinelKeeper:
             if self._unreachable:
                 log.info("Sentinel answers again")
                 self._unreachable = ""
+            done = await self._keep_timings()
             databases = self._store.list(Database)
             clusters = {c.key: c for c in self._store.list(Cluster)}
             roles: dict[str, str | None] = {}
@@ -92,7 +95,6 @@ class SentinelKeeper:
                 self._admin_password,
             )
             actions = plan_sentinel_actions(desired, observed)
-            done = []
             for action, line in zip(actions, describe_sentinel_actions(actions), strict=True):
                 try:
                     await self._execute(action)
@@ -102,6 +104,18 @@ class SentinelKeeper:
                     break
                 done.append(line)
             return done
+
+    async def _keep_timings(self) -> list[str]:
+        """Shorten Sentinel's periods (amr.logic.sentinel_plan.SENTINEL_TIMINGS) if it runs without
+        them, as after each of its restarts."""
+        try:
+            missing = plan_sentinel_timings(parse_sentinel_timings(await self._sentinel.timings()))
+            if missing:
+                await self._sentinel.set_timings(missing)
+        except NodeError as e:
+            log.warning("cannot set Sentinel's periods: %s", e)
+            return []
+        return [f"set Sentinel's {name} to {value} ms" for name, value in missing]
 
     async def forget(self, db: Database) -> None:
         """Remove the database's monitor, before its nodes are stopped (so that does not look like a

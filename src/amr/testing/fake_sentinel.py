@@ -30,6 +30,7 @@ class FakeSentinel:
         self.commands: list[tuple[str, ...]] = []  # what was sent, secrets included (tests only)
         self.unreachable = False
         self.fail_set = False
+        self.periods: dict[str, int] = {"info-period": 10000, "ping-period": 1000}  # SENTINEL DEBUG
 
     def _check(self) -> None:
         if self.unreachable:
@@ -86,6 +87,15 @@ class FakeSentinel:
         self._check()
         self.commands.append(("REMOVE", name))
         return self.monitors.pop(name, None) is not None
+
+    async def timings(self) -> object:
+        self._check()
+        return [item for name, value in self.periods.items() for item in (name.upper(), value)]
+
+    async def set_timings(self, values: Sequence[tuple[str, int]]) -> None:
+        self._check()
+        self.commands.append(("DEBUG", *(str(a) for pair in values for a in pair)))
+        self.periods.update(values)
 
     async def close(self) -> None:
         pass

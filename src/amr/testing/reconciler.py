@@ -17,7 +17,8 @@ class FakeReconciler:
 
     Nothing happens in the background: a test calls ``settle()`` to do what a real reconcile tick
     would do to the store (finish creates and updates, carry out deletes, complete operations).
-    Set ``fail_apply`` to make ``apply_database`` raise NodeError, ``memory`` to answer used_memory.
+    Set ``fail_apply`` to make ``apply_database`` raise NodeError, ``memory`` to answer used_memory,
+    ``down`` to answer nodes_down.
     """
 
     def __init__(self, store: Store, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -25,6 +26,7 @@ class FakeReconciler:
         self.now = now
         self.notifications = 0
         self.applied: list[Database] = []
+        self.down: dict[str, list[str]] = {}  # database key -> what nodes_down answers
         self.flushed: list[tuple[Database, Operation]] = []
         self.restarted: list[tuple[Database, Operation]] = []
         self.memory: dict[str, int] = {}  # database key -> bytes used
@@ -41,6 +43,9 @@ class FakeReconciler:
 
     async def used_memory(self, db: Database) -> int:
         return self.memory.get(db.key, 0)
+
+    async def nodes_down(self, db: Database) -> list[str]:
+        return list(self.down.get(db.key, ()))
 
     def start_flush(self, db: Database, operation: Operation) -> None:
         self.flushed.append((db, operation))
