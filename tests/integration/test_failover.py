@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,16 +30,6 @@ from tests.integration.ha_load import (
 # What asynchronous replication may not have shipped when the primary died: the writes acknowledged
 # in its last moments. Anything acknowledged earlier, or after the failover, must be there.
 IN_FLIGHT_WINDOW = 0.25
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[AmrService]:
-    svc = AmrService().start()
-    try:
-        svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
-        yield svc
-    finally:
-        svc.destroy()
 
 
 def _database(service: AmrService, name: str, policy: str) -> tuple[int, str]:

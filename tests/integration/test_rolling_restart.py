@@ -10,7 +10,6 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,16 +22,6 @@ from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import AmrService, wait_until
 
 _RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[AmrService]:
-    svc = AmrService().start()
-    try:
-        svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
-        yield svc
-    finally:
-        svc.destroy()
 
 
 def _db_args(name: str) -> tuple[str, ...]:

@@ -9,7 +9,6 @@ import json
 import stat
 import time
 import xmlrpc.client
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +23,6 @@ from tests.integration.amr_service import AmrService, wait_until
 
 INTERNAL_HOST = "127.0.0.2"
 KEYS = 200
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[AmrService]:
-    svc = AmrService().start()
-    try:
-        svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
-        yield svc
-    finally:
-        svc.destroy()
 
 
 # --- helpers ----------------------------------------------------------------------------------------

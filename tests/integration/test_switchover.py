@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,16 +18,6 @@ from redis.retry import Retry
 
 from amr.reconciler.loop import IDLE_INTERVAL
 from tests.integration.amr_service import AmrService, wait_until
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[AmrService]:
-    svc = AmrService().start()
-    try:
-        svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
-        yield svc
-    finally:
-        svc.destroy()
 
 
 def _show(service: AmrService, cluster: str) -> Any:

@@ -13,16 +13,15 @@ import pytest
 from amr.errors import ConfigError
 from amr.ha.watch import WatchFile
 from amr.logic.ha_failover import (
-    ReplicationView,
     Takeover,
     describe_ha_state,
     describe_takeover,
     down_for,
-    parse_replication_view,
     plan_cluster_failovers,
 )
 from amr.logic.ha_watch import parse_ha_watch, plan_ha_watch, render_ha_watch
 from amr.logic.placement import plan_nodes
+from amr.logic.replication import ReplicationView, parse_replication_view
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
 from amr.model.ha import HaWatch, NodeProbe, WatchedDatabase, WatchedNode, WatchedShard
 from amr.model.node import Role

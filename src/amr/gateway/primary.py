@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from amr.logic.gateway_primary import RoleAnswer, choose_primary, parse_role_reply
+from amr.nodes.resp import RespError, encode_command, read_reply
 
 log = logging.getLogger(__name__)
 
@@ -28,35 +29,12 @@ class _ReplyError(Exception):
     """The node answered with a RESP error."""
 
 
-def _command(*args: str) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
-
-
-async def _read_reply(reader: asyncio.StreamReader) -> object:
-    """One RESP2 reply (what ROLE, AUTH and PING answer)."""
-    line = await reader.readuntil(b"\r\n")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode(errors="replace")
-    if kind == b"-":
-        raise _ReplyError(rest.decode(errors="replace").split(" ", 1)[0])
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        size = int(rest)
-        if size < 0:
-            return None
-        return (await reader.readexactly(size + 2))[:-2]
-    if kind == b"*":
-        size = int(rest)
-        if size < 0:
-            return None
-        return [await _read_reply(reader) for _ in range(size)]
-    raise ConnectionError("unexpected reply from node")
+async def _answer(reader: asyncio.StreamReader) -> object:
+    """The node's next reply; raise _ReplyError (with the error's code) for an error reply."""
+    reply = await read_reply(reader)
+    if isinstance(reply, RespError):
+        raise _ReplyError(reply.split(" ", 1)[0])
+    return reply
 
 
 class PrimaryTracker:
@@ -102,7 +80,7 @@ class PrimaryTracker:
 
     async def _poll(self, candidate: str) -> None:
         timeout = max(self.interval * ANSWER_TIMEOUT_INTERVALS, MIN_ANSWER_TIMEOUT)
-        role = _command("ROLE")
+        role = encode_command("ROLE")
         while True:
             writer: asyncio.StreamWriter | None = None
             try:
@@ -113,13 +91,13 @@ class PrimaryTracker:
                     reader, conn = await asyncio.open_unix_connection(candidate)
                 writer = conn
                 if self.password:
-                    conn.write(_command("AUTH", GATEWAY_USER, self.password))
+                    conn.write(encode_command("AUTH", GATEWAY_USER, self.password))
                     async with asyncio.timeout(timeout):
-                        await _read_reply(reader)
+                        await _answer(reader)
                 while True:
                     conn.write(role)
                     async with asyncio.timeout(timeout):
-                        reply = await _read_reply(reader)
+                        reply = await _answer(reader)
                     self._record(candidate, parse_role_reply(reply))
                     if self._errors.pop(candidate, None) is not None:
                         log.info("node %s answers ROLE again", candidate)

@@ -13,40 +13,8 @@ import asyncio
 from dataclasses import dataclass
 
 from amr.errors import NodeError
-from amr.logic.ha_failover import ReplicationView, parse_replication_view
-
-
-class _ErrorReply(str):
-    """A RESP error reply (``-ERR ...``), kept as a value: an error is still an answer."""
-
-
-def _command(*args: str) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
-
-
-async def _read_reply(reader: asyncio.StreamReader) -> object:
-    """One RESP2 reply (what AUTH, PING, INFO and CLUSTER FAILOVER answer)."""
-    line = await reader.readuntil(b"\r\n")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode(errors="replace")
-    if kind == b"-":
-        return _ErrorReply(rest.decode(errors="replace"))
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        size = int(rest)
-        if size < 0:
-            return None
-        return (await reader.readexactly(size + 2))[:-2].decode(errors="replace")
-    if kind == b"*":
-        size = int(rest)
-        return None if size < 0 else [await _read_reply(reader) for _ in range(size)]
-    raise ConnectionError("unexpected reply from node")
+from amr.logic.replication import ReplicationView, parse_replication_view
+from amr.nodes.resp import RespError, encode_command, read_reply
 
 
 @dataclass(frozen=True)
@@ -75,9 +43,9 @@ class NodeConnection:
         reader, writer = await asyncio.open_unix_connection(self.socket)
         self._reader, self._writer = reader, writer
         if self._password:
-            writer.write(_command("AUTH", self._user, self._password))
-            reply = await _read_reply(reader)
-            if isinstance(reply, _ErrorReply) and not reply.startswith("LOADING"):
+            writer.write(encode_command("AUTH", self._user, self._password))
+            reply = await read_reply(reader)
+            if isinstance(reply, RespError) and not reply.startswith("LOADING"):
                 # Answered, so alive; but without AUTH nothing else will work on this connection.
                 await self.close()
                 raise NodeError(f"node at {self.socket} refused AUTH: {reply.split(' ', 1)[0]}")
@@ -88,31 +56,31 @@ class NodeConnection:
         try:
             async with asyncio.timeout(self._timeout):
                 reader, writer = await self._connect()
-                writer.write(_command("PING") + _command("INFO", "replication"))
-                await _read_reply(reader)
-                info = await _read_reply(reader)
+                writer.write(encode_command("PING") + encode_command("INFO", "replication"))
+                await read_reply(reader)
+                info = await read_reply(reader)
         except NodeError as e:
             return ProbeResult(True, None, str(e))
         except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ValueError) as e:  # fmt: skip
             await self.close()
             return ProbeResult(False, None, type(e).__name__)
-        if isinstance(info, _ErrorReply) or not isinstance(info, str):
+        if isinstance(info, RespError) or not isinstance(info, bytes):
             return ProbeResult(True, None)  # alive, but busy or loading: its role is unknown
-        return ProbeResult(True, parse_replication_view(info))
+        return ProbeResult(True, parse_replication_view(info.decode(errors="replace")))
 
     async def execute(self, *args: str) -> object:
         """Run one command; raise NodeError if it fails, times out or the node answers an error."""
         try:
             async with asyncio.timeout(self._timeout * 3):
                 reader, writer = await self._connect()
-                writer.write(_command(*args))
-                reply = await _read_reply(reader)
+                writer.write(encode_command(*args))
+                reply = await read_reply(reader)
         except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ValueError) as e:  # fmt: skip
             await self.close()
             raise NodeError(f"node at {self.socket}: {args[0]} failed: {type(e).__name__}") from e
-        if isinstance(reply, _ErrorReply):
+        if isinstance(reply, RespError):
             raise NodeError(f"node at {self.socket}: {' '.join(args)} failed: {reply}")
         return reply
 

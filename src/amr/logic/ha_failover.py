@@ -16,17 +16,6 @@ from amr.model.ha import HaWatch, NodeProbe, WatchedDatabase, WatchedNode, Watch
 
 
 @dataclass(frozen=True)
-class ReplicationView:
-    """What a node's ``INFO replication`` says of its role (see ``NodeProbe`` for the fields)."""
-
-    role: str
-    master_port: int | None = None
-    link: str = ""
-    synced: bool = False
-    offset: int = 0
-
-
-@dataclass(frozen=True)
 class Takeover:
     """Promote ``replica`` (``CLUSTER FAILOVER TAKEOVER``): ``failed_primary`` of its shard has not
     answered for ``down_for`` seconds."""
@@ -42,40 +31,6 @@ class Takeover:
     def key(self) -> tuple[str, int]:
         """The shard it acts on, as ``recent_attempts`` keys it."""
         return (self.database_uid, self.shard)
-
-
-def parse_replication_view(text: str) -> ReplicationView | None:
-    """Read an ``INFO replication`` reply; None if it does not say the node's role.
-
-    A replica counts as ``synced`` while its link is up, and once it has been up since the replica
-    started (``master_link_down_since_seconds`` is -1 until the first sync completes)."""
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields[key.strip()] = value.strip()
-    role = fields.get("role")
-    if role == "master":
-        return ReplicationView("master", offset=_int(fields.get("master_repl_offset"), 0))
-    if role != "slave":
-        return None
-    port = _int(fields.get("master_port"), -1)
-    up = fields.get("master_link_status") == "up"
-    down_since = _int(fields.get("master_link_down_since_seconds"), -1)
-    return ReplicationView(
-        "slave",
-        master_port=port if port > 0 else None,
-        link="up" if up else "down",
-        synced=up or down_since >= 0,
-        offset=_int(fields.get("slave_repl_offset"), 0),
-    )
-
-
-def _int(text: str | None, default: int) -> int:
-    try:
-        return int(text or "")
-    except ValueError:
-        return default
 
 
 def down_for(probe: NodeProbe, now: float) -> float:

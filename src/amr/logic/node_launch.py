@@ -12,32 +12,10 @@ configured, which is all that can be done).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class PeerView:
-    """What a peer node of the same shard says of itself (INFO replication).
-
-    ``master_port`` is the port of the primary a replica follows; ``link_up`` says its link to that
-    primary is up; ``link_down_since_s`` is how long a link that was up has been down (None if the
-    replica never synced since it started: it cannot be waiting for a primary it never had)."""
-
-    port: int
-    role: str  # "master" or "slave"
-    master_port: int | None = None
-    link_up: bool = False
-    link_down_since_s: int | None = None
-
-    def lost(self, primary_port: int) -> bool:
-        """This replica followed the node on ``primary_port`` until it went away. A link still "up"
-        counts: the node asking is not running, so the replica just has not noticed yet."""
-        return (
-            self.role == "slave"
-            and self.master_port == primary_port
-            and (self.link_up or self.link_down_since_s is not None)
-        )
+from amr.logic.replication import ReplicationView
 
 
 @dataclass(frozen=True)
@@ -49,41 +27,21 @@ class LaunchDecision:
     reason: str
 
 
-def parse_replication_info(port: int, text: str) -> PeerView | None:
-    """Read a peer's ``INFO replication`` reply; None if it does not say the node's role."""
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields[key.strip()] = value.strip()
-    role = fields.get("role")
-    if role not in ("master", "slave"):
-        return None
-    if role == "master":
-        return PeerView(port, "master")
-    try:
-        master_port: int | None = int(fields.get("master_port", ""))
-    except ValueError:
-        master_port = None
-    up = fields.get("master_link_status") == "up"
-    down: int | None = None
-    if not up:
-        try:
-            seconds = int(fields.get("master_link_down_since_seconds", "-1"))
-        except ValueError:
-            seconds = -1
-        down = seconds if seconds >= 0 else None
-    return PeerView(port, "slave", master_port, up, down)
+def lost(view: ReplicationView | None, primary_port: int) -> bool:
+    """The replica ``view`` followed the node on ``primary_port`` until it went away: it was in sync
+    (its link is up, or was up since it started). A link still "up" counts: the node asking is not
+    running, so the replica just has not noticed yet."""
+    return view is not None and view.role == "slave" and view.master_port == primary_port and view.synced
 
 
 def choose_launch(
     own_port: int,
-    peers: Sequence[PeerView | None],
+    peers: Mapping[int, ReplicationView | None],
     cluster_mode: bool,
     waited_ms: float,
     rejoin_wait_ms: int,
 ) -> LaunchDecision:
-    """Decide whether a node starts now, and as whose replica.
+    """Decide whether a node starts now, and as whose replica, from what each peer (by port) says.
 
     - A peer is primary: start now. A non-clustered node starts as its replica (``replicaof``); a
       cluster node just starts, and the cluster makes it a replica (the peer holds its slots with a
@@ -93,22 +51,18 @@ def choose_launch(
     - Otherwise (no peers, none answering, or replicas that never synced, as after every process on
       the host was restarted): start as configured.
     """
-    primaries = [p for p in peers if p is not None and p.role == "master"]
+    primaries = [port for port, view in sorted(peers.items()) if view is not None and view.role == "master"]
     if primaries:
-        peer = primaries[0]
+        port = primaries[0]
         if cluster_mode:
             return LaunchDecision(
-                False,
-                None,
-                f"the node on port {peer.port} is primary; the cluster makes this node its replica",
+                False, None, f"the node on port {port} is primary; the cluster makes this node its replica"
             )
-        return LaunchDecision(
-            False, peer.port, f"the node on port {peer.port} is primary; starting as its replica"
-        )
-    waiting = [p for p in peers if p is not None and p.lost(own_port)]
+        return LaunchDecision(False, port, f"the node on port {port} is primary; starting as its replica")
+    waiting = [port for port, view in sorted(peers.items()) if lost(view, own_port)]
     if waiting and waited_ms < rejoin_wait_ms:
         return LaunchDecision(
-            True, None, f"the replica on port {waiting[0].port} lost this node; waiting for its promotion"
+            True, None, f"the replica on port {waiting[0]} lost this node; waiting for its promotion"
         )
     if waiting:
         return LaunchDecision(False, None, f"no failover within {rejoin_wait_ms} ms; starting as configured")

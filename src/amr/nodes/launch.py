@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from amr.logic.node_launch import PeerView, choose_launch, parse_replication_info
+from amr.logic.node_launch import choose_launch
+from amr.logic.replication import ReplicationView, parse_replication_view
 
 LAUNCH_FILE = "launch.json"
 _PROBE_TIMEOUT = 0.3
@@ -52,7 +53,7 @@ def _read_reply(stream: socket.socket, buffer: bytearray) -> bytes | None:
     return None if line.startswith(b"-") else line[1:]
 
 
-def probe_peer(host: str, port: int, user: str, password: str) -> PeerView | None:
+def probe_peer(host: str, port: int, user: str, password: str) -> ReplicationView | None:
     """A peer's replication view, or None if it does not answer (down, loading, refusing us)."""
     try:
         with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT) as stream:
@@ -63,7 +64,7 @@ def probe_peer(host: str, port: int, user: str, password: str) -> PeerView | Non
             info = _read_reply(stream, buffer)
     except (OSError, ValueError):
         return None
-    return parse_replication_info(port, info.decode(errors="replace")) if info else None
+    return parse_replication_view(info.decode(errors="replace")) if info else None
 
 
 def _credentials(conf: Path) -> tuple[str, str]:
@@ -91,7 +92,7 @@ def main(argv: list[str]) -> None:
         started = time.monotonic()
         said = ""
         while peers:
-            views = [probe_peer(host, p, user, password) for p in peers]
+            views = {p: probe_peer(host, p, user, password) for p in peers}
             waited_ms = (time.monotonic() - started) * 1000
             decision = choose_launch(
                 own_port, views, bool(launch.get("cluster")), waited_ms, int(launch.get("rejoin_wait_ms", 0))
