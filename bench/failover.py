@@ -41,6 +41,7 @@ from tests.integration.ha_load import (  # noqa: E402
     missing_writes,
     node_name,
     routes_of,
+    sentinel_settled,
 )
 
 from amr.logic.valkey_conf import ADMIN_USER  # noqa: E402
@@ -77,6 +78,16 @@ def _in_sync(service: AmrService, socket: str) -> bool:
     return info.get("role") == "slave" and info.get("master_link_status") == "up"
 
 
+def _wait_healed(service: AmrService, policy: str, sockets: list[str], old_primary: str) -> None:
+    """Until the old primary is an in-sync replica and (NoCluster) Sentinel has taken note of the new
+    primary, so the next trial starts from a healthy database."""
+    wait_until(lambda: _in_sync(service, old_primary), 60, what="the old primary back as a replica")
+    if policy == "NoCluster":
+        primary, _ = _roles(service, sockets)
+        port = int(admin_client(service.home, primary).info("server")["tcp_port"])
+        wait_until(lambda: sentinel_settled(service.home, port), 30, what="Sentinel at the new primary")
+
+
 def _wait_writes(writer: Writer, after: float, count: int = 100) -> None:
     wait_until(lambda: writer.acked_after(after) >= count, 30, interval=0.01, what="writes to resume")
 
@@ -110,6 +121,7 @@ def run_policy(service: AmrService, policy: str) -> Result:
     wait_until(lambda: _in_sync(service, sockets[1]), 20, what="the replica in sync")
     writer = Writer(endpoint_client(service.ca_file, port, key)).start()
     unplanned: list[float] = []
+    kills: list[int] = []  # writes acknowledged when each kill came
     planned: list[float] = []
     try:
         started = time.monotonic()
@@ -120,9 +132,10 @@ def run_policy(service: AmrService, policy: str) -> Result:
             primary, replica = _roles(service, sockets)
             victim = service.node_pids()[node_name(primary)]
             moment = time.monotonic()
+            kills.append(len(writer.acked))
             os.kill(victim, signal.SIGKILL)
             _wait_writes(writer, moment)
-            wait_until(lambda p=primary: _in_sync(service, p), 60, what="the killed node back as a replica")
+            _wait_healed(service, policy, sockets, primary)
             unplanned.append(writer.gap_after(moment))
         planned_from = len(writer.acked)
         for _ in range(TRIALS):
@@ -133,13 +146,21 @@ def run_policy(service: AmrService, policy: str) -> Result:
             else:
                 admin_client(service.home, replica).execute_command("CLUSTER", "FAILOVER")
             _wait_writes(writer, moment)
-            wait_until(lambda p=primary: _in_sync(service, p), 60, what="the old primary in sync")
+            _wait_healed(service, policy, sockets, primary)
             planned.append(writer.gap_after(moment))
     finally:
         writer.finish()
     primary, _ = _roles(service, sockets)
     missing = missing_writes(admin_client(service.home, primary), writer.acked)
     service.amr("redisenterprise", "delete", "--cluster-name", name, "-g", "rg", "--yes", check=True)
+    lost_per_kill = []
+    for i, count in enumerate(kills):
+        until = kills[i + 1] if i + 1 < len(kills) else planned_from
+        lost = [k for k in missing if writer.acked.index(k) in range(count - 200, until)]
+        lost_per_kill.append(
+            f"{len(lost)} (k{min(lost)}..k{max(lost)}, kill after k{count - 1})" if lost else "0"
+        )
+    print(f"{policy}: acknowledged writes missing per kill: {'; '.join(lost_per_kill)}", flush=True)
     return Result(unplanned, planned, baseline, len(writer.acked), missing, writer.acked[planned_from])
 
 

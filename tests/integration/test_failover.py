@@ -120,3 +120,49 @@ def test_kill_9_of_the_primary_under_load(service: AmrService, policy: str, cont
         new.info("server")["tcp_port"]
     )
     service.amr("redisenterprise", "delete", "--cluster-name", name, "-g", "rg", "--yes", check=True)
+
+
+def test_enabling_high_availability_while_the_node_does_not_serve_is_a_conflict(service: AmrService) -> None:
+    """The node cannot start (its RDB file is corrupt): enabling HA would add a replica with no primary
+    to copy, so it is refused with 409 and nothing changes; once the node serves again it works."""
+    name = "hadown"
+    service.amr_json(
+        "redisenterprise", "create", "--cluster-name", name, "-g", "rg", "-l", "eastus",
+        "--sku", "Balanced_B0", "--clustering-policy", "NoCluster", "--high-availability", "Disabled",
+        "--access-keys-authentication", "Enabled", "--persistence", "rdb-enabled=true", "rdb-frequency=1h",
+    )  # fmt: skip
+    show = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
+    port = int(show["properties"]["port"])
+    (socket,) = [routes_of(service.home, port)["target"]]
+    admin = admin_client(service.home, socket)
+    for i in range(100):
+        admin.set(f"k{i}", str(i))
+    admin.execute_command("SAVE")
+    node = node_name(socket)
+    (snapshot,) = service.home.glob(f"nodes/*/{node}/dump.rdb")
+    good = snapshot.read_bytes()
+    supervisor = SupervisorClient(service.home / "supervisor" / "supervisor.sock", timeout=30)
+    supervisor.call_sync("stopProcess", f"node-{node}", True)
+    snapshot.write_bytes(b"REDIS0011 this is not an RDB file")  # every start now fails
+
+    before = service.amr_json("redisenterprise", "show", "--cluster-name", name, "-g", "rg")
+    result = service.amr(
+        "redisenterprise", "update", "--cluster-name", name, "-g", "rg", "--high-availability", "Enabled"
+    )
+    assert result.returncode != 0
+    assert "(Conflict)" in result.stderr and node in result.stderr and "does not serve" in result.stderr
+    after = service.amr_json("redisenterprise", "show", "--cluster-name", name, "-g", "rg")
+    assert after["properties"]["highAvailability"] == "Disabled"
+    assert after == before
+    assert len(routes_of(service.home, port)["candidates"]) <= 1  # no replica was added
+
+    snapshot.write_bytes(good)  # the node can start again: amr brings it back with its data
+    wait_until(lambda: admin_client(service.home, socket).dbsize() == 100, 30, what="the node back")
+    service.amr(
+        "redisenterprise", "update", "--cluster-name", name, "-g", "rg", "--high-availability", "Enabled",
+        check=True,
+    )  # fmt: skip
+    (_, replica) = routes_of(service.home, port)["candidates"]
+    wait_until(lambda: _in_sync(service, replica), 30, what="the new replica in sync")
+    assert admin_client(service.home, replica).dbsize() == 100
+    service.amr("redisenterprise", "delete", "--cluster-name", name, "-g", "rg", "--yes", check=True)

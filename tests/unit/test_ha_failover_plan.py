@@ -17,6 +17,7 @@ from amr.logic.ha_failover import (
     describe_ha_state,
     describe_takeover,
     down_for,
+    plan_attempts_to_keep,
     plan_cluster_failovers,
 )
 from amr.logic.ha_watch import parse_ha_watch, plan_ha_watch, render_ha_watch
@@ -211,11 +212,11 @@ TAKEOVER = Takeover(DB.id, "d1", 0, R, P.name, 1.25)
         # The replica itself is down while the primary answers: nothing to do.
         (probes(up(P), down(R, NOW - 5, "slave")), {}, []),
         # A takeover was sent 3 s ago: it is settling, never a second one.
-        (probes(down(P, NOW - 1.25), up(R, "slave", P)), {("d1", 0): NOW - 3}, []),
+        (probes(down(P, NOW - 1.25), up(R, "slave", P)), {("d1", 0): (NOW - 3, R.name)}, []),
         # ... but after failover_timeout_ms it is tried again.
-        (probes(down(P, NOW - 1.25), up(R, "slave", P)), {("d1", 0): NOW - 11}, [TAKEOVER]),
+        (probes(down(P, NOW - 1.25), up(R, "slave", P)), {("d1", 0): (NOW - 11, R.name)}, [TAKEOVER]),
         # Another shard's attempt does not hold this one back.
-        (probes(down(P, NOW - 1.25), up(R, "slave", P)), {("d1", 1): NOW - 1}, [TAKEOVER]),
+        (probes(down(P, NOW - 1.25), up(R, "slave", P)), {("d1", 1): (NOW - 1, R.name)}, [TAKEOVER]),
         # A primary that never answered since the coordinator started counts from then.
         (probes(down(P, None, None, watched_since=NOW - 1.25), up(R, "slave", P)), {}, [TAKEOVER]),
         (probes(down(P, None, None, watched_since=NOW - 0.5), up(R, "slave", P)), {}, []),
@@ -224,7 +225,7 @@ TAKEOVER = Takeover(DB.id, "d1", 0, R, P.name, 1.25)
     ],
 )
 def test_plan_cluster_failovers(
-    seen: dict[str, NodeProbe], attempts: dict[tuple[str, int], float], expected: list[Takeover]
+    seen: dict[str, NodeProbe], attempts: dict[tuple[str, int], tuple[float, str]], expected: list[Takeover]
 ) -> None:
     assert plan_cluster_failovers(WATCH, seen, NOW, DOWN_AFTER_MS, attempts, TIMEOUT_MS) == expected
 
@@ -332,3 +333,15 @@ def test_the_reconciler_publishes_the_watch_only_when_it_changes(tmp_path: Path)
         assert path.stat().st_mtime_ns == before
     finally:
         store.close()
+
+
+def test_a_takeover_holds_its_shard_back_until_the_promoted_node_is_primary() -> None:
+    attempts = {("d1", 0): (NOW - 3, R.name)}
+    settling = probes(down(P, NOW - 3), up(R, "slave", P))
+    assert plan_attempts_to_keep(attempts, settling, NOW, TIMEOUT_MS) == attempts
+    settled = probes(down(P, NOW - 3), up(R, "master"))
+    assert plan_attempts_to_keep(attempts, settled, NOW, TIMEOUT_MS) == {}
+    # A promoted node that does not answer has not settled; the timeout still ends the hold.
+    silent = probes(down(P, NOW - 3), down(R, NOW - 1, "master"))
+    assert plan_attempts_to_keep(attempts, silent, NOW, TIMEOUT_MS) == attempts
+    assert plan_attempts_to_keep(attempts, silent, NOW + 8, TIMEOUT_MS) == {}

@@ -3,10 +3,13 @@ replica would copy."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from amr.logic.node_launch import choose_launch
 from amr.logic.replication import ReplicationView, parse_replication_view
+from amr.nodes.launch import _credentials
 
 OWN = 8501
 PEER = 8502
@@ -20,9 +23,13 @@ def replica(of: int, link: str, synced: bool) -> ReplicationView:
 @pytest.mark.parametrize(
     ("peers", "cluster", "waited", "wait", "replica_of"),
     [
-        # No peers, or none answering: start as configured at once.
+        # No peers: start as configured at once.
         ({}, False, 0, False, None),
-        ({PEER: None}, False, 0, False, None),
+        # A peer that does not answer is asked again for a while (a lost answer must not make a
+        # primary start empty), then counts as down.
+        ({PEER: None}, False, 0, True, None),
+        ({PEER: None}, False, 1499, True, None),
+        ({PEER: None}, False, 1500, False, None),
         # The peer was promoted: join it (non-clustered: as its replica; cluster: the cluster does it).
         ({PEER: PRIMARY}, False, 0, False, PEER),
         ({PEER: PRIMARY}, True, 0, False, None),
@@ -57,3 +64,11 @@ def test_a_replica_that_lost_its_primary_or_never_synced_reads_apart() -> None:
     )
     assert choose_launch(8501, {PEER: parse_replication_view(lost)}, False, 0, 6000).wait
     assert not choose_launch(8501, {PEER: parse_replication_view(never)}, False, 0, 6000).wait
+
+
+def test_the_launcher_reads_credentials_from_a_config_the_engine_rewrote(tmp_path: Path) -> None:
+    conf = tmp_path / "valkey.conf"
+    conf.write_text('port 8501\nprimaryuser "amr-admin"\nprimaryauth "s3cr3t"\n')  # CONFIG REWRITE quotes
+    assert _credentials(conf) == ("amr-admin", "s3cr3t")
+    conf.write_text("primaryuser amr-admin\nprimaryauth s3cr3t\n")  # as amr renders it
+    assert _credentials(conf) == ("amr-admin", "s3cr3t")

@@ -223,10 +223,10 @@ def test_settings_changes_reach_existing_monitors(world: World) -> None:
 
 def test_sentinels_periods_are_shortened_and_set_again_after_it_restarts(world: World) -> None:
     world.tick()
-    assert world.sentinel.periods == {"info-period": 1000, "ping-period": 250}
+    assert world.sentinel.periods == {"info-period": 500, "ping-period": 250}
     sent = len(world.sentinel.commands)
     world.tick()
     assert len(world.sentinel.commands) == sent  # nothing to do while they hold
     world.sentinel.periods = {"info-period": 10000, "ping-period": 1000}  # a restarted Sentinel
     world.tick()
-    assert world.sentinel.periods == {"info-period": 1000, "ping-period": 250}
+    assert world.sentinel.periods == {"info-period": 500, "ping-period": 250}

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from amr.errors import NodeError
 from amr.ha.probe import NodeConnection, ProbeResult
 from amr.ha.watch import WatchFile
-from amr.logic.ha_failover import describe_ha_state, describe_takeover, plan_cluster_failovers
+from amr.logic.ha_failover import (
+    describe_ha_state,
+    describe_takeover,
+    plan_attempts_to_keep,
+    plan_cluster_failovers,
+)
 from amr.logic.valkey_conf import ADMIN_USER
 from amr.model.ha import HaWatch, NodeProbe, WatchedNode
 from amr.settings import HaSettings
@@ -55,7 +60,7 @@ class Coordinator:
         self._clock = clock
         self._timeout = max(0.01, min(probe_timeout, settings.down_after_ms / 3000))
         self._nodes: dict[str, _Watched] = {}
-        self._attempts: dict[tuple[str, int], float] = {}
+        self._attempts: dict[tuple[str, int], tuple[float, str]] = {}
         self._state = ""
 
     @property
@@ -71,13 +76,13 @@ class Coordinator:
             self._record(name, result, at)
         now = self._clock()
         s = self._settings
-        self._attempts = {k: t for k, t in self._attempts.items() if (now - t) * 1000 < s.failover_timeout_ms}
-        outcomes = []
         probes = self.probes
+        self._attempts = plan_attempts_to_keep(self._attempts, probes, now, s.failover_timeout_ms)
+        outcomes = []
         for takeover in plan_cluster_failovers(
             watch, probes, now, s.down_after_ms, self._attempts, s.failover_timeout_ms
         ):
-            self._attempts[takeover.key] = now
+            self._attempts[takeover.key] = (now, takeover.replica.name)
             watched = self._nodes[takeover.replica.name]
             try:
                 await watched.connection.execute("CLUSTER", "FAILOVER", "TAKEOVER")

@@ -59,7 +59,7 @@ def plan_cluster_failovers(
     probes: Mapping[str, NodeProbe],
     now: float,
     down_after_ms: int,
-    recent_attempts: Mapping[tuple[str, int], float],
+    recent_attempts: Mapping[tuple[str, int], tuple[float, str]],
     failover_timeout_ms: int,
 ) -> list[Takeover]:
     """Decide which replicas to promote now, at most one per shard.
@@ -68,15 +68,16 @@ def plan_cluster_failovers(
     that node (one that answers, says it replicates from that node's port, and has been in sync with
     it since it started) can take its place; among several, the one with the largest replication
     offset. A node that answers anything, even LOADING, is alive. A shard with a takeover sent within
-    the last ``failover_timeout_ms`` (``recent_attempts``: shard -> when) waits, so a takeover that is
-    still settling is never doubled. No watch (file missing or unreadable): nothing."""
+    the last ``failover_timeout_ms`` (``recent_attempts``: shard -> (when, promoted node), see
+    ``plan_attempts_to_keep``) waits, so a takeover that is still settling is never doubled. No watch
+    (file missing or unreadable): nothing."""
     if watch is None:
         return []
     takeovers = []
     for db in watch.databases:
         for shard in db.shards:
             attempted = recent_attempts.get((db.uid, shard.shard))
-            if attempted is not None and (now - attempted) * 1000 < failover_timeout_ms:
+            if attempted is not None and (now - attempted[0]) * 1000 < failover_timeout_ms:
                 continue
             for failed in shard.nodes:
                 probe = probes.get(failed.name)
@@ -93,6 +94,24 @@ def plan_cluster_failovers(
                 )
                 break
     return takeovers
+
+
+def plan_attempts_to_keep(
+    attempts: Mapping[tuple[str, int], tuple[float, str]],
+    probes: Mapping[str, NodeProbe],
+    now: float,
+    failover_timeout_ms: int,
+) -> dict[tuple[str, int], tuple[float, str]]:
+    """The takeovers (shard -> (when, promoted node)) that still hold their shard back: sent within
+    ``failover_timeout_ms`` and not yet settled. One settles as soon as the promoted node answers as
+    a primary; from then on a failure of that shard is a new one and is failed over at once."""
+    kept = {}
+    for key, (when, promoted) in attempts.items():
+        probe = probes.get(promoted)
+        settled = probe is not None and probe.answered and probe.role == "master"
+        if (now - when) * 1000 < failover_timeout_ms and not settled:
+            kept[key] = (when, promoted)
+    return kept
 
 
 def describe_takeover(takeover: Takeover, error: str = "") -> str:

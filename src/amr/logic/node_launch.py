@@ -34,6 +34,11 @@ def lost(view: ReplicationView | None, primary_port: int) -> bool:
     return view is not None and view.role == "slave" and view.master_port == primary_port and view.synced
 
 
+# How long a restarting node keeps asking a peer that does not answer (busy, or starting itself)
+# before it counts it as down: a lost answer must not make a primary start empty.
+UNANSWERED_WAIT_MS = 1500
+
+
 def choose_launch(
     own_port: int,
     peers: Mapping[int, ReplicationView | None],
@@ -48,8 +53,10 @@ def choose_launch(
       newer epoch).
     - A peer replicated from this node until it went away (this node died): wait for the failover,
       at most ``rejoin_wait_ms``.
-    - Otherwise (no peers, none answering, or replicas that never synced, as after every process on
-      the host was restarted): start as configured.
+    - A peer does not answer: ask again, for ``UNANSWERED_WAIT_MS`` at most (a restart after every
+      process on the host stopped waits that long, since no peer comes up before it).
+    - Otherwise (no peers, none answering for that long, or replicas that never synced): start as
+      configured.
     """
     primaries = [port for port, view in sorted(peers.items()) if view is not None and view.role == "master"]
     if primaries:
@@ -66,4 +73,21 @@ def choose_launch(
         )
     if waiting:
         return LaunchDecision(False, None, f"no failover within {rejoin_wait_ms} ms; starting as configured")
+    silent = [port for port, view in sorted(peers.items()) if view is None]
+    if silent and waited_ms < UNANSWERED_WAIT_MS:
+        return LaunchDecision(True, None, f"the node on port {silent[0]} does not answer; asking again")
     return LaunchDecision(False, None, "no peer is waiting for this node; starting as configured")
+
+
+def describe_peers(peers: Mapping[int, ReplicationView | None]) -> str:
+    """What the peers said, for the node's log: ``8502: replica of 8501, link down, was in sync``."""
+    parts = []
+    for port, view in sorted(peers.items()):
+        if view is None:
+            parts.append(f"{port}: no answer")
+        elif view.role == "master":
+            parts.append(f"{port}: primary")
+        else:
+            synced = "was in sync" if view.synced else "never in sync"
+            parts.append(f"{port}: replica of {view.master_port}, link {view.link or 'unknown'}, {synced}")
+    return "; ".join(parts) or "no peers"

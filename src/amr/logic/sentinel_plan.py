@@ -240,10 +240,11 @@ def describe_sentinel_actions(actions: list[SentinelAction]) -> list[str]:
 # sentinel.conf, so the keeper sets them again after every Sentinel restart):
 # - info-period: Sentinel asks replicas for INFO only every 10 s by default, and refuses to promote a
 #   replica whose INFO is older than five ping periods once the primary is down, so a failover could
-#   abort ("no good slave") and wait 2 x failover-timeout. Every second keeps it fresh.
+#   abort ("no good slave") and wait 2 x failover-timeout. It also learns that its promotion took
+#   effect only from INFO, and until then cannot handle the next failure. Twice a second.
 # - ping-period: it also paces reconnects; right after a failover Sentinel's first link to the new
 #   primary could take a whole second, long enough for a 1 s down-after to call it down again.
-SENTINEL_TIMINGS: tuple[tuple[str, int], ...] = (("info-period", 1000), ("ping-period", 250))
+SENTINEL_TIMINGS: tuple[tuple[str, int], ...] = (("info-period", 500), ("ping-period", 250))
 
 
 def parse_sentinel_timings(reply: object) -> dict[str, int]:

@@ -140,7 +140,10 @@ def render_valkey_conf(c: NodeConfigInput) -> str:
         # A replica without persistence deletes the RDB of its full sync, so it cannot come back
         # after a crash with data its database should not have (the engine keeps it otherwise).
         "rdb-del-sync-files yes",
-        # A primary has one replica: start its full sync at once instead of waiting 5 s for more.
+        # Full syncs go through a file: after a diskless (socket) sync the primary holds back the
+        # writes made meanwhile until the replica's first acknowledgement, up to a second later, and
+        # a failover in that second would lose them. Start a sync at once (one replica per primary).
+        "repl-diskless-sync no",
         "repl-diskless-sync-delay 0",
         "user " + " ".join(["default"] + render_default_user_rule(c.access_keys_enabled, c.access_keys)[1:]),
         "user " + " ".join([ADMIN_USER] + render_admin_user_rule(c.admin_password)[1:]),

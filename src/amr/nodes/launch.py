@@ -2,7 +2,8 @@
 valkey-server (amr.logic.node_launch decides how and when).
 
 ``python -m amr.nodes.launch <valkey-server> <node directory>``. The node directory holds valkey.conf
-and, for a node with peers (an HA database), ``launch.json`` written by the node backend. The process
+and, for a node with peers (an HA database), ``launch.json`` written by the node backend. A node's
+first start asks nobody (it holds no data yet; its peers start at the same moment). The process
 execs the engine, so the supervisor's pid is the engine's. It imports only the standard library and
 amr.logic.node_launch, so a start costs a few tens of milliseconds.
 """
@@ -11,16 +12,19 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import sys
 import time
 from pathlib import Path
 
-from amr.logic.node_launch import choose_launch
+from amr.logic.node_launch import choose_launch, describe_peers
 from amr.logic.replication import ReplicationView, parse_replication_view
 
 LAUNCH_FILE = "launch.json"
-_PROBE_TIMEOUT = 0.3
+# Written before the first exec: a node that never ran has no data to protect and starts at once.
+STARTED_MARKER = ".started"
+_PROBE_TIMEOUT = 0.5
 _POLL_INTERVAL = 0.1
 
 
@@ -68,14 +72,19 @@ def probe_peer(host: str, port: int, user: str, password: str) -> ReplicationVie
 
 
 def _credentials(conf: Path) -> tuple[str, str]:
-    """The admin user and password a replica authenticates to its primary with (from valkey.conf)."""
+    """The admin user and password a replica authenticates to its primary with (from valkey.conf).
+    Values may be quoted: the engine's CONFIG REWRITE (which Sentinel runs on a failover) writes
+    ``primaryauth "..."``."""
     user = password = ""
     for line in conf.read_text().splitlines():
-        key, _, value = line.partition(" ")
-        if key == "primaryuser":
-            user = value.strip()
-        elif key == "primaryauth":
-            password = value.strip()
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        if len(words) == 2 and words[0].lower() in ("primaryuser", "masteruser"):
+            user = words[1]
+        elif len(words) == 2 and words[0].lower() in ("primaryauth", "masterauth"):
+            password = words[1]
     return user, password
 
 
@@ -84,7 +93,8 @@ def main(argv: list[str]) -> None:
     conf = directory / "valkey.conf"
     args = [server, str(conf)]
     launch_file = directory / LAUNCH_FILE
-    if launch_file.exists():
+    marker = directory / STARTED_MARKER
+    if launch_file.exists() and marker.exists():
         launch = json.loads(launch_file.read_text())
         host, own_port = str(launch["host"]), int(launch["port"])
         peers = [int(p) for p in launch.get("peers", [])]
@@ -98,13 +108,14 @@ def main(argv: list[str]) -> None:
                 own_port, views, bool(launch.get("cluster")), waited_ms, int(launch.get("rejoin_wait_ms", 0))
             )
             if decision.reason != said:
-                print(f"amr launch: {decision.reason}", flush=True)
+                print(f"amr launch: {decision.reason} (peers: {describe_peers(views)})", flush=True)
                 said = decision.reason
             if not decision.wait:
                 if decision.replica_of is not None:
                     args += ["--replicaof", host, str(decision.replica_of)]
                 break
             time.sleep(_POLL_INTERVAL)
+    marker.touch(mode=0o600)
     os.execv(server, args)
 
 
