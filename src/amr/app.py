@@ -234,6 +234,25 @@ def serve(settings: Settings, detach: bool) -> int:
     return 0
 
 
+def reload(settings: Settings) -> int:
+    """Restart the control plane and the HA coordinator so they read amr.toml again; with a new
+    engine.server_binary the control plane then upgrades every database by a rolling restart. The
+    gateway, Sentinel and the nodes keep running."""
+    from amr.nodes.supervisor import restart_programs
+
+    if not restart_programs(settings, ("api", "ha")):
+        print(f"amr is not running (home {settings.home})")
+        return 1
+    if not _wait_for_api(settings, 30):
+        print(
+            f"amr: the API did not answer after the reload; see {settings.logs_dir / 'api.log'}",
+            file=sys.stderr,
+        )
+        return 1
+    print("amr reloaded its settings: the API and the HA coordinator were restarted")
+    return 0
+
+
 def stop(settings: Settings) -> int:
     from amr.nodes.supervisor import stop_supervisord
 
@@ -254,7 +273,7 @@ def rotate_certificate(settings: Settings) -> int:
 
 # --- entry -----------------------------------------------------------------------------------------
 
-SERVICE_COMMANDS = ("serve", "stop", "api", "gateway", "ha", "pki")
+SERVICE_COMMANDS = ("serve", "stop", "reload", "api", "gateway", "ha", "pki")
 
 
 def _worker_index(text: str) -> int:
@@ -270,6 +289,7 @@ def _service_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("serve", "start amr: the supervisor, the API, the gateway and every database"),
         ("stop", "stop amr and every process it runs"),
+        ("reload", "restart the API and the HA coordinator so they read amr.toml again"),
         ("api", "run the control plane (started by the supervisor)"),
         ("gateway", "run the data-plane gateway (started by the supervisor)"),
         ("ha", "run the failover coordinator of clustered databases (started by the supervisor)"),
@@ -303,6 +323,8 @@ def run_service_command(argv: list[str]) -> int:
             return serve(settings, args.detach)
         if args.command == "stop":
             return stop(settings)
+        if args.command == "reload":
+            return reload(settings)
         if args.command == "api":
             run_api(settings)
             return 0

@@ -209,15 +209,19 @@ class World:
                 r.start_restart(self.db, op)
             else:
                 await r.tick(wait=False)
-            for _ in range(2000):
-                current = self.store.get(Operation, op.id)
-                assert current is not None
-                if current.status.done:
-                    return current
-                await asyncio.sleep(0.005)
-            raise AssertionError("the restart did not finish")
+            return await self.finished(op.id)
 
         return asyncio.run(go())
+
+    async def finished(self, op_id: str) -> Operation:
+        """Poll until the operation is done (within the running event loop)."""
+        for _ in range(2000):
+            current = self.store.get(Operation, op_id)
+            assert current is not None
+            if current.status.done:
+                return current
+            await asyncio.sleep(0.005)
+        raise AssertionError(f"operation {op_id} did not finish")
 
 
 def _world(tmp_path: Path, policy: ClusteringPolicy, ha: bool = True, persistence: bool = False) -> World:
@@ -345,3 +349,30 @@ def test_a_deleted_database_cancels_its_restart(world: World) -> None:
     op = world.run(world.operation(ACTION_ROLLING_RESTART))
     assert op.status is OperationStatus.CANCELED
     assert world.backend.restarts == []
+
+
+def test_a_new_engine_binary_is_rolled_out_by_itself(world: World) -> None:
+    """engine.server_binary changed (the control plane restarted with it): the settled database gets a
+    rolling upgrade of its own, one node after another, and nothing more once every node runs it."""
+    world.backend.server_binary = "valkey-server-9"
+
+    async def go() -> Operation:
+        world.clock.advance(1)
+        outcomes = await world.reconciler.tick()
+        assert any("started a rolling upgrade" in line for line in outcomes), outcomes
+        (op,) = [o for o in world.store.list(Operation) if o.action == "upgrade"]
+        return await world.finished(op.id)
+
+    done = asyncio.run(go())
+    assert done.status is OperationStatus.SUCCEEDED, done.error
+    assert {n.binary for n in world.backend.nodes.values()} == {"valkey-server-9"}
+    assert sorted(world.backend.restarts) == sorted(n.name for n in world.db.nodes)
+    world.tick()
+    assert [o.action for o in world.store.list(Operation)].count("upgrade") == 1
+
+
+def test_no_upgrade_starts_while_another_operation_runs(world: World) -> None:
+    world.operation("flush", op_id="op-f")
+    world.backend.server_binary = "valkey-server-9"
+    world.tick()
+    assert [o for o in world.store.list(Operation) if o.action == "upgrade"] == []

@@ -58,6 +58,11 @@ class NodeBackend(Protocol):
         """Stop the node, unregister it from the supervisor and delete its directory."""
         ...
 
+    async def runs_current_binary(self, name: str, directory: str) -> bool | None:
+        """Whether the node (in ``directory``) was last started with the engine binary the settings
+        name now (False after ``engine.server_binary`` changed); None when it cannot be told."""
+        ...
+
     async def restart_node(self, name: str) -> None:
         """Stop the node's process and start it again, with the program config on disk (a new engine
         binary, say). Returns once the new process is spawned; wait_ready tells when it answers.

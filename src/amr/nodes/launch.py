@@ -22,7 +22,8 @@ from amr.logic.node_launch import choose_launch, describe_peers
 from amr.logic.replication import ReplicationView, parse_replication_view
 
 LAUNCH_FILE = "launch.json"
-# Written before the first exec: a node that never ran has no data to protect and starts at once.
+# Written before every exec, naming the engine binary: a node without it never ran, has no data to
+# protect and starts at once.
 STARTED_MARKER = ".started"
 _PROBE_TIMEOUT = 0.5
 _POLL_INTERVAL = 0.1
@@ -115,7 +116,9 @@ def main(argv: list[str]) -> None:
                     args += ["--replicaof", host, str(decision.replica_of)]
                 break
             time.sleep(_POLL_INTERVAL)
-    marker.touch(mode=0o600)
+    # Which engine this start runs, so the control plane can tell when engine.server_binary changed.
+    marker.write_text(server + "\n")
+    os.chmod(marker, 0o600)
     os.execv(server, args)
 
 

@@ -23,7 +23,7 @@ from amr.logic.supervisor_conf import NODE_PROGRAM_PREFIX, render_node_program, 
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
 from amr.nodes.admin import UnixValkeyAdmin, redact
 from amr.nodes.engine import find_server_binary
-from amr.nodes.launch import LAUNCH_FILE
+from amr.nodes.launch import LAUNCH_FILE, STARTED_MARKER
 from amr.nodes.supervisor import SupervisorClient, include_dir
 from amr.settings import Settings
 
@@ -196,6 +196,15 @@ class LocalNodeBackend:
                     raise NodeError(self._failure_message(spec, state, info, last_error, timed_out=timeout))
             fast = loop.time() - start < _FAST_POLL_PERIOD
             await asyncio.sleep(_FAST_POLL_INTERVAL if fast else _POLL_INTERVAL)
+
+    async def runs_current_binary(self, name: str, directory: str) -> bool | None:
+        # The launcher names the binary it execs in the node's marker file: the configured path, so a
+        # wrapper script or a symlink compares as what the settings say, not as what the kernel runs.
+        try:
+            started = await asyncio.to_thread((Path(directory) / STARTED_MARKER).read_text)
+        except OSError:
+            return None
+        return started.strip() == self.server_binary if started.strip() else None
 
     async def restart_node(self, name: str) -> None:
         """Stop the node's process (TERM, as supervisord stops it) and start it again. supervisord keeps

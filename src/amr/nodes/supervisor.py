@@ -354,6 +354,21 @@ def start_supervisord(settings: Settings, foreground: bool, include_core_program
         raise ConfigError(f"supervisord started but does not answer: {e}") from e
 
 
+def restart_programs(settings: Settings, programs: tuple[str, ...]) -> bool:
+    """Restart ``programs`` of this AMR_HOME's supervisord (each stopped, then started), so they read
+    amr.toml again. Returns False if amr is not running."""
+    client = client_for(settings)
+    if not client.answers():
+        return False
+    try:
+        for program in programs:
+            client.call_sync("stopProcess", program, True)
+            client.call_sync("startProcess", program, True)
+    except xmlrpc.client.Fault as e:
+        raise ConfigError(f"supervisord could not restart {program}: {e.faultString}") from e
+    return True
+
+
 def stop_supervisord(settings: Settings, timeout: float = 30) -> bool:
     """Shut this AMR_HOME's supervisord down (it stops every program first) and wait until it is gone.
 

@@ -72,6 +72,9 @@ class StatusRecorder:
     async def restart_node(self, name: str) -> None:
         await self._backend.restart_node(name)
 
+    async def runs_current_binary(self, name: str, directory: str) -> bool | None:
+        return await self._backend.runs_current_binary(name, directory)
+
     def admin(self, spec: NodeSpec) -> ValkeyAdmin:
         return self._backend.admin(spec)
 

@@ -372,6 +372,12 @@ class Reconciler:
                     return f"database {db.id} changed while it converged; replanning"
                 self._ledger.complete(db.id, (action,))
                 return f"{action}d database {db.id}: {plan}"
+            if steady:
+                upgrade = await self._restarts.start_upgrade_if_due(
+                    db, cluster, str(self._settings.nodes_dir)
+                )
+                if upgrade:
+                    return upgrade
             return None if plan == "in sync" else f"repaired database {db.id}: {plan}"
 
     async def _wait_for_endpoint(self, db: Database) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -31,6 +32,7 @@ from amr.logic.rolling import (
     RollingNode,
     Switchover,
     Wait,
+    choose_conflicting_operation,
     describe_action,
     describe_switchover,
     parse_info_fields,
@@ -105,6 +107,35 @@ class RestartRunner:
         task = asyncio.get_running_loop().create_task(self._run(operation))
         self._tasks[operation.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(operation.id, None))
+
+    async def start_upgrade_if_due(self, db: Database, cluster: Cluster, nodes_dir: str) -> str | None:
+        """Start a rolling upgrade of a settled database whose nodes run another engine binary than
+        ``engine.server_binary`` names now (the setting changed and the control plane restarted): what
+        Azure's upgradeDBRedisVersion does, without waiting to be asked.
+        Returns the outcome line, or None when nothing is due or another operation runs."""
+        drifted = [
+            n.name
+            for n in db.nodes
+            if await self._backend.runs_current_binary(n.name, f"{nodes_dir}/{db.uid}/{n.name}") is False
+        ]
+        if not drifted:
+            return None
+        if choose_conflicting_operation(self._store.list(Operation), (db.id, cluster.id)) is not None:
+            return None  # once that operation is over
+        operation = Operation(
+            id=str(uuid.uuid4()),
+            subscription_id=db.subscription_id,
+            location=cluster.location,
+            resource_id=db.id,
+            action=ACTION_UPGRADE,
+            start_time=self._now().isoformat(),
+        )
+        self._store.insert(operation)
+        self.start(operation)
+        return (
+            f"nodes {', '.join(drifted)} of database {db.id} run another engine binary than "
+            f"engine.server_binary names; started a rolling upgrade (operation {operation.id})"
+        )
 
     def note_started(self, operation: Operation) -> None:
         """Another background operation of this control plane (a flush): not an interrupted one."""

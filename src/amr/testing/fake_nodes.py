@@ -33,6 +33,7 @@ class FakeNode:
     gateway_hashes: set[str] | None = None  # None: no amr-gateway user
     role: str = ""  # what ROLE says in a non-clustered database ("master" or "slave")
     paused: bool = False  # CLIENT PAUSE in force
+    binary: str = "valkey-server"  # the engine binary the process runs
 
 
 class FakeNodeBackend:
@@ -47,6 +48,7 @@ class FakeNodeBackend:
         self.snapshots: set[str] = set()  # nodes with an RDB file on disk
         self.directories: dict[str, str] = {}  # node directories without a running node
         self.restarts: list[str] = []  # restart_node calls, in order
+        self.server_binary = "valkey-server"  # what nodes started (or restarted) from now run
 
     async def ensure_node(self, spec: NodeSpec) -> None:
         if spec.name in self.nodes:
@@ -55,7 +57,7 @@ class FakeNodeBackend:
         self.starts.append(spec.name)
         if spec.name in self.fail_start:
             return
-        node = FakeNode(spec, pid=next(_ids), node_id=f"{spec.name}-id")
+        node = FakeNode(spec, pid=next(_ids), node_id=f"{spec.name}-id", binary=self.server_binary)
         node.role = "master" if spec.role.value == "primary" else "slave"
         node.known.add(node.node_id)
         for line in spec.config.splitlines():
@@ -115,6 +117,10 @@ class FakeNodeBackend:
     def admin(self, spec: NodeSpec) -> FakeAdmin:
         return FakeAdmin(self, spec.name)
 
+    async def runs_current_binary(self, name: str, directory: str) -> bool | None:
+        node = self.nodes.get(name)
+        return None if node is None else node.binary == self.server_binary
+
     async def restart_node(self, name: str) -> None:
         """Stop and start the node: a new pid; a non-clustered node comes back in the role its spec
         (valkey.conf) gives it now."""
@@ -123,6 +129,7 @@ class FakeNodeBackend:
             raise NodeError(f"node {name} is not registered, so it cannot be restarted")
         self.restarts.append(name)
         node.pid = next(_ids)
+        node.binary = self.server_binary
         if "cluster-enabled yes" not in node.spec.config:
             node.role = "master" if node.spec.role.value == "primary" else "slave"
 
