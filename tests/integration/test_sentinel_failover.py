@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from amr.logic.sentinel_plan import ObservedMonitor, parse_sentinel_masters
+from amr.logic.sentinel_plan import ObservedMonitor, parse_sentinel_masters, parse_sentinel_timings
 from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import AmrService, wait_until
 
@@ -259,3 +259,32 @@ def test_sentinel_runs_privately_and_keeps_its_state(service: AmrService) -> Non
     assert int(supervisor.call_sync("getProcessInfo", "sentinel")["pid"]) != pid
     wait_until(lambda: f"amr-{uid}" in _monitors(service), 5, what="the monitor after a restart")
     service.amr("redisenterprise", "delete", "--cluster-name", "sentstate", "-g", "rg", "--yes", check=True)
+
+
+def test_a_sentinel_restarted_while_the_control_plane_is_down_gets_its_short_periods_back(
+    service: AmrService,
+) -> None:
+    """Sentinel forgets SENTINEL DEBUG periods when it restarts; `amr ha` sets them again, API or not."""
+
+    def periods() -> dict[str, int]:
+        sentinel = redis.Redis(
+            unix_socket_path=str(service.home / "sentinel" / "sentinel.sock"), socket_timeout=2
+        )
+        try:
+            return parse_sentinel_timings(sentinel.execute_command("SENTINEL", "DEBUG"))
+        finally:
+            sentinel.close()
+
+    wait_until(lambda: periods().get("info-period") == 500, 10, what="short periods")
+    supervisor = _supervisor(service)
+    supervisor.call_sync("stopProcess", "api", True)
+    try:
+        supervisor.call_sync("stopProcess", "sentinel", True)
+        supervisor.call_sync("startProcess", "sentinel", True)
+        wait_until(
+            lambda: periods() == {**periods(), "info-period": 500, "ping-period": 250},
+            10,
+            what="amr ha to shorten the restarted Sentinel's periods",
+        )
+    finally:
+        _start_program(service, "api")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from amr.errors import NodeError
+from amr.ha.sentinel_periods import keep_sentinel_periods
 from amr.logic.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
@@ -230,3 +231,25 @@ def test_sentinels_periods_are_shortened_and_set_again_after_it_restarts(world: 
     world.sentinel.periods = {"info-period": 10000, "ping-period": 1000}  # a restarted Sentinel
     world.tick()
     assert world.sentinel.periods == {"info-period": 500, "ping-period": 250}
+
+
+def test_amr_ha_shortens_the_periods_of_a_sentinel_that_lost_them(caplog: pytest.LogCaptureFixture) -> None:
+    sentinel = FakeSentinel()
+    sentinel.unreachable = True
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(keep_sentinel_periods(sentinel, stop, interval=0.01))
+        await asyncio.sleep(0.05)  # Sentinel not up yet: told once, asked again
+        sentinel.unreachable = False
+        for _ in range(100):
+            if sentinel.periods == {"info-period": 500, "ping-period": 250}:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    with caplog.at_level("INFO"):
+        asyncio.run(go())
+    assert sentinel.periods == {"info-period": 500, "ping-period": 250}
+    assert sum("cannot reach Sentinel" in r.message for r in caplog.records) == 1

@@ -23,6 +23,7 @@ from amr.logic.sentinel_conf import (
     sentinel_socket_path,
     validate_sentinel_settings,
 )
+from amr.logic.sentinel_plan import parse_sentinel_timings, plan_sentinel_timings
 from amr.nodes.admin import redact
 from amr.settings import Settings
 
@@ -156,6 +157,15 @@ class UnixSentinelClient:
             await self._client.aclose()
         except (redis.exceptions.RedisError, OSError):
             pass
+
+
+async def shorten_sentinel_periods(sentinel: SentinelAdmin) -> list[tuple[str, int]]:
+    """Set Sentinel's periods (amr.logic.sentinel_plan.SENTINEL_TIMINGS) if it runs without them, as
+    after each of its restarts; return what was set. Raises NodeError if Sentinel cannot be reached."""
+    missing = plan_sentinel_timings(parse_sentinel_timings(await sentinel.timings()))
+    if missing:
+        await sentinel.set_timings(missing)
+    return missing
 
 
 def sentinel_client_for(settings: Settings) -> UnixSentinelClient:

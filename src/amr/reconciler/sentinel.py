@@ -23,16 +23,14 @@ from amr.logic.sentinel_plan import (
     describe_sentinel_actions,
     monitor_name,
     parse_sentinel_masters,
-    parse_sentinel_timings,
     plan_desired_monitors,
     plan_sentinel_actions,
-    plan_sentinel_timings,
 )
 from amr.model.enums import ClusteringPolicy, Toggle
 from amr.model.node import NodeSpec
 from amr.model.resources import Cluster, Database, NodeAssignment
 from amr.nodes.backend import NodeBackend
-from amr.nodes.sentinel import SentinelAdmin
+from amr.nodes.sentinel import SentinelAdmin, shorten_sentinel_periods
 from amr.settings import Settings
 from amr.store.repository import Store
 
@@ -109,9 +107,7 @@ class SentinelKeeper:
         """Shorten Sentinel's periods (amr.logic.sentinel_plan.SENTINEL_TIMINGS) if it runs without
         them, as after each of its restarts."""
         try:
-            missing = plan_sentinel_timings(parse_sentinel_timings(await self._sentinel.timings()))
-            if missing:
-                await self._sentinel.set_timings(missing)
+            missing = await shorten_sentinel_periods(self._sentinel)
         except NodeError as e:
             log.warning("cannot set Sentinel's periods: %s", e)
             return []
