@@ -46,14 +46,19 @@ def _client(service: AmrService, port: int, key: str) -> redis.Redis:
     )  # fmt: skip
 
 
-def _monitors(service: AmrService) -> dict[str, ObservedMonitor]:
+def _sentinel(service: AmrService, *args: str) -> Any:
+    """One SENTINEL command on the host's Sentinel."""
     sentinel = redis.Redis(
         unix_socket_path=str(service.home / "sentinel" / "sentinel.sock"), socket_timeout=2
     )
     try:
-        return parse_sentinel_masters(sentinel.execute_command("SENTINEL", "MASTERS"))
+        return sentinel.execute_command("SENTINEL", *args)
     finally:
         sentinel.close()
+
+
+def _monitors(service: AmrService) -> dict[str, ObservedMonitor]:
+    return parse_sentinel_masters(_sentinel(service, "MASTERS"))
 
 
 def _supervisor(service: AmrService) -> SupervisorClient:
@@ -267,13 +272,7 @@ def test_a_sentinel_restarted_while_the_control_plane_is_down_gets_its_short_per
     """Sentinel forgets SENTINEL DEBUG periods when it restarts; `amr ha` sets them again, API or not."""
 
     def periods() -> dict[str, int]:
-        sentinel = redis.Redis(
-            unix_socket_path=str(service.home / "sentinel" / "sentinel.sock"), socket_timeout=2
-        )
-        try:
-            return parse_sentinel_timings(sentinel.execute_command("SENTINEL", "DEBUG"))
-        finally:
-            sentinel.close()
+        return parse_sentinel_timings(_sentinel(service, "DEBUG"))
 
     wait_until(lambda: periods().get("info-period") == 500, 10, what="short periods")
     supervisor = _supervisor(service)
