@@ -7,8 +7,10 @@ import dataclasses
 import pytest
 
 from amr.logic.gateway_primary import RoleAnswer, choose_primary, parse_role_reply
+from amr.logic.placement import plan_nodes
 from amr.logic.plan import (
-    AddAllSlots,
+    AddSlots,
+    ClusterMeet,
     ClusterReplicate,
     NodeEnvironment,
     NodeTarget,
@@ -18,6 +20,7 @@ from amr.logic.plan import (
     choose_shard_primaries,
     plan_database_actions,
     plan_node_targets,
+    plan_slot_ranges,
 )
 from amr.logic.valkey_conf import password_hash
 from amr.model.enums import ClusteringPolicy, Toggle
@@ -148,7 +151,7 @@ def test_cluster_without_slots_gets_them_on_the_initial_primary() -> None:
     assert primaries == {0: "d1-0-0"}
     targets = plan_node_targets(db, CLUSTER, ENV, primaries)
     actions = plan_database_actions(OSS, targets, observed, KEYS, "gw-secret")
-    assert [a for a in actions if isinstance(a, AddAllSlots)] == [AddAllSlots(targets[0].spec)]
+    assert [a for a in actions if isinstance(a, AddSlots)] == [AddSlots(targets[0].spec, 0, 16383)]
 
 
 def test_no_cluster_replicaof_follows_the_observed_primary() -> None:
@@ -199,3 +202,32 @@ def test_without_a_gateway_password_no_gateway_user_is_rendered() -> None:
     env = dataclasses.replace(ENV, gateway_password="")
     (target, _) = plan_node_targets(database(NOC), CLUSTER, env)
     assert "amr-gateway" not in target.spec.config
+
+
+def test_slot_ranges_cover_every_slot_once_and_evenly() -> None:
+    assert plan_slot_ranges(1) == [(0, 16383)]
+    assert plan_slot_ranges(4) == [(0, 4095), (4096, 8191), (8192, 12287), (12288, 16383)]
+    three = plan_slot_ranges(3)
+    assert three == [(0, 5461), (5462, 10922), (10923, 16383)]
+    for shards in (2, 3, 5, 6, 7):
+        ranges = plan_slot_ranges(shards)
+        sizes = [last - first + 1 for first, last in ranges]
+        assert sum(sizes) == 16384 and max(sizes) - min(sizes) <= 1
+        assert all(b[0] == a[1] + 1 for a, b in zip(ranges, ranges[1:], strict=False))
+
+
+def test_a_two_shard_database_meets_its_primaries_and_gives_each_shard_its_slots() -> None:
+    db = dataclasses.replace(database(OSS), nodes=plan_nodes("d1", 2, True, (), [8500, 8501, 8502, 8503]))
+    targets = plan_node_targets(db, CLUSTER, ENV)
+    by_name = {t.spec.name: t for t in targets}
+    ids = {t.spec.name: f"id-{t.spec.name}" for t in targets}
+    observed = {
+        t.spec.name: seen(t, cluster_id=ids[t.spec.name], cluster_known_ids=frozenset({ids[t.spec.name]}))
+        for t in targets
+    }
+    actions = plan_database_actions(OSS, targets, observed, KEYS, "gw-secret")
+    p0, p1 = by_name["d1-0-0"].spec, by_name["d1-1-0"].spec
+    assert ClusterMeet(p1, p0.internal_host, p0.port) in actions
+    assert AddSlots(p0, 0, 8191) in actions and AddSlots(p1, 8192, 16383) in actions
+    # Each replica meets its own shard's primary.
+    assert ClusterMeet(by_name["d1-1-1"].spec, p1.internal_host, p1.port) in actions

@@ -12,6 +12,7 @@ from amr.logic.placement import (
     plan_nodes,
     plan_shard_count,
 )
+from amr.model.enums import ClusteringPolicy
 from amr.model.node import Role
 from amr.model.resources import NodeAssignment
 from amr.model.sku import sku_by_name
@@ -76,10 +77,14 @@ def test_node_ports_exhausted() -> None:
 def test_shard_count_is_capped() -> None:
     sku = sku_by_name("Balanced_B20")
     assert sku is not None and sku.shards == 6
-    assert plan_shard_count(sku, 1) == 1
-    assert plan_shard_count(sku, 4) == 4
-    assert plan_shard_count(sku, 100) == 6
-    assert plan_shard_count(sku, 0) == 1
+    oss = ClusteringPolicy.OSS_CLUSTER
+    assert plan_shard_count(sku, 1, oss) == 1
+    assert plan_shard_count(sku, 4, oss) == 4
+    assert plan_shard_count(sku, 100, oss) == 6
+    assert plan_shard_count(sku, 0, oss) == 1
+    # One shard until the gateway routes across shards (EnterpriseCluster), and always for NoCluster.
+    assert plan_shard_count(sku, 100, ClusteringPolicy.ENTERPRISE_CLUSTER) == 1
+    assert plan_shard_count(sku, 100, ClusteringPolicy.NO_CLUSTER) == 1
 
 
 def test_plan_nodes_new_database() -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from amr.logic.plan import (
-    AddAllSlots,
+    AddSlots,
     ClusterMeet,
     ClusterReplicate,
     ConfigSet,
@@ -158,7 +158,7 @@ def test_cluster_mode_empty_primary_gets_all_slots() -> None:
         observed[primary.spec.name], cluster_slots_assigned=0, cluster_state_ok=False
     )
     actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS)
-    assert actions == [AddAllSlots(primary.spec)]
+    assert actions == [AddSlots(primary.spec, 0, 16383)]
     observed[primary.spec.name] = dataclasses.replace(
         observed[primary.spec.name], cluster_slots_assigned=16384
     )

@@ -28,7 +28,7 @@ from amr.logic.validation import (
     validate_not_busy,
     validate_persistence,
 )
-from amr.model.enums import ProvisioningState, ResourceState, Toggle
+from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, lookup_key
 from amr.model.sku import sku_by_name
 
@@ -74,14 +74,16 @@ def _used_ports(req: Request) -> tuple[set[int], set[int]]:
     return db_ports, node_ports
 
 
-def _status_message(cluster: Cluster, shards: int) -> str:
+def _status_message(cluster: Cluster, shards: int, policy: ClusteringPolicy) -> str:
     sku = sku_by_name(cluster.sku_name)
     if sku is None or sku.shards <= shards:
         return ""
-    return (
-        f"{sku.name} has {sku.shards} shards in Azure; this amr installation runs {shards} "
-        f"(multi-shard databases are not implemented yet; engine.max_shards_per_database caps it)."
+    why = (
+        "engine.max_shards_per_database caps it"
+        if policy is ClusteringPolicy.OSS_CLUSTER
+        else f"{policy.value} databases run one shard for now; OSSCluster ones run several"
     )
+    return f"{sku.name} has {sku.shards} shards in Azure; this amr installation runs {shards} ({why})."
 
 
 async def put_database(req: Request) -> Response:
@@ -120,7 +122,7 @@ async def _create_database(req: Request, cluster: Cluster, request: DatabaseRequ
     port = choose_database_port(
         request.port, (g.port_range_start, g.port_range_end), db_ports | node_ports, s.port_is_free
     )
-    shards = plan_shard_count(sku, settings.engine.max_shards_per_database)
+    shards = plan_shard_count(sku, settings.engine.max_shards_per_database, draft.clustering_policy)
     ha = cluster.high_availability is Toggle.ENABLED
     ports = choose_node_ports(
         count_new_nodes(shards, ha, ()),
@@ -133,7 +135,7 @@ async def _create_database(req: Request, cluster: Cluster, request: DatabaseRequ
         port=port,
         nodes=plan_nodes(draft.uid, shards, ha, (), ports),
         shards_for_sku=sku.shards,
-        status_message=_status_message(cluster, shards),
+        status_message=_status_message(cluster, shards, draft.clustering_policy),
         created_at=s.timestamp(),
         provisioning_state=ProvisioningState.CREATING,
         resource_state=ResourceState.CREATING,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from amr.logic.plan import (
     Action,
-    AddAllSlots,
+    AddSlots,
     ClusterMeet,
     ClusterReplicate,
     ConfigSet,
@@ -231,10 +231,10 @@ def plan_repairs(
             text = f"{action.parameter} was '{was}', set back to '{action.value}'"
         elif isinstance(action, SetDefaultUser):
             text = "the default user's access keys did not match the database's; set them again"
-        elif isinstance(action, AddAllSlots):
-            text = "the primary held no hash slots; assigned all slots"
+        elif isinstance(action, AddSlots):
+            text = f"the primary held no hash slots; assigned slots {action.first}-{action.last}"
         elif isinstance(action, ClusterMeet):
-            text = f"the node did not know its primary; introduced it to {action.host}:{action.port}"
+            text = f"the node did not know {action.host}:{action.port} of its cluster; introduced them"
         elif isinstance(action, ClusterReplicate):
             text = "the replica did not follow its primary; made it replicate the primary again"
         else:

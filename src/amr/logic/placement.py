@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from amr.errors import ArmError, InvalidParameter
+from amr.model.enums import ClusteringPolicy
 from amr.model.node import Role
 from amr.model.resources import NodeAssignment
 from amr.model.sku import Sku
@@ -71,8 +72,11 @@ def choose_node_ports(
     return chosen
 
 
-def plan_shard_count(sku: Sku, max_shards: int) -> int:
-    """How many shards a database runs: the SKU's count, capped by the installation's setting."""
+def plan_shard_count(sku: Sku, max_shards: int, policy: ClusteringPolicy) -> int:
+    """How many shards a database runs: for OSSCluster the SKU's count, capped by the installation's
+    setting; one for NoCluster and (until the gateway routes across shards) EnterpriseCluster."""
+    if policy is not ClusteringPolicy.OSS_CLUSTER:
+        return 1
     return max(1, min(sku.shards, max_shards))
 
 

@@ -266,8 +266,12 @@ class SetGatewayUser:
 
 
 @dataclass(frozen=True)
-class AddAllSlots:
+class AddSlots:
+    """Assign the hash slots ``first``..``last`` (inclusive) to a shard's primary."""
+
     spec: NodeSpec
+    first: int
+    last: int
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,7 @@ Action = (
     | WaitPersistence
     | SetDefaultUser
     | SetGatewayUser
-    | AddAllSlots
+    | AddSlots
     | ClusterMeet
     | ClusterReplicate
     | WaitCluster
@@ -381,14 +385,36 @@ def _plan_persistence_switch(target: NodeTarget, seen: ObservedNode) -> list[Act
     return []
 
 
+def plan_slot_ranges(shards: int) -> list[tuple[int, int]]:
+    """The hash slots of each shard: the 16384 slots in ``shards`` contiguous ranges as even as they
+    can be (the first ranges one slot longer when they do not divide evenly)."""
+    shards = max(1, shards)
+    size, extra = divmod(ALL_SLOTS, shards)
+    ranges, first = [], 0
+    for shard in range(shards):
+        last = first + size + (1 if shard < extra else 0) - 1
+        ranges.append((first, last))
+        first = last + 1
+    return ranges
+
+
 def _plan_cluster_topology(
     targets: tuple[NodeTarget, ...], observed: dict[str, ObservedNode]
 ) -> list[Action]:
     """Slots and replication per shard, on the roles the targets carry (which follow the observed
-    primary, see ``choose_shard_primaries``): a shard whose nodes hold no slots at all gets every slot
-    on its primary; the other nodes of a shard replicate its primary, whichever node that is now."""
+    primary, see ``choose_shard_primaries``): the primaries of all shards know each other (they meet
+    shard 0's); a shard whose nodes hold no slots at all gets its range (``plan_slot_ranges``) on its
+    primary; the other nodes of a shard replicate its primary, whichever node that is now."""
     actions: list[Action] = []
     primaries = {t.spec.shard: t for t in targets if t.spec.role is Role.PRIMARY}
+    ranges = plan_slot_ranges(len(primaries))
+    first = primaries.get(0)
+    first_id = observed[first.spec.name].cluster_id if first is not None else None
+    for shard, primary in sorted(primaries.items()):
+        if shard == 0 or first is None or first_id is None:
+            continue
+        if first_id not in observed[primary.spec.name].cluster_known_ids:
+            actions.append(ClusterMeet(primary.spec, first.spec.internal_host, first.spec.port))
     settled: dict[int, bool] = {}  # False: no clear primary to replicate yet
     for shard, primary in sorted(primaries.items()):
         seen = observed[primary.spec.name]
@@ -400,8 +426,8 @@ def _plan_cluster_topology(
         if unclear:
             # Slots are held, but not by one clear primary: a failover is still settling.
             actions.append(WaitCluster(primary.spec, f"shard {shard} has no single primary yet"))
-        elif shard_slots == 0:
-            actions.append(AddAllSlots(primary.spec))
+        elif shard_slots == 0 and shard < len(ranges):
+            actions.append(AddSlots(primary.spec, *ranges[shard]))
         elif not seen.cluster_state_ok:
             actions.append(WaitCluster(primary.spec, f"cluster state of shard {shard} not ok yet"))
     for t in targets:

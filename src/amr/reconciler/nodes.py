@@ -9,9 +9,8 @@ from typing import Any
 
 from amr.errors import NodeError
 from amr.logic.plan import (
-    ALL_SLOTS,
     Action,
-    AddAllSlots,
+    AddSlots,
     ClusterMeet,
     ClusterReplicate,
     ConfigSet,
@@ -183,8 +182,8 @@ async def execute_action(backend: NodeBackend, action: Action, start_timeout: fl
                 await admin.execute("CLIENT", "KILL", "USER", "default")
         elif isinstance(action, SetGatewayUser):
             await admin.execute("ACL", "SETUSER", GATEWAY_USER, *action.rule)
-        elif isinstance(action, AddAllSlots):
-            await admin.execute("CLUSTER", "ADDSLOTSRANGE", 0, ALL_SLOTS - 1)
+        elif isinstance(action, AddSlots):
+            await admin.execute("CLUSTER", "ADDSLOTSRANGE", action.first, action.last)
         elif isinstance(action, ClusterMeet):
             await admin.execute("CLUSTER", "MEET", action.host, action.port)
         elif isinstance(action, ClusterReplicate):

@@ -26,6 +26,7 @@ class FakeNode:
     node_id: str = ""
     known: set[str] = field(default_factory=set)
     slots: int = 0
+    slot_range: tuple[int, int] = (0, 16383)
     primary_id: str | None = None
     keys: dict[str, str] = field(default_factory=dict)
     killed_default_clients: int = 0
@@ -152,12 +153,13 @@ class FakeNodeBackend:
         new = self.nodes[name]
         shard = [n for n in self.nodes.values() if n.spec.database_uid == new.spec.database_uid]
         shard = [n for n in shard if n.spec.shard == new.spec.shard]
-        slots = max(n.slots for n in shard)
+        holder = max(shard, key=lambda n: n.slots)
+        slots, slot_range = holder.slots, holder.slot_range
         for node in shard:
             node.role = "master" if node is new else "slave"
             if node is new:
                 node.primary_id = None
-                node.slots = slots
+                node.slots, node.slot_range = slots, slot_range
             else:
                 node.primary_id = new.node_id
                 node.slots = 0
@@ -224,13 +226,14 @@ class FakeAdmin:
                     continue
                 flags = "myself,master" if other is node else "master"
                 primary = other.primary_id or "-"
-                slots = " 0-16383" if other.slots else ""
+                slots = f" {other.slot_range[0]}-{other.slot_range[1]}" if other.slots else ""
                 lines.append(
                     f"{other.node_id} 127.0.0.2:{other.spec.port}@0 {flags} {primary} 0 0 1 connected{slots}"
                 )
             return "\n".join(lines)
         if command == "CLUSTER ADDSLOTSRANGE":
-            node.slots = 16384
+            node.slots = int(words[3]) - int(words[2]) + 1
+            node.slot_range = (int(words[2]), int(words[3]))
             return "OK"
         if command == "CLUSTER MEET":
             peer = self._backend.by_port.get(int(words[3]))
@@ -262,6 +265,7 @@ class FakeAdmin:
             if leader is None:
                 raise NodeError("You should send CLUSTER FAILOVER to a replica")
             node.slots, leader.slots = leader.slots, 0
+            node.slot_range = leader.slot_range
             node.primary_id, leader.primary_id = None, node.node_id
             return "OK"
         if command.startswith("FLUSHALL"):
