@@ -87,23 +87,30 @@ def test_a_four_shard_oss_cluster_serves_a_cluster_client_and_survives_a_shard_f
     )  # fmt: skip
     replica = next(n for n in nodes if n != victim and n.rsplit("-", 1)[0] == victim.rsplit("-", 1)[0])
     wait_until(
-        lambda: admin_client(service.home, str(run / f"{replica}.sock")).info("replication")["master_link_status"]
-        == "up",
+        lambda: (
+            admin_client(service.home, str(run / f"{replica}.sock")).info("replication")["master_link_status"]
+            == "up"
+        ),
         30,
         what="the shard's replica in sync",
     )
     os.kill(nodes[victim], signal.SIGKILL)
-    # The cluster client retries on its own: MOVED / connection errors refresh its slot map.
-    _write(client, range(KEYS, KEYS + 1000))
+    # The cluster client refreshes its slot map on connection errors and MOVED; the application
+    # retries a batch that failed while the shard had no primary (about a second).
+    wait_until(
+        lambda: _write(client, range(KEYS, KEYS + 1000)) is None, 30, interval=0.2, what="writes again"
+    )
     assert _missing(client, range(KEYS + 1000)) == []
     new_slots = client.execute_command("CLUSTER SLOTS")
     assert sorted(new_slots) == sorted(slots)
     assert admin_client(service.home, str(run / f"{replica}.sock")).info("replication")["role"] == "master"
     wait_until(
-        lambda: admin_client(service.home, str(run / f"{victim}.sock")).info("replication").get(
-            "master_link_status"
-        )
-        == "up",
+        lambda: (
+            admin_client(service.home, str(run / f"{victim}.sock"))
+            .info("replication")
+            .get("master_link_status")
+            == "up"
+        ),
         30,
         what="the killed primary back as the replica of its shard",
     )
