@@ -52,7 +52,7 @@ class Writer:
     acknowledged (reconnecting after the gateway closed the connection, READONLY, MOVED ...), and
     remembers when each write was acknowledged."""
 
-    client: redis.Redis
+    client: Any  # redis.Redis or redis.RedisCluster
     pause: float = 0.002
     acked: list[int] = field(default_factory=list)
     ack_times: list[float] = field(default_factory=list)
@@ -65,7 +65,8 @@ class Writer:
         while not self.stop.is_set():
             try:
                 self.client.set(f"k{i}", str(i))
-            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as e:
+            except redis.RedisError as e:
+                # A closed connection, READONLY from a primary that just became a replica, MOVED.
                 self.errors.append(type(e).__name__)
                 time.sleep(0.005)
                 continue
@@ -98,13 +99,15 @@ class Writer:
         window = times[start:]
         return max(b - a for a, b in zip(window, window[1:], strict=False))
 
-    def longest_gap(self) -> float:
-        times = self.ack_times
-        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+    def longest_gap(self, start: float, end: float) -> tuple[float, float]:
+        """The longest time without an acknowledged write in [start, end], and when it began
+        (seconds after ``start``)."""
+        times = [start, *(t for t in self.ack_times if start <= t <= end), end]
+        return max((b - a, a - start) for a, b in zip(times, times[1:], strict=False))
 
 
-def missing_writes(admin: redis.Redis, acked: list[int]) -> list[int]:
-    """The acknowledged writes that ``admin``'s node does not hold."""
+def missing_writes(admin: Any, acked: list[int]) -> list[int]:
+    """The acknowledged writes that ``admin`` (a node, or a client of the endpoint) does not hold."""
     missing = []
     for start in range(0, len(acked), 500):
         batch = acked[start : start + 500]

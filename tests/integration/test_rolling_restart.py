@@ -10,7 +10,6 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from redis.retry import Retry
 
 from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import AmrService, wait_until
+from tests.integration.ha_load import Writer, missing_writes
 
 _RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
@@ -72,51 +72,6 @@ def _client(service: AmrService, port: int, key: str, policy: str) -> Any:
         # Cluster-aware: it follows the slots to the node ports the gateway announces.
         return redis.RedisCluster("localhost", port, **common)
     return redis.Redis("localhost", port, retry_on_error=list(_RETRY_ERRORS), **common)
-
-
-@dataclass
-class Writer:
-    """Writes k<i> = i through the endpoint, retrying each write until it is acknowledged."""
-
-    client: Any
-    acked: list[int] = field(default_factory=list)
-    ack_times: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    last_error: str = ""
-
-    def run(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            try:
-                self.client.set(f"k{i}", str(i))
-            except redis.RedisError as e:
-                # READONLY from a primary that just became a replica, MOVED, a closed connection.
-                self.errors.append(type(e).__name__)
-                self.last_error = str(e)
-                time.sleep(0.005)
-                continue
-            self.ack_times.append(time.monotonic())
-            self.acked.append(i)
-            i += 1
-            time.sleep(0.002)
-
-    def longest_gap(self, start: float, end: float) -> tuple[float, float]:
-        """The longest time without an acknowledged write in [start, end], and when it began."""
-        times = [start, *(t for t in self.ack_times if start <= t <= end), end]
-        return max((b - a, a - start) for a, b in zip(times, times[1:], strict=False))
-
-
-def _all_readable(client: Any, keys: list[int]) -> list[int]:
-    """The acknowledged keys that are missing or wrong when read back through the endpoint."""
-    missing = []
-    for start in range(0, len(keys), 500):
-        batch = keys[start : start + 500]
-        pipe = client.pipeline(transaction=False)  # one GET per key: in a cluster they span slots
-        for i in batch:
-            pipe.get(f"k{i}")
-        missing += [i for i, value in zip(batch, pipe.execute(), strict=True) if value != str(i)]
-    return missing
 
 
 def _in_sync(service: AmrService, sockets: list[str]) -> tuple[str, str] | None:
@@ -181,7 +136,7 @@ def test_rolling_restart_loses_no_acknowledged_write(service: AmrService, policy
 
     # Zero acknowledged writes lost: every key the client saw acknowledged reads back.
     reader = _client(service, port, key, policy)
-    assert _all_readable(reader, writer.acked) == []
+    assert missing_writes(reader, writer.acked) == []
 
     # Every node runs a new process; the roles switched; a replica is in sync.
     pids_after = _pids(service, uid)
@@ -325,7 +280,7 @@ def test_a_new_engine_binary_in_the_settings_is_rolled_out_without_loss(service:
         thread.join(10)
     gap, _ = writer.longest_gap(started, ended)
     print(f"\nautomatic upgrade: took {(ended - started) * 1000:.0f} ms; longest write gap {gap * 1000:.0f} ms")
-    assert _all_readable(_client(service, port, key, "NoCluster"), writer.acked) == []
+    assert missing_writes(_client(service, port, key, "NoCluster"), writer.acked) == []
     pids_after = _pids(service, uid)
     assert all(pids_after[n] != pids_before[n] for n in pids_before)
     events = [e for e in _events(service, name) if e["kind"] in ("restart", "switchover", "failover")]
