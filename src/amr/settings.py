@@ -95,6 +95,11 @@ class HaSettings:
     # down-after-milliseconds for NoCluster; the `amr ha` coordinator's threshold in cluster mode).
     # Lower fails over faster but risks a failover on a briefly stalled node.
     down_after_ms: int = 1000
+    # In cluster mode, how long a primary's socket must refuse connections (its process is not
+    # running: killed or crashed, which is certain, unlike a node that is slow to answer) before
+    # `amr ha` promotes its replica. Lower than down_after_ms, so a crash fails over fast enough for
+    # a cluster client's default retries.
+    gone_after_ms: int = 250
     # Sentinels that must agree a primary is down (one Sentinel runs per host).
     sentinel_quorum: int = 1
     # Sentinel's failover-timeout: how long a failover may take before it is retried.

@@ -83,7 +83,7 @@ def run(test: Callable[[Path], Awaitable[None]], tmp_path: Path) -> None:
     asyncio.run(test(tmp_path))
 
 
-def _setup(tmp_path: Path) -> tuple[FakeNode, FakeNode, Path, Coordinator, Clock]:
+def _setup(tmp_path: Path, gone_after_ms: int = 1000) -> tuple[FakeNode, FakeNode, Path, Coordinator, Clock]:
     primary = FakeNode(str(tmp_path / "p.sock"), PRIMARY_INFO)
     replica = FakeNode(str(tmp_path / "r.sock"), REPLICA_INFO)
     shard = WatchedShard(
@@ -92,7 +92,9 @@ def _setup(tmp_path: Path) -> tuple[FakeNode, FakeNode, Path, Coordinator, Clock
     watch_file = tmp_path / "watch.json"
     watch_file.write_text(render_ha_watch(HaWatch((WatchedDatabase("db-id", "d1", (shard,)),))))
     clock = Clock()
-    settings = HaSettings(down_after_ms=1000, failover_timeout_ms=10000, poll_ms=100)
+    settings = HaSettings(
+        down_after_ms=1000, failover_timeout_ms=10000, poll_ms=100, gone_after_ms=gone_after_ms
+    )
     return primary, replica, watch_file, Coordinator(WatchFile(watch_file), "secret", settings, clock), clock
 
 
@@ -126,6 +128,35 @@ def test_a_primary_that_stops_answering_is_replaced_once(tmp_path: Path) -> None
             clock.now += 0.1
             await coordinator.tick()
             assert coordinator.probes["d1-0-0"].answered
+        finally:
+            await coordinator.close()
+            await primary.stop()
+            await replica.stop()
+
+    run(scenario, tmp_path)
+
+
+def test_a_primary_whose_process_is_gone_is_replaced_after_gone_after_ms(tmp_path: Path) -> None:
+    async def scenario(tmp_path: Path) -> None:
+        primary, replica, _, coordinator, clock = _setup(tmp_path, gone_after_ms=250)
+        await primary.start()
+        await replica.start()
+        try:
+            await coordinator.tick()
+            await primary.stop()  # nothing listens on its socket any more
+            clock.now += 0.1
+            await coordinator.tick()  # the open connection breaks: not certain yet
+            assert coordinator.probes["d1-0-0"].gone_since is None
+            clock.now += 0.1
+            await coordinator.tick()  # a new connection is refused: gone
+            assert coordinator.probes["d1-0-0"].gone_since == clock.now
+            clock.now += 0.2
+            await coordinator.tick()  # gone for 0.2 s: not yet
+            assert not any(c[0] == "CLUSTER" for c in replica.commands)
+            clock.now += 0.1
+            outcomes = await coordinator.tick()
+            assert outcomes[0].startswith("promoted node d1-0-1 of database db-id shard 0")
+            assert replica.commands[-1] == ["CLUSTER", "FAILOVER", "TAKEOVER"]
         finally:
             await coordinator.close()
             await primary.stop()

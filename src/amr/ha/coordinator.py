@@ -80,7 +80,7 @@ class Coordinator:
         self._attempts = plan_attempts_to_keep(self._attempts, probes, now, s.failover_timeout_ms)
         outcomes = []
         for takeover in plan_cluster_failovers(
-            watch, probes, now, s.down_after_ms, self._attempts, s.failover_timeout_ms
+            watch, probes, now, s.down_after_ms, self._attempts, s.failover_timeout_ms, s.gone_after_ms
         ):
             self._attempts[takeover.key] = (now, takeover.replica.name)
             watched = self._nodes[takeover.replica.name]
@@ -149,9 +149,10 @@ class Coordinator:
                 log.warning("node %s answers but cannot be probed: %s", name, result.error)
             watched.error = result.error
         if not result.answered:
+            gone_since = (old.gone_since if old.gone_since is not None else at) if result.gone else None
             watched.probe = NodeProbe(
                 name, False, old.last_ok, old.watched_since, old.role, old.master_port, old.link,
-                old.synced, old.offset,
+                old.synced, old.offset, gone_since,
             )  # fmt: skip
             return
         view = result.view

@@ -24,6 +24,7 @@ class ProbeResult:
     answered: bool
     view: ReplicationView | None = None
     error: str = ""
+    gone: bool = False  # nothing listens on the socket: the node's process is not running
 
 
 class NodeConnection:
@@ -64,7 +65,8 @@ class NodeConnection:
         except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ValueError) as e:  # fmt: skip
             await self.close()
-            return ProbeResult(False, None, type(e).__name__)
+            gone = isinstance(e, ConnectionRefusedError | FileNotFoundError)
+            return ProbeResult(False, None, type(e).__name__, gone=gone)
         if isinstance(info, RespError) or not isinstance(info, bytes):
             return ProbeResult(True, None)  # alive, but busy or loading: its role is unknown
         return ProbeResult(True, parse_replication_view(info.decode(errors="replace")))

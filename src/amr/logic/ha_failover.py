@@ -42,6 +42,17 @@ def down_for(probe: NodeProbe, now: float) -> float:
     return max(0.0, now - since)
 
 
+def is_down(probe: NodeProbe, now: float, down_after_ms: int, gone_after_ms: int) -> bool:
+    """Whether a node counts as failed: it has not answered for ``down_after_ms``, or nothing has
+    listened on its socket for ``gone_after_ms`` (its process is not running, which is certain, so it
+    needs less patience than a node that may only be slow)."""
+    if probe.answered:
+        return False
+    if down_for(probe, now) * 1000 >= down_after_ms:
+        return True
+    return probe.gone_since is not None and (now - probe.gone_since) * 1000 >= gone_after_ms
+
+
 def _followers(shard: WatchedShard, failed: WatchedNode, probes: Mapping[str, NodeProbe]) -> list[NodeProbe]:
     """Nodes of the shard that answer and replicate from ``failed``."""
     out = []
@@ -61,10 +72,12 @@ def plan_cluster_failovers(
     down_after_ms: int,
     recent_attempts: Mapping[tuple[str, int], tuple[float, str]],
     failover_timeout_ms: int,
+    gone_after_ms: int | None = None,
 ) -> list[Takeover]:
     """Decide which replicas to promote now, at most one per shard.
 
-    A shard fails over when one of its nodes has not answered for ``down_after_ms`` and a replica of
+    A shard fails over when one of its nodes is down (``is_down``: no answer for ``down_after_ms``,
+    or no process for ``gone_after_ms``, by default the same) and a replica of
     that node (one that answers, says it replicates from that node's port, and has been in sync with
     it since it started) can take its place; among several, the one with the largest replication
     offset. A node that answers anything, even LOADING, is alive. A shard with a takeover sent within
@@ -73,6 +86,7 @@ def plan_cluster_failovers(
     (file missing or unreadable): nothing."""
     if watch is None:
         return []
+    gone_after = down_after_ms if gone_after_ms is None else gone_after_ms
     takeovers = []
     for db in watch.databases:
         for shard in db.shards:
@@ -81,7 +95,7 @@ def plan_cluster_failovers(
                 continue
             for failed in shard.nodes:
                 probe = probes.get(failed.name)
-                if probe is None or probe.answered or down_for(probe, now) * 1000 < down_after_ms:
+                if probe is None or not is_down(probe, now, down_after_ms, gone_after):
                     continue
                 ready = [p for p in _followers(shard, failed, probes) if p.synced]
                 if not ready:

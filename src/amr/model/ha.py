@@ -54,7 +54,7 @@ class NodeProbe:
     answered: ``role`` is ``master`` or ``slave`` (None: unknown); for a slave, ``master_port`` is its
     primary's port, ``link`` its link state (``up`` or ``down``) and ``synced`` whether it has been in
     sync with its primary at some time since it started (a replica that never was holds no data to
-    promote)."""
+    promote). ``gone_since``: see the field."""
 
     name: str
     answered: bool
@@ -65,3 +65,6 @@ class NodeProbe:
     link: str = ""
     synced: bool = False
     offset: int = 0
+    # Since when every probe found nothing listening on the node's socket (refused or no socket):
+    # the process is not running, which is certain, unlike a probe that timed out. None otherwise.
+    gone_since: float | None = None
