@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run stop test lint unit integration bench bench-endpoint bench-failover clean
+.PHONY: run stop test lint unit integration bench bench-endpoint bench-failover bench-sharded clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-endpoint: $(STAMP)
 
 bench-failover: $(STAMP)
 	$(BIN)/python bench/failover.py
+
+bench-sharded: $(STAMP)
+	$(BIN)/python bench/sharded.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
