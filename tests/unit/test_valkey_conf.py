@@ -135,3 +135,13 @@ def test_every_eviction_policy_renders() -> None:
     assert len(rendered) == len(EvictionPolicy)
     assert render_eviction_policy(EvictionPolicy.NO_EVICTION) == "noeviction"
     assert render_eviction_policy(EvictionPolicy.VOLATILE_TTL) == "volatile-ttl"
+
+
+def test_gateway_user_may_read_the_topology_and_touch_no_keys() -> None:
+    from amr.logic.valkey_conf import render_gateway_user_rule
+
+    rule = render_gateway_user_rule("s3cret")
+    assert rule[:2] == ["reset", "on"] and "s3cret" not in " ".join(rule)
+    assert {"+role", "+ping", "+cluster|slots", "+cluster|shards", "+cluster|myid"} <= set(rule)
+    assert "-@all" in rule and "resetchannels" in rule
+    assert not any(r.startswith("~") or r.startswith("&") or r.startswith("+@") for r in rule)
