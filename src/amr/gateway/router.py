@@ -1,0 +1,553 @@
+"""EnterpriseCluster routing for one authenticated client connection.
+
+The client's commands are parsed with hiredis; each goes to the node serving its hash slot, is split
+per slot (DEL/UNLINK/EXISTS/TOUCH/MGET/MSET), fanned out to every shard (DBSIZE, FLUSHALL, KEYS,
+INFO, SCRIPT LOAD...), walked shard by shard (SCAN), or answered here (CROSSSLOT, CLUSTER blocked).
+Replies are raw frames (``amr.gateway.router_links``) put back in the client's order by one FIFO:
+the head is written as soon as it is complete, so a pipeline across shards is answered in order.
+
+MOVED/ASK/TRYAGAIN/CLUSTERDOWN never reach the client: the command is sent again where the reply
+says (``retry``), the slot map updated and re-read. Transactions run on the node of their first
+keyed command (``router_txn``); a subscribing client gets a dedicated node connection spliced
+byte for byte (``subscribe``). Pure decisions live in ``amr.logic`` (command_routing, reply_merge,
+cluster_slots, resp_frames).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import hiredis
+
+from amr.gateway.router_links import Item, Merged, NodeLink, Part, Pending, Swallow
+from amr.gateway.router_topology import NOT_READY_REPLY, ClusterTopology
+from amr.gateway.router_txn import Transaction
+from amr.logic.cluster_slots import parse_redirect
+from amr.logic.command_routing import (
+    ALL_FIRST,
+    ALL_SUM,
+    AUTH,
+    BLOCKED,
+    CROSSSLOT_REPLY,
+    INFO,
+    KEYED,
+    KEYS,
+    MGET,
+    MSET,
+    MULTI,
+    QUIT,
+    RANDOMKEY,
+    SCAN,
+    SUBSCRIBE,
+    UNWATCH,
+    WATCH,
+    choose_keys,
+    choose_kind,
+    choose_slot,
+    plan_split,
+)
+from amr.logic.keyslot import choose_key_slot
+from amr.logic.reply_merge import (
+    INVALID_CURSOR_REPLY,
+    choose_random_key,
+    merge_concat,
+    merge_first,
+    merge_in_order,
+    merge_info,
+    merge_scan,
+    merge_sum,
+    parse_scan_cursor,
+)
+from amr.logic.resp_frames import render_command
+
+if TYPE_CHECKING:
+    from amr.gateway.splice import ClientSide
+
+log = logging.getLogger(__name__)
+
+# A command may be redirected or retried this many times before its error goes to the client.
+MAX_TRIES = 20
+RETRY_DELAY = 0.02
+# Commands answered out of order wait in the FIFO; past this many the client is not read.
+MAX_PENDING = 10_000
+# An incomplete command may not hold more than this many bytes (the engine's own bulk limit is 512 MB).
+MAX_REQUEST_BYTES = 64 << 20
+ASKING = b"*1\r\n$6\r\nASKING\r\n"
+OK = b"+OK\r\n"
+
+
+def _error(text: str) -> bytes:
+    return b"-" + text.encode() + b"\r\n"
+
+
+class Router:
+    """Routes one client's commands across the database's shards and answers it in order."""
+
+    __slots__ = (
+        "client", "transport", "topology", "replay", "reader", "fifo", "links", "links_paused",
+        "_client_paused", "_full_links", "bytes_out", "waiting", "txn", "watch_link", "watch_slot",
+        "pubsub", "backlog", "closing", "closed", "rng", "_tasks",
+    )  # fmt: skip
+
+    def __init__(
+        self, client: ClientSide, topology: ClusterTopology, replay: dict[bytes, tuple[bytes, ...]]
+    ) -> None:
+        self.client = client
+        assert client.transport is not None
+        self.transport = client.transport
+        self.topology = topology
+        self.replay = replay
+        self.reader = hiredis.Reader()
+        self.fifo: deque[Pending] = deque()
+        self.links: dict[str, NodeLink] = {}
+        self.links_paused = False
+        self._client_paused = False
+        self._full_links = 0
+        self.bytes_out = 0
+        self.waiting: list[tuple[list[bytes], bytes]] | None = None
+        self.txn: Transaction | None = None
+        self.watch_link: NodeLink | None = None
+        self.watch_slot = -1
+        self.pubsub: NodeLink | None = None
+        self.backlog: list[bytes] = []
+        self.closing = False
+        self.closed = False
+        self.rng = random.Random()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def start(self, first_link: NodeLink | None, held: bytes) -> None:
+        """Begin routing: ``first_link`` is the authenticated connection of the auth phase (kept as
+        the link to its node), ``held`` the client's bytes that followed its AUTH."""
+        if first_link is not None:
+            self.links[first_link.socket] = first_link
+        if not self.topology.ready:
+            self.waiting = []
+            self.topology.when_ready(self._ready)
+        if held:
+            self.feed(held)
+
+    def _ready(self, ok: bool) -> None:
+        waiting, self.waiting = self.waiting or [], None
+        if self.closed:
+            return
+        if not ok:
+            for _ in waiting:
+                self.fifo.append(Pending(reply=NOT_READY_REPLY))
+            self.flush()
+            self.fail("cluster_unavailable")
+            return
+        for args, raw in waiting:
+            self.dispatch(args, raw)
+        self.flush()
+
+    # -- client input ---------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Client bytes: parse the commands they complete and route each."""
+        if self.closed or self.closing:
+            return
+        reader = self.reader
+        fresh = not reader.has_data()
+        reader.feed(data)
+        try:
+            args = reader.gets()
+            if args is False:
+                if reader.len() > MAX_REQUEST_BYTES:
+                    self._refuse(b"-ERR request too large\r\n", "request_too_large")
+                return
+            # One whole command in this chunk: forward the bytes as they came.
+            single = fresh and not reader.has_data()
+            while args is not False:
+                if type(args) is not list or not args:
+                    self._refuse(b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error")
+                    return
+                raw = data if single else render_command(args)
+                if self.waiting is not None:
+                    self.waiting.append((args, raw))
+                else:
+                    self.dispatch(args, raw)
+                if self.closed:
+                    return
+                args = reader.gets()
+        except hiredis.ProtocolError:
+            self._refuse(b"-ERR Protocol error: invalid request\r\n", "protocol_error")
+            return
+        except (TypeError, AttributeError):  # an argument that is not a bulk string (an integer, a nested array)
+            self._refuse(b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error")
+            return
+        if self.fifo:
+            self.flush()
+            if len(self.fifo) > MAX_PENDING:
+                self._update_client_reading()
+
+    def dispatch(self, args: list[bytes], raw: bytes) -> None:
+        """Route one command."""
+        pubsub = self.pubsub
+        if pubsub is not None:
+            if pubsub.transport is not None:
+                pubsub.transport.write(raw)
+            else:
+                pubsub.early.append(raw)
+            return
+        name = args[0].lower()
+        if self.txn is not None:
+            self.txn.command(name, args, raw)
+            return
+        kind = choose_kind(name, args)
+        if kind == KEYED:
+            keys = choose_keys(name, args, self.topology.commands)
+            slot = choose_slot(keys) if keys else -1
+            if slot == -2:
+                self.fifo.append(Pending(reply=CROSSSLOT_REPLY))
+                return
+            p = Pending(raw, slot)
+            self.fifo.append(p)
+            (self.slot_link(slot) if slot >= 0 else self.any_link()).send(raw, p)
+            return
+        self._special(kind, name, args, raw)
+
+    def _special(self, kind: int, name: bytes, args: list[bytes], raw: bytes) -> None:
+        if kind <= MSET:  # SPLIT_SUM, MGET, MSET
+            self._split(kind, args, raw)
+        elif kind in (ALL_SUM, ALL_FIRST, KEYS, RANDOMKEY, INFO):
+            merge: Callable[[list[bytes]], bytes]
+            if kind == ALL_SUM:
+                merge = merge_sum
+            elif kind == KEYS:
+                merge = merge_concat
+            elif kind == INFO:
+                merge = merge_info
+            elif kind == RANDOMKEY:
+                rng = self.rng
+                merge = lambda frames: choose_random_key(frames, rng)  # noqa: E731
+            else:
+                merge = merge_first
+            self.fan_out(raw, merge)
+        elif kind == SCAN:
+            self._scan(args)
+        elif kind == BLOCKED:
+            sub = args[1].decode("utf-8", "replace")[:64] if len(args) > 1 else ""
+            self.fifo.append(
+                Pending(
+                    reply=_error(
+                        f"ERR unknown command 'CLUSTER', with args beginning with: '{sub}' "
+                        "(CLUSTER commands are not available on an EnterpriseCluster endpoint)"
+                    )
+                )
+            )
+        elif kind == AUTH:
+            self._auth(args, raw)
+        elif kind == SUBSCRIBE:
+            self._subscribe(name, args, raw)
+        elif kind == QUIT:
+            self.fifo.append(Pending(reply=OK))
+            self.closing = True
+        elif kind == MULTI:
+            self.txn = Transaction(self, raw)
+        elif kind == WATCH:
+            self._watch(args, raw)
+        elif kind == UNWATCH:
+            link, self.watch_link, self.watch_slot = self.watch_link, None, -1
+            p = Pending(raw)
+            self.fifo.append(p)
+            if link is not None and not link.closed:
+                link.send(raw, p)
+            else:
+                p.reply = OK
+        else:  # EXEC or DISCARD without MULTI: the engine's error
+            p = Pending(raw)
+            self.fifo.append(p)
+            self.any_link().send(raw, p)
+
+    def _split(self, kind: int, args: list[bytes], raw: bytes) -> None:
+        groups = plan_split(kind, args)
+        if groups is None or len(groups) <= 1:
+            slot = next(iter(groups)) if groups else -1
+            p = Pending(raw, slot)
+            self.fifo.append(p)
+            (self.slot_link(slot) if slot >= 0 else self.any_link()).send(raw, p)
+            return
+        head = [args[0]]
+        positions = list(groups.values())
+        if kind == MGET:
+            total = len(args) - 1
+            merged = Merged(len(groups), lambda frames: merge_in_order(frames, positions, total))
+        else:
+            merged = Merged(len(groups), merge_sum if kind != MSET else merge_first)
+        self.fifo.append(merged)
+        for index, (slot, where) in enumerate(groups.items()):
+            if kind == MSET:
+                part_args = head + [a for i in where for a in (args[1 + 2 * i], args[2 + 2 * i])]
+            else:
+                part_args = head + [args[1 + i] for i in where]
+            part_raw = render_command(part_args)
+            self.slot_link(slot).send(part_raw, Part(merged, index, part_raw, slot))
+
+    def fan_out(self, raw: bytes, merge: Callable[[list[bytes]], bytes]) -> None:
+        """Send ``raw`` to every shard's primary; ``merge`` makes the reply."""
+        primaries = self.topology.slot_map.primaries
+        merged = Merged(len(primaries), merge)
+        self.fifo.append(merged)
+        for index, socket in enumerate(primaries):
+            self.link(socket).send(raw, Part(merged, index, raw, -1))
+
+    def _scan(self, args: list[bytes]) -> None:
+        primaries = self.topology.slot_map.primaries
+        shards = len(primaries)
+        where = parse_scan_cursor(args[1], shards) if len(args) > 1 else None
+        if where is None:
+            self.fifo.append(Pending(reply=INVALID_CURSOR_REPLY if len(args) > 1 else _arity(b"scan")))
+            return
+        node_cursor, shard = where
+        raw = render_command([args[0], b"%d" % node_cursor, *args[2:]])
+        merged = Merged(1, lambda frames: merge_scan(frames[0], shard, shards))
+        self.fifo.append(merged)
+        self.link(primaries[shard]).send(raw, Part(merged, 0, raw, -1))
+
+    def _auth(self, args: list[bytes], raw: bytes) -> None:
+        """AUTH/HELLO after authentication: every open node connection runs it (so they all act as the
+        same user and protocol), and new ones replay it once it has succeeded."""
+        name = args[0].upper()
+        links = [lk for lk in self.links.values() if not lk.closed and not lk.splice] or [self.any_link()]
+
+        def merge(frames: list[bytes]) -> bytes:
+            reply = merge_first(frames)
+            if reply[:1] not in (b"-", b"!"):
+                self.replay.pop(name, None)
+                self.replay[name] = tuple(args)
+            return reply
+
+        merged = Merged(len(links), merge)
+        self.fifo.append(merged)
+        for index, link in enumerate(links):
+            link.send(raw, Part(merged, index, raw, -1))
+
+    def _watch(self, args: list[bytes], raw: bytes) -> None:
+        slot = choose_slot(args[1:])
+        if slot == -2 or (self.watch_slot >= 0 and slot != self.watch_slot):
+            self.fifo.append(Pending(reply=CROSSSLOT_REPLY))
+            return
+        p = Pending(raw, slot)
+        p.tries = MAX_TRIES  # a WATCH must stay on the node the transaction will run on
+        self.fifo.append(p)
+        link = self.slot_link(slot) if slot >= 0 else self.any_link()
+        link.send(raw, p)
+        if slot >= 0:
+            self.watch_link, self.watch_slot = link, slot
+
+    def _subscribe(self, name: bytes, args: list[bytes], raw: bytes) -> None:
+        """The client subscribes: from now on it talks to one dedicated node connection, spliced both
+        ways once the replies it is still owed have been written (PUBLISH propagates over the
+        cluster bus, so any node delivers every message; SSUBSCRIBE goes to its channel's node)."""
+        primaries = self.topology.slot_map.primaries
+        if name == b"ssubscribe" and len(args) > 1:
+            socket = self.topology.slot_map.socket_for(choose_key_slot(args[1])) or primaries[0]
+        else:
+            socket = primaries[self.rng.randrange(len(primaries))]
+        link = NodeLink(self, socket)
+        link.pubsub = True
+        for replayed in self.replay.values():
+            link.send(render_command(replayed), Swallow(self._replay_refused))
+        link.early.append(raw)
+        self.pubsub = link
+        self._connect(link)
+
+    # -- node links -----------------------------------------------------------------------------
+
+    def link(self, socket: str) -> NodeLink:
+        """The connection to ``socket``, opened (and authenticated as the client) on first use."""
+        link = self.links.get(socket)
+        if link is not None and not link.closed:
+            return link
+        link = NodeLink(self, socket)
+        self.links[socket] = link
+        for replayed in self.replay.values():
+            link.send(render_command(replayed), Swallow(self._replay_refused))
+        self._connect(link)
+        return link
+
+    def _connect(self, link: NodeLink) -> None:
+        task = asyncio.get_running_loop().create_task(link.connect())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def slot_link(self, slot: int) -> NodeLink:
+        slot_map = self.topology.slot_map
+        index = slot_map.owner[slot]
+        primaries = slot_map.primaries
+        socket = primaries[index] if index >= 0 else primaries[0]
+        link = self.links.get(socket)
+        if link is not None and not link.closed:
+            return link
+        return self.link(socket)
+
+    def any_link(self) -> NodeLink:
+        """A node for a keyless command: an open connection if there is one."""
+        for link in self.links.values():
+            if not link.closed:
+                return link
+        return self.link(self.topology.slot_map.primaries[0])
+
+    def _replay_refused(self, frame: bytes) -> None:
+        # The client's credentials no longer work on a node (a key was regenerated).
+        self.fail("auth_replay_refused")
+
+    def retry(self, item: Item, frame: bytes, link: NodeLink) -> bool:
+        """A node answered ``item`` with an error: send it again where MOVED/ASK say, or after a short
+        delay for TRYAGAIN/CLUSTERDOWN; False when the error is the client's to see."""
+        if item.tries >= MAX_TRIES or isinstance(item, Swallow):
+            return False
+        redirect = parse_redirect(frame)
+        if redirect is not None:
+            kind, slot, port = redirect
+            socket = self.topology.socket_for_port(port)
+            if socket is None:
+                self.topology.refresh_soon()
+                return False
+            item.tries += 1
+            target = self.link(socket)
+            if kind == b"MOVED":
+                self.topology.slot_map.moved(slot, socket)
+                self.topology.refresh_soon()
+            else:
+                target.send(ASKING, Swallow())
+            target.send(item.raw, item)
+            return True
+        if frame.startswith(b"-TRYAGAIN") or frame.startswith(b"-CLUSTERDOWN"):
+            item.tries += 1
+            if frame.startswith(b"-CLUSTERDOWN"):
+                self.topology.refresh_soon()
+            delay = RETRY_DELAY * item.tries
+            asyncio.get_running_loop().call_later(delay, self._resend, item, link.socket)
+            return True
+        return False
+
+    def _resend(self, item: Item, socket: str) -> None:
+        if self.closed:
+            return
+        if item.slot >= 0:
+            target = self.slot_link(item.slot)
+        else:
+            target = self.link(socket)
+        target.send(item.raw, item)
+
+    def link_failed(self, link: NodeLink, reason: str) -> None:
+        """A node connection could not be opened."""
+        link.closed = True
+        self.link_lost(link, reason)
+
+    def link_lost(self, link: NodeLink, reason: str = "node_closed") -> None:
+        """A node connection closed: forgotten if it owed nothing; the client is closed otherwise
+        (what happened to the commands it was running is unknown)."""
+        if self.links.get(link.socket) is link:
+            del self.links[link.socket]
+        if self.closed:
+            return
+        self.topology.refresh_soon()
+        if link is self.pubsub or link is self.watch_link:
+            self.fail(reason)
+            return
+        if any(not isinstance(item, Swallow) for item in link.owed):
+            self.fail(reason)
+
+    # -- client output --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every complete reply at the head of the client's queue."""
+        fifo = self.fifo
+        if fifo and fifo[0].reply is not None:
+            t = self.transport
+            head = fifo.popleft().reply
+            if not fifo or fifo[0].reply is None:
+                assert head is not None
+                t.write(head)
+            else:
+                out = [head]
+                while fifo and fifo[0].reply is not None:
+                    out.append(fifo.popleft().reply)
+                t.write(b"".join(out))  # type: ignore[arg-type]
+            if self._client_paused and len(fifo) < MAX_PENDING // 2:
+                self._update_client_reading()
+        if not fifo:
+            if self.backlog:
+                backlog, self.backlog = self.backlog, []
+                self.transport.write(b"".join(backlog))
+            if self.closing:
+                self.client.close_for("client_quit")
+
+    def push(self, frame: bytes) -> None:
+        """An out-of-band push (client tracking): to the client at once, between replies."""
+        self.transport.write(frame)
+
+    def pubsub_data(self, data: bytes) -> None:
+        """Bytes of the pub/sub connection: to the client once the replies before it are written."""
+        if self.fifo:
+            self.backlog.append(data)
+        else:
+            self.transport.write(data)
+
+    def pause_client(self, full: bool) -> None:
+        """A node connection's write buffer filled up (or drained): stop (or resume) reading the client."""
+        self._full_links += 1 if full else -1
+        self._update_client_reading()
+
+    def _update_client_reading(self) -> None:
+        want_paused = self._full_links > 0 or len(self.fifo) > MAX_PENDING
+        if want_paused == self._client_paused or self.transport.is_closing():
+            return
+        self._client_paused = want_paused
+        if want_paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def pause_links(self, paused: bool) -> None:
+        """The client is not reading its replies: stop (or resume) reading every node connection."""
+        self.links_paused = paused
+        links = list(self.links.values()) + ([self.pubsub] if self.pubsub is not None else [])
+        for link in links:
+            t = link.transport
+            if t is None or t.is_closing():
+                continue
+            if paused and not link.paused:
+                t.pause_reading()
+            elif not paused and link.paused:
+                t.resume_reading()
+            link.paused = paused
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def _refuse(self, reply: bytes, reason: str) -> None:
+        self.fifo.append(Pending(reply=reply))
+        self.flush()
+        self.fail(reason)
+
+    def fail(self, reason: str) -> None:
+        """Close the client (after what is already written)."""
+        self.client.close_for(reason)
+
+    def client_eof(self) -> None:
+        """A plain client half-closed: answer what it sent, then close."""
+        self.closing = True
+        self.flush()
+
+    def close(self) -> None:
+        """The client is gone: close every node connection."""
+        self.closed = True
+        for link in list(self.links.values()):
+            link.close()
+        if self.pubsub is not None:
+            self.pubsub.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+def _arity(name: bytes) -> bytes:
+    return b"-ERR wrong number of arguments for '%s' command\r\n" % name
