@@ -1,7 +1,8 @@
 """MULTI/EXEC through the router: a transaction runs on the node of its first keyed command.
 
-Commands before that one (MULTI itself, keyless commands) wait here with their queue entries, then
-go to that node in order. A later command for another slot is refused with CROSSSLOT and the
+Commands before that one (MULTI itself, keyless commands) are answered here at once (``+OK``,
+``+QUEUED``, so a client that waits for each reply is not stuck) and wait, to go to that node in
+order with their replies swallowed. A later command for another slot is refused with CROSSSLOT and the
 transaction is marked failed, so EXEC is answered with EXECABORT and the node discards it, as the
 engine does with a command refused while queuing. A WATCH before MULTI pins the transaction to the
 watched slot's node from the start.
@@ -45,25 +46,25 @@ class Transaction:
         self.router = router
         self.link: NodeLink | None = router.watch_link
         self.slot = router.watch_slot if router.watch_link is not None else -1
-        self.waiting: list[tuple[bytes, Pending]] = []
+        self.waiting: list[bytes] = []
         self.failed = False
-        self._queue(multi_raw)
+        self._queue(multi_raw, b"+OK\r\n")
 
-    def _queue(self, raw: bytes) -> Pending:
-        p = Pending(raw)
-        p.tries = NO_RETRY
-        self.router.fifo.append(p)
+    def _queue(self, raw: bytes, early_reply: bytes = b"+QUEUED\r\n") -> None:
         if self.link is not None:
+            p = Pending(raw)
+            p.tries = NO_RETRY
+            self.router.fifo.append(p)
             self.link.send(raw, p)
         else:
-            self.waiting.append((raw, p))
-        return p
+            self.router.fifo.append(Pending(reply=early_reply))
+            self.waiting.append(raw)
 
     def _pin(self, link: NodeLink) -> None:
         self.link = link
         waiting, self.waiting = self.waiting, []
-        for raw, p in waiting:
-            link.send(raw, p)
+        for raw in waiting:
+            link.send(raw, Swallow())
 
     def command(self, name: bytes, args: list[bytes], raw: bytes) -> None:
         """A command while the transaction is open."""
