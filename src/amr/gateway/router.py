@@ -91,7 +91,7 @@ class Router:
     __slots__ = (
         "client", "transport", "topology", "replay", "reader", "fifo", "links", "links_paused",
         "_client_paused", "_full_links", "bytes_out", "waiting", "txn", "watch_link", "watch_slot",
-        "pubsub", "backlog", "closing", "closed", "rng", "_tasks",
+        "pubsub", "backlog", "closing", "closed", "rng", "_tasks", "batching", "dirty",
     )  # fmt: skip
 
     def __init__(
@@ -119,6 +119,8 @@ class Router:
         self.closed = False
         self.rng = random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.batching = False  # while routing one client chunk: node writes wait in ``dirty``
+        self.dirty: list[NodeLink] = []
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -156,6 +158,7 @@ class Router:
         reader = self.reader
         fresh = not reader.has_data()
         reader.feed(data)
+        self.batching = True
         try:
             args = reader.gets()
             if args is False:
@@ -182,6 +185,13 @@ class Router:
         except (TypeError, AttributeError):  # an argument that is not a bulk string (an integer, a nested array)
             self._refuse(b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error")
             return
+        finally:
+            self.batching = False
+            dirty = self.dirty
+            if dirty:
+                for link in dirty:
+                    link.write_out()
+                dirty.clear()
         if self.fifo:
             self.flush()
             if len(self.fifo) > MAX_PENDING:

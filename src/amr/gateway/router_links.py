@@ -103,6 +103,7 @@ class NodeLink(asyncio.Protocol):
 
     __slots__ = (
         "router", "socket", "transport", "framer", "owed", "early", "closed", "paused", "splice", "pubsub",
+        "out",
     )  # fmt: skip
 
     def __init__(self, router: Router, socket: str) -> None:
@@ -118,14 +119,28 @@ class NodeLink(asyncio.Protocol):
         # as they come (``splice``; see Router._subscribe).
         self.pubsub = False
         self.splice = False
+        # Commands of the client's current input chunk, written at once when the chunk is routed.
+        self.out: list[bytes] = []
 
     def send(self, raw: bytes, item: Item) -> None:
         self.owed.append(item)
         t = self.transport
-        if t is not None:
-            t.write(raw)
-        else:
+        if t is None:
             self.early.append(raw)
+        elif self.router.batching:
+            # One write (one syscall) per node per client chunk, not one per pipelined command.
+            out = self.out
+            if not out:
+                self.router.dirty.append(self)
+            out.append(raw)
+        else:
+            t.write(raw)
+
+    def write_out(self) -> None:
+        out, self.out = self.out, []
+        t = self.transport
+        if t is not None and out:
+            t.write(out[0] if len(out) == 1 else b"".join(out))
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
