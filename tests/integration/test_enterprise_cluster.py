@@ -269,3 +269,107 @@ def test_random_command_sequences_answer_like_a_single_shard(
         assert _run(ec, ops, pipelined) == _run(single, ops, pipelined), f"seed {seed} batch {batch}"
     assert sorted(ec.keys("*")) == sorted(single.keys("*"))
     assert set(ec.scan_iter(count=7)) == set(single.scan_iter(count=7))
+
+
+# --- topology changes: a slot migrated under a running client, a shard failover -----------------
+
+
+def _nodes_by_id(service: AmrService, port: int) -> dict[str, redis.Redis]:
+    """Admin clients of a database's nodes (as its route lists them), by cluster node id."""
+    from tests.integration.ha_load import admin_client, routes_of
+
+    out = {}
+    for node in routes_of(service.home, port)["nodes"]:
+        admin = admin_client(service.home, node["socket"])
+        out[admin.execute_command("CLUSTER MYID")] = admin
+    return out
+
+
+def _internal_host(node: redis.Redis) -> str:
+    """The address a node listens on for its peers (engine.internal_host)."""
+    return str(node.config_get("bind")["bind"]).split()[0]
+
+
+def test_a_slot_migrated_under_a_client_is_followed_through_ask_and_moved(
+    service: AmrService, ec: redis.Redis
+) -> None:
+    from amr.logic.keyslot import choose_key_slot
+
+    slot = choose_key_slot(b"mig")
+    keys = [f"{{mig}}k{i}" for i in range(60)]
+    ec.mset({k: k for k in keys})
+    port = int(ec.connection_pool.connection_kwargs["port"])
+    nodes = _nodes_by_id(service, port)
+    some = next(iter(nodes.values()))
+    owner_id = next(
+        entry[2][2] for entry in some.execute_command("CLUSTER SLOTS") if entry[0] <= slot <= entry[1]
+    )
+    ec_ids = {entry[2][2] for entry in some.execute_command("CLUSTER SLOTS")}
+    src = nodes[owner_id]
+    dst_id = next(i for i in ec_ids if i != owner_id)
+    dst = nodes[dst_id]
+    dst_port = int(dst.info("server")["tcp_port"])
+    password = (service.home / "secrets" / "admin.secret").read_text().strip()
+    dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", owner_id)
+    src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+    # Half the keys move: those are answered with ASK by their old node, and new keys too.
+    src.execute_command(
+        "MIGRATE", _internal_host(dst), dst_port, "", 0, 5000, "AUTH2", "amr-admin", password, "KEYS", *keys[:30]
+    )
+    # (A multi-key command over moved and unmoved keys gets TRYAGAIN until the slot has moved, from
+    # the engine as from any cluster: single-key commands are the ones that must just work.)
+    assert [ec.get(k) for k in keys] == keys
+    assert ec.set("{mig}new", "n") is True and ec.get("{mig}new") == "n"
+    assert dst.execute_command("DBSIZE") >= 31  # the new key went to the importing node
+    src.execute_command(
+        "MIGRATE", _internal_host(dst), dst_port, "", 0, 5000, "AUTH2", "amr-admin", password, "KEYS", *keys[30:]
+    )
+    for node_id in ec_ids:
+        nodes[node_id].execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+    # The old node now answers MOVED; the client never sees it.
+    pipe = ec.pipeline(transaction=False)
+    for k in keys:
+        pipe.get(k)
+    assert pipe.execute() == keys
+    assert ec.get("{mig}new") == "n" and ec.exists(*keys) == 60
+
+
+def test_high_availability_shard_failover_is_followed(service: AmrService) -> None:
+    import os
+    import signal
+
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    _create(service, "echa", "Balanced_B3", "EnterpriseCluster", ha="Enabled")
+    client = _client(service, "echa", retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 20))
+    keys = [f"ha:{i}" for i in range(200)]
+    client.mset({k: k for k in keys})
+    assert client.dbsize() == 200
+    before = set(service.node_pids())
+    # The primary serving slot 16383 (the last shard) is killed; its replica takes over.
+    port = client.connection_pool.connection_kwargs["port"]
+    from tests.integration.ha_load import routes_of
+
+    route = routes_of(service.home, port)
+    assert route["mode"] == "cluster" and len(route["nodes"]) == 4
+    by_socket = {n["socket"]: n for n in route["nodes"]}
+    from tests.integration.ha_load import admin_client
+
+    some = admin_client(service.home, route["nodes"][0]["socket"])
+    wait_until(lambda: len(some.execute_command("CLUSTER SLOTS")) == 2, 30, what="two shards")
+    last = next(e for e in some.execute_command("CLUSTER SLOTS") if e[1] == 16383)
+    victim = next(s for s, n in by_socket.items() if n["port"] == int(last[2][1]))
+    replica = next(s for s, n in by_socket.items() if n["shard"] == by_socket[victim]["shard"] and s != victim)
+    wait_until(
+        lambda: admin_client(service.home, replica).info("replication")["master_link_status"] == "up",
+        30,
+        what="the replica in sync",
+    )
+    assert client.execute_command("WAIT", 1, 2000) is not None
+    name = victim.rsplit("/", 1)[1].removesuffix(".sock")
+    assert name in before
+    os.kill(service.node_pids()[name], signal.SIGKILL)
+    wait_until(lambda: client.set("ha:after", "1"), 30, interval=0.2, what="writes again")
+    wait_until(lambda: client.mget(keys) == keys, 30, interval=0.2, what="every key readable")
+    assert admin_client(service.home, replica).info("replication")["role"] == "master"
