@@ -314,7 +314,17 @@ def test_a_slot_migrated_under_a_client_is_followed_through_ask_and_moved(
     src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
     # Half the keys move: those are answered with ASK by their old node, and new keys too.
     src.execute_command(
-        "MIGRATE", _internal_host(dst), dst_port, "", 0, 5000, "AUTH2", "amr-admin", password, "KEYS", *keys[:30]
+        "MIGRATE",
+        _internal_host(dst),
+        dst_port,
+        "",
+        0,
+        5000,
+        "AUTH2",
+        "amr-admin",
+        password,
+        "KEYS",
+        *keys[:30],
     )
     # (A multi-key command over moved and unmoved keys gets TRYAGAIN until the slot has moved, from
     # the engine as from any cluster: single-key commands are the ones that must just work.)
@@ -322,7 +332,17 @@ def test_a_slot_migrated_under_a_client_is_followed_through_ask_and_moved(
     assert ec.set("{mig}new", "n") is True and ec.get("{mig}new") == "n"
     assert dst.execute_command("DBSIZE") >= 31  # the new key went to the importing node
     src.execute_command(
-        "MIGRATE", _internal_host(dst), dst_port, "", 0, 5000, "AUTH2", "amr-admin", password, "KEYS", *keys[30:]
+        "MIGRATE",
+        _internal_host(dst),
+        dst_port,
+        "",
+        0,
+        5000,
+        "AUTH2",
+        "amr-admin",
+        password,
+        "KEYS",
+        *keys[30:],
     )
     for node_id in ec_ids:
         nodes[node_id].execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
@@ -360,7 +380,9 @@ def test_high_availability_shard_failover_is_followed(service: AmrService) -> No
     wait_until(lambda: len(some.execute_command("CLUSTER SLOTS")) == 2, 30, what="two shards")
     last = next(e for e in some.execute_command("CLUSTER SLOTS") if e[1] == 16383)
     victim = next(s for s, n in by_socket.items() if n["port"] == int(last[2][1]))
-    replica = next(s for s, n in by_socket.items() if n["shard"] == by_socket[victim]["shard"] and s != victim)
+    replica = next(
+        s for s, n in by_socket.items() if n["shard"] == by_socket[victim]["shard"] and s != victim
+    )
     wait_until(
         lambda: admin_client(service.home, replica).info("replication")["master_link_status"] == "up",
         30,
@@ -373,3 +395,62 @@ def test_high_availability_shard_failover_is_followed(service: AmrService) -> No
     wait_until(lambda: client.set("ha:after", "1"), 30, interval=0.2, what="writes again")
     wait_until(lambda: client.mget(keys) == keys, 30, interval=0.2, what="every key readable")
     assert admin_client(service.home, replica).info("replication")["role"] == "master"
+
+
+def _raw_connection(service: AmrService, name: str) -> tuple[Any, bytes]:
+    import socket
+    import ssl
+
+    db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
+    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", name, "-g", "rg")[
+        "primaryKey"
+    ]
+    ctx = ssl.create_default_context(cafile=service.ca_file)
+    sock = ctx.wrap_socket(
+        socket.create_connection(("localhost", db["properties"]["port"])), server_hostname="localhost"
+    )
+    sock.settimeout(10)
+    return sock, key.encode()
+
+
+def _read_until(sock: Any, expected: bytes) -> bytes:
+    data = b""
+    while not data.endswith(expected):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_inline_commands_work_and_malformed_input_gets_an_error_not_a_crash(
+    service: AmrService, ec: redis.Redis
+) -> None:
+    sock, key = _raw_connection(service, "ec")
+    # AUTH pipelined with commands for several shards, some inline, one split across writes.
+    sock.sendall(b"AUTH " + key + b"\r\nSET foo 1\r\n*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\nPI")
+    sock.sendall(b"NG\r\nMGET foo bar\r\n")
+    assert _read_until(sock, b"$-1\r\n") == b"+OK\r\n+OK\r\n$1\r\n1\r\n+PONG\r\n*2\r\n$1\r\n1\r\n$-1\r\n"
+    sock.sendall(b"*2\r\n:1\r\n$1\r\nx\r\n")  # an integer where a bulk string belongs
+    reply = _read_until(sock, b"\r\n")
+    assert reply.startswith(b"-ERR Protocol error")
+    assert sock.recv(100) == b""  # closed after the error
+    sock.close()
+    assert ec.get("foo") == "1" and ec.ping() is True  # the gateway serves on
+
+
+def test_large_values_and_a_long_pipeline_pass_through_flow_control(ec: redis.Redis) -> None:
+    big = "x" * (5 << 20)
+    assert ec.set("big", big) is True
+    assert ec.get("big") == big
+    value = "v" * 1024
+    keys = [f"fc:{i}" for i in range(20_000)]
+    pipe = ec.pipeline(transaction=False)
+    for k in keys:
+        pipe.set(k, value)
+    assert all(pipe.execute())
+    pipe = ec.pipeline(transaction=False)
+    for k in keys:
+        pipe.get(k)
+    assert pipe.execute() == [value] * len(keys)
+    assert ec.delete(*keys, "big") == len(keys) + 1

@@ -213,6 +213,18 @@ def test_pipelined_sessions_judged_like_one_command_at_a_time(
     assert phase.done == (bool(expected) and expected[-1] != "failure")
 
 
+def test_hold_after_auth_forwards_one_deciding_command_at_a_time() -> None:
+    phase = AuthPhase(LIMIT, hold_after_auth=True)
+    ping, auth, get = encode(b"PING"), encode(b"AUTH", b"pw"), encode(b"GET", b"k")
+    # PING could decide (a node without a password answers it): AUTH waits for its reply.
+    assert phase.client_data(ping + auth + get) == ping
+    assert phase.node_data(b"-NOAUTH Authentication required.\r\n") == []
+    assert phase.take_held() == auth
+    assert phase.take_held() == b""  # GET waits for AUTH's verdict
+    assert phase.node_data(b"+OK\r\n") == [AuthVerdict("success")]
+    assert phase.take_held() == get
+
+
 def test_hold_after_auth_keeps_what_follows_an_auth_until_its_verdict() -> None:
     phase = AuthPhase(LIMIT, hold_after_auth=True)
     hello = encode(b"HELLO", b"3")

@@ -51,6 +51,7 @@ from amr.logic.command_routing import (
     choose_slot,
     plan_split,
 )
+from amr.logic.gateway_resp import RequestParser, RespProtocolError
 from amr.logic.keyslot import choose_key_slot
 from amr.logic.reply_merge import (
     INVALID_CURSOR_REPLY,
@@ -77,6 +78,7 @@ RETRY_DELAY = 0.02
 MAX_PENDING = 10_000
 # An incomplete command may not hold more than this many bytes (the engine's own bulk limit is 512 MB).
 MAX_REQUEST_BYTES = 64 << 20
+INLINE_MAX = 64 << 10
 ASKING = b"*1\r\n$6\r\nASKING\r\n"
 OK = b"+OK\r\n"
 
@@ -91,7 +93,7 @@ class Router:
     __slots__ = (
         "client", "transport", "topology", "replay", "reader", "fifo", "links", "links_paused",
         "_client_paused", "_full_links", "bytes_out", "waiting", "txn", "watch_link", "watch_slot",
-        "pubsub", "backlog", "closing", "closed", "rng", "_tasks", "batching", "dirty",
+        "pubsub", "backlog", "closing", "closed", "rng", "_tasks", "batching", "dirty", "inline",
     )  # fmt: skip
 
     def __init__(
@@ -121,6 +123,7 @@ class Router:
         self._tasks: set[asyncio.Task[None]] = set()
         self.batching = False  # while routing one client chunk: node writes wait in ``dirty``
         self.dirty: list[NodeLink] = []
+        self.inline = b""  # an incomplete inline command (``PING\r\n`` typed into nc)
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -133,7 +136,26 @@ class Router:
             self.waiting = []
             self.topology.when_ready(self._ready)
         if held:
-            self.feed(held)
+            # What arrived with the AUTH may mix inline and RESP commands (a hand-typed session):
+            # split it with the gateway's own parser, and leave only an incomplete tail to hiredis.
+            parser = RequestParser(MAX_REQUEST_BYTES)
+            try:
+                commands = parser.feed(held)
+            except RespProtocolError as e:
+                self._refuse(e.reply, "protocol_error")
+                return
+            for cmd in commands:
+                args = list(cmd.args)
+                if self.waiting is not None:
+                    self.waiting.append((args, cmd.raw))
+                else:
+                    self.dispatch(args, cmd.raw)
+                if self.closed:
+                    return
+            self.flush()
+            rest = parser.take_rest()
+            if rest:
+                self.feed(rest)
 
     def _ready(self, ok: bool) -> None:
         waiting, self.waiting = self.waiting or [], None
@@ -157,6 +179,10 @@ class Router:
             return
         reader = self.reader
         fresh = not reader.has_data()
+        if self.inline or (fresh and data[:1] != b"*"):
+            data = self._feed_inline(data)
+            if not data or self.closed:
+                return
         reader.feed(data)
         self.batching = True
         try:
@@ -169,7 +195,9 @@ class Router:
             single = fresh and not reader.has_data()
             while args is not False:
                 if type(args) is not list or not args:
-                    self._refuse(b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error")
+                    self._refuse(
+                        b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error"
+                    )
                     return
                 raw = data if single else render_command(args)
                 if self.waiting is not None:
@@ -182,7 +210,10 @@ class Router:
         except hiredis.ProtocolError:
             self._refuse(b"-ERR Protocol error: invalid request\r\n", "protocol_error")
             return
-        except (TypeError, AttributeError):  # an argument that is not a bulk string (an integer, a nested array)
+        except (
+            TypeError,
+            AttributeError,
+        ):  # an argument that is not a bulk string (an integer, a nested array)
             self._refuse(b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error")
             return
         finally:
@@ -196,6 +227,32 @@ class Router:
             self.flush()
             if len(self.fifo) > MAX_PENDING:
                 self._update_client_reading()
+
+    def _feed_inline(self, data: bytes) -> bytes:
+        """Inline commands (space-separated words on a line), as the engine accepts them; return
+        the bytes from the first RESP array on, for the RESP parser."""
+        buf = self.inline + data
+        self.inline = b""
+        while buf and buf[:1] != b"*":
+            end = buf.find(b"\n")
+            if end < 0:
+                if len(buf) > INLINE_MAX:
+                    self._refuse(b"-ERR Protocol error: too big inline request\r\n", "protocol_error")
+                    return b""
+                self.inline = buf
+                return b""
+            args = buf[:end].split()
+            buf = buf[end + 1 :]
+            if args:
+                if self.waiting is not None:
+                    self.waiting.append((args, render_command(args)))
+                else:
+                    self.dispatch(args, render_command(args))
+                if self.closed:
+                    return b""
+        if self.fifo:
+            self.flush()
+        return buf
 
     def dispatch(self, args: list[bytes], raw: bytes) -> None:
         """Route one command."""

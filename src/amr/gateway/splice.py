@@ -404,12 +404,13 @@ class ClientSide(asyncio.Protocol):
                 if ctx.guard.record_failure(self.source, ctx.clock()):
                     self._close("auth_blocked")
                     return
-                released = phase.take_held()
-                if released:
-                    self._send_upstream(released)
             else:
                 self._authenticated("password" if verdict.outcome == "success" else "no password required")
                 return
+        if phase.hold_after_auth:
+            released = phase.take_held()
+            if released:
+                self._send_upstream(released)
 
     def _authenticated(self, how: str) -> None:
         """Switch to the splice: from here on each side writes straight into the other."""

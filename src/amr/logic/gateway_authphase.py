@@ -44,10 +44,11 @@ class AuthPhase:
     instead), and the reply scanner keeps at most one reply line. After the first ``success`` or
     ``not_required`` verdict the phase is ``done``: the caller switches to splicing bytes.
 
-    With ``hold_after_auth`` (a routed EnterpriseCluster connection), commands that follow an
-    authenticating command are held, not forwarded, until its verdict: after a success nothing else
-    is in flight on the authenticating connection, and the router takes the held commands
-    (``take_held``); after a failure ``take_held`` gives them to forward as usual. ``replay`` keeps
+    With ``hold_after_auth`` (a routed EnterpriseCluster connection), commands that follow one that
+    can decide authentication are held, not forwarded, until it is answered: after a success nothing
+    else is in flight on the authenticating connection, and the router takes the held commands
+    (``take_held``); otherwise ``take_held`` gives the next ones to forward as usual (the caller asks
+    after every reply). ``replay`` keeps
     the AUTH and HELLO commands the node accepted (the last of each, in the order they succeeded),
     for the router to authenticate its own node connections the same way.
     """
@@ -103,21 +104,22 @@ class AuthPhase:
         return commands[0].raw if len(commands) == 1 else b"".join(c.raw for c in commands)
 
     def _release(self) -> list[Command]:
-        """The held commands that may go now: none while an authenticating command is unanswered,
-        else up to and including the next authenticating one."""
-        if any(kind == "auth" for kind, _, _ in self.pending):
+        """The held commands that may go now: none while a command that can decide authentication
+        (anything but HELLO/RESET/QUIT without credentials) is unanswered, else up to and including
+        the next such command."""
+        if any(kind != "neutral" for kind, _, _ in self.pending):
             return []
         out: list[Command] = []
         while self.waiting:
             cmd = self.waiting.pop(0)
             out.append(cmd)
-            if classify_command(cmd.args) == "auth":
+            if classify_command(cmd.args) != "neutral":
                 break
         return out
 
     def take_held(self) -> bytes:
-        """After a failure: the held commands that may be forwarded now (see ``_release``). After a
-        success: every held command, for the router (the phase forwards nothing more)."""
+        """Before authentication: the held commands that may be forwarded now (see ``_release``).
+        After it: every held command, for the router (the phase forwards nothing more)."""
         if self.done:
             waiting, self.waiting = self.waiting, []
             return b"".join(c.raw for c in waiting)
