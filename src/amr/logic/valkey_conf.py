@@ -13,7 +13,7 @@ ADMIN_USER = "amr-admin"
 # The gateway's user: it asks each node for its ROLE to follow failovers and for the slot map to route
 # EnterpriseCluster commands, and may do nothing else (no keys, no channels).
 GATEWAY_USER = "amr-gateway"
-_GATEWAY_COMMANDS = ("role", "ping", "cluster|slots", "cluster|shards", "cluster|myid", "command|info")
+GATEWAY_COMMANDS = ("role", "ping", "cluster|slots", "cluster|shards", "cluster|myid", "command|info")
 CLUSTER_BUS_OFFSET = 10000
 
 # Commands a managed service keeps for itself (DESIGN.md, Nodes). Read-only CLUSTER subcommands stay
@@ -91,7 +91,7 @@ def render_gateway_user_rule(gateway_password: str) -> list[str]:
     """ACL SETUSER arguments for the gateway's internal user: ROLE, PING and the read-only topology
     commands (CLUSTER SLOTS/SHARDS/MYID, COMMAND INFO); no keys or channels."""
     return ["reset", "on", password_hash(gateway_password), "resetchannels", "-@all"] + [
-        f"+{c}" for c in _GATEWAY_COMMANDS
+        f"+{c}" for c in GATEWAY_COMMANDS
     ]
 
 
