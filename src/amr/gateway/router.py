@@ -7,9 +7,9 @@ Replies are raw frames (``amr.gateway.router_links``) put back in the client's o
 the head is written as soon as it is complete, so a pipeline across shards is answered in order.
 
 MOVED/ASK/TRYAGAIN/CLUSTERDOWN never reach the client: the command is sent again where the reply
-says (``retry``), the slot map updated and re-read. Transactions run on the node of their first
-keyed command (``router_txn``); a subscribing client gets a dedicated node connection spliced
-byte for byte (``subscribe``). Pure decisions live in ``amr.logic`` (command_routing, reply_merge,
+says (``retry``), the slot map updated and re-read. Everything but one command to one node is in
+``router_commands``; transactions run on the node of their first keyed command (``router_txn``); a
+subscribing client gets a dedicated node connection spliced byte for byte. Pure decisions live in ``amr.logic`` (command_routing, reply_merge,
 cluster_slots, resp_frames).
 """
 
@@ -19,54 +19,26 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import hiredis
 
-from amr.gateway.router_links import Item, Merged, NodeLink, Part, Pending, Swallow
+from amr.gateway.router_commands import route_special
+from amr.gateway.router_links import Item, NodeLink, Pending, Swallow
 from amr.gateway.router_topology import NOT_READY_REPLY, ClusterTopology
-from amr.gateway.router_txn import Transaction
 from amr.logic.cluster_slots import parse_redirect
 from amr.logic.command_routing import (
-    ALL_FIRST,
-    ALL_SUM,
-    AUTH,
-    BLOCKED,
     CROSSSLOT_REPLY,
-    INFO,
     KEYED,
-    KEYS,
-    MGET,
-    MSET,
-    MULTI,
-    QUIT,
-    RANDOMKEY,
-    SCAN,
-    SUBSCRIBE,
-    UNWATCH,
-    WATCH,
     choose_keys,
     choose_kind,
     choose_slot,
-    plan_split,
 )
 from amr.logic.gateway_resp import RequestParser, RespProtocolError
-from amr.logic.keyslot import choose_key_slot
-from amr.logic.reply_merge import (
-    INVALID_CURSOR_REPLY,
-    choose_random_key,
-    merge_concat,
-    merge_first,
-    merge_in_order,
-    merge_info,
-    merge_scan,
-    merge_sum,
-    parse_scan_cursor,
-)
 from amr.logic.resp_frames import render_command
 
 if TYPE_CHECKING:
+    from amr.gateway.router_txn import Transaction
     from amr.gateway.splice import ClientSide
 
 log = logging.getLogger(__name__)
@@ -80,11 +52,6 @@ MAX_PENDING = 10_000
 MAX_REQUEST_BYTES = 64 << 20
 INLINE_MAX = 64 << 10
 ASKING = b"*1\r\n$6\r\nASKING\r\n"
-OK = b"+OK\r\n"
-
-
-def _error(text: str) -> bytes:
-    return b"-" + text.encode() + b"\r\n"
 
 
 class Router:
@@ -278,153 +245,7 @@ class Router:
             self.fifo.append(p)
             (self.slot_link(slot) if slot >= 0 else self.any_link()).send(raw, p)
             return
-        self._special(kind, name, args, raw)
-
-    def _special(self, kind: int, name: bytes, args: list[bytes], raw: bytes) -> None:
-        if kind <= MSET:  # SPLIT_SUM, MGET, MSET
-            self._split(kind, args, raw)
-        elif kind in (ALL_SUM, ALL_FIRST, KEYS, RANDOMKEY, INFO):
-            merge: Callable[[list[bytes]], bytes]
-            if kind == ALL_SUM:
-                merge = merge_sum
-            elif kind == KEYS:
-                merge = merge_concat
-            elif kind == INFO:
-                merge = merge_info
-            elif kind == RANDOMKEY:
-                rng = self.rng
-                merge = lambda frames: choose_random_key(frames, rng)  # noqa: E731
-            else:
-                merge = merge_first
-            self.fan_out(raw, merge)
-        elif kind == SCAN:
-            self._scan(args)
-        elif kind == BLOCKED:
-            sub = args[1].decode("utf-8", "replace")[:64] if len(args) > 1 else ""
-            self.fifo.append(
-                Pending(
-                    reply=_error(
-                        f"ERR unknown command 'CLUSTER', with args beginning with: '{sub}' "
-                        "(CLUSTER commands are not available on an EnterpriseCluster endpoint)"
-                    )
-                )
-            )
-        elif kind == AUTH:
-            self._auth(args, raw)
-        elif kind == SUBSCRIBE:
-            self._subscribe(name, args, raw)
-        elif kind == QUIT:
-            self.fifo.append(Pending(reply=OK))
-            self.closing = True
-        elif kind == MULTI:
-            self.txn = Transaction(self, raw)
-        elif kind == WATCH:
-            self._watch(args, raw)
-        elif kind == UNWATCH:
-            link, self.watch_link, self.watch_slot = self.watch_link, None, -1
-            p = Pending(raw)
-            self.fifo.append(p)
-            if link is not None and not link.closed:
-                link.send(raw, p)
-            else:
-                p.reply = OK
-        else:  # EXEC or DISCARD without MULTI: the engine's error
-            p = Pending(raw)
-            self.fifo.append(p)
-            self.any_link().send(raw, p)
-
-    def _split(self, kind: int, args: list[bytes], raw: bytes) -> None:
-        groups = plan_split(kind, args)
-        if groups is None or len(groups) <= 1:
-            slot = next(iter(groups)) if groups else -1
-            p = Pending(raw, slot)
-            self.fifo.append(p)
-            (self.slot_link(slot) if slot >= 0 else self.any_link()).send(raw, p)
-            return
-        head = [args[0]]
-        positions = list(groups.values())
-        if kind == MGET:
-            total = len(args) - 1
-            merged = Merged(len(groups), lambda frames: merge_in_order(frames, positions, total))
-        else:
-            merged = Merged(len(groups), merge_sum if kind != MSET else merge_first)
-        self.fifo.append(merged)
-        for index, (slot, where) in enumerate(groups.items()):
-            if kind == MSET:
-                part_args = head + [a for i in where for a in (args[1 + 2 * i], args[2 + 2 * i])]
-            else:
-                part_args = head + [args[1 + i] for i in where]
-            part_raw = render_command(part_args)
-            self.slot_link(slot).send(part_raw, Part(merged, index, part_raw, slot))
-
-    def fan_out(self, raw: bytes, merge: Callable[[list[bytes]], bytes]) -> None:
-        """Send ``raw`` to every shard's primary; ``merge`` makes the reply."""
-        primaries = self.topology.slot_map.primaries
-        merged = Merged(len(primaries), merge)
-        self.fifo.append(merged)
-        for index, socket in enumerate(primaries):
-            self.link(socket).send(raw, Part(merged, index, raw, -1))
-
-    def _scan(self, args: list[bytes]) -> None:
-        primaries = self.topology.slot_map.primaries
-        shards = len(primaries)
-        where = parse_scan_cursor(args[1], shards) if len(args) > 1 else None
-        if where is None:
-            self.fifo.append(Pending(reply=INVALID_CURSOR_REPLY if len(args) > 1 else _arity(b"scan")))
-            return
-        node_cursor, shard = where
-        raw = render_command([args[0], b"%d" % node_cursor, *args[2:]])
-        merged = Merged(1, lambda frames: merge_scan(frames[0], shard, shards))
-        self.fifo.append(merged)
-        self.link(primaries[shard]).send(raw, Part(merged, 0, raw, -1))
-
-    def _auth(self, args: list[bytes], raw: bytes) -> None:
-        """AUTH/HELLO after authentication: every open node connection runs it (so they all act as the
-        same user and protocol), and new ones replay it once it has succeeded."""
-        name = args[0].upper()
-        links = [lk for lk in self.links.values() if not lk.closed and not lk.splice] or [self.any_link()]
-
-        def merge(frames: list[bytes]) -> bytes:
-            reply = merge_first(frames)
-            if reply[:1] not in (b"-", b"!"):
-                self.replay.pop(name, None)
-                self.replay[name] = tuple(args)
-            return reply
-
-        merged = Merged(len(links), merge)
-        self.fifo.append(merged)
-        for index, link in enumerate(links):
-            link.send(raw, Part(merged, index, raw, -1))
-
-    def _watch(self, args: list[bytes], raw: bytes) -> None:
-        slot = choose_slot(args[1:])
-        if slot == -2 or (self.watch_slot >= 0 and slot != self.watch_slot):
-            self.fifo.append(Pending(reply=CROSSSLOT_REPLY))
-            return
-        p = Pending(raw, slot)
-        p.tries = MAX_TRIES  # a WATCH must stay on the node the transaction will run on
-        self.fifo.append(p)
-        link = self.slot_link(slot) if slot >= 0 else self.any_link()
-        link.send(raw, p)
-        if slot >= 0:
-            self.watch_link, self.watch_slot = link, slot
-
-    def _subscribe(self, name: bytes, args: list[bytes], raw: bytes) -> None:
-        """The client subscribes: from now on it talks to one dedicated node connection, spliced both
-        ways once the replies it is still owed have been written (PUBLISH propagates over the
-        cluster bus, so any node delivers every message; SSUBSCRIBE goes to its channel's node)."""
-        primaries = self.topology.slot_map.primaries
-        if name == b"ssubscribe" and len(args) > 1:
-            socket = self.topology.slot_map.socket_for(choose_key_slot(args[1])) or primaries[0]
-        else:
-            socket = primaries[self.rng.randrange(len(primaries))]
-        link = NodeLink(self, socket)
-        link.pubsub = True
-        for replayed in self.replay.values():
-            link.send(render_command(replayed), Swallow(self._replay_refused))
-        link.early.append(raw)
-        self.pubsub = link
-        self._connect(link)
+        route_special(self, kind, name, args, raw)
 
     # -- node links -----------------------------------------------------------------------------
 
@@ -436,11 +257,11 @@ class Router:
         link = NodeLink(self, socket)
         self.links[socket] = link
         for replayed in self.replay.values():
-            link.send(render_command(replayed), Swallow(self._replay_refused))
-        self._connect(link)
+            link.send(render_command(replayed), Swallow(self.replay_refused))
+        self.connect(link)
         return link
 
-    def _connect(self, link: NodeLink) -> None:
+    def connect(self, link: NodeLink) -> None:
         task = asyncio.get_running_loop().create_task(link.connect())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -462,7 +283,7 @@ class Router:
                 return link
         return self.link(self.topology.slot_map.primaries[0])
 
-    def _replay_refused(self, frame: bytes) -> None:
+    def replay_refused(self, frame: bytes) -> None:
         # The client's credentials no longer work on a node (a key was regenerated).
         self.fail("auth_replay_refused")
 
@@ -614,7 +435,3 @@ class Router:
             self.pubsub.close()
         for task in self._tasks:
             task.cancel()
-
-
-def _arity(name: bytes) -> bytes:
-    return b"-ERR wrong number of arguments for '%s' command\r\n" % name
