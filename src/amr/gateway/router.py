@@ -54,13 +54,25 @@ INLINE_MAX = 64 << 10
 ASKING = b"*1\r\n$6\r\nASKING\r\n"
 
 
+def _encoded_size(args: list[bytes]) -> int:
+    """How many bytes a command takes as a RESP array of bulk strings (TypeError for an argument
+    that is not a bulk string)."""
+    size = 3 + len(b"%d" % len(args))
+    for arg in args:
+        if type(arg) is not bytes:
+            raise TypeError("not a bulk string")
+        n = len(arg)
+        size += n + 5 + (1 if n < 10 else 2 if n < 100 else len(b"%d" % n))
+    return size
+
+
 class Router:
     """Routes one client's commands across the database's shards and answers it in order."""
 
     __slots__ = (
         "client", "transport", "topology", "replay", "reader", "fifo", "links", "links_paused",
         "_client_paused", "_full_links", "bytes_out", "waiting", "txn", "watch_link", "watch_slot",
-        "pubsub", "backlog", "closing", "closed", "rng", "_tasks", "batching", "dirty", "inline",
+        "pubsub", "backlog", "closing", "closed", "rng", "_tasks", "batching", "dirty", "inline", "carry",
     )  # fmt: skip
 
     def __init__(
@@ -90,6 +102,7 @@ class Router:
         self._tasks: set[asyncio.Task[None]] = set()
         self.batching = False  # while routing one client chunk: node writes wait in ``dirty``
         self.dirty: list[NodeLink] = []
+        self.carry = 0
         self.inline = b""  # an incomplete inline command (``PING\r\n`` typed into nc)
 
     # -- setup ----------------------------------------------------------------------------------
@@ -145,28 +158,31 @@ class Router:
         if self.closed or self.closing:
             return
         reader = self.reader
-        fresh = not reader.has_data()
+        # ``carry``: bytes received that are not part of a command yet. hiredis cannot say where a
+        # command ended (its buffer may end exactly between two arguments of one), so the router
+        # counts: a client's RESP is canonical, each command's size follows from its arguments.
+        carry = self.carry
+        fresh = carry == 0
         if self.inline or (fresh and data[:1] != b"*"):
             data = self._feed_inline(data)
             if not data or self.closed:
                 return
         reader.feed(data)
+        carry += len(data)
         self.batching = True
         try:
             args = reader.gets()
-            if args is False:
-                if reader.len() > MAX_REQUEST_BYTES:
-                    self._refuse(b"-ERR request too large\r\n", "request_too_large")
-                return
-            # One whole command in this chunk: forward the bytes as they came.
-            single = fresh and not reader.has_data()
             while args is not False:
                 if type(args) is not list or not args:
                     self._refuse(
                         b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error"
                     )
                     return
-                raw = data if single else render_command(args)
+                size = _encoded_size(args)
+                carry -= size
+                # One whole command in this chunk: forward the bytes as they came.
+                raw = data if fresh and size == len(data) else render_command(args)
+                fresh = False
                 if self.waiting is not None:
                     self.waiting.append((args, raw))
                 else:
@@ -174,6 +190,10 @@ class Router:
                 if self.closed:
                     return
                 args = reader.gets()
+            self.carry = carry = max(carry, 0)
+            if carry > MAX_REQUEST_BYTES:
+                self._refuse(b"-ERR Protocol error: request too large\r\n", "request_too_large")
+                return
         except hiredis.ProtocolError:
             self._refuse(b"-ERR Protocol error: invalid request\r\n", "protocol_error")
             return
