@@ -3,6 +3,7 @@ arguments of one command) reach the node whole and in order, and replies come ba
 
 from __future__ import annotations
 
+import asyncio
 import random
 from types import SimpleNamespace
 from typing import Any
@@ -47,6 +48,10 @@ def _router() -> tuple[Router, FakeTransport, FakeTransport, list[str]]:
 
 
 def test_commands_split_anywhere_reach_the_node_whole_and_replies_return_in_order() -> None:
+    asyncio.run(_split_anywhere())
+
+
+async def _split_anywhere() -> None:
     commands = [
         render_command([b"SET", b"k%d" % i, b"v" * random.Random(i).randint(0, 300)]) for i in range(50)
     ]
@@ -62,7 +67,11 @@ def test_commands_split_anywhere_reach_the_node_whole_and_replies_return_in_orde
             pos = cut
         assert closed == []
         assert b"".join(node_t.written) == stream
-        router.links["/node.sock"].data_received(b"+OK\r\n" * 50)
+        router.links["/node.sock"].data_received(b"+OK\r\n" * 25)
+        router.links["/node.sock"].data_received(b"+OK\r\n" * 25)
+        assert client_t.written == []  # written once the loop has read every node of this turn
+        await asyncio.sleep(0)
+        assert client_t.written == [b"+OK\r\n" * 50]
         assert b"".join(client_t.written) == b"+OK\r\n" * 50
 
 

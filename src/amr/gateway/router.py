@@ -72,7 +72,7 @@ class Router:
     __slots__ = (
         "client", "transport", "topology", "replay", "reader", "fifo", "links", "links_paused",
         "_client_paused", "_full_links", "bytes_out", "waiting", "txn", "watch_link", "watch_slot",
-        "pubsub", "backlog", "closing", "closed", "rng", "_tasks", "batching", "dirty", "inline", "carry",
+        "pubsub", "backlog", "closing", "closed", "rng", "_tasks", "batching", "dirty", "inline", "carry", "_flush_soon",
     )  # fmt: skip
 
     def __init__(
@@ -103,6 +103,7 @@ class Router:
         self.batching = False  # while routing one client chunk: node writes wait in ``dirty``
         self.dirty: list[NodeLink] = []
         self.carry = 0
+        self._flush_soon = False
         self.inline = b""  # an incomplete inline command (``PING\r\n`` typed into nc)
 
     # -- setup ----------------------------------------------------------------------------------
@@ -366,6 +367,24 @@ class Router:
             self.fail(reason)
 
     # -- client output --------------------------------------------------------------------------
+
+    def node_replied(self) -> None:
+        """A node's replies were matched: write what is complete, at once for a lone command, else
+        once the loop has read every node that answered in this turn (one TLS record for a
+        pipeline's replies from several shards, rather than one per shard)."""
+        fifo = self.fifo
+        if not fifo or fifo[0].reply is None:
+            return
+        if len(fifo) == 1:
+            self.flush()
+        elif not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        self._flush_soon = False
+        if not self.closed:
+            self.flush()
 
     def flush(self) -> None:
         """Write every complete reply at the head of the client's queue."""

@@ -195,7 +195,7 @@ class NodeLink(asyncio.Protocol):
         if self.pubsub and not owed:
             self._start_splice(b"")
             return
-        router.flush()
+        router.node_replied()
 
     def _start_splice(self, first: bytes) -> None:
         self.splice = True
