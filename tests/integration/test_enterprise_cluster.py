@@ -52,6 +52,7 @@ def ec(service: AmrService) -> redis.Redis:
     client = _create(service, "ec", "Balanced_B20", "EnterpriseCluster")
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "ec", "-g", "rg")
     assert db["properties"]["shardCount"] == 4
+    assert "runs 4 (engine.max_shards_per_database caps it)" in db["properties"]["statusMessage"]
     return client
 
 
