@@ -432,12 +432,22 @@ def test_inline_commands_work_and_malformed_input_gets_an_error_not_a_crash(
     sock.sendall(b"AUTH " + key + b"\r\nSET foo 1\r\n*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\nPI")
     sock.sendall(b"NG\r\nMGET foo bar\r\n")
     assert _read_until(sock, b"$-1\r\n") == b"+OK\r\n+OK\r\n$1\r\n1\r\n+PONG\r\n*2\r\n$1\r\n1\r\n$-1\r\n"
+    # A later AUTH goes to every node connection the client has; all of them answer OK as one.
+    sock.sendall(b"AUTH " + key + b"\r\nMGET foo bar {bar}x\r\n")
+    assert _read_until(sock, b"$-1\r\n$-1\r\n") == b"+OK\r\n*3\r\n$1\r\n1\r\n$-1\r\n$-1\r\n"
     sock.sendall(b"*2\r\n:1\r\n$1\r\nx\r\n")  # an integer where a bulk string belongs
     reply = _read_until(sock, b"\r\n")
     assert reply.startswith(b"-ERR Protocol error")
     assert sock.recv(100) == b""  # closed after the error
     sock.close()
     assert ec.get("foo") == "1" and ec.ping() is True  # the gateway serves on
+    # QUIT is answered and ends the connection; what was pipelined after it does not run.
+    sock, key = _raw_connection(service, "ec")
+    sock.sendall(b"AUTH " + key + b"\r\nQUIT\r\nSET after-quit 1\r\n")
+    assert _read_until(sock, b"\r\n+OK\r\n") == b"+OK\r\n+OK\r\n"
+    assert sock.recv(100) == b""
+    sock.close()
+    assert ec.exists("after-quit") == 0
 
 
 def test_large_values_and_a_long_pipeline_pass_through_flow_control(ec: redis.Redis) -> None:

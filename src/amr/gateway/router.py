@@ -131,9 +131,11 @@ class Router:
                     self.waiting.append((args, cmd.raw))
                 else:
                     self.dispatch(args, cmd.raw)
-                if self.closed:
-                    return
+                if self.closed or self.closing:
+                    break
             self.flush()
+            if self.closed or self.closing:
+                return
             rest = parser.take_rest()
             if rest:
                 self.feed(rest)
@@ -150,6 +152,8 @@ class Router:
             return
         for args, raw in waiting:
             self.dispatch(args, raw)
+            if self.closed or self.closing:
+                break
         self.flush()
 
     # -- client input ---------------------------------------------------------------------------
@@ -188,7 +192,7 @@ class Router:
                     self.waiting.append((args, raw))
                 else:
                     self.dispatch(args, raw)
-                if self.closed:
+                if self.closed or self.closing:  # QUIT: what follows it is not run
                     return
                 args = reader.gets()
             self.carry = carry = max(carry, 0)

@@ -168,6 +168,8 @@ class NodeLink(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         router = self.router
+        if router.closed:
+            return
         router.bytes_out += len(data)
         if self.splice:
             router.pubsub_data(data)
