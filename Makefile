@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run stop test lint unit integration bench bench-endpoint bench-failover clean
+.PHONY: run stop test lint unit integration bench bench-endpoint bench-enterprise-cluster bench-failover clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: $(STAMP)
 
 bench-endpoint: $(STAMP)
 	$(BIN)/python bench/endpoint.py
+
+bench-enterprise-cluster: $(STAMP)
+	$(BIN)/python bench/enterprise_cluster.py
 
 bench-failover: $(STAMP)
 	$(BIN)/python bench/failover.py

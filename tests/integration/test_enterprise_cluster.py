@@ -211,6 +211,17 @@ def test_a_resp3_client_works(service: AmrService, ec: redis.Redis) -> None:
     assert client.mget(keys) == ["1"] * 20
     assert client.dbsize() == 21
     assert client.zadd("z", {"a": 1.5}) == 1 and client.zscore("z", "a") == 1.5
+    # Pub/sub in RESP3: messages are push frames, passed through as they come.
+    pubsub = client.pubsub()
+    pubsub.ssubscribe("{r3}chan")
+    assert wait_until(lambda: pubsub.get_sharded_message(timeout=0.5), 10)["type"] == "ssubscribe"
+
+    def delivered() -> Any:
+        ec.spublish("{r3}chan", "hi")
+        return pubsub.get_sharded_message(timeout=0.5)
+
+    assert wait_until(delivered, 10, what="the sharded message")["data"] == "hi"
+    pubsub.close()
 
 
 # --- differential: the same random commands against four shards and one ------------------------
