@@ -104,6 +104,7 @@ class NodeLink(asyncio.Protocol):
     __slots__ = (
         "router", "socket", "transport", "framer", "owed", "early", "closed", "paused", "splice", "pubsub",
         "out",
+        "full",
     )  # fmt: skip
 
     def __init__(self, router: Router, socket: str) -> None:
@@ -121,6 +122,7 @@ class NodeLink(asyncio.Protocol):
         self.splice = False
         # Commands of the client's current input chunk, written at once when the chunk is routed.
         self.out: list[bytes] = []
+        self.full = False  # its write buffer is over the high-water mark: the client is not read
 
     def send(self, raw: bytes, item: Item) -> None:
         self.owed.append(item)
@@ -210,13 +212,18 @@ class NodeLink(asyncio.Protocol):
         return False
 
     def pause_writing(self) -> None:
-        self.router.pause_client(True)
+        if not self.full:
+            self.full = True
+            self.router.pause_client(True)
 
     def resume_writing(self) -> None:
-        self.router.pause_client(False)
+        if self.full:
+            self.full = False
+            self.router.pause_client(False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.resume_writing()  # a closed link holds nothing back
         self.router.link_lost(self)
 
     def close(self) -> None:
