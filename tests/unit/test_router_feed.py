@@ -89,3 +89,55 @@ def test_malformed_input_gets_an_error_and_closes() -> None:
     router, client_t, node_t, closed = _router()
     router.feed(b"*1\r\n$x\r\n")
     assert client_t.written[-1].startswith(b"-ERR Protocol error") and closed == ["protocol_error"]
+
+
+def test_moved_and_ask_are_followed_without_the_client_seeing_them() -> None:
+    asyncio.run(_moved_and_ask_are_followed_without_the_client_seeing_them())
+
+
+async def _moved_and_ask_are_followed_without_the_client_seeing_them() -> None:
+    client_t, a_t, b_t = FakeTransport(), FakeTransport(), FakeTransport()
+    closed: list[str] = []
+    client: Any = SimpleNamespace(transport=client_t, close_for=closed.append)
+    slot_map = SlotMap([0] * 16384, ("/a.sock", "/b.sock"))
+    refreshed: list[bool] = []
+    topology: Any = SimpleNamespace(
+        ready=True,
+        commands={},
+        slot_map=slot_map,
+        refresh_soon=lambda: refreshed.append(True),
+        socket_for_port=lambda port: {8500: "/a.sock", 8501: "/b.sock"}.get(port),
+    )
+    router = Router(client, topology, {})
+    a, b = NodeLink(router, "/a.sock"), NodeLink(router, "/b.sock")
+    a.transport, b.transport = a_t, b_t  # type: ignore[assignment]
+    router.links.update({"/a.sock": a, "/b.sock": b})
+    router.start(None, b"")
+    router.feed(render_command([b"GET", b"foo"]) + render_command([b"GET", b"bar"]))
+    assert b"".join(a_t.written) == render_command([b"GET", b"foo"]) + render_command([b"GET", b"bar"])
+    # foo's slot moved to b; bar's is being imported by b.
+    a.data_received(b"-MOVED 12182 localhost:8501\r\n-ASK 5061 localhost:8501\r\n")
+    assert b"".join(b_t.written) == (
+        render_command([b"GET", b"foo"]) + b"*1\r\n$6\r\nASKING\r\n" + render_command([b"GET", b"bar"])
+    )
+    assert slot_map.socket_for(12182) == "/b.sock" and slot_map.socket_for(5061) == "/a.sock"
+    assert refreshed and client_t.written == []
+    b.data_received(b"$1\r\n1\r\n+OK\r\n$1\r\n2\r\n")  # GET foo, ASKING, GET bar
+    router.flush()
+    assert b"".join(client_t.written) == b"$1\r\n1\r\n$1\r\n2\r\n" and closed == []
+
+
+def test_a_client_with_too_many_unanswered_commands_is_not_read() -> None:
+    asyncio.run(_a_client_with_too_many_unanswered_commands_is_not_read())
+
+
+async def _a_client_with_too_many_unanswered_commands_is_not_read() -> None:
+    router, client_t, node_t, closed = _router()
+    paused: list[bool] = []
+    client_t.pause_reading = lambda: paused.append(True)  # type: ignore[method-assign]
+    client_t.resume_reading = lambda: paused.append(False)  # type: ignore[method-assign]
+    router.feed(render_command([b"GET", b"k"]) * 10_001)
+    assert paused == [True]
+    router.links["/node.sock"].data_received(b"$-1\r\n" * 10_001)
+    router.flush()
+    assert paused == [True, False] and closed == []
