@@ -25,6 +25,7 @@ class SlotMap:
             self.owner[slot] = self.primaries.index(socket)
 
     def socket_for(self, slot: int) -> str | None:
+        """The socket of the node serving ``slot``; None if no node does."""
         index = self.owner[slot]
         return self.primaries[index] if index >= 0 else None
 
