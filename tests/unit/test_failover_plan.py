@@ -195,7 +195,10 @@ def test_gateway_user_is_added_live_with_the_config_file() -> None:
     actions = plan_database_actions(NOC, targets, observed, KEYS, "gw-secret")
     assert [type(a) for a in actions] == [WriteConfig, SetGatewayUser] * 2
     rule = next(a for a in actions if isinstance(a, SetGatewayUser)).rule
-    assert rule == ("reset", "on", password_hash("gw-secret"), "resetchannels", "-@all", "+role", "+ping")
+    assert rule == (
+        "reset", "on", password_hash("gw-secret"), "resetchannels", "-@all", "+role", "+ping",
+        "+cluster|slots", "+cluster|shards", "+cluster|myid", "+command|info",
+    )  # fmt: skip
 
 
 def test_without_a_gateway_password_no_gateway_user_is_rendered() -> None:

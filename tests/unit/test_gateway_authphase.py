@@ -167,7 +167,7 @@ def test_random_streams_only_raise_our_error_and_stay_bounded(
                     assert " " not in v.error_code and len(v.error_code) <= 32
                 successes += sum(v.outcome != "failure" for v in verdicts)
                 assert phase.done == (successes > 0)
-            assert phase.in_flight == sum(size for _kind, size in phase.pending) >= 0
+            assert phase.in_flight == sum(size for _kind, size, _args in phase.pending) >= 0
     assert successes <= 1
 
 
@@ -211,3 +211,41 @@ def test_pipelined_sessions_judged_like_one_command_at_a_time(
         got.extend(v.outcome for v in phase.node_data(chunk))
     assert got == expected
     assert phase.done == (bool(expected) and expected[-1] != "failure")
+
+
+def test_hold_after_auth_forwards_one_deciding_command_at_a_time() -> None:
+    phase = AuthPhase(LIMIT, hold_after_auth=True)
+    ping, auth, get = encode(b"PING"), encode(b"AUTH", b"pw"), encode(b"GET", b"k")
+    # PING could decide (a node without a password answers it): AUTH waits for its reply.
+    assert phase.client_data(ping + auth + get) == ping
+    assert phase.node_data(b"-NOAUTH Authentication required.\r\n") == []
+    assert phase.take_held() == auth
+    assert phase.take_held() == b""  # GET waits for AUTH's verdict
+    assert phase.node_data(b"+OK\r\n") == [AuthVerdict("success")]
+    assert phase.take_held() == get
+
+
+def test_hold_after_auth_keeps_what_follows_an_auth_until_its_verdict() -> None:
+    phase = AuthPhase(LIMIT, hold_after_auth=True)
+    hello = encode(b"HELLO", b"3")
+    bad, good = encode(b"AUTH", b"wrong"), encode(b"AUTH", b"pw")
+    after = encode(b"GET", b"k") + encode(b"SET", b"a", b"b")
+    # HELLO goes, the first AUTH goes; the second AUTH and the rest wait for its verdict.
+    assert phase.client_data(hello + bad + good + after) == hello + bad
+    assert phase.held == len(hello + bad + good + after)
+    assert phase.node_data(b"%1\r\n+proto\r\n:3\r\n") == []
+    assert phase.node_data(b"-WRONGPASS invalid\r\n") == [AuthVerdict("failure", "WRONGPASS")]
+    # After a failure the next AUTH is released, and the commands after it still wait.
+    assert phase.take_held() == good
+    assert phase.node_data(b"+OK\r\n") == [AuthVerdict("success")]
+    assert phase.take_held() == after
+    # What the router repeats on its own node connections: the accepted HELLO and AUTH, in order.
+    assert list(phase.replay.values()) == [(b"HELLO", b"3"), (b"AUTH", b"pw")]
+
+
+def test_without_hold_everything_is_forwarded_and_replay_is_still_recorded() -> None:
+    phase = AuthPhase(LIMIT)
+    data = encode(b"AUTH", b"pw") + encode(b"GET", b"k")
+    assert phase.client_data(data) == data
+    assert phase.node_data(b"+OK\r\n") == [AuthVerdict("success")]
+    assert phase.replay == {b"AUTH": (b"AUTH", b"pw")}

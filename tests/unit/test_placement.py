@@ -82,8 +82,10 @@ def test_shard_count_is_capped() -> None:
     assert plan_shard_count(sku, 4, oss) == 4
     assert plan_shard_count(sku, 100, oss) == 6
     assert plan_shard_count(sku, 0, oss) == 1
-    # One shard until the gateway routes across shards (EnterpriseCluster), and always for NoCluster.
-    assert plan_shard_count(sku, 100, ClusteringPolicy.ENTERPRISE_CLUSTER) == 1
+    # EnterpriseCluster shards like OSSCluster (the gateway routes by slot); NoCluster runs one.
+    assert plan_shard_count(sku, 1, ClusteringPolicy.ENTERPRISE_CLUSTER) == 1
+    assert plan_shard_count(sku, 4, ClusteringPolicy.ENTERPRISE_CLUSTER) == 4
+    assert plan_shard_count(sku, 100, ClusteringPolicy.ENTERPRISE_CLUSTER) == 6
     assert plan_shard_count(sku, 100, ClusteringPolicy.NO_CLUSTER) == 1
 
 

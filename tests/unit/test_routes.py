@@ -11,7 +11,7 @@ from amr.logic.routes import node_socket_path, parse_route_table, plan_route_tab
 from amr.model.enums import ClientProtocol, ClusteringPolicy, ProvisioningState, TlsVersion, Toggle
 from amr.model.node import Role
 from amr.model.resources import Cluster, Database, NodeAssignment
-from amr.model.routes import Route, RouteTable
+from amr.model.routes import ClusterNode, Route, RouteTable
 
 CLUSTER = Cluster("sub", "rg", "c1", "eastus", "Balanced_B0", Toggle.ENABLED)
 OTHER = Cluster(
@@ -119,8 +119,37 @@ def test_oss_cluster_exposes_node_ports() -> None:
         (8500, "/run/d1-0-0.sock"),
         (8501, "/run/d1-0-1.sock"),
     }
-    enterprise = plan(db("c1", 10000, "d1", clustering_policy=ClusteringPolicy.ENTERPRISE_CLUSTER))
-    assert [r.port for r in enterprise.routes] == [10000]
+
+
+def test_enterprise_cluster_port_is_a_cluster_route_listing_every_node_and_no_node_ports() -> None:
+    nodes = (
+        NodeAssignment("d1-1-0", 1, Role.PRIMARY, 8502),
+        NodeAssignment("d1-0-0", 0, Role.PRIMARY, 8500),
+        NodeAssignment("d1-0-1", 0, Role.REPLICA, 8501),
+    )
+    d = db("c1", 10000, "d1", clustering_policy=ClusteringPolicy.ENTERPRISE_CLUSTER, nodes=nodes)
+    (route,) = plan(d).routes
+    assert route.port == 10000 and route.mode == "cluster"
+    # Authentication still happens against shard 0's primary, which the tracker follows.
+    assert route.target == "/run/d1-0-0.sock"
+    assert route.candidates == ("/run/d1-0-0.sock", "/run/d1-0-1.sock")
+    assert route.nodes == (
+        ClusterNode("/run/d1-0-0.sock", 8500, 0),
+        ClusterNode("/run/d1-0-1.sock", 8501, 0),
+        ClusterNode("/run/d1-1-0.sock", 8502, 1),
+    )
+    assert parse_route_table(render_route_table(plan(d))) == plan(d)
+    (oss,) = [r for r in plan(db("c1", 10000, "d1", clustering_policy=ClusteringPolicy.OSS_CLUSTER)).routes
+              if r.port == 10000]  # fmt: skip
+    assert oss.mode == "splice" and oss.nodes == ()
+
+
+def test_a_routes_file_without_mode_parses_as_splice_and_an_unknown_mode_is_refused() -> None:
+    text = render_route_table(plan(db("c1", 10000, "d1")))
+    assert '"mode"' not in text
+    assert parse_route_table(text).routes[0].mode == "splice"
+    with pytest.raises(GatewayError, match="unknown mode"):
+        parse_route_table(text.replace('"port": 10000,', '"port": 10000, "mode": "teleport",'))
 
 
 def test_render_parse_round_trip() -> None:

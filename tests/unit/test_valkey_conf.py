@@ -135,3 +135,34 @@ def test_every_eviction_policy_renders() -> None:
     assert len(rendered) == len(EvictionPolicy)
     assert render_eviction_policy(EvictionPolicy.NO_EVICTION) == "noeviction"
     assert render_eviction_policy(EvictionPolicy.VOLATILE_TTL) == "volatile-ttl"
+
+
+def test_gateway_user_may_read_the_topology_and_touch_no_keys() -> None:
+    from amr.logic.valkey_conf import render_gateway_user_rule
+
+    rule = render_gateway_user_rule("s3cret")
+    assert rule[:2] == ["reset", "on"] and "s3cret" not in " ".join(rule)
+    assert {"+role", "+ping", "+cluster|slots", "+cluster|shards", "+cluster|myid"} <= set(rule)
+    assert "-@all" in rule and "resetchannels" in rule
+    assert not any(r.startswith("~") or r.startswith("&") or r.startswith("+@") for r in rule)
+
+
+def test_a_gateway_user_from_before_the_router_is_observed_as_missing_so_it_is_set_again() -> None:
+    import asyncio
+
+    from amr.logic.valkey_conf import password_hash, render_gateway_user_rule
+    from amr.model.node import NodeSpec, Role
+    from amr.reconciler.nodes import observe_node
+    from amr.testing.fake_nodes import FakeNodeBackend
+
+    rule = " ".join(render_gateway_user_rule("gw")[1:])
+    spec = NodeSpec(
+        "n1", "dabc", 0, Role.PRIMARY, "/d", "/s", "127.0.0.2", 8500, f"user amr-gateway {rule}\n"
+    )
+    backend = FakeNodeBackend()
+    asyncio.run(backend.ensure_node(spec))
+    current = asyncio.run(observe_node(backend, spec, cluster_mode=False))
+    assert current.gateway_user_hashes == frozenset({password_hash("gw")[1:]})
+    backend.nodes["n1"].gateway_commands = "-@all +role +ping"  # what older amr versions granted
+    old = asyncio.run(observe_node(backend, spec, cluster_mode=False))
+    assert old.gateway_user_hashes == frozenset()

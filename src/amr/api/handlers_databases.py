@@ -80,8 +80,8 @@ def _status_message(cluster: Cluster, shards: int, policy: ClusteringPolicy) -> 
         return ""
     why = (
         "engine.max_shards_per_database caps it"
-        if policy is ClusteringPolicy.OSS_CLUSTER
-        else f"{policy.value} databases run one shard for now; OSSCluster ones run several"
+        if policy.cluster_mode
+        else f"{policy.value} databases run one shard; the clustered policies run several"
     )
     return f"{sku.name} has {sku.shards} shards in Azure; this amr installation runs {shards} ({why})."
 

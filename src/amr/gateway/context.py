@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from amr.gateway.audit import AuditLog
+from amr.logic.command_routing import KeySpec
 from amr.logic.gateway_bruteforce import AuthFailureGuard
 from amr.logic.gateway_descriptors import DescriptorPressure
 from amr.settings import GatewaySettings
@@ -29,6 +30,9 @@ class GatewayContext:
     descriptors: DescriptorPressure = field(default_factory=DescriptorPressure)
     # The internal ``amr-gateway`` user's password, to ask nodes for their ROLE ("" to ask without AUTH).
     node_password: str = ""
+    # Key positions of every engine command (COMMAND INFO), read once by the first EnterpriseCluster
+    # router (amr.logic.command_routing); None until then.
+    command_table: dict[bytes, KeySpec] | None = None
 
     @classmethod
     def create(cls, settings: GatewaySettings, audit: AuditLog, node_password: str = "") -> GatewayContext:

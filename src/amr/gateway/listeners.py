@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from amr.gateway.context import GatewayContext
 from amr.gateway.primary import PrimaryTracker
+from amr.gateway.router_topology import ClusterTopology
 from amr.gateway.splice import ClientSide
 from amr.gateway.tls import TlsContexts
 from amr.logic.gateway_access import SourceMatcher
@@ -85,12 +86,21 @@ class Listener:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resume_handle: asyncio.TimerHandle | None = None
         self.tracker: PrimaryTracker | None = None
+        self._topology: ClusterTopology | None = None
         self._stopping: set[asyncio.Task[None]] = set()
 
     @property
     def target(self) -> str:
         """The node socket a new connection goes to: the primary the tracker follows, if any."""
         return self.tracker.current if self.tracker is not None else self.route.target
+
+    def cluster_topology(self) -> ClusterTopology:
+        """The slot map of an EnterpriseCluster route, shared by its routed connections (read from
+        the nodes in the background once the first connection needs it)."""
+        if self._topology is None:
+            self._topology = ClusterTopology(self.route.nodes, self.ctx)
+            self._topology.start()
+        return self._topology
 
     def _start_tracker(self, current: str) -> None:
         candidates = self.route.candidates
@@ -113,7 +123,8 @@ class Listener:
     def _primary_changed(self, old: str, new: str) -> None:
         """New connections already go to ``new``; close those to ``old`` so their clients reconnect
         (the old primary is a replica now, or gone)."""
-        moved = [c for c in self.connections if c.target == old]
+        # Routed (EnterpriseCluster) connections follow the slot map instead.
+        moved = [c for c in self.connections if c.target == old and c.router is None]
         for conn in moved:
             conn.close_for("primary_changed")
         log.info(
@@ -247,6 +258,8 @@ class Listener:
         allowed connections stay; open connections from sources no longer allowed are closed."""
         old = self.route
         self.route = route
+        if route.nodes != old.nodes and self._topology is not None:
+            self._topology.set_nodes(route.nodes)
         if route.candidates != old.candidates and self._loop is not None and not self.closed:
             tracker, self.tracker = self.tracker, None
             current = tracker.current if tracker is not None else old.target
@@ -267,6 +280,9 @@ class Listener:
         """Stop listening and close every connection this listener accepted."""
         self.closed = True
         await self._stop_tracker()
+        topology, self._topology = self._topology, None
+        if topology is not None:
+            await topology.stop()
         loop = self._loop
         if self._resume_handle is not None:
             self._resume_handle.cancel()

@@ -21,6 +21,8 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from amr.gateway.router import Router
+from amr.gateway.router_links import NodeLink
 from amr.logic.gateway_authphase import AuthPhase, PendingLimitError
 from amr.logic.gateway_resp import RespProtocolError
 
@@ -51,13 +53,14 @@ def _pause(transport: asyncio.Transport | None) -> None:
 class UpstreamSide(asyncio.Protocol):
     """The connection to the node's unix socket."""
 
-    __slots__ = ("client", "transport", "nbytes", "_splice")
+    __slots__ = ("client", "transport", "nbytes", "_splice", "detached")
 
     def __init__(self, client: ClientSide) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
         self.nbytes = 0
         self._splice: Callable[[bytes], object] | None = None
+        self.detached = False  # handed over to the router (it has another protocol now)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast(asyncio.Transport, transport)
@@ -74,6 +77,8 @@ class UpstreamSide(asyncio.Protocol):
     def eof_received(self) -> bool:
         # The node closing ends the session: close both (pending writes are flushed first).
         self._splice = None
+        if self.detached:
+            return False
         self.client._close("node_closed")
         return False
 
@@ -85,7 +90,8 @@ class UpstreamSide(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._splice = None
-        self.client._upstream_lost()
+        if not self.detached:
+            self.client._upstream_lost()
 
 
 class ClientSide(asyncio.Protocol):
@@ -119,6 +125,7 @@ class ClientSide(asyncio.Protocol):
         "_started",
         "_count_key",
         "target",
+        "router",
     )
 
     def __init__(self, listener: Listener, source: str, source_port: int, accepted_at: float) -> None:
@@ -145,6 +152,8 @@ class ClientSide(asyncio.Protocol):
         self._started = 0.0
         self._count_key = self.database_id or f":{self.port}"
         self.target = ""  # the node socket this connection goes to, once it connects
+        # An EnterpriseCluster connection, once authenticated: routes commands across the shards.
+        self.router: Router | None = None
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -212,6 +221,9 @@ class ClientSide(asyncio.Protocol):
         if self._tls or not self.admitted or self._connect_task is None:
             self._close("client_closed")
             return False
+        if self.router is not None:
+            self.router.client_eof()
+            return True
         if self._phase is not None:
             rest = self._phase.take_rest()  # an incomplete command: the node drops it at EOF
             if rest:
@@ -228,11 +240,15 @@ class ClientSide(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # The client is not reading: stop reading the node (its replies wait in the node's buffers).
-        if self.upstream is not None:
+        if self.router is not None:
+            self.router.pause_links(True)
+        elif self.upstream is not None:
             _pause(self.upstream.transport)
 
     def resume_writing(self) -> None:
-        if self.upstream is not None:
+        if self.router is not None:
+            self.router.pause_links(False)
+        elif self.upstream is not None:
             _resume(self.upstream.transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -244,6 +260,9 @@ class ClientSide(asyncio.Protocol):
             return
         self.closed = True
         self._forget()
+        router = self.router
+        if router is not None:
+            router.close()
         up = self.upstream
         if up is not None:
             up._splice = None
@@ -255,7 +274,7 @@ class ClientSide(asyncio.Protocol):
             self.reason or "client_closed",
             durationMs=duration,
             bytesIn=self.bytes_in,
-            bytesOut=up.nbytes if up is not None else 0,
+            bytesOut=router.bytes_out if router is not None else up.nbytes if up is not None else 0,
         )
 
     # -- closing ----------------------------------------------------------------------------------
@@ -285,6 +304,8 @@ class ClientSide(asyncio.Protocol):
         for t in (self.transport, self.upstream.transport if self.upstream else None):
             if t is not None and not t.is_closing():
                 t.close()
+        if self.router is not None:
+            self.router.close()
 
     def close_for(self, reason: str) -> None:
         """Close both sides (flushing what is already written), recording ``reason``."""
@@ -297,6 +318,8 @@ class ClientSide(asyncio.Protocol):
         for t in (self.transport, self.upstream.transport if self.upstream else None):
             if t is not None:
                 t.abort()
+        if self.router is not None:
+            self.router.close()
 
     def _refuse(self, reply: bytes, event: str | None, reason: str) -> None:
         """Answer with a RESP error and close (the rest of the client's input is not forwarded)."""
@@ -325,7 +348,9 @@ class ClientSide(asyncio.Protocol):
         those bytes already got the client refused."""
         if self.closed or not self.admitted:
             return
-        self._phase = AuthPhase(self.listener.ctx.settings.auth_buffer_limit)
+        self._phase = AuthPhase(
+            self.listener.ctx.settings.auth_buffer_limit, hold_after_auth=self.listener.route.mode == "cluster"
+        )
         self._request_data(data)
         t = self.transport
         if self.closed or t is None or t.is_closing():
@@ -382,6 +407,10 @@ class ClientSide(asyncio.Protocol):
             else:
                 self._authenticated("password" if verdict.outcome == "success" else "no password required")
                 return
+        if phase.hold_after_auth:
+            released = phase.take_held()
+            if released:
+                self._send_upstream(released)
 
     def _authenticated(self, how: str) -> None:
         """Switch to the splice: from here on each side writes straight into the other."""
@@ -395,6 +424,9 @@ class ClientSide(asyncio.Protocol):
         t = self.transport
         if up is None or up.transport is None or t is None:
             return
+        if self.listener.route.mode == "cluster" and phase is not None:
+            self._start_router(phase, up)
+            return
         rest = phase.take_rest() if phase is not None else b""
         if rest:
             up.transport.write(rest)
@@ -402,6 +434,23 @@ class ClientSide(asyncio.Protocol):
             return
         self._splice = up.transport.write
         up._splice = t.write
+
+    def _start_router(self, phase: AuthPhase, up: UpstreamSide) -> None:
+        """Hand the connection to the router: the authenticated node connection becomes its link to
+        that node (nothing else is in flight on it: the phase held what followed the AUTH)."""
+        held = phase.take_held() + phase.take_rest()
+        router = Router(self, self.listener.cluster_topology(), dict(phase.replay))
+        self.router = router
+        up.detached = True
+        self.upstream = None
+        transport = up.transport
+        first: NodeLink | None = None
+        if transport is not None and not transport.is_closing():
+            first = NodeLink(router, self.target)
+            transport.set_protocol(first)
+            first.transport = transport
+        self._splice = router.feed
+        router.start(first, held)
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()

@@ -12,7 +12,11 @@ from collections import deque
 from dataclasses import dataclass
 
 from amr.logic.gateway_auth import AuthOutcome, CommandKind, classify_command, judge_reply
-from amr.logic.gateway_resp import ReplyScanner, RequestParser, RespProtocolError
+from amr.logic.gateway_resp import Command, ReplyScanner, RequestParser, RespProtocolError
+
+# What a routed connection's node connections must repeat to act as the client: its credentials and
+# its protocol version.
+_REPLAYED = frozenset({b"AUTH", b"HELLO"})
 
 
 class PendingLimitError(RespProtocolError):
@@ -39,16 +43,27 @@ class AuthPhase:
     an incomplete command never exceed it (``client_data`` raises RespProtocolError with ``too_big``
     instead), and the reply scanner keeps at most one reply line. After the first ``success`` or
     ``not_required`` verdict the phase is ``done``: the caller switches to splicing bytes.
+
+    With ``hold_after_auth`` (a routed EnterpriseCluster connection), commands that follow one that
+    can decide authentication are held, not forwarded, until it is answered: after a success nothing
+    else is in flight on the authenticating connection, and the router takes the held commands
+    (``take_held``); otherwise ``take_held`` gives the next ones to forward as usual (the caller asks
+    after every reply). ``replay`` keeps
+    the AUTH and HELLO commands the node accepted (the last of each, in the order they succeeded),
+    for the router to authenticate its own node connections the same way.
     """
 
-    __slots__ = ("parser", "scanner", "pending", "in_flight", "done")
+    __slots__ = ("parser", "scanner", "pending", "in_flight", "done", "hold_after_auth", "waiting", "replay")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, hold_after_auth: bool = False) -> None:
         self.parser = RequestParser(limit)
         self.scanner = ReplyScanner()
-        self.pending: deque[tuple[CommandKind, int]] = deque()
+        self.pending: deque[tuple[CommandKind, int, tuple[bytes, ...] | None]] = deque()
         self.in_flight = 0
         self.done = False
+        self.hold_after_auth = hold_after_auth
+        self.waiting: list[Command] = []
+        self.replay: dict[bytes, tuple[bytes, ...]] = {}
 
     @property
     def limit(self) -> int:
@@ -56,8 +71,8 @@ class AuthPhase:
 
     @property
     def held(self) -> int:
-        """Bytes accounted against the limit: forwarded and unanswered, plus incomplete."""
-        return self.in_flight + self.parser.buffered
+        """Bytes accounted against the limit: forwarded and unanswered, held, plus incomplete."""
+        return self.in_flight + self.parser.buffered + sum(len(c.raw) for c in self.waiting)
 
     def client_data(self, data: bytes) -> bytes:
         """Take bytes from the client; return the complete commands to forward to the node, in order
@@ -65,18 +80,50 @@ class AuthPhase:
         answer) or would take the phase over its limit (``too_big``)."""
         parser = self.parser
         commands = parser.feed(data)
+        if self.waiting or (commands and self.hold_after_auth):
+            self.waiting += commands
+            commands = self._release()
         size = 0
         for cmd in commands:
             size += len(cmd.raw)
-        if self.in_flight + size + parser.buffered > parser.limit:
+        held = sum(len(c.raw) for c in self.waiting) if self.waiting else 0
+        if self.in_flight + size + held + parser.buffered > parser.limit:
             raise PendingLimitError()
+        return self._forward(commands)
+
+    def _forward(self, commands: list[Command]) -> bytes:
         if not commands:
             return b""
         pending = self.pending
         for cmd in commands:
-            pending.append((classify_command(cmd.args), len(cmd.raw)))
-        self.in_flight += size
+            kind = classify_command(cmd.args)
+            name = cmd.args[0].upper()
+            keep = cmd.args if name in _REPLAYED else None
+            pending.append((kind, len(cmd.raw), keep))
+            self.in_flight += len(cmd.raw)
         return commands[0].raw if len(commands) == 1 else b"".join(c.raw for c in commands)
+
+    def _release(self) -> list[Command]:
+        """The held commands that may go now: none while a command that can decide authentication
+        (anything but HELLO/RESET/QUIT without credentials) is unanswered, else up to and including
+        the next such command."""
+        if any(kind != "neutral" for kind, _, _ in self.pending):
+            return []
+        out: list[Command] = []
+        while self.waiting:
+            cmd = self.waiting.pop(0)
+            out.append(cmd)
+            if classify_command(cmd.args) != "neutral":
+                break
+        return out
+
+    def take_held(self) -> bytes:
+        """Before authentication: the held commands that may be forwarded now (see ``_release``).
+        After it: every held command, for the router (the phase forwards nothing more)."""
+        if self.done:
+            waiting, self.waiting = self.waiting, []
+            return b"".join(c.raw for c in waiting)
+        return self._forward(self._release())
 
     def node_data(self, data: bytes) -> list[AuthVerdict]:
         """Take bytes from the node; return the verdicts of the replies they complete, in order.
@@ -92,8 +139,12 @@ class AuthPhase:
         for reply in self.scanner.feed(data):
             if not pending:
                 continue  # an unsolicited reply (the node never sends one before auth)
-            kind, size = pending.popleft()
+            kind, size, args = pending.popleft()
             self.in_flight -= size
+            if args is not None and not reply.is_error:
+                name = args[0].upper()
+                self.replay.pop(name, None)
+                self.replay[name] = args
             outcome = judge_reply(kind, reply)
             if outcome == "pending":
                 continue

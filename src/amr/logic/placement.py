@@ -73,9 +73,10 @@ def choose_node_ports(
 
 
 def plan_shard_count(sku: Sku, max_shards: int, policy: ClusteringPolicy) -> int:
-    """How many shards a database runs: for OSSCluster the SKU's count, capped by the installation's
-    setting; one for NoCluster and (until the gateway routes across shards) EnterpriseCluster."""
-    if policy is not ClusteringPolicy.OSS_CLUSTER:
+    """How many shards a database runs: for the clustered policies (OSSCluster, EnterpriseCluster,
+    whose gateway routes each command by hash slot) the SKU's count, capped by the installation's
+    setting; one for NoCluster."""
+    if not policy.cluster_mode:
         return 1
     return max(1, min(sku.shards, max_shards))
 

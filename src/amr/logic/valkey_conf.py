@@ -10,8 +10,10 @@ from amr.model.node import Role
 from amr.model.resources import Persistence
 
 ADMIN_USER = "amr-admin"
-# The gateway's user: it asks each node for its ROLE to follow failovers, and may do nothing else.
+# The gateway's user: it asks each node for its ROLE to follow failovers and for the slot map to route
+# EnterpriseCluster commands, and may do nothing else (no keys, no channels).
 GATEWAY_USER = "amr-gateway"
+GATEWAY_COMMANDS = ("role", "ping", "cluster|slots", "cluster|shards", "cluster|myid", "command|info")
 CLUSTER_BUS_OFFSET = 10000
 
 # Commands a managed service keeps for itself (DESIGN.md, Nodes). Read-only CLUSTER subcommands stay
@@ -86,8 +88,11 @@ def render_admin_user_rule(admin_password: str) -> list[str]:
 
 
 def render_gateway_user_rule(gateway_password: str) -> list[str]:
-    """ACL SETUSER arguments for the gateway's internal user: ROLE and PING only, no keys or channels."""
-    return ["reset", "on", password_hash(gateway_password), "resetchannels", "-@all", "+role", "+ping"]
+    """ACL SETUSER arguments for the gateway's internal user: ROLE, PING and the read-only topology
+    commands (CLUSTER SLOTS/SHARDS/MYID, COMMAND INFO); no keys or channels."""
+    return ["reset", "on", password_hash(gateway_password), "resetchannels", "-@all"] + [
+        f"+{c}" for c in GATEWAY_COMMANDS
+    ]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,17 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class ClusterNode:
+    """A node of an EnterpriseCluster database, as the gateway's router needs it: the unix socket to
+    reach it, the port it announces in CLUSTER SLOTS/SHARDS (to map a slot map or a MOVED reply to the
+    socket) and its shard."""
+
+    socket: str
+    port: int
+    shard: int
+
+
+@dataclass(frozen=True)
 class Route:
     """A public port and the unix socket of the node that answers it."""
 
@@ -23,6 +34,11 @@ class Route:
     # With more than one, the gateway asks each for its ROLE and sends new connections to the one that
     # is primary now; empty means just ``target``.
     candidates: tuple[str, ...] = ()
+    # "splice": after authentication, bytes go to the target as they are. "cluster": an
+    # EnterpriseCluster database port; after authentication the gateway routes each command by hash
+    # slot over ``nodes`` (every node of the database).
+    mode: str = "splice"
+    nodes: tuple[ClusterNode, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from amr.logic.plan import (
     WaitReady,
     WriteConfig,
 )
-from amr.logic.valkey_conf import GATEWAY_USER
+from amr.logic.valkey_conf import GATEWAY_COMMANDS, GATEWAY_USER
 from amr.model.node import NodeSpec, ProcessState
 from amr.nodes.backend import NodeBackend
 
@@ -51,9 +51,12 @@ async def observe_node(backend: NodeBackend, spec: NodeSpec, cluster_mode: bool)
         hashes = frozenset(user_info.get("passwords") or [])
         gateway: Any = await admin.execute("ACL", "GETUSER", GATEWAY_USER)
         gateway_info = _pairs(gateway) if gateway else {}
+        # A gateway user with fewer commands than this version grants (a node from before the
+        # EnterpriseCluster router) counts as missing, so the plan sets it again, live.
+        granted = str(gateway_info.get("commands") or "").split()
         gateway_hashes = (
             frozenset(str(h) for h in gateway_info.get("passwords") or [])
-            if "on" in (gateway_info.get("flags") or [])
+            if "on" in (gateway_info.get("flags") or []) and all(f"+{c}" in granted for c in GATEWAY_COMMANDS)
             else frozenset()
         )
         role: Any = await admin.execute("ROLE")

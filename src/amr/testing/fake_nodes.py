@@ -32,6 +32,7 @@ class FakeNode:
     killed_default_clients: int = 0
     snapshots: int = 0
     gateway_hashes: set[str] | None = None  # None: no amr-gateway user
+    gateway_commands: str = ""  # its command rules, as ACL GETUSER shows them
     role: str = ""  # what ROLE says in a non-clustered database ("master" or "slave")
     paused: bool = False  # CLIENT PAUSE in force
     binary: str = "valkey-server"  # the engine binary the process runs
@@ -68,6 +69,7 @@ class FakeNodeBackend:
                 node.user_hashes = {p[1:] for p in parts if p.startswith("#")}
             elif parts[:2] == ["user", "amr-gateway"]:
                 node.gateway_hashes = {p[1:] for p in parts if p.startswith("#")}
+                node.gateway_commands = " ".join(p for p in parts if p[:1] in "+-")
             elif parts and parts[0] in (
                 "maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "replica-announce-ip",
             ):  # fmt: skip
@@ -146,7 +148,6 @@ class FakeNodeBackend:
         node.pid = next(_ids)
         return node.pid
 
-
     def promote(self, name: str) -> None:
         """The replica ``name`` became its shard's primary (a failover or switchover done by the engine,
         Sentinel or the `amr ha` coordinator), and the other nodes of the shard its replicas."""
@@ -190,9 +191,14 @@ class FakeAdmin:
         if command == "ACL GETUSER" and words[2] == "amr-gateway":
             if node.gateway_hashes is None:
                 return None
-            return {"flags": ["on"], "passwords": sorted(node.gateway_hashes)}
+            return {
+                "flags": ["on"],
+                "passwords": sorted(node.gateway_hashes),
+                "commands": node.gateway_commands,
+            }
         if command == "ACL SETUSER" and words[2] == "amr-gateway":
             node.gateway_hashes = {w[1:] for w in words[3:] if w.startswith("#")}
+            node.gateway_commands = " ".join(w for w in words[3:] if w[:1] in "+-")
             return "OK"
         if command == "ACL GETUSER":
             return {"flags": ["on" if node.user_on else "off"], "passwords": sorted(node.user_hashes)}

@@ -1,0 +1,480 @@
+"""EnterpriseCluster routing for one authenticated client connection.
+
+The client's commands are parsed with hiredis; each goes to the node serving its hash slot, is split
+per slot (DEL/UNLINK/EXISTS/TOUCH/MGET/MSET), fanned out to every shard (DBSIZE, FLUSHALL, KEYS,
+INFO, SCRIPT LOAD...), walked shard by shard (SCAN), or answered here (CROSSSLOT, CLUSTER blocked).
+Replies are raw frames (``amr.gateway.router_links``) put back in the client's order by one FIFO:
+the head is written as soon as it is complete, so a pipeline across shards is answered in order.
+
+MOVED/ASK/TRYAGAIN/CLUSTERDOWN never reach the client: the command is sent again where the reply
+says (``retry``), the slot map updated and re-read. Everything but one command to one node is in
+``router_commands``; transactions run on the node of their first keyed command (``router_txn``); a
+subscribing client gets a dedicated node connection spliced byte for byte. Pure decisions live in ``amr.logic`` (command_routing, reply_merge,
+cluster_slots, resp_frames).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from typing import TYPE_CHECKING
+
+import hiredis
+
+from amr.gateway.router_commands import route_special
+from amr.gateway.router_links import Item, NodeLink, Pending, Swallow
+from amr.gateway.router_topology import NOT_READY_REPLY, ClusterTopology
+from amr.logic.cluster_slots import parse_redirect
+from amr.logic.command_routing import (
+    CROSSSLOT_REPLY,
+    KEYED,
+    choose_keys,
+    choose_kind,
+    choose_slot,
+)
+from amr.logic.gateway_resp import RequestParser, RespProtocolError
+from amr.logic.resp_frames import render_command
+
+if TYPE_CHECKING:
+    from amr.gateway.router_txn import Transaction
+    from amr.gateway.splice import ClientSide
+
+log = logging.getLogger(__name__)
+
+# A command may be redirected or retried this many times before its error goes to the client.
+MAX_TRIES = 20
+RETRY_DELAY = 0.02
+# Commands answered out of order wait in the FIFO; past this many the client is not read.
+MAX_PENDING = 10_000
+# An incomplete command may not hold more than this many bytes (the engine's own bulk limit is 512 MB).
+MAX_REQUEST_BYTES = 64 << 20
+INLINE_MAX = 64 << 10
+ASKING = b"*1\r\n$6\r\nASKING\r\n"
+
+
+def _encoded_size(args: list[bytes]) -> int:
+    """How many bytes a command takes as a RESP array of bulk strings (TypeError for an argument
+    that is not a bulk string)."""
+    size = 3 + len(b"%d" % len(args))
+    for arg in args:
+        if type(arg) is not bytes:
+            raise TypeError("not a bulk string")
+        n = len(arg)
+        size += n + 5 + (1 if n < 10 else 2 if n < 100 else len(b"%d" % n))
+    return size
+
+
+class Router:
+    """Routes one client's commands across the database's shards and answers it in order."""
+
+    __slots__ = (
+        "client", "transport", "topology", "replay", "reader", "fifo", "links", "links_paused",
+        "_client_paused", "_full_links", "bytes_out", "waiting", "txn", "watch_link", "watch_slot",
+        "pubsub", "backlog", "closing", "closed", "rng", "_tasks", "batching", "dirty", "inline", "carry", "_flush_soon",
+    )  # fmt: skip
+
+    def __init__(
+        self, client: ClientSide, topology: ClusterTopology, replay: dict[bytes, tuple[bytes, ...]]
+    ) -> None:
+        self.client = client
+        assert client.transport is not None
+        self.transport = client.transport
+        self.topology = topology
+        self.replay = replay
+        self.reader = hiredis.Reader()
+        self.fifo: deque[Pending] = deque()
+        self.links: dict[str, NodeLink] = {}
+        self.links_paused = False
+        self._client_paused = False
+        self._full_links = 0
+        self.bytes_out = 0
+        self.waiting: list[tuple[list[bytes], bytes]] | None = None
+        self.txn: Transaction | None = None
+        self.watch_link: NodeLink | None = None
+        self.watch_slot = -1
+        self.pubsub: NodeLink | None = None
+        self.backlog: list[bytes] = []
+        self.closing = False
+        self.closed = False
+        self.rng = random.Random()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batching = False  # while routing one client chunk: node writes wait in ``dirty``
+        self.dirty: list[NodeLink] = []
+        self.carry = 0
+        self._flush_soon = False
+        self.inline = b""  # an incomplete inline command (``PING\r\n`` typed into nc)
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def start(self, first_link: NodeLink | None, held: bytes) -> None:
+        """Begin routing: ``first_link`` is the authenticated connection of the auth phase (kept as
+        the link to its node), ``held`` the client's bytes that followed its AUTH."""
+        if first_link is not None:
+            self.links[first_link.socket] = first_link
+        if not self.topology.ready:
+            self.waiting = []
+            self.topology.when_ready(self._ready)
+        if held:
+            # What arrived with the AUTH may mix inline and RESP commands (a hand-typed session):
+            # split it with the gateway's own parser, and leave only an incomplete tail to hiredis.
+            parser = RequestParser(MAX_REQUEST_BYTES)
+            try:
+                commands = parser.feed(held)
+            except RespProtocolError as e:
+                self._refuse(e.reply, "protocol_error")
+                return
+            for cmd in commands:
+                args = list(cmd.args)
+                if self.waiting is not None:
+                    self.waiting.append((args, cmd.raw))
+                else:
+                    self.dispatch(args, cmd.raw)
+                if self.closed or self.closing:
+                    break
+            self.flush()
+            if self.closed or self.closing:
+                return
+            rest = parser.take_rest()
+            if rest:
+                self.feed(rest)
+
+    def _ready(self, ok: bool) -> None:
+        waiting, self.waiting = self.waiting or [], None
+        if self.closed:
+            return
+        if not ok:
+            for _ in waiting:
+                self.fifo.append(Pending(reply=NOT_READY_REPLY))
+            self.flush()
+            self.fail("cluster_unavailable")
+            return
+        for args, raw in waiting:
+            self.dispatch(args, raw)
+            if self.closed or self.closing:
+                break
+        self.flush()
+
+    # -- client input ---------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Client bytes: parse the commands they complete and route each."""
+        if self.closed or self.closing:
+            return
+        reader = self.reader
+        # ``carry``: bytes received that are not part of a command yet. hiredis cannot say where a
+        # command ended (its buffer may end exactly between two arguments of one), so the router
+        # counts: a client's RESP is canonical, each command's size follows from its arguments.
+        carry = self.carry
+        fresh = carry == 0
+        if self.inline or (fresh and data[:1] != b"*"):
+            data = self._feed_inline(data)
+            if not data or self.closed:
+                return
+        reader.feed(data)
+        carry += len(data)
+        self.batching = True
+        try:
+            args = reader.gets()
+            while args is not False:
+                if type(args) is not list or not args:
+                    self._refuse(
+                        b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error"
+                    )
+                    return
+                size = _encoded_size(args)
+                carry -= size
+                # One whole command in this chunk: forward the bytes as they came.
+                raw = data if fresh and size == len(data) else render_command(args)
+                fresh = False
+                if self.waiting is not None:
+                    self.waiting.append((args, raw))
+                else:
+                    self.dispatch(args, raw)
+                if self.closed or self.closing:  # QUIT: what follows it is not run
+                    return
+                args = reader.gets()
+            self.carry = carry = max(carry, 0)
+            if carry > MAX_REQUEST_BYTES:
+                self._refuse(b"-ERR Protocol error: request too large\r\n", "request_too_large")
+                return
+        except hiredis.ProtocolError:
+            self._refuse(b"-ERR Protocol error: invalid request\r\n", "protocol_error")
+            return
+        except (
+            TypeError,
+            AttributeError,
+        ):  # an argument that is not a bulk string (an integer, a nested array)
+            self._refuse(b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error")
+            return
+        finally:
+            self.batching = False
+            dirty = self.dirty
+            if dirty:
+                for link in dirty:
+                    link.write_out()
+                dirty.clear()
+        if self.fifo:
+            self.flush()
+            if len(self.fifo) > MAX_PENDING:
+                self._update_client_reading()
+
+    def _feed_inline(self, data: bytes) -> bytes:
+        """Inline commands (space-separated words on a line), as the engine accepts them; return
+        the bytes from the first RESP array on, for the RESP parser."""
+        buf = self.inline + data
+        self.inline = b""
+        while buf and buf[:1] != b"*":
+            end = buf.find(b"\n")
+            if end < 0:
+                if len(buf) > INLINE_MAX:
+                    self._refuse(b"-ERR Protocol error: too big inline request\r\n", "protocol_error")
+                    return b""
+                self.inline = buf
+                return b""
+            args = buf[:end].split()
+            buf = buf[end + 1 :]
+            if args:
+                if self.waiting is not None:
+                    self.waiting.append((args, render_command(args)))
+                else:
+                    self.dispatch(args, render_command(args))
+                if self.closed:
+                    return b""
+        if self.fifo:
+            self.flush()
+        return buf
+
+    def dispatch(self, args: list[bytes], raw: bytes) -> None:
+        """Route one command."""
+        pubsub = self.pubsub
+        if pubsub is not None:
+            if pubsub.transport is not None:
+                pubsub.transport.write(raw)
+            else:
+                pubsub.early.append(raw)
+            return
+        name = args[0].lower()
+        if self.txn is not None:
+            self.txn.command(name, args, raw)
+            return
+        kind = choose_kind(name, args)
+        if kind == KEYED:
+            keys = choose_keys(name, args, self.topology.commands)
+            slot = choose_slot(keys) if keys else -1
+            if slot == -2:
+                self.fifo.append(Pending(reply=CROSSSLOT_REPLY))
+                return
+            p = Pending(raw, slot)
+            self.fifo.append(p)
+            (self.slot_link(slot) if slot >= 0 else self.any_link()).send(raw, p)
+            return
+        route_special(self, kind, name, args, raw)
+
+    # -- node links -----------------------------------------------------------------------------
+
+    def link(self, socket: str) -> NodeLink:
+        """The connection to ``socket``, opened (and authenticated as the client) on first use."""
+        link = self.links.get(socket)
+        if link is not None and not link.closed:
+            return link
+        link = NodeLink(self, socket)
+        self.links[socket] = link
+        for replayed in self.replay.values():
+            link.send(render_command(replayed), Swallow(self.replay_refused))
+        self.connect(link)
+        return link
+
+    def connect(self, link: NodeLink) -> None:
+        task = asyncio.get_running_loop().create_task(link.connect())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def slot_link(self, slot: int) -> NodeLink:
+        slot_map = self.topology.slot_map
+        index = slot_map.owner[slot]
+        primaries = slot_map.primaries
+        socket = primaries[index] if index >= 0 else primaries[0]
+        link = self.links.get(socket)
+        if link is not None and not link.closed:
+            return link
+        return self.link(socket)
+
+    def any_link(self) -> NodeLink:
+        """A node for a keyless command: an open connection if there is one."""
+        for link in self.links.values():
+            if not link.closed:
+                return link
+        return self.link(self.topology.slot_map.primaries[0])
+
+    def replay_refused(self, frame: bytes) -> None:
+        # The client's credentials no longer work on a node (a key was regenerated).
+        self.fail("auth_replay_refused")
+
+    def retry(self, item: Item, frame: bytes, link: NodeLink) -> bool:
+        """A node answered ``item`` with an error: send it again where MOVED/ASK say, or after a short
+        delay for TRYAGAIN/CLUSTERDOWN; False when the error is the client's to see."""
+        if item.tries >= MAX_TRIES or isinstance(item, Swallow):
+            return False
+        redirect = parse_redirect(frame)
+        if redirect is not None:
+            kind, slot, port = redirect
+            socket = self.topology.socket_for_port(port)
+            if socket is None:
+                self.topology.refresh_soon()
+                return False
+            item.tries += 1
+            target = self.link(socket)
+            if kind == b"MOVED":
+                self.topology.slot_map.moved(slot, socket)
+                self.topology.refresh_soon()
+            else:
+                target.send(ASKING, Swallow())
+            target.send(item.raw, item)
+            return True
+        if frame.startswith(b"-TRYAGAIN") or frame.startswith(b"-CLUSTERDOWN"):
+            item.tries += 1
+            if frame.startswith(b"-CLUSTERDOWN"):
+                self.topology.refresh_soon()
+            delay = RETRY_DELAY * item.tries
+            asyncio.get_running_loop().call_later(delay, self._resend, item, link.socket)
+            return True
+        return False
+
+    def _resend(self, item: Item, socket: str) -> None:
+        if self.closed:
+            return
+        if item.slot >= 0:
+            target = self.slot_link(item.slot)
+        else:
+            target = self.link(socket)
+        target.send(item.raw, item)
+
+    def link_failed(self, link: NodeLink, reason: str) -> None:
+        """A node connection could not be opened."""
+        link.closed = True
+        self.link_lost(link, reason)
+
+    def link_lost(self, link: NodeLink, reason: str = "node_closed") -> None:
+        """A node connection closed: forgotten if it owed nothing; the client is closed otherwise
+        (what happened to the commands it was running is unknown)."""
+        if self.links.get(link.socket) is link:
+            del self.links[link.socket]
+        if self.closed:
+            return
+        self.topology.refresh_soon()
+        if link is self.pubsub or link is self.watch_link:
+            self.fail(reason)
+            return
+        if any(not isinstance(item, Swallow) for item in link.owed):
+            self.fail(reason)
+
+    # -- client output --------------------------------------------------------------------------
+
+    def node_replied(self) -> None:
+        """A node's replies were matched: write what is complete, at once for a lone command, else
+        once the loop has read every node that answered in this turn (one TLS record for a
+        pipeline's replies from several shards, rather than one per shard)."""
+        fifo = self.fifo
+        if not fifo or fifo[0].reply is None:
+            return
+        if len(fifo) == 1:
+            self.flush()
+        elif not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        self._flush_soon = False
+        if not self.closed:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every complete reply at the head of the client's queue."""
+        fifo = self.fifo
+        if fifo and fifo[0].reply is not None:
+            t = self.transport
+            head = fifo.popleft().reply
+            if not fifo or fifo[0].reply is None:
+                assert head is not None
+                t.write(head)
+            else:
+                out = [head]
+                while fifo and fifo[0].reply is not None:
+                    out.append(fifo.popleft().reply)
+                t.write(b"".join(out))  # type: ignore[arg-type]
+            if self._client_paused and len(fifo) < MAX_PENDING // 2:
+                self._update_client_reading()
+        if not fifo:
+            if self.backlog:
+                backlog, self.backlog = self.backlog, []
+                self.transport.write(b"".join(backlog))
+            if self.closing:
+                self.client.close_for("client_quit")
+
+    def push(self, frame: bytes) -> None:
+        """An out-of-band push (client tracking): to the client at once, between replies."""
+        self.transport.write(frame)
+
+    def pubsub_data(self, data: bytes) -> None:
+        """Bytes of the pub/sub connection: to the client once the replies before it are written."""
+        if self.fifo:
+            self.backlog.append(data)
+        else:
+            self.transport.write(data)
+
+    def pause_client(self, full: bool) -> None:
+        """A node connection's write buffer filled up (or drained): stop (or resume) reading the client."""
+        self._full_links += 1 if full else -1
+        self._update_client_reading()
+
+    def _update_client_reading(self) -> None:
+        want_paused = self._full_links > 0 or len(self.fifo) > MAX_PENDING
+        if want_paused == self._client_paused or self.transport.is_closing():
+            return
+        self._client_paused = want_paused
+        if want_paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def pause_links(self, paused: bool) -> None:
+        """The client is not reading its replies: stop (or resume) reading every node connection."""
+        self.links_paused = paused
+        links = list(self.links.values()) + ([self.pubsub] if self.pubsub is not None else [])
+        for link in links:
+            t = link.transport
+            if t is None or t.is_closing():
+                continue
+            if paused and not link.paused:
+                t.pause_reading()
+            elif not paused and link.paused:
+                t.resume_reading()
+            link.paused = paused
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def _refuse(self, reply: bytes, reason: str) -> None:
+        self.fifo.append(Pending(reply=reply))
+        self.flush()
+        self.fail(reason)
+
+    def fail(self, reason: str) -> None:
+        """Close the client (after what is already written)."""
+        self.client.close_for(reason)
+
+    def client_eof(self) -> None:
+        """A plain client half-closed: answer what it sent, then close."""
+        self.closing = True
+        self.flush()
+
+    def close(self) -> None:
+        """The client is gone: close every node connection."""
+        self.closed = True
+        for link in list(self.links.values()):
+            link.close()
+        if self.pubsub is not None:
+            self.pubsub.close()
+        for task in self._tasks:
+            task.cancel()

@@ -1,0 +1,168 @@
+"""The slot map of one EnterpriseCluster database port, kept fresh for the router's connections.
+
+Read from a node with ``CLUSTER SLOTS`` over a short connection as the internal ``amr-gateway`` user,
+every ``REFRESH_INTERVAL`` in the background, and at once when a router saw MOVED or lost a node
+connection. The command key table (``COMMAND INFO``) is read the first time and kept for the whole
+process in the gateway context. The hot path only reads ``slot_map``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import hiredis
+
+from amr.gateway.context import GatewayContext
+from amr.logic.cluster_slots import SlotMap, empty_slot_map, parse_cluster_slots
+from amr.logic.command_routing import CommandTable, parse_command_table
+from amr.logic.resp_frames import render_command
+from amr.model.routes import ClusterNode
+
+log = logging.getLogger(__name__)
+
+GATEWAY_USER = "amr-gateway"
+REFRESH_INTERVAL = 1.0
+RETRY_INTERVAL = 0.1
+FETCH_TIMEOUT = 2.0
+# Connections waiting for the first slot map get an error after this many failed reads.
+READY_ATTEMPTS = 30
+NOT_READY_REPLY = b"-CLUSTERDOWN the gateway cannot read the slot map yet\r\n"
+
+
+class _ReplyError(Exception):
+    pass
+
+
+async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *args: str) -> object:
+    writer.write(render_command([a.encode() for a in args]))
+    parser = hiredis.Reader()
+    while True:
+        reply = parser.gets()
+        if reply is not False:
+            if isinstance(reply, hiredis.ReplyError):
+                raise _ReplyError(str(reply).split(" ", 1)[0])
+            return reply
+        data = await reader.read(1 << 16)
+        if not data:
+            raise EOFError("node closed the connection")
+        parser.feed(data)
+
+
+class ClusterTopology:
+    """Slot map and command table for the router connections of one listener."""
+
+    def __init__(self, nodes: tuple[ClusterNode, ...], ctx: GatewayContext) -> None:
+        self.nodes = nodes
+        self.ctx = ctx
+        self.slot_map: SlotMap = empty_slot_map()
+        self.ready = False
+        self.failed_attempts = 0
+        self._waiters: list[Callable[[bool], None]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._error = ""
+
+    @property
+    def commands(self) -> CommandTable:
+        return self.ctx.command_table or {}
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter(False)
+
+    def socket_for_port(self, port: int) -> str | None:
+        """The socket of the node announcing ``port`` (in MOVED and ASK replies)."""
+        for node in self.nodes:
+            if node.port == port:
+                return node.socket
+        return None
+
+    def set_nodes(self, nodes: tuple[ClusterNode, ...]) -> None:
+        """The route's node list changed: read the map again with it."""
+        self.nodes = nodes
+        self.refresh_soon()
+
+    def refresh_soon(self) -> None:
+        """Read the slot map now rather than at the next interval (after MOVED or a lost node)."""
+        self._wake.set()
+
+    def when_ready(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(True)`` once a slot map is known, or ``callback(False)`` if it cannot be read."""
+        if self.ready:
+            callback(True)
+            return
+        self._waiters.append(callback)
+        self.start()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            ok = await self._refresh()
+            if ok:
+                self.failed_attempts = 0
+                if not self.ready:
+                    self.ready = True
+                    self._notify(True)
+            else:
+                self.failed_attempts += 1
+                if not self.ready and self.failed_attempts >= READY_ATTEMPTS:
+                    self._notify(False)
+            interval = REFRESH_INTERVAL if ok else RETRY_INTERVAL
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
+
+    def _notify(self, ok: bool) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            try:
+                waiter(ok)
+            except Exception:  # one connection's bug must not stop the others from starting
+                log.exception("router connection failed to start")
+
+    async def _refresh(self) -> bool:
+        errors = []
+        for node in self.nodes:
+            try:
+                async with asyncio.timeout(FETCH_TIMEOUT):
+                    slot_map = await self._fetch(node)
+            except (OSError, EOFError, TimeoutError, ValueError, _ReplyError, hiredis.ProtocolError) as e:
+                errors.append(f"{node.socket}: {type(e).__name__} {e}")
+                continue
+            if not slot_map.primaries:
+                errors.append(f"{node.socket}: no slots served yet")
+                continue
+            if self._error:
+                log.info("slot map readable again from %s", node.socket)
+                self._error = ""
+            self.slot_map = slot_map
+            return True
+        message = "; ".join(errors) or "no nodes"
+        if message != self._error:
+            log.warning("cannot read the slot map: %s", message)
+            self._error = message
+        return False
+
+    async def _fetch(self, node: ClusterNode) -> SlotMap:
+        reader, writer = await asyncio.open_unix_connection(node.socket)
+        try:
+            if self.ctx.node_password:
+                await _ask(reader, writer, "AUTH", GATEWAY_USER, self.ctx.node_password)
+            if self.ctx.command_table is None:
+                self.ctx.command_table = parse_command_table(await _ask(reader, writer, "COMMAND", "INFO"))
+            return parse_cluster_slots(await _ask(reader, writer, "CLUSTER", "SLOTS"), self.nodes)
+        finally:
+            writer.close()
