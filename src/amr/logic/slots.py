@@ -20,9 +20,7 @@ def plan_slot_ranges(shards: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def plan_unowned_ranges(
-    wanted: tuple[int, int], owned: Iterable[tuple[int, int]]
-) -> list[tuple[int, int]]:
+def plan_unowned_ranges(wanted: tuple[int, int], owned: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """The parts of the slot range ``wanted`` that none of the ``owned`` ranges covers: what ADDSLOTS
     may give a shard. Slots someone owns move only by migration, never by ADDSLOTS."""
     first, last = wanted

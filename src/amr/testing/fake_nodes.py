@@ -8,6 +8,7 @@ as a real engine with a bad config would.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from amr.errors import NodeError
@@ -115,7 +116,7 @@ class FakeNodeBackend:
         self.directories.pop(name, None)
         self.removed.append(name)
 
-    def admin(self, spec: NodeSpec) -> FakeAdmin:
+    def admin(self, spec: NodeSpec, decode: bool = True) -> FakeAdmin:
         return FakeAdmin(self, spec.name)
 
     async def runs_current_binary(self, name: str, directory: str) -> bool | None:
@@ -274,6 +275,9 @@ class FakeAdmin:
         if command == "MEMORY STATS":
             return {"dataset.bytes": sum(len(k) + len(v) for k, v in node.keys.items())}
         raise NodeError(f"fake node does not know {command}")
+
+    async def pipeline(self, commands: Sequence[Sequence[str | int | bytes]]) -> list[object]:
+        return [await self.execute(*command) for command in commands]
 
     async def close(self) -> None:
         return None
