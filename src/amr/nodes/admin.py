@@ -40,6 +40,9 @@ class UnixValkeyAdmin:
             # and callers (the reconciler) replan on failure anyway.
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
             client_name="amr-admin",
+            # Slot migration runs many pipelines at once (amr.nodes.slot_migration); connections
+            # open only as they are needed.
+            max_connections=1024,
         )
 
     async def execute(self, *args: str | int | bytes) -> object:

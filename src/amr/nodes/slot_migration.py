@@ -16,6 +16,7 @@ pipelined round trip per step, which is what makes it fast: per-slot round trips
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,10 @@ from amr.nodes.backend import ValkeyAdmin
 # Keys per MIGRATE: big enough to amortise the round trip, small enough that the source (which blocks
 # while MIGRATE runs) answers its clients again within milliseconds for small values.
 KEYS_PER_MIGRATE = 200
+# Connections a batch's SETSLOTs are spread over. A primary with replicas answers each SETSLOT only
+# once its replicas have acknowledged it (Valkey 8), so one connection would wait for one replica
+# round trip per slot; many connections have their SETSLOTs acknowledged together.
+SETSLOT_CONNECTIONS = 64
 # MIGRATE's own I/O timeout towards the target, in milliseconds.
 MIGRATE_TIMEOUT_MS = 30000
 
@@ -74,15 +79,15 @@ class SlotMigrator:
         lost: a slot stays owned by the source until its keys are all on the target)."""
         if not slots:
             return BatchResult(0, 0)
-        await target.admin.pipeline([("CLUSTER", "SETSLOT", s, "IMPORTING", source.node_id) for s in slots])
-        await source.admin.pipeline([("CLUSTER", "SETSLOT", s, "MIGRATING", target.node_id) for s in slots])
+        await _fan_out(target.admin, [("CLUSTER", "SETSLOT", s, "IMPORTING", source.node_id) for s in slots])
+        await _fan_out(source.admin, [("CLUSTER", "SETSLOT", s, "MIGRATING", target.node_id) for s in slots])
         keys = await self._move_keys(source, target, slots)
         node = [("CLUSTER", "SETSLOT", s, "NODE", target.node_id) for s in slots]
         # The target first: once it owns the slot, the source's answer for it becomes MOVED.
-        await target.admin.pipeline(node)
-        await source.admin.pipeline(node)
-        for other in others:
-            await other.admin.pipeline(node)
+        await _fan_out(target.admin, node)
+        # Then the source and every other primary at once (each only speeds up what gossip of the
+        # target's new config epoch would tell them anyway).
+        await asyncio.gather(*(_fan_out(p.admin, node) for p in (source, *others)))
         return BatchResult(len(slots), keys)
 
     async def _move_keys(self, source: ShardPrimary, target: ShardPrimary, slots: Sequence[int]) -> int:
@@ -124,3 +129,9 @@ class SlotMigrator:
             # Loop until GETKEYSINSLOT finds nothing: a slot with more keys than one MIGRATE takes.
             pending = still
         return moved
+
+
+async def _fan_out(admin: ValkeyAdmin, commands: Sequence[Sequence[str | int | bytes]]) -> None:
+    """Run ``commands`` (independent of each other) as SETSLOT_CONNECTIONS pipelines in parallel."""
+    size = max(1, -(-len(commands) // SETSLOT_CONNECTIONS))
+    await asyncio.gather(*(admin.pipeline(commands[i : i + size]) for i in range(0, len(commands), size)))
