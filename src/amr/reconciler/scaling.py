@@ -20,7 +20,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from amr.errors import AmrError, NodeError
-from amr.logic.placement import choose_node_ports, count_new_nodes, plan_nodes, plan_shard_count
+from amr.logic.placement import (
+    choose_node_ports,
+    count_new_nodes,
+    plan_nodes,
+    plan_shard_count,
+    render_shard_note,
+)
 from amr.logic.plan import NodeTarget
 from amr.logic.resharding import (
     SlotMove,
@@ -115,7 +121,21 @@ class Scaler:
         except AmrError as e:
             log.warning("applying cache change to %s failed, retrying: %s", db.id, e)
             return True
-        return False
+        return not self._note_shards(db, cluster)
+
+    def _note_shards(self, db: Database, cluster: Cluster) -> bool:
+        """Record the SKU's shard count and the status message about it; False if the record changed
+        meanwhile (the next tick tries again)."""
+        sku = sku_by_name(cluster.sku_name)
+        current = self._store.get(Database, db.key)
+        if sku is None or current is None:
+            return True
+        note = render_shard_note(sku, current.shard_count, current.clustering_policy)
+        if (current.shards_for_sku, current.status_message) == (sku.shards, note):
+            return True
+        return self._ledger.replace(
+            current, dataclasses.replace(current, shards_for_sku=sku.shards, status_message=note)
+        )
 
     def _add_nodes(self, db: Database, shards: int, ha: bool) -> bool:
         """New shards (a scale-out) or replicas (HA enabled) join the record; the database converges
