@@ -113,3 +113,29 @@ def test_scale_out_then_in_moves_every_key_and_removes_the_leaving_shard(world: 
         assert store.get(Operation, "op-in").status is OperationStatus.SUCCEEDED  # type: ignore[union-attr]
 
     asyncio.run(scenario())
+
+
+def test_a_restarted_control_plane_finishes_a_migration_cut_short(world: Any) -> None:
+    """The first reconciler's moves all fail halfway (slots left MIGRATING/IMPORTING, keys on the
+    source); a new reconciler over the same store and nodes (a restarted API) finishes the scaling."""
+    store, backend, reconciler = world
+
+    async def scenario() -> None:
+        running = lambda: store.list(Cluster)[0].provisioning_state is ProvisioningState.SUCCEEDED  # noqa: E731
+        await _until(reconciler, lambda: store.list(Database)[0].resource_state is ResourceState.RUNNING)
+        backend.nodes["dabc-0-0"].keys = {f"k{i}": str(i) for i in range(KEYS)}
+        _scale(store, "Balanced_B3", "op-out")
+        backend.fail_migrates = 10**9
+        with pytest.raises(AssertionError, match="did not converge"):
+            await _until(reconciler, running, ticks=8)
+        assert len(store.list(Database)[0].nodes) == 4 and _layout(backend) == {"dabc-0-0": (0, 16383, KEYS)}
+
+        backend.fail_migrates = 0
+        again = Reconciler(reconciler._settings, store, backend, "admin-pw", lambda t: None, lambda p: True)
+        await _until(again, running)
+        layout = _layout(backend)
+        assert {k: v[:2] for k, v in layout.items()} == {"dabc-0-0": (0, 8191), "dabc-1-0": (8192, 16383)}
+        assert sum(v[2] for v in layout.values()) == KEYS
+        assert store.get(Operation, "op-out").status is OperationStatus.SUCCEEDED  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
