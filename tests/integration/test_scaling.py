@@ -191,3 +191,45 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_refused_changes_leave_the_cache_and_its_database_as_they_were(service: AmrService) -> None:
+    service.amr_json(
+        "redisenterprise", "create", "--cluster-name", "ref", "-g", "rg", "-l", "eastus",
+        "--sku", "Balanced_B1", "--access-keys-authentication", "Enabled",
+    )  # fmt: skip
+    db_path = service.cluster_path("rg", "ref") + "/databases/default" + API
+    db = service.http().get(db_path).json()
+    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", "ref", "-g", "rg")[
+        "primaryKey"
+    ]
+    client = _cluster_client(service, db["properties"]["port"], key)
+    # 600 MB of data: more than Balanced_B0's 0.5 GB.
+    for i in range(6):
+        client.set(f"big{i}", b"x" * (100 * 1024**2))
+    cluster, pids = _state(service, "ref"), service.node_pids()
+
+    for sku, code, words in (
+        ("Balanced_B7", "InvalidParameter", "Allowed values"),
+        ("FlashOptimized_A250", "InvalidParameter", "in-memory SKUs only"),
+        ("Balanced_B0", "InvalidSkuForScaling", "do not fit"),
+    ):
+        r = _patch_sku(service, "ref", sku)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == code and words in r.json()["error"]["message"]
+    skus = service.http().post(service.cluster_path("rg", "ref") + "/listSkusForScaling" + API).json()["skus"]
+    names = {s["name"] for s in skus}
+    assert "Balanced_B0" not in names and "Balanced_B3" in names
+    assert not any(n.startswith("FlashOptimized") for n in names)
+
+    for policy in ("NoCluster", "EnterpriseCluster"):
+        r = service.http().patch(db_path, json={"properties": {"clusteringPolicy": policy}})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["target"] == "properties.clusteringPolicy"
+        assert "only a NoCluster database" in r.json()["error"]["message"]
+
+    assert _state(service, "ref") == cluster
+    assert service.http().get(db_path).json() == db
+    assert service.node_pids() == pids
+    assert client.get("big5") is not None and len(client.keys("big*")) == 6
+    client.close()
