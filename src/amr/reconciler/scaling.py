@@ -265,10 +265,11 @@ class Scaler:
         deadline = time.monotonic() + AGREE_TIMEOUT
         while True:
             views = {}
-            for t in await self._current_targets(db, cluster):
-                admin = self._backend.admin(t.spec)
+            specs = {t.spec.name: t.spec for t in await self._current_targets(db, cluster)}
+            for spec in specs.values():
+                admin = self._backend.admin(spec)
                 try:
-                    views[t.spec.name] = parse_cluster_nodes(_text(await admin.execute("CLUSTER", "NODES")))
+                    views[spec.name] = parse_cluster_nodes(_text(await admin.execute("CLUSTER", "NODES")))
                 finally:
                     await admin.close()
             own = {name: next((line for line in lines if line.myself), None) for name, lines in views.items()}
@@ -279,8 +280,7 @@ class Scaler:
                 {name: [line.node_id for line in lines] for name, lines in views.items()}, keep
             )
             for name, node_id in forget:
-                spec = next(t.spec for t in await self._current_targets(db, cluster) if t.spec.name == name)
-                admin = self._backend.admin(spec)
+                admin = self._backend.admin(specs[name])
                 try:
                     await admin.execute("CLUSTER", "FORGET", node_id)
                 except NodeError as e:
