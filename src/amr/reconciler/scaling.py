@@ -52,7 +52,7 @@ from amr.store.repository import Store
 log = logging.getLogger(__name__)
 
 # Slots per pipelined batch, and batches in flight per source/target pair.
-BATCH_SLOTS = 256
+BATCH_SLOTS = 512
 LANES = 2
 # How long a finished migration waits for every node to agree on the new layout.
 AGREE_TIMEOUT = 30.0
