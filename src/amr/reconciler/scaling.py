@@ -162,7 +162,7 @@ class Scaler:
         task = self._tasks.get(db.key)
         if task is None:
             task = asyncio.get_running_loop().create_task(self._reshard(db.key, cluster.key))
-            task.add_done_callback(lambda _: self._notify())
+            task.add_done_callback(self._task_finished)
             self._tasks[db.key] = task
             return False
         if not task.done():
@@ -176,6 +176,13 @@ class Scaler:
             return False
         log.info("resharding %s: %s", db.id, task.result())
         return True
+
+    def _task_finished(self, task: asyncio.Task[str]) -> None:
+        # Look at the outcome here too, so a task nobody polls any more (its cache deleted, the
+        # reconciler replaced) never ends as "exception was never retrieved"; the next tick decides.
+        if not task.cancelled():
+            task.exception()
+        self._notify()
 
     async def _reshard(self, db_key: str, cluster_key: str) -> str:
         self._resharding.add(db_key)
