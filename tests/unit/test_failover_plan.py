@@ -20,8 +20,8 @@ from amr.logic.plan import (
     choose_shard_primaries,
     plan_database_actions,
     plan_node_targets,
-    plan_slot_ranges,
 )
+from amr.logic.slots import plan_slot_ranges
 from amr.logic.valkey_conf import password_hash
 from amr.model.enums import ClusteringPolicy, Toggle
 from amr.model.node import ProcessState, Role
@@ -234,3 +234,27 @@ def test_a_two_shard_database_meets_its_primaries_and_gives_each_shard_its_slots
     assert AddSlots(p0, 0, 8191) in actions and AddSlots(p1, 8192, 16383) in actions
     # Each replica meets its own shard's primary.
     assert ClusterMeet(by_name["d1-1-1"].spec, p1.internal_host, p1.port) in actions
+
+
+def test_a_shard_added_by_a_scale_out_gets_no_slots_by_addslots() -> None:
+    """Shard 0 owns every slot: the new shard 1 waits for the migration, it never claims its range."""
+    db = dataclasses.replace(database(OSS), nodes=plan_nodes("d1", 2, False, (), [8500, 8501]))
+    targets = plan_node_targets(db, CLUSTER, ENV)
+    ids = {t.spec.name: f"id-{t.spec.name}" for t in targets}
+    observed = {
+        t.spec.name: seen(
+            t, cluster_id=ids[t.spec.name], cluster_known_ids=frozenset(ids.values()), cluster_state_ok=True
+        )
+        for t in targets
+    }
+    observed["d1-0-0"] = dataclasses.replace(
+        observed["d1-0-0"], cluster_slots_assigned=16384, cluster_slot_ranges=((0, 16383),)
+    )
+    assert [a for a in plan_database_actions(OSS, targets, observed, KEYS) if isinstance(a, AddSlots)] == []
+    # Half the slots lost (a shard deleted by hand): only the unowned half is given out.
+    observed["d1-0-0"] = dataclasses.replace(
+        observed["d1-0-0"], cluster_slots_assigned=8192, cluster_slot_ranges=((0, 8191),)
+    )
+    p1 = next(t.spec for t in targets if t.spec.name == "d1-1-0")
+    actions = plan_database_actions(OSS, targets, observed, KEYS)
+    assert [a for a in actions if isinstance(a, AddSlots)] == [AddSlots(p1, 8192, 16383)]

@@ -12,13 +12,14 @@ from amr.api.handlers_clusters import find_cluster
 from amr.api.wire import as_bool, as_enum, as_object, field, parse_json_body
 from amr.api.wire_resources import DatabaseRequest, parse_database_request, render_database
 from amr.audit import read_connection_events
-from amr.errors import ArmError, InvalidParameter, NodeError
+from amr.errors import ArmError, Conflict, InvalidParameter, NodeError
 from amr.logic.placement import (
     choose_database_port,
     choose_node_ports,
     count_new_nodes,
     plan_nodes,
     plan_shard_count,
+    render_shard_note,
 )
 from amr.logic.rolling import ACTION_RESTART, ACTION_ROLLING_RESTART, ACTION_UPGRADE
 from amr.logic.validation import (
@@ -28,7 +29,7 @@ from amr.logic.validation import (
     validate_not_busy,
     validate_persistence,
 )
-from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
+from amr.model.enums import ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, lookup_key
 from amr.model.sku import sku_by_name
 
@@ -72,18 +73,6 @@ def _used_ports(req: Request) -> tuple[set[int], set[int]]:
         for node in db.nodes:
             node_ports.update((node.port, node.port + 10000))
     return db_ports, node_ports
-
-
-def _status_message(cluster: Cluster, shards: int, policy: ClusteringPolicy) -> str:
-    sku = sku_by_name(cluster.sku_name)
-    if sku is None or sku.shards <= shards:
-        return ""
-    why = (
-        "engine.max_shards_per_database caps it"
-        if policy.cluster_mode
-        else f"{policy.value} databases run one shard; the clustered policies run several"
-    )
-    return f"{sku.name} has {sku.shards} shards in Azure; this amr installation runs {shards} ({why})."
 
 
 async def put_database(req: Request) -> Response:
@@ -135,7 +124,7 @@ async def _create_database(req: Request, cluster: Cluster, request: DatabaseRequ
         port=port,
         nodes=plan_nodes(draft.uid, shards, ha, (), ports),
         shards_for_sku=sku.shards,
-        status_message=_status_message(cluster, shards, draft.clustering_policy),
+        status_message=render_shard_note(sku, shards, draft.clustering_policy),
         created_at=s.timestamp(),
         provisioning_state=ProvisioningState.CREATING,
         resource_state=ResourceState.CREATING,
@@ -171,8 +160,14 @@ async def _update_database(
         "database", current.name, current.provisioning_state.busy, current.provisioning_state.value
     )
     refuse_while_restarting(req, (current,), "update the database")
-    validate_database_change(current, new, request.extras)
     cluster = find_cluster(req)
+    if cluster.provisioning_state.busy:
+        raise Conflict(
+            f"Cannot update the database while its cache '{cluster.name}' is "
+            f"{cluster.resource_state.value.lower()} ({cluster.provisioning_state.value}); wait for "
+            "that operation to finish and retry."
+        )
+    validate_database_change(current, new, request.extras)
     updated = dataclasses.replace(
         new, provisioning_state=ProvisioningState.UPDATING, resource_state=ResourceState.UPDATING
     )

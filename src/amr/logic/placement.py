@@ -81,6 +81,18 @@ def plan_shard_count(sku: Sku, max_shards: int, policy: ClusteringPolicy) -> int
     return max(1, min(sku.shards, max_shards))
 
 
+def render_shard_note(sku: Sku, shards: int, policy: ClusteringPolicy) -> str:
+    """The database's statusMessage about shards: empty when it runs the SKU's count, else why not."""
+    if sku.shards <= shards:
+        return ""
+    why = (
+        "engine.max_shards_per_database caps it"
+        if policy.cluster_mode
+        else f"{policy.value} databases run one shard; the clustered policies run several"
+    )
+    return f"{sku.name} has {sku.shards} shards in Azure; this amr installation runs {shards} ({why})."
+
+
 def plan_nodes(
     uid: str, shards: int, high_availability: bool, existing: tuple[NodeAssignment, ...], ports: list[int]
 ) -> tuple[NodeAssignment, ...]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from amr.logic.routes import node_socket_path
+from amr.logic.slots import plan_slot_ranges, plan_unowned_ranges
 from amr.logic.valkey_conf import (
     NodeConfigInput,
     password_hash,
@@ -23,8 +24,6 @@ from amr.logic.valkey_conf import (
 from amr.model.enums import ClusteringPolicy, Toggle
 from amr.model.node import NodeSpec, ProcessState, Role
 from amr.model.resources import Cluster, Database
-
-ALL_SLOTS = 16384
 
 
 @dataclass(frozen=True)
@@ -148,6 +147,7 @@ class ObservedNode:
     cluster_id: str | None = None
     cluster_known_ids: frozenset[str] = frozenset()
     cluster_slots_assigned: int = 0
+    cluster_slot_ranges: tuple[tuple[int, int], ...] = ()  # the slots it owns itself, as ranges
     cluster_state_ok: bool = False
     cluster_primary_id: str | None = None  # for a replica: the id of the primary it follows
     role: str | None = None  # what ROLE says: "master" or "slave"
@@ -385,26 +385,13 @@ def _plan_persistence_switch(target: NodeTarget, seen: ObservedNode) -> list[Act
     return []
 
 
-def plan_slot_ranges(shards: int) -> list[tuple[int, int]]:
-    """The hash slots of each shard: the 16384 slots in ``shards`` contiguous ranges as even as they
-    can be (the first ranges one slot longer when they do not divide evenly)."""
-    shards = max(1, shards)
-    size, extra = divmod(ALL_SLOTS, shards)
-    ranges, first = [], 0
-    for shard in range(shards):
-        last = first + size + (1 if shard < extra else 0) - 1
-        ranges.append((first, last))
-        first = last + 1
-    return ranges
-
-
 def _plan_cluster_topology(
     targets: tuple[NodeTarget, ...], observed: dict[str, ObservedNode]
 ) -> list[Action]:
     """Slots and replication per shard, on the roles the targets carry (which follow the observed
     primary, see ``choose_shard_primaries``): the primaries of all shards know each other (they meet
-    shard 0's); a shard whose nodes hold no slots at all gets its range (``plan_slot_ranges``) on its
-    primary; the other nodes of a shard replicate its primary, whichever node that is now."""
+    shard 0's); a shard whose nodes hold no slots at all gets the part of its range
+    (``plan_slot_ranges``) that no node owns on its primary; the other nodes of a shard replicate its primary, whichever node that is now."""
     actions: list[Action] = []
     primaries = {t.spec.shard: t for t in targets if t.spec.role is Role.PRIMARY}
     ranges = plan_slot_ranges(len(primaries))
@@ -415,6 +402,7 @@ def _plan_cluster_topology(
             continue
         if first_id not in observed[primary.spec.name].cluster_known_ids:
             actions.append(ClusterMeet(primary.spec, first.spec.internal_host, first.spec.port))
+    owned = [r for t in targets for r in observed[t.spec.name].cluster_slot_ranges]
     settled: dict[int, bool] = {}  # False: no clear primary to replicate yet
     for shard, primary in sorted(primaries.items()):
         seen = observed[primary.spec.name]
@@ -426,8 +414,10 @@ def _plan_cluster_topology(
         if unclear:
             # Slots are held, but not by one clear primary: a failover is still settling.
             actions.append(WaitCluster(primary.spec, f"shard {shard} has no single primary yet"))
-        elif shard_slots == 0 and shard < len(ranges):
-            actions.append(AddSlots(primary.spec, *ranges[shard]))
+        elif shard_slots == 0 and shard < len(ranges) and (free := plan_unowned_ranges(ranges[shard], owned)):
+            # Only slots nobody owns (a new database): a shard added by a scale-out starts empty and
+            # gets its slots by migration (amr.logic.resharding), never by ADDSLOTS.
+            actions += [AddSlots(primary.spec, first, last) for first, last in free]
         elif not seen.cluster_state_ok:
             actions.append(WaitCluster(primary.spec, f"cluster state of shard {shard} not ok yet"))
     for t in targets:

@@ -150,19 +150,30 @@ def validate_database_change(current: Database, new: Database, extras: DatabaseR
             "geoReplication is set at creation and cannot be changed here.",
             target="properties.geoReplication",
         )
-    if new.clustering_policy is not current.clustering_policy:
-        if current.clustering_policy is not ClusteringPolicy.NO_CLUSTER:
-            raise InvalidParameter(
-                f"clusteringPolicy can only be changed when it is NoCluster; it is "
-                f"{current.clustering_policy.value}. Delete and recreate the database to change it.",
-                target="properties.clusteringPolicy",
-            )
-        raise ArmError(
-            "NotSupported",
-            "Changing clusteringPolicy from NoCluster is not supported by this amr version yet.",
-            400,
+    validate_clustering_change(current.clustering_policy, new.clustering_policy)
+
+
+def validate_clustering_change(current: ClusteringPolicy, new: ClusteringPolicy) -> None:
+    """As Azure: only a NoCluster database may change its clustering policy (to OSSCluster or
+    EnterpriseCluster); a clustered one never changes back or to the other clustered policy. The
+    NoCluster -> clustered conversion itself is not built in amr yet, so it is refused too."""
+    if new is current:
+        return
+    if current is not ClusteringPolicy.NO_CLUSTER:
+        raise InvalidParameter(
+            f"clusteringPolicy cannot be changed from {current.value} to {new.value}: only a NoCluster "
+            "database can change its clustering policy (to OSSCluster or EnterpriseCluster). Delete and "
+            f"recreate the database to run it as {new.value}.",
             target="properties.clusteringPolicy",
         )
+    raise ArmError(
+        "NotSupported",
+        f"Changing clusteringPolicy from NoCluster to {new.value} is not supported by this amr version "
+        "yet. Keep NoCluster, or create a new cache with the clustering policy you want and move the "
+        "data.",
+        400,
+        target="properties.clusteringPolicy",
+    )
 
 
 def validate_not_busy(kind: str, name: str, state_busy: bool, state: str) -> None:

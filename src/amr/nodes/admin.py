@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import redis.asyncio
 import redis.exceptions
@@ -23,19 +24,25 @@ def redact(text: str) -> str:
 class UnixValkeyAdmin:
     """A ``ValkeyAdmin`` over a unix socket. Connects lazily; redis errors become NodeError."""
 
-    def __init__(self, socket: str, user: str, password: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, socket: str, user: str, password: str, timeout: float = 5.0, decode: bool = True
+    ) -> None:
         self.socket = socket
+        self._password = password
         self._client = redis.asyncio.Redis(
             unix_socket_path=socket,
             username=user,
             password=password,
-            decode_responses=True,
+            decode_responses=decode,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             # A short retry: a node restarting under the supervisor comes back within milliseconds,
             # and callers (the reconciler) replan on failure anyway.
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
             client_name="amr-admin",
+            # Slot migration runs many pipelines at once (amr.nodes.slot_migration); connections
+            # open only as they are needed.
+            max_connections=1024,
         )
 
     async def execute(self, *args: str | int | bytes) -> object:
@@ -50,6 +57,21 @@ class UnixValkeyAdmin:
         except OSError as e:
             command = str(args[0]) if args else ""
             raise NodeError(f"node at {self.socket}: {command} failed: {e}") from e
+
+    async def pipeline(self, commands: Sequence[Sequence[str | int | bytes]]) -> list[object]:
+        """Send ``commands`` in one round trip (no transaction); raise NodeError if any failed."""
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
+        except redis.exceptions.RedisError as e:
+            name = str(commands[0][0]) if commands and commands[0] else ""
+            # redis-py quotes the failed command, and MIGRATE carries this password (AUTH2).
+            text = redact(str(e)).replace(self._password, "[redacted]") if self._password else redact(str(e))
+            raise NodeError(f"node at {self.socket}: {name} pipeline failed: {type(e).__name__}: {text}") from e
+        except OSError as e:
+            raise NodeError(f"node at {self.socket}: pipeline failed: {e}") from e
 
     async def close(self) -> None:
         try:

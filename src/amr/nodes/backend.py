@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from amr.model.node import NodeSpec, NodeStatus
@@ -12,6 +13,11 @@ class ValkeyAdmin(Protocol):
 
     async def execute(self, *args: str | int | bytes) -> object:
         """Run one command and return redis-py's decoded reply; raise NodeError on failure."""
+        ...
+
+    async def pipeline(self, commands: Sequence[Sequence[str | int | bytes]]) -> list[object]:
+        """Send ``commands`` in one round trip (no transaction) and return their replies in order;
+        raise NodeError if any of them failed (after all of them ran)."""
         ...
 
     async def close(self) -> None: ...
@@ -69,6 +75,7 @@ class NodeBackend(Protocol):
         Raises NodeError if the node is not registered or does not start."""
         ...
 
-    def admin(self, spec: NodeSpec) -> ValkeyAdmin:
-        """An admin connection to the node over its unix socket."""
+    def admin(self, spec: NodeSpec, decode: bool = True) -> ValkeyAdmin:
+        """An admin connection to the node over its unix socket. ``decode=False`` answers bytes (keys
+        that are not UTF-8, as slot migration moves them)."""
         ...

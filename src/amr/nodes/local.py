@@ -258,9 +258,9 @@ class LocalNodeBackend:
                     raise
             await asyncio.sleep(0.05)
 
-    def admin(self, spec: NodeSpec) -> UnixValkeyAdmin:
+    def admin(self, spec: NodeSpec, decode: bool = True) -> UnixValkeyAdmin:
         """An admin connection to the node over its unix socket."""
-        return UnixValkeyAdmin(spec.socket, self._admin_user, self._admin_password)
+        return UnixValkeyAdmin(spec.socket, self._admin_user, self._admin_password, decode=decode)
 
     # -- helpers ------------------------------------------------------------------------------------
 

@@ -75,8 +75,8 @@ class StatusRecorder:
     async def runs_current_binary(self, name: str, directory: str) -> bool | None:
         return await self._backend.runs_current_binary(name, directory)
 
-    def admin(self, spec: NodeSpec) -> ValkeyAdmin:
-        return self._backend.admin(spec)
+    def admin(self, spec: NodeSpec, decode: bool = True) -> ValkeyAdmin:
+        return self._backend.admin(spec, decode)
 
 
 @dataclass

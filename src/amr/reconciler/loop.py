@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 
 from amr.errors import AmrError, NodeError
 from amr.logic.lifecycle import plan_deleting, plan_running
-from amr.logic.placement import choose_node_ports, count_new_nodes, plan_nodes
 from amr.logic.plan import (
     NodeEnvironment,
     NodeTarget,
@@ -31,7 +30,7 @@ from amr.logic.plan import (
 )
 from amr.logic.recovery import plan_stray_nodes
 from amr.logic.routes import plan_route_table
-from amr.model.enums import OperationStatus, ProvisioningState, ResourceState, Toggle
+from amr.model.enums import OperationStatus, ProvisioningState, ResourceState
 from amr.model.ha import HaWatch
 from amr.model.node import ProcessState, Role
 from amr.model.resources import Cluster, Database, FirewallRule, Operation, OperationError, ResourceGroup
@@ -43,6 +42,7 @@ from amr.reconciler.ha_watch import HaWatchPublisher
 from amr.reconciler.ledger import Ledger
 from amr.reconciler.nodes import execute_action, observe_node
 from amr.reconciler.rolling import RestartRunner
+from amr.reconciler.scaling import Scaler
 from amr.reconciler.sentinel import SentinelKeeper
 from amr.settings import Settings
 from amr.store.repository import Store
@@ -95,6 +95,10 @@ class Reconciler:
         self._next_stray_sweep = 0.0
         self._events = EventRecorder(store, now)
         self._ledger = Ledger(store, now, self.notify)
+        self._scaler = Scaler(
+            settings, store, backend, self._ledger, admin_password, self._lock, self._converge,
+            self._current_targets, port_is_free, self.notify,
+        )  # fmt: skip
         self._restarts = RestartRunner(
             store, backend, self._events, self._lock, self._current_targets, self._converge,
             settings.engine.start_timeout, now, notify=self.notify,
@@ -293,40 +297,7 @@ class Reconciler:
 
     async def _propagate_cluster_change(self, cluster: Cluster, db: Database) -> bool:
         """Carry a cluster change into its database; True while the database still has work."""
-        if db.provisioning_state is ProvisioningState.DELETING:
-            return True
-        if db.provisioning_state.busy:
-            return True
-        ha = cluster.high_availability is Toggle.ENABLED
-        shards = db.shard_count
-        wanted = count_new_nodes(shards, ha, db.nodes)
-        if wanted:
-            used = {p for d in self._store.list(Database) for n in d.nodes for p in (n.port, n.port + 10000)}
-            used |= {d.port for d in self._store.list(Database)}
-            g = self._settings.gateway
-            ports = choose_node_ports(
-                wanted, (g.node_port_range_start, g.node_port_range_end), used, self._port_is_free
-            )
-            nodes = plan_nodes(db.uid, shards, ha, db.nodes, ports)
-            self._ledger.replace(
-                db,
-                dataclasses.replace(
-                    db,
-                    nodes=nodes,
-                    provisioning_state=ProvisioningState.UPDATING,
-                    resource_state=ResourceState.UPDATING,
-                ),
-            )
-            return True
-        # SKU (memory) changes apply live: converge the database against the new cluster now, so the
-        # cluster's operation completes only once its nodes run with the new settings.
-        try:
-            async with self._lock(db.key):
-                await self._converge(db, cluster)
-        except AmrError as e:
-            log.warning("applying cache change to %s failed, retrying: %s", db.id, e)
-            return True
-        return False
+        return await self._scaler.propagate(cluster, db)
 
     def _finish_cluster(self, cluster: Cluster, action: str) -> bool:
         if not self._ledger.replace(cluster, plan_running(cluster)):
@@ -443,7 +414,8 @@ class Reconciler:
             admin_password=self._admin_password,
             gateway_password=self._gateway_password,
             rejoin_wait_ms=s.ha.rejoin_wait_ms,
-            max_memory_bytes=memory // max(1, db.shard_count),
+            # While slots migrate a shard may hold more than its final share: no per-shard split then.
+            max_memory_bytes=memory if self._scaler.resharding(db) else memory // max(1, db.shard_count),
             max_clients=(sku.max_connections if sku else 10000) + RESERVED_CLIENTS,
         )
 

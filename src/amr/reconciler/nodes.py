@@ -90,6 +90,7 @@ async def _observe_cluster(admin: Any, observed: ObservedNode) -> ObservedNode:
     primary_id = None
     known = set()
     my_slots = 0
+    my_ranges: tuple[tuple[int, int], ...] = ()
     for line in nodes_text.splitlines():
         parts = line.split()
         if len(parts) < 8:
@@ -102,11 +103,13 @@ async def _observe_cluster(admin: Any, observed: ObservedNode) -> ObservedNode:
             my_id = node_id
             primary_id = master if master != "-" else None
             my_slots = _count_slots(parts[8:])
+            my_ranges = _slot_ranges(parts[8:])
     return dataclasses.replace(
         observed,
         cluster_id=my_id,
         cluster_known_ids=frozenset(known),
         cluster_slots_assigned=my_slots,
+        cluster_slot_ranges=my_ranges,
         cluster_state_ok=fields.get("cluster_state", "").strip() == "ok",
         cluster_primary_id=primary_id,
     )
@@ -145,6 +148,16 @@ def _count_slots(ranges: list[str]) -> int:
         low, _, high = r.partition("-")
         total += int(high or low) - int(low) + 1
     return total
+
+
+def _slot_ranges(items: list[str]) -> tuple[tuple[int, int], ...]:
+    ranges = []
+    for r in items:
+        if r.startswith("["):
+            continue
+        low, _, high = r.partition("-")
+        ranges.append((int(low), int(high or low)))
+    return tuple(ranges)
 
 
 def _pairs(reply: Any) -> dict[str, Any]:

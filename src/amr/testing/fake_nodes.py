@@ -8,9 +8,13 @@ as a real engine with a bad config would.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from redis.crc import key_slot
+
 from amr.errors import NodeError
+from amr.logic.slots import compress_slots
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
 
 _ids = itertools.count(1)
@@ -27,6 +31,9 @@ class FakeNode:
     known: set[str] = field(default_factory=set)
     slots: int = 0
     slot_range: tuple[int, int] = (0, 16383)
+    # The slots it owns once a migration touched it (then authoritative over slots/slot_range).
+    owned: set[int] | None = None
+    epoch: int = 0  # its cluster config epoch
     primary_id: str | None = None
     keys: dict[str, str] = field(default_factory=dict)
     killed_default_clients: int = 0
@@ -51,6 +58,7 @@ class FakeNodeBackend:
         self.directories: dict[str, str] = {}  # node directories without a running node
         self.restarts: list[str] = []  # restart_node calls, in order
         self.server_binary = "valkey-server"  # what nodes started (or restarted) from now run
+        self.fail_migrates = 0  # how many MIGRATEs to refuse next (as a target that went away would)
 
     async def ensure_node(self, spec: NodeSpec) -> None:
         if spec.name in self.nodes:
@@ -117,7 +125,7 @@ class FakeNodeBackend:
         self.directories.pop(name, None)
         self.removed.append(name)
 
-    def admin(self, spec: NodeSpec) -> FakeAdmin:
+    def admin(self, spec: NodeSpec, decode: bool = True) -> FakeAdmin:
         return FakeAdmin(self, spec.name)
 
     async def runs_current_binary(self, name: str, directory: str) -> bool | None:
@@ -155,15 +163,15 @@ class FakeNodeBackend:
         shard = [n for n in self.nodes.values() if n.spec.database_uid == new.spec.database_uid]
         shard = [n for n in shard if n.spec.shard == new.spec.shard]
         holder = max(shard, key=lambda n: n.slots)
-        slots, slot_range = holder.slots, holder.slot_range
+        slots, slot_range, owned = holder.slots, holder.slot_range, holder.owned
         for node in shard:
             node.role = "master" if node is new else "slave"
             if node is new:
                 node.primary_id = None
-                node.slots, node.slot_range = slots, slot_range
+                node.slots, node.slot_range, node.owned = slots, slot_range, owned
             else:
                 node.primary_id = new.node_id
-                node.slots = 0
+                node.slots, node.owned = 0, None
 
 
 class FakeAdmin:
@@ -172,6 +180,7 @@ class FakeAdmin:
     def __init__(self, backend: FakeNodeBackend, name: str) -> None:
         self._backend = backend
         self._name = name
+        self._index: dict[int, list[str]] | None = None
 
     def _node(self) -> FakeNode:
         node = self._backend.nodes.get(self._name)
@@ -223,7 +232,9 @@ class FakeAdmin:
             node.snapshots += 1
             return "Background saving started"
         if command == "CLUSTER INFO":
-            ok = node.slots > 0 or node.primary_id is not None
+            # ok once the node serves, or (a primary a scale-out added) knows every slot's owner.
+            covered = sum(n.slots for n in self._backend.nodes.values() if n.node_id in node.known)
+            ok = node.slots > 0 or node.primary_id is not None or covered >= 16384
             return f"cluster_state:{'ok' if ok else 'fail'}\r\n"
         if command == "CLUSTER NODES":
             lines = []
@@ -232,20 +243,33 @@ class FakeAdmin:
                     continue
                 flags = "myself,master" if other is node else "master"
                 primary = other.primary_id or "-"
-                slots = f" {other.slot_range[0]}-{other.slot_range[1]}" if other.slots else ""
-                lines.append(
-                    f"{other.node_id} 127.0.0.2:{other.spec.port}@0 {flags} {primary} 0 0 1 connected{slots}"
+                held = (
+                    other.owned
+                    if other.owned is not None
+                    else range(other.slot_range[0], other.slot_range[1] + 1)
                 )
+                slots = "".join(f" {a}-{b}" for a, b in compress_slots(held)) if other.slots else ""
+                lines.append(
+                    f"{other.node_id} 127.0.0.2:{other.spec.port}@0 {flags} {primary} 0 0 {other.epoch} "
+                    f"connected{slots}"
+                )
+            alive = {n.node_id for n in self._backend.nodes.values()}
+            for gone in sorted(node.known - alive):  # a removed node stays listed, failed, until forgotten
+                lines.append(f"{gone} 127.0.0.2:0@0 master,fail - 0 0 0 disconnected")
             return "\n".join(lines)
         if command == "CLUSTER ADDSLOTSRANGE":
             node.slots = int(words[3]) - int(words[2]) + 1
             node.slot_range = (int(words[2]), int(words[3]))
+            node.owned = None
             return "OK"
         if command == "CLUSTER MEET":
             peer = self._backend.by_port.get(int(words[3]))
             if peer is not None:
-                node.known.add(peer.node_id)
-                peer.known.add(node.node_id)
+                # Gossip, settled: every node of the two clusters now knows every other.
+                joined = node.known | peer.known
+                for other in self._backend.nodes.values():
+                    if other.node_id in joined:
+                        other.known = set(joined)
             return "OK"
         if command == "CLUSTER REPLICATE":
             node.primary_id = words[2]
@@ -271,8 +295,27 @@ class FakeAdmin:
             if leader is None:
                 raise NodeError("You should send CLUSTER FAILOVER to a replica")
             node.slots, leader.slots = leader.slots, 0
-            node.slot_range = leader.slot_range
+            node.slot_range, node.owned, leader.owned = leader.slot_range, leader.owned, None
             node.primary_id, leader.primary_id = None, node.node_id
+            return "OK"
+        if command == "CLUSTER SETSLOT":
+            return self._setslot(node, int(words[2]), words[3].upper(), words[4] if len(words) > 4 else "")
+        if command == "CLUSTER GETKEYSINSLOT":
+            keys = self._keys_by_slot(node).get(int(words[2]), [])
+            return [k.encode() for k in keys[: int(words[3])]]
+        if command == "CLUSTER FORGET":
+            node.known.discard(words[2])
+            return "OK"
+        if words[0].upper() == "MIGRATE" and self._backend.fail_migrates > 0:
+            self._backend.fail_migrates -= 1
+            raise NodeError("IOERR error or timeout writing to target instance")
+        if words[0].upper() == "MIGRATE":
+            target = self._backend.by_port[int(words[2])]
+            keys = [a.decode() if isinstance(a, bytes) else str(a) for a in args[words.index("KEYS") + 1 :]]
+            for k in keys:
+                if k in node.keys:
+                    target.keys[k] = node.keys.pop(k)
+            self._index = None
             return "OK"
         if command.startswith("FLUSHALL"):
             node.keys.clear()
@@ -281,5 +324,45 @@ class FakeAdmin:
             return {"dataset.bytes": sum(len(k) + len(v) for k, v in node.keys.items())}
         raise NodeError(f"fake node does not know {command}")
 
+    def _setslot(self, node: FakeNode, slot: int, how: str, node_id: str) -> str:
+        """SETSLOT NODE moves ownership (the new owner bumps its epoch); IMPORTING/MIGRATING are
+        accepted and not modelled (nothing the reconciler decides on changes with them here)."""
+        if how != "NODE":
+            return "OK"
+        owner = next(n for n in self._backend.nodes.values() if n.node_id == node_id)
+        mine = _owned(node)
+        if owner is node:
+            if slot not in mine:
+                mine.add(slot)
+                node.epoch = max(n.epoch for n in self._backend.nodes.values()) + 1
+        else:
+            if slot in mine and self._keys_by_slot(node).get(slot):
+                raise NodeError(f"Can't assign hashslot {slot} to a different node while I still hold keys")
+            mine.discard(slot)
+        node.slots = len(mine)
+        return "OK"
+
+    def _keys_by_slot(self, node: FakeNode) -> dict[int, list[str]]:
+        """The node's keys by hash slot, computed once per pipeline (until a MIGRATE moves keys)."""
+        if self._index is None:
+            self._index = {}
+            for k in node.keys:
+                self._index.setdefault(key_slot(k.encode()), []).append(k)
+        return self._index
+
+    async def pipeline(self, commands: Sequence[Sequence[str | int | bytes]]) -> list[object]:
+        self._index = None
+        try:
+            return [await self.execute(*command) for command in commands]
+        finally:
+            self._index = None
+
     async def close(self) -> None:
         return None
+
+
+def _owned(node: FakeNode) -> set[int]:
+    """The node's slots as a set it holds from now on (changes to it are the node's)."""
+    if node.owned is None:
+        node.owned = set(range(node.slot_range[0], node.slot_range[1] + 1)) if node.slots else set()
+    return node.owned
