@@ -1,7 +1,8 @@
 """Scaling an OSSCluster database with real processes: a PATCH of sku.name changes the shard count
 (1 -> 2 -> 4 -> 1 with engine.max_shards_per_database = 4) while a RedisCluster client over TLS keeps
 writing and reading; slots migrate live, no acknowledged write is lost and no wrong value is read.
-Plus the refusals that leave the cache as it was (a second PATCH while scaling)."""
+The same for an EnterpriseCluster database under plain clients (GET, SET, cross-slot MGET), which
+must see no error at all: the gateway follows MOVED/ASK/TRYAGAIN for them. Plus the refusals that leave the cache as it was (a second PATCH while scaling)."""
 
 from __future__ import annotations
 
@@ -233,3 +234,86 @@ def test_refused_changes_leave_the_cache_and_its_database_as_they_were(service: 
     assert service.node_pids() == pids
     assert client.get("big5") is not None and len(client.keys("big*")) == 6
     client.close()
+
+
+@dataclass
+class MultiReader(Reader):
+    """Reads five acknowledged keys at once with MGET (split across shards by the gateway)."""
+
+    def run(self) -> None:
+        rng = random.Random(2)
+        while not self.stop.is_set():
+            acked = self.writer.acked
+            if len(acked) < 5:
+                self.stop.wait(0.01)
+                continue
+            picked = [acked[rng.randrange(len(acked))] for _ in range(5)]
+            try:
+                values = self.client.mget([f"k{i}" for i in picked])
+            except redis.RedisError as e:
+                self.errors.append(f"{type(e).__name__}: {e}")
+                self.stop.wait(0.01)
+                continue
+            self.reads += 1
+            self.wrong += [f"k{i}={v!r}" for i, v in zip(picked, values, strict=True) if v != str(i)]
+
+
+def test_an_enterprise_cluster_database_scales_while_a_plain_client_sees_no_error(
+    service: AmrService,
+) -> None:
+    service.amr_json(
+        "redisenterprise", "create", "--cluster-name", "ecs", "-g", "rg", "-l", "eastus",
+        "--sku", "Balanced_B1", "--clustering-policy", "EnterpriseCluster",
+        "--access-keys-authentication", "Enabled",
+    )  # fmt: skip
+    db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "ecs", "-g", "rg")
+    port = db["properties"]["port"]
+    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", "ecs", "-g", "rg")[
+        "primaryKey"
+    ]
+
+    def plain() -> redis.Redis:
+        return redis.Redis(
+            host="localhost", port=port, password=key, ssl=True, ssl_ca_certs=service.ca_file,
+            decode_responses=True,
+        )  # fmt: skip
+
+    loader = plain()
+    pipe = loader.pipeline(transaction=False)
+    for i in range(PRELOAD):
+        pipe.set(f"pre{i}", str(i))
+    pipe.execute()
+
+    writer = Writer(plain(), pause=0.001).start()
+    reader = Reader(plain(), writer).start()
+    multi = MultiReader(plain(), writer).start()
+    try:
+        for sku, shards in (("Balanced_B3", 2), ("Balanced_B20", 4), ("Balanced_B1", 1)):
+            writes, reads, multis = len(writer.acked), reader.reads, multi.reads
+            response = _patch_sku(service, "ecs", sku)
+            assert response.status_code == 202, response.text
+            wait_until(
+                lambda: _state(service, "ecs")["properties"]["provisioningState"] == "Succeeded",
+                90,
+                interval=0.2,
+                what=f"scaling to {sku}",
+            )
+            assert _state(service, "ecs")["properties"]["resourceState"] == "Running"
+            db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "ecs", "-g", "rg")
+            assert db["properties"]["shardCount"] == shards
+            assert len(service.node_pids()) == shards * 2
+            # The plain client saw no error at all: no MOVED, ASK, TRYAGAIN or closed connection.
+            assert writer.errors == [] and reader.errors == [] and multi.errors == []
+            assert reader.wrong == [] and multi.wrong == []
+            assert len(writer.acked) > writes and reader.reads > reads and multi.reads > multis
+            check = plain()
+            assert missing_writes(check, writer.acked) == []
+            values = check.mget([f"pre{i}" for i in range(PRELOAD)])
+            assert [i for i, v in enumerate(values) if v != str(i)] == []
+            acked = len(writer.acked)  # the writer goes on: DBSIZE (summed over shards) can only be more
+            assert PRELOAD + acked <= check.dbsize() <= PRELOAD + acked + 50
+            check.close()
+    finally:
+        writer.finish()
+        reader.finish()
+        multi.finish()
