@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run stop test lint unit integration bench bench-endpoint bench-failover bench-sharded clean
+.PHONY: run stop test lint unit integration bench bench-endpoint bench-failover bench-sharded bench-resharding clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-failover: $(STAMP)
 
 bench-sharded: $(STAMP)
 	$(BIN)/python bench/sharded.py
+
+bench-resharding: $(STAMP)
+	$(BIN)/python bench/resharding.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

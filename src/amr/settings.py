@@ -83,7 +83,9 @@ class EngineSettings:
     # Nodes listen on this loopback alias for replication and the cluster bus, so that a node can
     # use its public port number internally without colliding with the gateway's listener.
     internal_host: str = "127.0.0.2"
-    max_shards_per_database: int = 1
+    # Shards a clustered database runs at most: the SKU's count (up to 192 in Azure) capped here,
+    # since every shard is a process (two with HA) on this one host.
+    max_shards_per_database: int = 4
     start_timeout: float = 15.0
 
 

@@ -17,13 +17,22 @@ def amr_service() -> Iterator[AmrService]:
         service.destroy()
 
 
-@pytest.fixture(scope="module")
-def service() -> Iterator[AmrService]:
-    """A running amr with the resource group ``rg``, shared by the tests of one module (a module
-    defining its own ``service`` uses that instead)."""
-    svc = AmrService().start()
+def running_service(extra_env: dict[str, str] | None = None) -> Iterator[AmrService]:
+    """A running amr with the resource group ``rg``, destroyed afterwards (the body of a fixture)."""
+    svc = AmrService(extra_env).start()
     try:
         svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
         yield svc
     finally:
         svc.destroy()
+
+
+# Four shards per database, as the sharding and scaling tests use.
+FOUR_SHARDS = {"AMR_ENGINE_MAX_SHARDS_PER_DATABASE": "4"}
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[AmrService]:
+    """A running amr with the resource group ``rg``, shared by the tests of one module (a module
+    defining its own ``service`` uses that instead)."""
+    yield from running_service()

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from tests.integration.amr_service import AmrService, wait_until
+from tests.integration.conftest import FOUR_SHARDS, running_service
 
 
 def _create(service: AmrService, name: str, sku: str, policy: str, ha: str = "Disabled") -> redis.Redis:
@@ -39,12 +40,7 @@ def _client(service: AmrService, name: str, **kwargs: Any) -> redis.Redis:
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[AmrService]:
-    svc = AmrService({"AMR_ENGINE_MAX_SHARDS_PER_DATABASE": "4"}).start()
-    try:
-        svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
-        yield svc
-    finally:
-        svc.destroy()
+    yield from running_service(FOUR_SHARDS)
 
 
 @pytest.fixture(scope="module")

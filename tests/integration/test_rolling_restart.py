@@ -279,7 +279,9 @@ def test_a_new_engine_binary_in_the_settings_is_rolled_out_without_loss(service:
         writer.stop.set()
         thread.join(10)
     gap, _ = writer.longest_gap(started, ended)
-    print(f"\nautomatic upgrade: took {(ended - started) * 1000:.0f} ms; longest write gap {gap * 1000:.0f} ms")
+    print(
+        f"\nautomatic upgrade: took {(ended - started) * 1000:.0f} ms; longest write gap {gap * 1000:.0f} ms"
+    )
     assert missing_writes(_client(service, port, key, "NoCluster"), writer.acked) == []
     pids_after = _pids(service, uid)
     assert all(pids_after[n] != pids_before[n] for n in pids_before)

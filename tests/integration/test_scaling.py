@@ -20,6 +20,7 @@ from redis.retry import Retry
 
 from amr.logic.slots import plan_slot_ranges
 from tests.integration.amr_service import AmrService, wait_until
+from tests.integration.conftest import FOUR_SHARDS, running_service
 from tests.integration.ha_load import Writer, missing_writes
 
 API = "?api-version=2025-07-01"
@@ -28,12 +29,7 @@ PRELOAD = 20_000
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[AmrService]:
-    svc = AmrService({"AMR_ENGINE_MAX_SHARDS_PER_DATABASE": "4"}).start()
-    try:
-        svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
-        yield svc
-    finally:
-        svc.destroy()
+    yield from running_service(FOUR_SHARDS)
 
 
 def _cluster_client(service: AmrService, port: int, key: str) -> RedisCluster:
@@ -258,9 +254,16 @@ class MultiReader(Reader):
             self.wrong += [f"k{i}={v!r}" for i, v in zip(picked, values, strict=True) if v != str(i)]
 
 
+@pytest.fixture
+def ec_service() -> Iterator[AmrService]:
+    """A service of its own: four shards with replicas take 8 of a test service's 10 node ports."""
+    yield from running_service(FOUR_SHARDS)
+
+
 def test_an_enterprise_cluster_database_scales_while_a_plain_client_sees_no_error(
-    service: AmrService,
+    ec_service: AmrService,
 ) -> None:
+    service = ec_service
     service.amr_json(
         "redisenterprise", "create", "--cluster-name", "ecs", "-g", "rg", "-l", "eastus",
         "--sku", "Balanced_B1", "--clustering-policy", "EnterpriseCluster",

@@ -12,6 +12,7 @@ import pytest
 from redis.cluster import RedisCluster
 
 from tests.integration.amr_service import AmrService, wait_until
+from tests.integration.conftest import FOUR_SHARDS, running_service
 from tests.integration.ha_load import admin_client
 
 KEYS = 100_000
@@ -19,12 +20,7 @@ KEYS = 100_000
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[AmrService]:
-    svc = AmrService({"AMR_ENGINE_MAX_SHARDS_PER_DATABASE": "4"}).start()
-    try:
-        svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
-        yield svc
-    finally:
-        svc.destroy()
+    yield from running_service(FOUR_SHARDS)
 
 
 def _write(client: RedisCluster, keys: range) -> None:
@@ -63,7 +59,11 @@ def test_a_four_shard_oss_cluster_serves_a_cluster_client_and_survives_a_shard_f
         "primaryKey"
     ]
     client = RedisCluster(
-        host="localhost", port=props["port"], password=key, ssl=True, ssl_ca_certs=service.ca_file,
+        host="localhost",
+        port=props["port"],
+        password=key,
+        ssl=True,
+        ssl_ca_certs=service.ca_file,
         decode_responses=True,
     )  # fmt: skip  redis-py's default retries: nothing tuned for amr
     slots = client.execute_command("CLUSTER SLOTS")

@@ -11,6 +11,7 @@ from amr.errors import ArmError
 from amr.logic.validation import validate_clustering_change
 from amr.model.enums import ClusteringPolicy
 from amr.model.resources import Cluster, Database
+from amr.settings import GatewaySettings
 from tests.unit.test_api_unit import CLUSTER, DATABASE, SUB, Api, api, create_cluster, create_database
 
 __all__ = ["api"]  # the fixture, shared with test_api_unit
@@ -114,3 +115,20 @@ def test_validate_clustering_change(current: ClusteringPolicy, new: ClusteringPo
     else:
         with pytest.raises(ArmError, match="only a NoCluster"):
             validate_clustering_change(current, new)
+
+
+def test_more_shards_than_free_node_ports_is_refused_up_front(api: Api) -> None:
+    create_cluster(api)
+    create_database(api)
+    before = _records(api)
+    assert before[1].shard_count == 1
+    g = GatewaySettings()  # the api fixture runs with the defaults
+    api.busy_ports.update(range(g.node_port_range_start, g.node_port_range_end + 1))  # nothing left
+    r = api.call("PATCH", CLUSTER, {"sku": {"name": "Balanced_B20"}})  # 4 shards: 3 more nodes
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert error["code"] == "PortRangeExhausted" and "widen the range" in error["message"]
+    assert _records(api) == before
+    # A SKU with the same shard count needs no node port.
+    r = api.call("PATCH", CLUSTER, {"sku": {"name": "Balanced_B0"}})
+    assert r.status_code == 202, r.text

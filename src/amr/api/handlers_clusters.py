@@ -11,8 +11,9 @@ from amr.api.handlers_groups import find_group
 from amr.api.wire import parse_json_body
 from amr.api.wire_resources import parse_cluster_patch, parse_cluster_put, render_cluster
 from amr.errors import ArmError, Conflict
+from amr.logic.placement import choose_node_ports, count_new_nodes, plan_shard_count, plan_used_ports
 from amr.logic.validation import validate_cluster_change, validate_cluster_name, validate_not_busy
-from amr.model.enums import ProvisioningState, ResourceState
+from amr.model.enums import ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, lookup_key
 from amr.model.sku import SKUS, sku_by_name
 
@@ -86,6 +87,7 @@ async def _update_cluster(req: Request, current: Cluster, new: Cluster, status: 
         await _check_data_fits(req, current, new.sku_name)
     if new.high_availability is not current.high_availability:
         await _check_nodes_serve(req, current)
+    _check_node_ports(req, current, new)
     updated = dataclasses.replace(
         new,
         provisioning_state=ProvisioningState.UPDATING,
@@ -108,6 +110,26 @@ async def _check_data_fits(req: Request, cluster: Cluster, sku_name: str) -> Non
             400,
             target="sku.name",
         )
+
+
+def _check_node_ports(req: Request, current: Cluster, new: Cluster) -> None:
+    """More shards (a SKU change) or a replica per shard (HA enabled) need node ports: refuse the
+    change up front (409 PortRangeExhausted) when the node port range cannot hold them, rather than
+    leave the cache scaling forever."""
+    sku = sku_by_name(new.sku_name)
+    if sku is None:
+        return
+    s = req.services
+    ha = new.high_availability is Toggle.ENABLED
+    cap = s.settings.engine.max_shards_per_database
+    wanted = sum(
+        count_new_nodes(plan_shard_count(sku, cap, db.clustering_policy), ha, db.nodes)
+        for db in s.store.list(Database, current.key + "/")
+    )
+    if wanted:
+        used = plan_used_ports(s.store.list(Database))
+        g = s.settings.gateway
+        choose_node_ports(wanted, (g.node_port_range_start, g.node_port_range_end), used, s.port_is_free)
 
 
 async def _check_nodes_serve(req: Request, cluster: Cluster) -> None:

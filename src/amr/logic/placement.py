@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from amr.errors import ArmError, InvalidParameter
 from amr.model.enums import ClusteringPolicy
 from amr.model.node import Role
-from amr.model.resources import NodeAssignment
+from amr.model.resources import Database, NodeAssignment
 from amr.model.sku import Sku
 
 _BUS_OFFSET = 10000
@@ -47,6 +47,17 @@ def choose_database_port(
         f"no free database port left in {start}-{end}; delete a database or widen the range.",
         409,
     )
+
+
+def plan_used_ports(databases: Iterable[Database]) -> set[int]:
+    """The ports databases hold: their endpoints, their nodes' ports and those nodes' cluster-bus
+    ports (port + 10000)."""
+    used: set[int] = set()
+    for db in databases:
+        used.add(db.port)
+        for node in db.nodes:
+            used.update((node.port, node.port + _BUS_OFFSET))
+    return used
 
 
 def choose_node_ports(

@@ -25,6 +25,7 @@ from amr.logic.placement import (
     count_new_nodes,
     plan_nodes,
     plan_shard_count,
+    plan_used_ports,
     render_shard_note,
 )
 from amr.logic.plan import NodeTarget
@@ -142,7 +143,7 @@ class Scaler:
         them (start, meet, replicate) before any slot moves."""
         wanted = count_new_nodes(shards, ha, db.nodes)
         dbs = self._store.list(Database)
-        used = {p for d in dbs for n in d.nodes for p in (n.port, n.port + 10000)} | {d.port for d in dbs}
+        used = plan_used_ports(dbs)
         g = self._settings.gateway
         ports = choose_node_ports(
             wanted, (g.node_port_range_start, g.node_port_range_end), used, self._port_is_free
