@@ -80,8 +80,6 @@ def test_any_change_while_the_cache_scales_is_a_conflict(api: Api) -> None:
         ("OSSCluster", "EnterpriseCluster", 400, "InvalidParameter"),
         ("EnterpriseCluster", "OSSCluster", 400, "InvalidParameter"),
         ("EnterpriseCluster", "NoCluster", 400, "InvalidParameter"),
-        ("NoCluster", "OSSCluster", 400, "NotSupported"),
-        ("NoCluster", "EnterpriseCluster", 400, "NotSupported"),
     ],
 )
 def test_clustering_policy_changes(api: Api, current: str, new: str, status: int, code: str) -> None:
@@ -103,6 +101,8 @@ def test_clustering_policy_changes(api: Api, current: str, new: str, status: int
         (NOC, NOC, True),
         (OSS, OSS, True),
         (EC, EC, True),
+        (NOC, OSS, True),
+        (NOC, EC, True),
         (OSS, NOC, False),
         (OSS, EC, False),
         (EC, OSS, False),
@@ -114,3 +114,15 @@ def test_validate_clustering_change(current: ClusteringPolicy, new: ClusteringPo
     else:
         with pytest.raises(ArmError, match="only a NoCluster"):
             validate_clustering_change(current, new)
+
+
+@pytest.mark.parametrize(("method", "new"), [("PATCH", "OSSCluster"), ("PUT", "EnterpriseCluster")])
+def test_nocluster_database_converts_to_a_clustered_policy(api: Api, method: str, new: str) -> None:
+    create_cluster(api)
+    create_database(api, {"clusteringPolicy": "NoCluster"})
+    r = api.call(method, DATABASE, {"properties": {"clusteringPolicy": new}})
+    assert r.status_code == (202 if method == "PATCH" else 200), r.text
+    props = r.json()["properties"]
+    assert (props["clusteringPolicy"], props["provisioningState"]) == (new, "Updating")
+    stored = api.store.list(Database)[0]
+    assert stored.clustering_policy.value == new

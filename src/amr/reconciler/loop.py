@@ -37,6 +37,7 @@ from amr.model.resources import Cluster, Database, FirewallRule, Operation, Oper
 from amr.model.routes import RouteTable
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
+from amr.reconciler.conversion import Converter
 from amr.reconciler.events import ConvergeTrace, EventRecorder, StatusRecorder
 from amr.reconciler.ha_watch import HaWatchPublisher
 from amr.reconciler.ledger import Ledger
@@ -99,6 +100,7 @@ class Reconciler:
             settings, store, backend, self._ledger, admin_password, self._lock, self._converge,
             self._current_targets, port_is_free, self.notify,
         )  # fmt: skip
+        self._converter = Converter(backend, settings.engine.start_timeout, self._stop_monitoring)
         self._restarts = RestartRunner(
             store, backend, self._events, self._lock, self._current_targets, self._converge,
             settings.engine.start_timeout, now, notify=self.notify,
@@ -323,8 +325,16 @@ class Reconciler:
                 return None
             trace = ConvergeTrace()
             steady = not state.busy and not cluster.provisioning_state.busy
+            # An update of a clustered database may be a NoCluster one's conversion: its nodes go to
+            # cluster mode first, and it reaches the SKU's shard count before the update completes.
+            reshapes = state is ProvisioningState.UPDATING and db.clustering_policy.cluster_mode
             try:
+                converted = await self._convert(db, cluster) if reshapes else ""
                 plan = await self._converge(db, cluster, trace)
+                if converted:
+                    plan = f"{converted}; {plan}"
+                if reshapes and await self._scaler.settle_shards(cluster, db):
+                    return f"updating database {db.id}: reaching the SKU's shard count ({plan})"
             except AmrError as e:
                 self._events.record(db, trace, steady)
                 if not state.busy:
@@ -337,6 +347,7 @@ class Reconciler:
             if state.busy:
                 if state is ProvisioningState.CREATING:
                     await self._wait_for_endpoint(db)
+                db = self._store.get(Database, db.key) or db  # settle_shards may have noted shards
                 done = plan_running(db)
                 action = "create" if state is ProvisioningState.CREATING else "update"
                 if not self._ledger.replace(db, done):
@@ -362,6 +373,15 @@ class Reconciler:
                 )
                 return
             await asyncio.sleep(0.02)
+
+    async def _convert(self, db: Database, cluster: Cluster) -> str:
+        """Bring nodes still in non-cluster mode (a NoCluster database converted to a clustered
+        policy) to cluster mode with their data; "" when there were none."""
+        return await self._converter.convert(db, plan_node_targets(db, cluster, self._environment(db, cluster)))
+
+    async def _stop_monitoring(self, db: Database) -> None:
+        if self._sentinel is not None:
+            await self._sentinel.stop_monitoring(db, f"is converted to {db.clustering_policy.value}")
 
     async def _current_targets(self, db: Database, cluster: Cluster) -> tuple[NodeTarget, ...]:
         """The database's nodes with the roles they have now (a switchover moves the primary)."""
