@@ -178,9 +178,7 @@ def test_converted_primary_gets_the_slots_its_keys_did_not_claim() -> None:
         cluster_state_ok=False,
     )
     actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS)
-    assert actions == [
-        AddSlots(primary.spec, 0, 4), AddSlots(primary.spec, 6, 99), AddSlots(primary.spec, 201, 16383),
-    ]  # fmt: skip
+    assert actions == [AddSlots(primary.spec, 0, 4, ((6, 99), (201, 16383)))]
 
 
 def test_cluster_mode_replica_meets_then_replicates() -> None:

@@ -267,11 +267,13 @@ class SetGatewayUser:
 
 @dataclass(frozen=True)
 class AddSlots:
-    """Assign the hash slots ``first``..``last`` (inclusive) to a shard's primary."""
+    """Assign the hash slots ``first``..``last`` (inclusive), and the ranges in ``more``, to a
+    shard's primary (one command: a converted database's primary may miss thousands of ranges)."""
 
     spec: NodeSpec
     first: int
     last: int
+    more: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -419,7 +421,7 @@ def _plan_cluster_topology(
             # database's (its primary claimed the slots of its keys at its first start in cluster
             # mode). A shard added by a scale-out starts empty and gets its slots by migration
             # (amr.logic.resharding), never by ADDSLOTS: they are owned by the shards it comes from.
-            actions += [AddSlots(primary.spec, first, last) for first, last in free]
+            actions.append(AddSlots(primary.spec, free[0][0], free[0][1], tuple(free[1:])))
         elif not seen.cluster_state_ok:
             actions.append(WaitCluster(primary.spec, f"cluster state of shard {shard} not ok yet"))
     for t in targets:

@@ -258,9 +258,13 @@ class FakeAdmin:
                 lines.append(f"{gone} 127.0.0.2:0@0 master,fail - 0 0 0 disconnected")
             return "\n".join(lines)
         if command == "CLUSTER ADDSLOTSRANGE":
-            node.slots = int(words[3]) - int(words[2]) + 1
-            node.slot_range = (int(words[2]), int(words[3]))
-            node.owned = None
+            bounds = [int(w) for w in words[2:]]
+            if len(bounds) == 2 and node.owned is None and not node.slots:
+                node.slots = bounds[1] - bounds[0] + 1
+                node.slot_range = (bounds[0], bounds[1])
+                return "OK"
+            added = {s for i in range(0, len(bounds), 2) for s in range(bounds[i], bounds[i + 1] + 1)}
+            node.owned = _owned(node) | added
             return "OK"
         if command == "CLUSTER MEET":
             peer = self._backend.by_port.get(int(words[3]))
