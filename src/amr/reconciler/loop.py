@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from amr.errors import AmrError, NodeError
 from amr.logic.lifecycle import plan_deleting, plan_running
+from amr.logic.placement import render_shard_note
 from amr.logic.plan import (
     NodeEnvironment,
     NodeTarget,
@@ -350,6 +351,11 @@ class Reconciler:
                 db = self._store.get(Database, db.key) or db  # settle_shards may have noted shards
                 done = plan_running(db)
                 action = "create" if state is ProvisioningState.CREATING else "update"
+                sku = sku_by_name(cluster.sku_name)
+                if action == "update" and sku is not None:
+                    # The shard note again, in place of a failed update's reason.
+                    note = render_shard_note(sku, db.shard_count, db.clustering_policy)
+                    done = dataclasses.replace(done, status_message=note)
                 if not self._ledger.replace(db, done):
                     return f"database {db.id} changed while it converged; replanning"
                 self._ledger.complete(db.id, (action,))
@@ -441,16 +447,17 @@ class Reconciler:
 
     def _fail_database(self, db: Database, error: AmrError) -> str:
         creating = db.provisioning_state is ProvisioningState.CREATING
+        code = "DatabaseCreateFailed" if creating else "DatabaseUpdateFailed"
+        verb = "created" if creating else "updated"
+        reason = OperationError(code, f"The database could not be {verb}: {error}")
         failed = dataclasses.replace(
             db,
             provisioning_state=ProvisioningState.FAILED,
             resource_state=ResourceState.CREATE_FAILED if creating else ResourceState.UPDATE_FAILED,
+            status_message=db.status_message if creating else reason.message,
         )
         if not self._ledger.replace(db, failed):
             return f"database {db.id} changed while it converged; replanning"
-        code = "DatabaseCreateFailed" if creating else "DatabaseUpdateFailed"
-        verb = "created" if creating else "updated"
-        reason = OperationError(code, f"The database could not be {verb}: {error}")
         self._ledger.complete(db.id, ("create" if creating else "update",), reason)
         return f"database {db.id} failed: {error}"
 
