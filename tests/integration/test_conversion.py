@@ -165,8 +165,15 @@ def test_nocluster_database_converts_to_oss_cluster_on_the_skus_shards(service: 
     client = _client(service, port, key)
     _load(client)
 
-    db = _convert(service, "conv-oss", "OSSCluster")
-    assert db["properties"]["shardCount"] == 2
+    # Through the CLI this time: it waits for the operation.
+    shown = service.amr_json(
+        "redisenterprise", "database", "update", "--cluster-name", "conv-oss", "-g", "rg",
+        "--clustering-policy", "OSSCluster",
+    )  # fmt: skip
+    assert shown["properties"]["provisioningState"] == "Succeeded"
+    db = _database(service, "conv-oss")
+    assert db["properties"]["clusteringPolicy"] == "OSSCluster"
+    assert db["properties"]["shardCount"] == 2 and "statusMessage" not in db["properties"]
 
     cluster = RedisCluster(
         host="localhost", port=port, password=key, ssl=True, ssl_ca_certs=service.ca_file, decode_responses=True
