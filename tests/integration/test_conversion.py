@@ -192,3 +192,32 @@ def test_nocluster_database_converts_to_oss_cluster_on_the_skus_shards(service: 
     assert cluster.get("pre0") == "0"
     cluster.close()
     client.close()
+
+
+def test_aof_database_converts_from_its_aof_without_a_snapshot(service: AmrService) -> None:
+    port, key, uid = _create(service, "conv-aof", "Balanced_B0", "Disabled")
+    service.amr_json(
+        "redisenterprise", "database", "update", "--cluster-name", "conv-aof", "-g", "rg",
+        "--persistence", "aof-enabled=true", "aof-frequency=1s",
+    )  # fmt: skip
+    client = _client(service, port, key)
+    _load(client)
+    writer = Writer(endpoint_client(service.ca_file, port, key)).start()
+    wait_until(lambda: len(writer.acked) > 50, 10, what="writes before the conversion")
+    try:
+        _convert(service, "conv-aof", "EnterpriseCluster")
+        acked = len(writer.acked)
+        wait_until(lambda: len(writer.acked) > acked + 50, 10, what="writes after the conversion")
+    finally:
+        writer.finish()
+
+    after = _client(service, port, key)
+    assert _missing(after) == [] and missing_writes(after, writer.acked) == []
+    admin = _admin(service, uid, "0-0")
+    assert admin.info("cluster")["cluster_enabled"] == 1 and admin.info("persistence")["aof_enabled"] == 1
+    admin.close()
+    # The data came back from the AOF: no snapshot was taken.
+    node_dir = service.home / "nodes" / uid / f"{uid}-0-0"
+    assert (node_dir / "appendonlydir").is_dir() and not (node_dir / "dump.rdb").exists()
+    client.close()
+    after.close()
