@@ -335,6 +335,7 @@ class Reconciler:
                 if converted:
                     plan = f"{converted}; {plan}"
                 if reshapes and await self._scaler.settle_shards(cluster, db):
+                    self._events.record(db, trace, steady)
                     return f"updating database {db.id}: reaching the SKU's shard count ({plan})"
             except AmrError as e:
                 self._events.record(db, trace, steady)
