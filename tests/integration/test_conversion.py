@@ -6,6 +6,8 @@ client reads every key); a converted database never changes its policy again."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,7 @@ from redis.cluster import RedisCluster
 
 from amr.logic.sentinel_plan import parse_sentinel_masters
 from amr.logic.slots import plan_slot_ranges
+from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import AmrService, wait_until
 from tests.integration.ha_load import Writer, endpoint_client, missing_writes
 
@@ -221,3 +224,48 @@ def test_aof_database_converts_from_its_aof_without_a_snapshot(service: AmrServi
     assert (node_dir / "appendonlydir").is_dir() and not (node_dir / "dump.rdb").exists()
     client.close()
     after.close()
+
+
+def _api_pid(service: AmrService) -> int:
+    sock = service.home / "supervisor" / "supervisor.sock"
+    info = SupervisorClient(sock, timeout=5).call_sync("getProcessInfo", "api")
+    return int(info["pid"]) if info["statename"] == "RUNNING" else 0
+
+
+def _cluster_enabled(service: AmrService, uid: str, node: str) -> bool:
+    admin = _admin(service, uid, node)
+    try:
+        return bool(admin.info("cluster")["cluster_enabled"] == 1)
+    finally:
+        admin.close()
+
+
+def test_a_control_plane_killed_mid_conversion_carries_on_with_every_key(service: AmrService) -> None:
+    port, key, uid = _create(service, "conv-crash", "Balanced_B1", "Enabled")
+    client = _client(service, port, key)
+    _load(client)
+    path = service.cluster_path("rg", "conv-crash") + "/databases/default" + API
+    response = service.http().patch(path, json={"properties": {"clusteringPolicy": "OSSCluster"}})
+    assert response.status_code == 202, response.text
+
+    # Killed as soon as the primary runs clustered: before, during or after the replica's turn.
+    wait_until(lambda: _cluster_enabled(service, uid, "0-0"), 30, interval=0.01, what="the primary clustered")
+    old_api = _api_pid(service)
+    os.kill(old_api, signal.SIGKILL)
+    wait_until(lambda: _api_pid(service) not in (0, old_api), 60, interval=0.2, what="the API restarted")
+
+    wait_until(
+        lambda: _database(service, "conv-crash")["properties"]["provisioningState"] == "Succeeded",
+        90,
+        interval=0.2,
+        what="the conversion to finish after the restart",
+    )
+    assert _cluster_enabled(service, uid, "0-1")
+    wait_until(lambda: _replica_synced(service, uid, []), 30, what="the replica following the primary")
+    cluster = RedisCluster(
+        host="localhost", port=port, password=key, ssl=True, ssl_ca_certs=service.ca_file, decode_responses=True
+    )
+    assert _missing(cluster) == []
+    assert sorted((int(s[0]), int(s[1])) for s in cluster.execute_command("CLUSTER SLOTS")) == [(0, 16383)]
+    cluster.close()
+    client.close()
