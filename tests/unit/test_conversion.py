@@ -48,11 +48,13 @@ def node(name: str, running: bool, clustered: bool | None, role: str | None = No
         # Two masters, or several running and no master: no clear holder, nothing decided.
         ([node(P, True, False, "master"), node(R, True, False, "master")], False, []),
         ([node(P, True, False, "slave"), node(R, True, False, "slave")], False, []),
+        # The primary runs but does not answer yet: its running replica is not taken as the holder.
+        ([ConversionNode(P, 0, False, False, silent=True), node(R, True, False, "slave")], False, []),
     ],
     ids=[
         "all-clustered", "new-node", "primary-first", "aof", "after-failover", "primary-down",
         "nothing-runs", "replica-after", "replica-stopped", "resume-stopped-primary", "two-masters",
-        "no-master",
+        "no-master", "primary-silent",
     ],
 )  # fmt: skip
 def test_plan_conversion(nodes: list[ConversionNode], aof: bool, expected: list[ConversionAction]) -> None:
@@ -63,6 +65,8 @@ def test_blocker_says_why_nothing_is_decided() -> None:
     stuck = [node(P, True, False, "master"), node(R, True, False, "master")]
     assert "no single primary" in choose_conversion_blocker(stuck) and P in choose_conversion_blocker(stuck)
     assert choose_conversion_blocker([node(P, True, False, "master"), node(R, True, False, "slave")]) == ""
+    silent = [ConversionNode(P, 0, False, False, silent=True), node(R, True, False, "slave")]
+    assert choose_conversion_blocker(silent) == f"shard 0: {P} runs but does not answer"
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,9 @@ class ConversionNode:
     running: bool  # the process runs and answers the admin user
     clustered: bool | None
     role: str | None = None  # ROLE of a running node: "master" or "slave"
+    # The process runs but does not answer yet (starting, loading, busy): it may be the primary, so
+    # nothing is decided for its shard until it answers.
+    silent: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,8 @@ def plan_conversion(
 ) -> list[ConversionAction]:
     """Decide the next conversion steps of a database that should run in cluster mode.
 
-    Per shard: nothing when no node is left in non-cluster mode. Nodes already clustered but stopped
-    start first. If a node of the shard already runs clustered (the data holder was converted),
+    Per shard: nothing when no node is left in non-cluster mode, or while a node of it runs without
+    answering (it may be the primary). Nodes already clustered but stopped start first. If a node of the shard already runs clustered (the data holder was converted),
     every node still in non-cluster mode is recreated empty. Otherwise the data holder is converted
     first, alone: the running non-cluster master; if none is running as master, the only running node
     (it has the freshest copy); if none runs, the primary the store names (else the shard's first
@@ -79,7 +82,7 @@ def plan_conversion(
     for shard in sorted({n.shard for n in nodes}):
         members = sorted((n for n in nodes if n.shard == shard), key=lambda n: n.name)
         unconverted = [n for n in members if n.clustered is False]
-        if not unconverted:
+        if not unconverted or any(n.silent for n in members):
             continue
         stopped = [n for n in members if n.clustered and not n.running]
         if stopped:
@@ -117,6 +120,9 @@ def choose_conversion_blocker(nodes: Sequence[ConversionNode]) -> str:
         unconverted = [n for n in members if n.clustered is False]
         if not unconverted or any(n.clustered for n in members):
             continue
+        silent = sorted(n.name for n in members if n.silent)
+        if silent:
+            return f"shard {shard}: {', '.join(silent)} runs but does not answer"
         if _choose_holder(unconverted, None) is None and any(n.running for n in unconverted):
             names = ", ".join(sorted(n.name for n in unconverted if n.running))
             return f"shard {shard} has no single primary to keep the data of ({names} running)"

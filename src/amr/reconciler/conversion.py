@@ -101,10 +101,8 @@ class Converter:
             finally:
                 await admin.close()
         clustered = parse_conf_cluster_enabled(await self._backend.read_config(spec))
-        if status.state is ProcessState.RUNNING and clustered is False:
-            # Running but not answering (loading, starting): not a node to act on yet.
-            clustered = None
-        return ConversionNode(spec.name, spec.shard, False, clustered)
+        silent = status.state is ProcessState.RUNNING and clustered is False
+        return ConversionNode(spec.name, spec.shard, False, clustered, silent=silent)
 
     async def _execute(self, spec: NodeSpec, action: ConversionAction) -> None:
         if isinstance(action, ConvertPrimary):
