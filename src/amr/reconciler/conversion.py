@@ -101,7 +101,8 @@ class Converter:
             finally:
                 await admin.close()
         clustered = parse_conf_cluster_enabled(await self._backend.read_config(spec))
-        silent = status.state is ProcessState.RUNNING and clustered is False
+        # Starting, or running without answering: it may be the primary coming back.
+        silent = status.state in (ProcessState.RUNNING, ProcessState.STARTING) and clustered is False
         return ConversionNode(spec.name, spec.shard, False, clustered, silent=silent)
 
     async def _execute(self, spec: NodeSpec, action: ConversionAction) -> None:
