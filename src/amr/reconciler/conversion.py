@@ -120,7 +120,7 @@ class Converter:
             # promotion); this never restarts a running node.
             await self._backend.ensure_node(spec)
             return
-        elif isinstance(action, RecreateEmpty):
+        if isinstance(action, RecreateEmpty):
             await self._backend.remove_node(spec.name, spec.directory)  # with its data files
             await self._backend.ensure_node(spec)
         elif isinstance(action, StartClustered):
