@@ -81,8 +81,6 @@ def test_any_change_while_the_cache_scales_is_a_conflict(api: Api) -> None:
         ("OSSCluster", "EnterpriseCluster", 400, "InvalidParameter"),
         ("EnterpriseCluster", "OSSCluster", 400, "InvalidParameter"),
         ("EnterpriseCluster", "NoCluster", 400, "InvalidParameter"),
-        ("NoCluster", "OSSCluster", 400, "NotSupported"),
-        ("NoCluster", "EnterpriseCluster", 400, "NotSupported"),
     ],
 )
 def test_clustering_policy_changes(api: Api, current: str, new: str, status: int, code: str) -> None:
@@ -104,6 +102,8 @@ def test_clustering_policy_changes(api: Api, current: str, new: str, status: int
         (NOC, NOC, True),
         (OSS, OSS, True),
         (EC, EC, True),
+        (NOC, OSS, True),
+        (NOC, EC, True),
         (OSS, NOC, False),
         (OSS, EC, False),
         (EC, OSS, False),
@@ -132,3 +132,15 @@ def test_more_shards_than_free_node_ports_is_refused_up_front(api: Api) -> None:
     # A SKU with the same shard count needs no node port.
     r = api.call("PATCH", CLUSTER, {"sku": {"name": "Balanced_B0"}})
     assert r.status_code == 202, r.text
+
+
+@pytest.mark.parametrize(("method", "new"), [("PATCH", "OSSCluster"), ("PUT", "EnterpriseCluster")])
+def test_nocluster_database_converts_to_a_clustered_policy(api: Api, method: str, new: str) -> None:
+    create_cluster(api)
+    create_database(api, {"clusteringPolicy": "NoCluster"})
+    r = api.call(method, DATABASE, {"properties": {"clusteringPolicy": new}})
+    assert r.status_code == (202 if method == "PATCH" else 200), r.text
+    props = r.json()["properties"]
+    assert (props["clusteringPolicy"], props["provisioningState"]) == (new, "Updating")
+    stored = api.store.list(Database)[0]
+    assert stored.clustering_policy.value == new

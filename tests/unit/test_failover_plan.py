@@ -113,7 +113,7 @@ def switched_cluster(db: Database) -> dict[str, ObservedNode]:
         "d1-0-0": seen(targets["d1-0-0"], cluster_id="P", cluster_known_ids=both, cluster_state_ok=True,
                        cluster_primary_id="R", role="slave"),
         "d1-0-1": seen(targets["d1-0-1"], cluster_id="R", cluster_known_ids=both, cluster_state_ok=True,
-                       cluster_slots_assigned=16384, role="master"),
+                       cluster_slots_assigned=16384, cluster_slot_ranges=((0, 16383),), role="master"),
     }  # fmt: skip
 
 
@@ -145,7 +145,7 @@ def test_cluster_without_slots_gets_them_on_the_initial_primary() -> None:
     observed = switched_cluster(db)
     for name in observed:
         observed[name] = dataclasses.replace(
-            observed[name], cluster_slots_assigned=0, cluster_primary_id=None
+            observed[name], cluster_slots_assigned=0, cluster_slot_ranges=(), cluster_primary_id=None
         )
     primaries = choose_shard_primaries(db, observed, cluster_mode=True)
     assert primaries == {0: "d1-0-0"}

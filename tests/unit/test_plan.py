@@ -62,7 +62,7 @@ def synced_cluster(targets: tuple[NodeTarget, ...]) -> dict[str, ObservedNode]:
     return {
         primary.spec.name: in_sync(
             primary, cluster_id="P", cluster_known_ids=frozenset({"P", "R"}),
-            cluster_slots_assigned=16384, cluster_state_ok=True,
+            cluster_slots_assigned=16384, cluster_slot_ranges=((0, 16383),), cluster_state_ok=True,
         ),
         replica.spec.name: in_sync(
             replica, cluster_id="R", cluster_known_ids=frozenset({"P", "R"}),
@@ -155,15 +155,30 @@ def test_cluster_mode_empty_primary_gets_all_slots() -> None:
     primary, _ = targets
     observed = synced_cluster(targets)
     observed[primary.spec.name] = dataclasses.replace(
-        observed[primary.spec.name], cluster_slots_assigned=0, cluster_state_ok=False
+        observed[primary.spec.name], cluster_slots_assigned=0, cluster_slot_ranges=(), cluster_state_ok=False
     )
     actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS)
     assert actions == [AddSlots(primary.spec, 0, 16383)]
     observed[primary.spec.name] = dataclasses.replace(
-        observed[primary.spec.name], cluster_slots_assigned=16384
+        observed[primary.spec.name], cluster_slots_assigned=16384, cluster_slot_ranges=((0, 16383),)
     )
     actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS)
     assert [type(a) for a in actions] == [WaitCluster]
+
+
+def test_converted_primary_gets_the_slots_its_keys_did_not_claim() -> None:
+    # A NoCluster primary restarted in cluster mode claims the slots of the keys it loaded.
+    targets = plan_node_targets(database(), CLUSTER, ENV)
+    primary, _ = targets
+    observed = synced_cluster(targets)
+    observed[primary.spec.name] = dataclasses.replace(
+        observed[primary.spec.name],
+        cluster_slots_assigned=102,
+        cluster_slot_ranges=((5, 5), (100, 200)),
+        cluster_state_ok=False,
+    )
+    actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS)
+    assert actions == [AddSlots(primary.spec, 0, 4, ((6, 99), (201, 16383)))]
 
 
 def test_cluster_mode_replica_meets_then_replicates() -> None:

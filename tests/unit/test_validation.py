@@ -168,11 +168,10 @@ def test_database_changes_refused(
     assert (e.value.code, e.value.target, e.value.status) == (code, target, 400)
 
 
-def test_clustering_change_from_nocluster_is_not_supported_yet() -> None:
+@pytest.mark.parametrize("new", [ClusteringPolicy.OSS_CLUSTER, ClusteringPolicy.ENTERPRISE_CLUSTER])
+def test_clustering_change_from_nocluster_is_allowed(new: ClusteringPolicy) -> None:
     current = dataclasses.replace(DB, clustering_policy=ClusteringPolicy.NO_CLUSTER)
-    with pytest.raises(ArmError) as e:
-        validate_database_change(current, DB, NO_EXTRAS)
-    assert e.value.code == "NotSupported"
+    validate_database_change(current, dataclasses.replace(DB, clustering_policy=new), NO_EXTRAS)
 
 
 def test_busy_resource_is_conflict() -> None:

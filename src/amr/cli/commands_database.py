@@ -53,7 +53,16 @@ def add_database_args(p: argparse.ArgumentParser, *, create: bool) -> None:
     )
     if create:
         g.add_argument("--port", type=int, help="TCP port of the database endpoint (default: a free port).")
-    g.add_argument("--clustering-policy", choices=CLUSTERING_POLICIES)
+    g.add_argument(
+        "--clustering-policy",
+        choices=CLUSTERING_POLICIES,
+        help=(
+            "OSSCluster (default), EnterpriseCluster or NoCluster."
+            if create
+            else "Only a NoCluster database changes its policy: to OSSCluster or EnterpriseCluster, data "
+            "kept (its nodes restart in cluster mode; clients reconnect once)."
+        ),
+    )
     g.add_argument("--eviction-policy", choices=EVICTION_POLICIES)
     g.add_argument(
         "--persistence",

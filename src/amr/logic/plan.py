@@ -267,11 +267,13 @@ class SetGatewayUser:
 
 @dataclass(frozen=True)
 class AddSlots:
-    """Assign the hash slots ``first``..``last`` (inclusive) to a shard's primary."""
+    """Assign the hash slots ``first``..``last`` (inclusive), and the ranges in ``more``, to a
+    shard's primary (one command: a converted database's primary may miss thousands of ranges)."""
 
     spec: NodeSpec
     first: int
     last: int
+    more: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -390,8 +392,8 @@ def _plan_cluster_topology(
 ) -> list[Action]:
     """Slots and replication per shard, on the roles the targets carry (which follow the observed
     primary, see ``choose_shard_primaries``): the primaries of all shards know each other (they meet
-    shard 0's); a shard whose nodes hold no slots at all gets the part of its range
-    (``plan_slot_ranges``) that no node owns on its primary; the other nodes of a shard replicate its primary, whichever node that is now."""
+    shard 0's); a shard's primary gets the part of its range (``plan_slot_ranges``) that no node
+    owns; the other nodes of a shard replicate its primary, whichever node that is now."""
     actions: list[Action] = []
     primaries = {t.spec.shard: t for t in targets if t.spec.role is Role.PRIMARY}
     ranges = plan_slot_ranges(len(primaries))
@@ -414,10 +416,12 @@ def _plan_cluster_topology(
         if unclear:
             # Slots are held, but not by one clear primary: a failover is still settling.
             actions.append(WaitCluster(primary.spec, f"shard {shard} has no single primary yet"))
-        elif shard_slots == 0 and shard < len(ranges) and (free := plan_unowned_ranges(ranges[shard], owned)):
-            # Only slots nobody owns (a new database): a shard added by a scale-out starts empty and
-            # gets its slots by migration (amr.logic.resharding), never by ADDSLOTS.
-            actions += [AddSlots(primary.spec, first, last) for first, last in free]
+        elif shard < len(ranges) and (free := plan_unowned_ranges(ranges[shard], owned)):
+            # Only slots nobody owns: a new database's, or the rest of a converted NoCluster
+            # database's (its primary claimed the slots of its keys at its first start in cluster
+            # mode). A shard added by a scale-out starts empty and gets its slots by migration
+            # (amr.logic.resharding), never by ADDSLOTS: they are owned by the shards it comes from.
+            actions.append(AddSlots(primary.spec, free[0][0], free[0][1], tuple(free[1:])))
         elif not seen.cluster_state_ok:
             actions.append(WaitCluster(primary.spec, f"cluster state of shard {shard} not ok yet"))
     for t in targets:

@@ -155,23 +155,14 @@ def validate_database_change(current: Database, new: Database, extras: DatabaseR
 
 def validate_clustering_change(current: ClusteringPolicy, new: ClusteringPolicy) -> None:
     """As Azure: only a NoCluster database may change its clustering policy (to OSSCluster or
-    EnterpriseCluster); a clustered one never changes back or to the other clustered policy. The
-    NoCluster -> clustered conversion itself is not built in amr yet, so it is refused too."""
-    if new is current:
+    EnterpriseCluster, keeping its data); a clustered one never changes back or to the other
+    clustered policy."""
+    if new is current or current is ClusteringPolicy.NO_CLUSTER:
         return
-    if current is not ClusteringPolicy.NO_CLUSTER:
-        raise InvalidParameter(
-            f"clusteringPolicy cannot be changed from {current.value} to {new.value}: only a NoCluster "
-            "database can change its clustering policy (to OSSCluster or EnterpriseCluster). Delete and "
-            f"recreate the database to run it as {new.value}.",
-            target="properties.clusteringPolicy",
-        )
-    raise ArmError(
-        "NotSupported",
-        f"Changing clusteringPolicy from NoCluster to {new.value} is not supported by this amr version "
-        "yet. Keep NoCluster, or create a new cache with the clustering policy you want and move the "
-        "data.",
-        400,
+    raise InvalidParameter(
+        f"clusteringPolicy cannot be changed from {current.value} to {new.value}: only a NoCluster "
+        "database can change its clustering policy (to OSSCluster or EnterpriseCluster). Delete and "
+        f"recreate the database to run it as {new.value}.",
         target="properties.clusteringPolicy",
     )
 

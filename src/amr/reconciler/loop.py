@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from amr.errors import AmrError, NodeError
 from amr.logic.lifecycle import plan_deleting, plan_running
+from amr.logic.placement import render_shard_note
 from amr.logic.plan import (
     NodeEnvironment,
     NodeTarget,
@@ -37,6 +38,7 @@ from amr.model.resources import Cluster, Database, FirewallRule, Operation, Oper
 from amr.model.routes import RouteTable
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
+from amr.reconciler.conversion import Converter
 from amr.reconciler.events import ConvergeTrace, EventRecorder, StatusRecorder
 from amr.reconciler.ha_watch import HaWatchPublisher
 from amr.reconciler.ledger import Ledger
@@ -99,6 +101,7 @@ class Reconciler:
             settings, store, backend, self._ledger, admin_password, self._lock, self._converge,
             self._current_targets, port_is_free, self.notify,
         )  # fmt: skip
+        self._converter = Converter(backend, settings.engine.start_timeout, self._stop_monitoring)
         self._restarts = RestartRunner(
             store, backend, self._events, self._lock, self._current_targets, self._converge,
             settings.engine.start_timeout, now, notify=self.notify,
@@ -323,8 +326,17 @@ class Reconciler:
                 return None
             trace = ConvergeTrace()
             steady = not state.busy and not cluster.provisioning_state.busy
+            # An update of a clustered database may be a NoCluster one's conversion: its nodes go to
+            # cluster mode first, and it reaches the SKU's shard count before the update completes.
+            reshapes = state is ProvisioningState.UPDATING and db.clustering_policy.cluster_mode
             try:
+                converted = await self._convert(db, cluster) if reshapes else ""
                 plan = await self._converge(db, cluster, trace)
+                if converted:
+                    plan = f"{converted}; {plan}"
+                if reshapes and await self._scaler.settle_shards(cluster, db):
+                    self._events.record(db, trace, steady)
+                    return f"updating database {db.id}: reaching the SKU's shard count ({plan})"
             except AmrError as e:
                 self._events.record(db, trace, steady)
                 if not state.busy:
@@ -337,8 +349,14 @@ class Reconciler:
             if state.busy:
                 if state is ProvisioningState.CREATING:
                     await self._wait_for_endpoint(db)
+                db = self._store.get(Database, db.key) or db  # settle_shards may have noted shards
                 done = plan_running(db)
                 action = "create" if state is ProvisioningState.CREATING else "update"
+                sku = sku_by_name(cluster.sku_name)
+                if action == "update" and sku is not None:
+                    # The shard note again, in place of a failed update's reason.
+                    note = render_shard_note(sku, db.shard_count, db.clustering_policy)
+                    done = dataclasses.replace(done, status_message=note)
                 if not self._ledger.replace(db, done):
                     return f"database {db.id} changed while it converged; replanning"
                 self._ledger.complete(db.id, (action,))
@@ -362,6 +380,15 @@ class Reconciler:
                 )
                 return
             await asyncio.sleep(0.02)
+
+    async def _convert(self, db: Database, cluster: Cluster) -> str:
+        """Bring nodes still in non-cluster mode (a NoCluster database converted to a clustered
+        policy) to cluster mode with their data; "" when there were none."""
+        return await self._converter.convert(db, plan_node_targets(db, cluster, self._environment(db, cluster)))
+
+    async def _stop_monitoring(self, db: Database) -> None:
+        if self._sentinel is not None:
+            await self._sentinel.stop_monitoring(db, f"is converted to {db.clustering_policy.value}")
 
     async def _current_targets(self, db: Database, cluster: Cluster) -> tuple[NodeTarget, ...]:
         """The database's nodes with the roles they have now (a switchover moves the primary)."""
@@ -421,16 +448,17 @@ class Reconciler:
 
     def _fail_database(self, db: Database, error: AmrError) -> str:
         creating = db.provisioning_state is ProvisioningState.CREATING
+        code = "DatabaseCreateFailed" if creating else "DatabaseUpdateFailed"
+        verb = "created" if creating else "updated"
+        reason = OperationError(code, f"The database could not be {verb}: {error}")
         failed = dataclasses.replace(
             db,
             provisioning_state=ProvisioningState.FAILED,
             resource_state=ResourceState.CREATE_FAILED if creating else ResourceState.UPDATE_FAILED,
+            status_message=db.status_message if creating else reason.message,
         )
         if not self._ledger.replace(db, failed):
             return f"database {db.id} changed while it converged; replanning"
-        code = "DatabaseCreateFailed" if creating else "DatabaseUpdateFailed"
-        verb = "created" if creating else "updated"
-        reason = OperationError(code, f"The database could not be {verb}: {error}")
         self._ledger.complete(db.id, ("create" if creating else "update",), reason)
         return f"database {db.id} failed: {error}"
 

@@ -199,7 +199,8 @@ async def execute_action(backend: NodeBackend, action: Action, start_timeout: fl
         elif isinstance(action, SetGatewayUser):
             await admin.execute("ACL", "SETUSER", GATEWAY_USER, *action.rule)
         elif isinstance(action, AddSlots):
-            await admin.execute("CLUSTER", "ADDSLOTSRANGE", action.first, action.last)
+            more = [bound for r in action.more for bound in r]
+            await admin.execute("CLUSTER", "ADDSLOTSRANGE", action.first, action.last, *more)
         elif isinstance(action, ClusterMeet):
             await admin.execute("CLUSTER", "MEET", action.host, action.port)
         elif isinstance(action, ClusterReplicate):

@@ -124,6 +124,37 @@ class Scaler:
             return True
         return not self._note_shards(db, cluster)
 
+    async def settle_shards(self, cluster: Cluster, db: Database) -> bool:
+        """For a clustered database's own update (a NoCluster database just converted runs one
+        shard): bring it to the SKU's shard count as a SKU change would (new shards join, then slots
+        migrate to them), and record the shard note; True while work remains. Called with the
+        database's lock held; the migration runs in its own task, which takes the lock per round."""
+        ha = cluster.high_availability is Toggle.ENABLED
+        shards = max(db.shard_count, self.wanted_shards(db, cluster))
+        if count_new_nodes(shards, ha, db.nodes):
+            return self._add_nodes(db, shards, ha)
+        if db.key in self._tasks or await self._has_empty_primary(db, cluster):
+            if not self._migration_done(db, cluster):
+                return True
+        return not self._note_shards(db, cluster)
+
+    async def _has_empty_primary(self, db: Database, cluster: Cluster) -> bool:
+        """Whether a shard primary owns no slot (a shard added for the SKU that has not got its slots by
+        migration yet: a control plane restarted mid-way finds the migration to do from this)."""
+        if db.shard_count < 2:
+            return False
+        for t in await self._current_targets(db, cluster):
+            if t.spec.role is not Role.PRIMARY:
+                continue
+            admin = self._backend.admin(t.spec)
+            try:
+                view = parse_myself(_text(await admin.execute("CLUSTER", "NODES")))
+            finally:
+                await admin.close()
+            if view is None or not view.slots:
+                return True
+        return False
+
     def _note_shards(self, db: Database, cluster: Cluster) -> bool:
         """Record the SKU's shard count and the status message about it; False if the record changed
         meanwhile (the next tick tries again)."""

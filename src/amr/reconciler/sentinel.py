@@ -118,16 +118,18 @@ class SentinelKeeper:
         failure to Sentinel). Raises NodeError if Sentinel cannot be reached: the delete is retried."""
         if db.clustering_policy is not ClusteringPolicy.NO_CLUSTER:
             return
+        await self.stop_monitoring(db, "is being deleted")
+
+    async def stop_monitoring(self, db: Database, why: str) -> None:
+        """Remove the database's monitor whatever its clustering policy says now (a database being
+        converted to a clustered policy was monitored as NoCluster). Raises NodeError if Sentinel
+        cannot be reached."""
         cluster = self._store.get(Cluster, db.cluster_key)
         if cluster is not None and cluster.high_availability is not Toggle.ENABLED:
             return
         async with self._lock:
             if await self._sentinel.remove(monitor_name(db.uid)):
-                log.info(
-                    "sentinel no longer monitors %s: database %s is being deleted",
-                    monitor_name(db.uid),
-                    db.id,
-                )
+                log.info("sentinel no longer monitors %s: database %s %s", monitor_name(db.uid), db.id, why)
 
     async def _execute(self, action: SentinelAction) -> None:
         if isinstance(action, RemoveMonitor):

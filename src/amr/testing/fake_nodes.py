@@ -43,6 +43,8 @@ class FakeNode:
     role: str = ""  # what ROLE says in a non-clustered database ("master" or "slave")
     paused: bool = False  # CLIENT PAUSE in force
     binary: str = "valkey-server"  # the engine binary the process runs
+    cluster_mode: bool = False  # what INFO cluster says (cluster_enabled): the config it started with
+    saves: list[bool] = field(default_factory=list)  # each SAVE: whether writes were paused then
 
 
 class FakeNodeBackend:
@@ -70,6 +72,7 @@ class FakeNodeBackend:
         node = FakeNode(spec, pid=next(_ids), node_id=f"{spec.name}-id", binary=self.server_binary)
         node.role = "master" if spec.role.value == "primary" else "slave"
         node.known.add(node.node_id)
+        node.cluster_mode = "cluster-enabled yes" in spec.config
         for line in spec.config.splitlines():
             parts = line.split()
             if parts[:2] == ["user", "default"]:
@@ -143,6 +146,13 @@ class FakeNodeBackend:
         node.binary = self.server_binary
         if "cluster-enabled yes" not in node.spec.config:
             node.role = "master" if node.spec.role.value == "primary" else "slave"
+        elif not node.cluster_mode:
+            # Started in cluster mode for the first time with data (a converted NoCluster node): it
+            # claims the slots its keys hash to, as valkey-server does.
+            node.cluster_mode = True
+            node.owned = {key_slot(k.encode()) for k in node.keys}
+            node.slots = len(node.owned)
+        node.paused = False
 
     def kill(self, name: str) -> None:
         """The process died and nobody restarted it yet."""
@@ -225,6 +235,11 @@ class FakeAdmin:
         if command == "CLIENT KILL":
             node.killed_default_clients += 1
             return 0
+        if command == "INFO CLUSTER":
+            return {"cluster_enabled": int(node.cluster_mode)}
+        if command == "SAVE":
+            node.saves.append(node.paused)
+            return "OK"
         if command == "INFO PERSISTENCE":
             aof = node.config.get("appendonly") == "yes"
             return {"aof_enabled": int(aof), "aof_rewrite_in_progress": 0, "rdb_bgsave_in_progress": 0}
@@ -258,9 +273,14 @@ class FakeAdmin:
                 lines.append(f"{gone} 127.0.0.2:0@0 master,fail - 0 0 0 disconnected")
             return "\n".join(lines)
         if command == "CLUSTER ADDSLOTSRANGE":
-            node.slots = int(words[3]) - int(words[2]) + 1
-            node.slot_range = (int(words[2]), int(words[3]))
-            node.owned = None
+            bounds = [int(w) for w in words[2:]]
+            if len(bounds) == 2 and node.owned is None and not node.slots:
+                node.slots = bounds[1] - bounds[0] + 1
+                node.slot_range = (bounds[0], bounds[1])
+                return "OK"
+            added = {s for i in range(0, len(bounds), 2) for s in range(bounds[i], bounds[i + 1] + 1)}
+            node.owned = _owned(node) | added
+            node.slots = len(node.owned)
             return "OK"
         if command == "CLUSTER MEET":
             peer = self._backend.by_port.get(int(words[3]))
