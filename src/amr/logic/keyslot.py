@@ -3,29 +3,15 @@
 
 from __future__ import annotations
 
+import binascii
+
 SLOTS = 16384
 
 
-def _crc16_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_TABLE = _crc16_table()
-
-
 def crc16(data: bytes) -> int:
-    """CRC16/XMODEM (polynomial 0x1021, initial 0), the checksum cluster slots use."""
-    crc = 0
-    table = _TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFF00) ^ table[((crc >> 8) ^ byte) & 0xFF]
-    return crc
+    """CRC16/XMODEM (polynomial 0x1021, initial 0), the checksum cluster slots use: binascii's
+    CRC-CCITT with initial value 0 is exactly that, in C (it runs once per routed command)."""
+    return binascii.crc_hqx(data, 0)
 
 
 def choose_key_slot(key: bytes) -> int:
