@@ -21,12 +21,6 @@ from amr.errors import AmrError, NodeError
 from amr.logic.lifecycle import plan_deleting, plan_running
 from amr.logic.placement import render_shard_note
 from amr.logic.plan import (
-    NodeEnvironment,
-    NodeTarget,
-    choose_shard_primaries,
-    describe_actions,
-    observed_primaries,
-    plan_database_actions,
     plan_node_targets,
 )
 from amr.logic.recovery import plan_stray_nodes
@@ -38,11 +32,12 @@ from amr.model.resources import Cluster, Database, FirewallRule, Operation, Oper
 from amr.model.routes import RouteTable
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
+from amr.reconciler.converge import NodeConverger
 from amr.reconciler.conversion import Converter
-from amr.reconciler.events import ConvergeTrace, EventRecorder, StatusRecorder
+from amr.reconciler.events import ConvergeTrace, EventRecorder
 from amr.reconciler.ha_watch import HaWatchPublisher
 from amr.reconciler.ledger import Ledger
-from amr.reconciler.nodes import execute_action, observe_node
+from amr.reconciler.nodes import observe_node
 from amr.reconciler.rolling import RestartRunner
 from amr.reconciler.scaling import Scaler
 from amr.reconciler.sentinel import SentinelKeeper
@@ -54,8 +49,6 @@ log = logging.getLogger(__name__)
 IDLE_INTERVAL = 2.0
 # How long a create waits for the gateway to listen on the database's port before it completes anyway.
 ENDPOINT_WAIT = 5.0
-# Connections a node keeps for amr beyond the SKU's client limit: admin, replicas, monitoring.
-RESERVED_CLIENTS = 64
 _UNHEALTHY = "unhealthy database"
 # How often the reconciler looks for node directories and programs no record lists (first tick too).
 STRAY_SWEEP_INTERVAL = 30.0
@@ -97,13 +90,17 @@ class Reconciler:
         self._next_stray_sweep = 0.0
         self._events = EventRecorder(store, now)
         self._ledger = Ledger(store, now, self.notify)
+        self._nodes = NodeConverger(
+            settings, backend, self._events, admin_password, gateway_password,
+            lambda db: self._scaler.resharding(db),
+        )  # fmt: skip
         self._scaler = Scaler(
-            settings, store, backend, self._ledger, admin_password, self._lock, self._converge,
-            self._current_targets, port_is_free, self.notify,
+            settings, store, backend, self._ledger, admin_password, self._lock, self._nodes.converge,
+            self._nodes.current_targets, port_is_free, self.notify,
         )  # fmt: skip
         self._converter = Converter(backend, settings.engine.start_timeout, self._stop_monitoring)
         self._restarts = RestartRunner(
-            store, backend, self._events, self._lock, self._current_targets, self._converge,
+            store, backend, self._events, self._lock, self._nodes.current_targets, self._nodes.converge,
             settings.engine.start_timeout, now, notify=self.notify,
         )  # fmt: skip
 
@@ -117,7 +114,7 @@ class Reconciler:
         if cluster is None:
             raise NodeError(f"the cache of database {db.id} is gone")
         async with self._lock(db.key):
-            await self._converge(db, cluster)
+            await self._nodes.converge(db, cluster)
 
     async def nodes_down(self, db: Database) -> list[str]:
         cluster = self._store.get(Cluster, db.cluster_key)
@@ -125,7 +122,7 @@ class Reconciler:
             return []
         down = []
         cluster_mode = db.clustering_policy.cluster_mode
-        for target in plan_node_targets(db, cluster, self._environment(db, cluster)):
+        for target in plan_node_targets(db, cluster, self._nodes.environment(db, cluster)):
             seen = await observe_node(self._backend, target.spec, cluster_mode)
             if not seen.ready:
                 down.append(f"{target.spec.name} ({seen.process.value})")
@@ -136,7 +133,7 @@ class Reconciler:
         cluster = self._store.get(Cluster, db.cluster_key)
         if cluster is None:
             return 0
-        for target in await self._current_targets(db, cluster):
+        for target in await self._nodes.current_targets(db, cluster):
             if target.spec.role is not Role.PRIMARY:
                 continue
             admin = self._backend.admin(target.spec)
@@ -331,7 +328,7 @@ class Reconciler:
             reshapes = state is ProvisioningState.UPDATING and db.clustering_policy.cluster_mode
             try:
                 converted = await self._convert(db, cluster) if reshapes else ""
-                plan = await self._converge(db, cluster, trace)
+                plan = await self._nodes.converge(db, cluster, trace)
                 if converted:
                     plan = f"{converted}; {plan}"
                 if reshapes and await self._scaler.settle_shards(cluster, db):
@@ -384,67 +381,13 @@ class Reconciler:
     async def _convert(self, db: Database, cluster: Cluster) -> str:
         """Bring nodes still in non-cluster mode (a NoCluster database converted to a clustered
         policy) to cluster mode with their data; "" when there were none."""
-        return await self._converter.convert(db, plan_node_targets(db, cluster, self._environment(db, cluster)))
+        return await self._converter.convert(
+            db, plan_node_targets(db, cluster, self._nodes.environment(db, cluster))
+        )
 
     async def _stop_monitoring(self, db: Database) -> None:
         if self._sentinel is not None:
             await self._sentinel.stop_monitoring(db, f"is converted to {db.clustering_policy.value}")
-
-    async def _current_targets(self, db: Database, cluster: Cluster) -> tuple[NodeTarget, ...]:
-        """The database's nodes with the roles they have now (a switchover moves the primary)."""
-        env = self._environment(db, cluster)
-        cluster_mode = db.clustering_policy.cluster_mode
-        targets = plan_node_targets(db, cluster, env)
-        observed = {t.spec.name: await observe_node(self._backend, t.spec, cluster_mode) for t in targets}
-        primaries = choose_shard_primaries(db, observed, cluster_mode, self._events.last_primaries(db))
-        return plan_node_targets(db, cluster, env, primaries)
-
-    async def _converge(self, db: Database, cluster: Cluster, trace: ConvergeTrace | None = None) -> str:
-        env = self._environment(db, cluster)
-        backend = StatusRecorder(self._backend)
-        targets = plan_node_targets(db, cluster, env)
-        keys = (db.primary_key, db.secondary_key)
-        deadline = time.monotonic() + self._settings.engine.start_timeout * 2
-        done: list[str] = []
-        cluster_mode = db.clustering_policy.cluster_mode
-        while True:
-            observed = {t.spec.name: await observe_node(backend, t.spec, cluster_mode) for t in targets}
-            # Plan on the roles the nodes have now: a failover is accepted, never undone.
-            primaries = choose_shard_primaries(db, observed, cluster_mode, self._events.last_primaries(db))
-            targets = plan_node_targets(db, cluster, env, primaries)
-            actions = plan_database_actions(
-                db.clustering_policy, targets, observed, keys, self._gateway_password
-            )
-            if trace is not None:
-                trace.see(backend.statuses, observed, actions, observed_primaries(db, observed, cluster_mode))
-            if not actions:
-                return "; ".join(done) if done else "in sync"
-            if time.monotonic() > deadline:
-                raise NodeError(
-                    f"the nodes did not reach the desired state: still to do {describe_actions(actions)}"
-                )
-            step = describe_actions(actions)
-            if not done or done[-1] != step:  # waits repeat; log each step once
-                done.append(step)
-            for action in actions:
-                await execute_action(self._backend, action, self._settings.engine.start_timeout)
-
-    def _environment(self, db: Database, cluster: Cluster) -> NodeEnvironment:
-        sku = sku_by_name(cluster.sku_name)
-        memory = sku.max_memory_bytes if sku else 1024**3
-        s = self._settings
-        return NodeEnvironment(
-            nodes_dir=str(s.nodes_dir),
-            run_dir=str(s.run_dir),
-            internal_host=s.engine.internal_host,
-            public_host=s.gateway.public_host,
-            admin_password=self._admin_password,
-            gateway_password=self._gateway_password,
-            rejoin_wait_ms=s.ha.rejoin_wait_ms,
-            # While slots migrate a shard may hold more than its final share: no per-shard split then.
-            max_memory_bytes=memory if self._scaler.resharding(db) else memory // max(1, db.shard_count),
-            max_clients=(sku.max_connections if sku else 10000) + RESERVED_CLIENTS,
-        )
 
     def _fail_database(self, db: Database, error: AmrError) -> str:
         creating = db.provisioning_state is ProvisioningState.CREATING
@@ -497,7 +440,7 @@ class Reconciler:
         try:
             if cluster is None:
                 raise NodeError("the cache is gone")
-            for target in await self._current_targets(db, cluster):
+            for target in await self._nodes.current_targets(db, cluster):
                 if target.spec.role is Role.PRIMARY:
                     admin = self._backend.admin(target.spec)
                     try:
