@@ -88,8 +88,11 @@ def create(service: AmrService, name: str, sku: str, policy: str) -> tuple[int, 
         "--access-keys-authentication", "Enabled", "--eviction-policy", "NoEviction",
     )  # fmt: skip
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
-    keys = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", name, "-g", "rg")
-    return int(db["properties"]["port"]), keys["primaryKey"], int(db["properties"].get("shardCount", 1))
+    return (
+        int(db["properties"]["port"]),
+        service.primary_key(name),
+        int(db["properties"].get("shardCount", 1)),
+    )
 
 
 # --- load ------------------------------------------------------------------------------------------

@@ -124,6 +124,13 @@ class AmrService:
     def amr_json(self, *args: str) -> Any:
         return json.loads(self.amr(*args, check=True).stdout)
 
+    def primary_key(self, cluster: str, group: str = "rg") -> str:
+        """The primary access key of a cache's database, through the CLI."""
+        keys = self.amr_json(
+            "redisenterprise", "database", "list-keys", "--cluster-name", cluster, "-g", group
+        )
+        return str(keys["primaryKey"])
+
     # --- raw HTTPS ---
     @property
     def credentials(self) -> dict[str, str]:

@@ -113,9 +113,7 @@ def test_a_stopped_primary_fails_over_to_its_replica(
     )  # fmt: skip
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
     port = db["properties"]["port"]
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", name, "-g", "rg")[
-        "primaryKey"
-    ]
+    key = service.primary_key(name)
     routes = json.loads((service.home / "gateway" / "routes.json").read_text())["routes"]
     (route,) = [r for r in routes if r["port"] == port]
     primary, replica = route["candidates"]
@@ -220,9 +218,7 @@ def test_a_hung_primary_fails_over_and_rejoins_when_it_resumes(service: AmrServi
     port = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")[
         "properties"
     ]["port"]
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", name, "-g", "rg")[
-        "primaryKey"
-    ]
+    key = service.primary_key(name)
     routes = json.loads((service.home / "gateway" / "routes.json").read_text())["routes"]
     (route,) = [r for r in routes if r["port"] == port]
     primary, replica = route["candidates"]

@@ -43,12 +43,23 @@ def _create(service: AmrService, name: str, sku: str, ha: str) -> tuple[int, str
     )  # fmt: skip
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
     assert db["properties"]["clusteringPolicy"] == "NoCluster"
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", name, "-g", "rg")
+    key = service.primary_key(name)
     port = int(db["properties"]["port"])
     routes = json.loads((service.home / "gateway" / "routes.json").read_text())["routes"]
     (route,) = [r for r in routes if r["port"] == port]
     uid = route["target"].rsplit("/", 1)[1].removesuffix(".sock").rsplit("-", 2)[0]
-    return port, str(key["primaryKey"]), uid
+    return port, key, uid
+
+
+def _cluster_client(service: AmrService, port: int, key: str) -> RedisCluster:
+    return RedisCluster(
+        host="localhost",
+        port=port,
+        password=key,
+        ssl=True,
+        ssl_ca_certs=service.ca_file,
+        decode_responses=True,
+    )
 
 
 def _client(service: AmrService, port: int, key: str) -> redis.Redis:
@@ -109,13 +120,19 @@ def _replica_synced(service: AmrService, uid: str, acked: list[int]) -> bool:
     replica = _admin(service, uid, "0-1")
     try:
         info = replica.info("replication")
-        return info["role"] == "slave" and info["master_link_status"] == "up" and replica.dbsize() >= KEYS + len(acked)
+        return (
+            info["role"] == "slave"
+            and info["master_link_status"] == "up"
+            and replica.dbsize() >= KEYS + len(acked)
+        )
     finally:
         replica.close()
 
 
 def _monitored(service: AmrService, uid: str) -> bool:
-    sentinel = redis.Redis(unix_socket_path=str(service.home / "sentinel" / "sentinel.sock"), socket_timeout=2)
+    sentinel = redis.Redis(
+        unix_socket_path=str(service.home / "sentinel" / "sentinel.sock"), socket_timeout=2
+    )
     try:
         return f"amr-{uid}" in parse_sentinel_masters(sentinel.execute_command("SENTINEL", "MASTERS"))
     finally:
@@ -155,7 +172,11 @@ def test_ha_nocluster_database_converts_to_enterprise_cluster_with_every_key(ser
         admin = _admin(service, uid, node)
         assert admin.info("cluster")["cluster_enabled"] == 1
         admin.close()
-    wait_until(lambda: _replica_synced(service, uid, writer.acked), 30, what="the replica following the converted primary")
+    wait_until(
+        lambda: _replica_synced(service, uid, writer.acked),
+        30,
+        what="the replica following the converted primary",
+    )
     # The clustered HA path watches it instead.
     watch = json.loads((service.home / "ha" / "watch.json").read_text())
     assert uid in [d["uid"] for d in watch["databases"]]
@@ -178,9 +199,7 @@ def test_nocluster_database_converts_to_oss_cluster_on_the_skus_shards(service: 
     assert db["properties"]["clusteringPolicy"] == "OSSCluster"
     assert db["properties"]["shardCount"] == 2 and "statusMessage" not in db["properties"]
 
-    cluster = RedisCluster(
-        host="localhost", port=port, password=key, ssl=True, ssl_ca_certs=service.ca_file, decode_responses=True
-    )
+    cluster = _cluster_client(service, port, key)
     assert _missing(cluster) == []
     slots = sorted((int(s[0]), int(s[1])) for s in cluster.execute_command("CLUSTER SLOTS"))
     assert slots == plan_slot_ranges(2)
@@ -262,9 +281,7 @@ def test_a_control_plane_killed_mid_conversion_carries_on_with_every_key(service
     )
     assert _cluster_enabled(service, uid, "0-1")
     wait_until(lambda: _replica_synced(service, uid, []), 30, what="the replica following the primary")
-    cluster = RedisCluster(
-        host="localhost", port=port, password=key, ssl=True, ssl_ca_certs=service.ca_file, decode_responses=True
-    )
+    cluster = _cluster_client(service, port, key)
     assert _missing(cluster) == []
     assert sorted((int(s[0]), int(s[1])) for s in cluster.execute_command("CLUSTER SLOTS")) == [(0, 16383)]
     cluster.close()

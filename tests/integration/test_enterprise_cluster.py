@@ -27,9 +27,7 @@ def _create(service: AmrService, name: str, sku: str, policy: str, ha: str = "Di
 
 def _client(service: AmrService, name: str, **kwargs: Any) -> redis.Redis:
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", name, "-g", "rg")[
-        "primaryKey"
-    ]
+    key = service.primary_key(name)
     client = redis.Redis(
         host="localhost", port=db["properties"]["port"], password=key, ssl=True,
         ssl_ca_certs=service.ca_file, decode_responses=True, **kwargs,
@@ -336,40 +334,23 @@ def test_a_slot_migrated_under_a_client_is_followed_through_ask_and_moved(
     dst = nodes[dst_id]
     dst_port = int(dst.info("server")["tcp_port"])
     password = (service.home / "secrets" / "admin.secret").read_text().strip()
+
+    def migrate(moving: list[str]) -> None:
+        src.execute_command(
+            "MIGRATE", _internal_host(dst), dst_port, "", 0, 5000, "AUTH2", "amr-admin", password, "KEYS",
+            *moving,
+        )  # fmt: skip
+
     dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", owner_id)
     src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
     # Half the keys move: those are answered with ASK by their old node, and new keys too.
-    src.execute_command(
-        "MIGRATE",
-        _internal_host(dst),
-        dst_port,
-        "",
-        0,
-        5000,
-        "AUTH2",
-        "amr-admin",
-        password,
-        "KEYS",
-        *keys[:30],
-    )
+    migrate(keys[:30])
     # (A multi-key command over moved and unmoved keys gets TRYAGAIN until the slot has moved, from
     # the engine as from any cluster: single-key commands are the ones that must just work.)
     assert [ec.get(k) for k in keys] == keys
     assert ec.set("{mig}new", "n") is True and ec.get("{mig}new") == "n"
     assert dst.execute_command("DBSIZE") >= 31  # the new key went to the importing node
-    src.execute_command(
-        "MIGRATE",
-        _internal_host(dst),
-        dst_port,
-        "",
-        0,
-        5000,
-        "AUTH2",
-        "amr-admin",
-        password,
-        "KEYS",
-        *keys[30:],
-    )
+    migrate(keys[30:])
     for node_id in ec_ids:
         nodes[node_id].execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
     # The old node now answers MOVED; the client never sees it.
@@ -428,9 +409,7 @@ def _raw_connection(service: AmrService, name: str) -> tuple[Any, bytes]:
     import ssl
 
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", name, "-g", "rg")[
-        "primaryKey"
-    ]
+    key = service.primary_key(name)
     ctx = ssl.create_default_context(cafile=service.ca_file)
     sock = ctx.wrap_socket(
         socket.create_connection(("localhost", db["properties"]["port"])), server_hostname="localhost"

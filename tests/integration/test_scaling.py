@@ -121,9 +121,7 @@ def test_scaling_out_and_in_keeps_every_write_while_a_cluster_client_reads_and_w
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "sc", "-g", "rg")
     port = db["properties"]["port"]
     assert db["properties"]["shardCount"] == 1
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", "sc", "-g", "rg")[
-        "primaryKey"
-    ]
+    key = service.primary_key("sc")
     loader = _cluster_client(service, port, key)
     pipe = loader.pipeline()
     for i in range(PRELOAD):
@@ -197,9 +195,7 @@ def test_refused_changes_leave_the_cache_and_its_database_as_they_were(service: 
     )  # fmt: skip
     db_path = service.cluster_path("rg", "ref") + "/databases/default" + API
     db = service.http().get(db_path).json()
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", "ref", "-g", "rg")[
-        "primaryKey"
-    ]
+    key = service.primary_key("ref")
     client = _cluster_client(service, db["properties"]["port"], key)
     # 600 MB of data: more than Balanced_B0's 0.5 GB.
     for i in range(6):
@@ -271,9 +267,7 @@ def test_an_enterprise_cluster_database_scales_while_a_plain_client_sees_no_erro
     )  # fmt: skip
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "ecs", "-g", "rg")
     port = db["properties"]["port"]
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", "ecs", "-g", "rg")[
-        "primaryKey"
-    ]
+    key = service.primary_key("ecs")
 
     def plain() -> redis.Redis:
         return redis.Redis(

@@ -98,9 +98,7 @@ def _create(service: AmrService, name: str) -> tuple[int, str, str, str]:
     cache = service.amr_json("redisenterprise", "show", "--cluster-name", name, "-g", "rg")
     assert cache["properties"]["highAvailability"] == "Enabled"
     show = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", name, "-g", "rg")[
-        "primaryKey"
-    ]
+    key = service.primary_key(name)
     routes = json.loads((service.home / "gateway" / "routes.json").read_text())["routes"]
     (route,) = [r for r in routes if r["port"] == show["properties"]["port"]]
     primary, replica = route["candidates"]

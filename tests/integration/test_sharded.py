@@ -55,9 +55,7 @@ def test_a_four_shard_oss_cluster_serves_a_cluster_client_and_survives_a_shard_f
     props = db["properties"]
     assert props["shardCount"] == 4
     assert "runs 4" in props["statusMessage"]
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", "big", "-g", "rg")[
-        "primaryKey"
-    ]
+    key = service.primary_key("big")
     client = RedisCluster(
         host="localhost",
         port=props["port"],

@@ -71,9 +71,7 @@ def test_planned_switchover_is_followed_by_the_gateway_and_kept_by_the_control_p
         "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", "--clustering-policy", policy,
     )  # fmt: skip
     port = _show(service, name)["properties"]["port"]
-    key = service.amr_json("redisenterprise", "database", "list-keys", "--cluster-name", name, "-g", "rg")[
-        "primaryKey"
-    ]
+    key = service.primary_key(name)
     route = _route(service, port)
     old, new = route["candidates"]
     assert old == route["target"]

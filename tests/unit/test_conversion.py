@@ -79,7 +79,12 @@ def test_parse_cluster_enabled(text: str, expected: bool | None) -> None:
 
 @pytest.mark.parametrize(
     ("conf", "expected"),
-    [("port 1\ncluster-enabled yes\n", True), ("port 1\n", False), ("cluster-enabled no\n", False), (None, None)],
+    [
+        ("port 1\ncluster-enabled yes\n", True),
+        ("port 1\n", False),
+        ("cluster-enabled no\n", False),
+        (None, None),
+    ],
 )
 def test_parse_conf_cluster_enabled(conf: str | None, expected: bool | None) -> None:
     assert parse_conf_cluster_enabled(conf) is expected

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from amr.reconciler.loop import Reconciler
 from amr.settings import Settings
 from amr.store.repository import SqlStore
 from amr.testing.fake_nodes import FakeNode, FakeNodeBackend
+from tests.unit.reconciler_ticks import tick_until
 
 SUB = "sub-1"
 KEYS = {f"k{i}": str(i) for i in range(300)}
@@ -62,15 +62,6 @@ def ha_b1(tmp_path: Path) -> Any:
     store.close()
 
 
-async def _until(reconciler: Reconciler, done: Callable[[], bool], ticks: int = 40) -> None:
-    for _ in range(ticks):
-        await reconciler.tick()
-        if done():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("did not converge")
-
-
 def _running_nocluster(store: SqlStore, backend: FakeNodeBackend, reconciler: Reconciler) -> None:
     """The NoCluster database runs, holding KEYS (its replica a copy of them)."""
     asyncio.run(reconciler.tick())
@@ -101,7 +92,7 @@ def test_ha_database_converts_primary_first_then_an_empty_replica(ha_b1: Any) ->
     _running_nocluster(store, backend, reconciler)
     _convert(store, ClusteringPolicy.ENTERPRISE_CLUSTER)
 
-    asyncio.run(_until(reconciler, lambda: _succeeded(store)))
+    asyncio.run(tick_until(reconciler, lambda: _succeeded(store)))
 
     primary, replica = backend.nodes[P], backend.nodes[R]
     assert primary.cluster_mode and replica.cluster_mode
@@ -128,7 +119,7 @@ def test_a_restarted_control_plane_resumes_from_what_the_nodes_show(ha_b1: Any, 
     assert primary.cluster_mode and not backend.nodes[R].cluster_mode
 
     fresh = _reconciler(_settings(tmp_path), store, backend)
-    asyncio.run(_until(fresh, lambda: _succeeded(store)))
+    asyncio.run(tick_until(fresh, lambda: _succeeded(store)))
 
     assert backend.restarts == [P]  # the converted primary is not restarted again
     assert backend.removed == [R] and backend.nodes[R].cluster_mode
@@ -141,7 +132,9 @@ def test_no_clear_primary_fails_the_update_with_the_reason(tmp_path: Path) -> No
     backend.nodes[R].role = "master"  # two primaries: whose data to keep is not clear
     _convert(store, ClusteringPolicy.OSS_CLUSTER)
 
-    asyncio.run(_until(reconciler, lambda: store.list(Database)[0].provisioning_state is ProvisioningState.FAILED))
+    asyncio.run(
+        tick_until(reconciler, lambda: store.list(Database)[0].provisioning_state is ProvisioningState.FAILED)
+    )
 
     op = store.get(Operation, "op-1")
     assert op is not None and op.status is OperationStatus.FAILED
@@ -157,7 +150,7 @@ def test_a_multi_shard_sku_reaches_its_shard_count_with_every_key(tmp_path: Path
     _convert(store, ClusteringPolicy.OSS_CLUSTER)
 
     async def run() -> None:
-        await _until(reconciler, lambda: _succeeded(store), ticks=80)
+        await tick_until(reconciler, lambda: _succeeded(store), ticks=80)
 
     asyncio.run(run())
 

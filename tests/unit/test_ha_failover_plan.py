@@ -351,11 +351,18 @@ def test_a_node_whose_process_is_gone_fails_over_sooner_than_a_silent_one() -> N
     # Refused connections for 0.3 s (the process is not running) beat the 1 s patience a node that
     # only does not answer gets; refused for less, or merely silent for 0.3 s, is not enough.
     gone = dataclasses.replace(down(P, NOW - 0.3), gone_since=NOW - 0.3)
-    (takeover,) = plan_cluster_failovers(WATCH, probes(gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250)
+    (takeover,) = plan_cluster_failovers(
+        WATCH, probes(gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250
+    )
     assert takeover.replica == R
     just_gone = dataclasses.replace(down(P, NOW - 0.3), gone_since=NOW - 0.2)
-    assert plan_cluster_failovers(WATCH, probes(just_gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250) == []
+    assert (
+        plan_cluster_failovers(WATCH, probes(just_gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250)
+        == []
+    )
     silent = down(P, NOW - 0.3)
-    assert plan_cluster_failovers(WATCH, probes(silent, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250) == []
+    assert (
+        plan_cluster_failovers(WATCH, probes(silent, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250) == []
+    )
     # Without a separate threshold, gone waits as long as silent.
     assert plan_cluster_failovers(WATCH, probes(gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS) == []

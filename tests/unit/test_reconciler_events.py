@@ -239,7 +239,12 @@ def test_a_promotion_after_the_primary_died_is_a_failover_with_old_and_new_prima
     world.backend.promote(new)  # ... and its replica was promoted meanwhile
     world.tick()
     (event,) = _failovers(world)
-    assert (event.kind, event.old_primary, event.new_primary, event.shard) == (EventKind.FAILOVER, old, new, 0)
+    assert (event.kind, event.old_primary, event.new_primary, event.shard) == (
+        EventKind.FAILOVER,
+        old,
+        new,
+        0,
+    )
     assert old in event.cause and "went down" in event.cause
     world.tick()
     assert len(_failovers(world)) == 1  # told once

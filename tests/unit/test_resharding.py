@@ -111,7 +111,10 @@ def test_plan_slot_moves_is_stable_halfway() -> None:
 
 
 def test_plan_stale_slot_states_leaves_states_of_remaining_moves() -> None:
-    views = {0: _line(range(10), migrating={5: "b", 6: "b"}), 1: _line(range(10, 20), importing={5: "a", 7: "a"})}
+    views = {
+        0: _line(range(10), migrating={5: "b", 6: "b"}),
+        1: _line(range(10, 20), importing={5: "a", 7: "a"}),
+    }
     moves = [SlotMove(5, 0, 1)]
     assert plan_stale_slot_states(views, moves) == [(0, 6), (1, 7)]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from amr.reconciler.loop import Reconciler
 from amr.settings import Settings
 from amr.store.repository import SqlStore
 from amr.testing.fake_nodes import FakeNodeBackend
+from tests.unit.reconciler_ticks import tick_until
 
 SUB = "sub-1"
 KEYS = 600
@@ -42,16 +42,6 @@ def world(tmp_path: Path) -> Any:
     store.insert(db)
     yield store, backend, reconciler
     store.close()
-
-
-async def _until(reconciler: Reconciler, done: Callable[[], bool], ticks: int = 40) -> None:
-    """Tick (in one event loop: the migration task lives across ticks) until ``done``."""
-    for _ in range(ticks):
-        await reconciler.tick()
-        if done():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("did not converge")
 
 
 def _scale(store: SqlStore, sku: str, op: str) -> None:
@@ -81,12 +71,12 @@ def test_scale_out_then_in_moves_every_key_and_removes_the_leaving_shard(world: 
 
     async def scenario() -> None:
         running = lambda: store.list(Cluster)[0].provisioning_state is ProvisioningState.SUCCEEDED  # noqa: E731
-        await _until(reconciler, lambda: store.list(Database)[0].resource_state is ResourceState.RUNNING)
+        await tick_until(reconciler, lambda: store.list(Database)[0].resource_state is ResourceState.RUNNING)
         backend.nodes["dabc-0-0"].keys = {f"k{i}": str(i) for i in range(KEYS)}
 
         _scale(store, "Balanced_B3", "op-out")
         backend.fail_migrates = 1  # the first move fails; the next round carries on from what it sees
-        await _until(reconciler, running)
+        await tick_until(reconciler, running)
         assert store.list(Cluster)[0].resource_state is ResourceState.RUNNING
         assert backend.fail_migrates == 0  # the failed MIGRATE happened, and the scaling still finished
         assert store.get(Operation, "op-out").status is OperationStatus.SUCCEEDED  # type: ignore[union-attr]
@@ -104,7 +94,7 @@ def test_scale_out_then_in_moves_every_key_and_removes_the_leaving_shard(world: 
 
         leaving = {backend.nodes[n].node_id for n in ("dabc-1-0", "dabc-1-1")}
         _scale(store, "Balanced_B1", "op-in")
-        await _until(reconciler, running)
+        await tick_until(reconciler, running)
         db = store.list(Database)[0]
         assert sorted(n.name for n in db.nodes) == ["dabc-0-0", "dabc-0-1"]
         assert {"dabc-1-0", "dabc-1-1"} <= set(backend.removed) and "dabc-1-0" not in backend.nodes
@@ -122,17 +112,17 @@ def test_a_restarted_control_plane_finishes_a_migration_cut_short(world: Any) ->
 
     async def scenario() -> None:
         running = lambda: store.list(Cluster)[0].provisioning_state is ProvisioningState.SUCCEEDED  # noqa: E731
-        await _until(reconciler, lambda: store.list(Database)[0].resource_state is ResourceState.RUNNING)
+        await tick_until(reconciler, lambda: store.list(Database)[0].resource_state is ResourceState.RUNNING)
         backend.nodes["dabc-0-0"].keys = {f"k{i}": str(i) for i in range(KEYS)}
         _scale(store, "Balanced_B3", "op-out")
         backend.fail_migrates = 10**9
         with pytest.raises(AssertionError, match="did not converge"):
-            await _until(reconciler, running, ticks=8)
+            await tick_until(reconciler, running, ticks=8)
         assert len(store.list(Database)[0].nodes) == 4 and _layout(backend) == {"dabc-0-0": (0, 16383, KEYS)}
 
         backend.fail_migrates = 0
         again = Reconciler(reconciler._settings, store, backend, "admin-pw", lambda t: None, lambda p: True)
-        await _until(again, running)
+        await tick_until(again, running)
         layout = _layout(backend)
         assert {k: v[:2] for k, v in layout.items()} == {"dabc-0-0": (0, 8191), "dabc-1-0": (8192, 16383)}
         assert sum(v[2] for v in layout.values()) == KEYS

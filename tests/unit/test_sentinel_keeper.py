@@ -240,7 +240,11 @@ def test_amr_ha_shortens_the_periods_of_a_sentinel_that_lost_them(caplog: pytest
     async def go() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(keep_sentinel_periods(sentinel, stop, interval=0.01))
-        await asyncio.sleep(0.05)  # Sentinel not up yet: told once, asked again
+        for _ in range(100):  # Sentinel not up yet: told once, asked again
+            if sentinel.refused >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert sentinel.refused >= 2
         sentinel.unreachable = False
         for _ in range(100):
             if sentinel.periods == {"info-period": 500, "ping-period": 250}:

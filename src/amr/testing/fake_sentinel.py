@@ -29,11 +29,13 @@ class FakeSentinel:
         self.monitors: dict[str, FakeMonitor] = {}
         self.commands: list[tuple[str, ...]] = []  # what was sent, secrets included (tests only)
         self.unreachable = False
+        self.refused = 0  # calls refused while unreachable
         self.fail_set = False
         self.periods: dict[str, int] = {"info-period": 10000, "ping-period": 1000}  # SENTINEL DEBUG
 
     def _check(self) -> None:
         if self.unreachable:
+            self.refused += 1
             raise NodeError("Sentinel at /fake/sentinel.sock: SENTINEL failed: ConnectionError: not running")
 
     async def masters(self) -> object:
