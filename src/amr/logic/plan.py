@@ -19,6 +19,7 @@ from amr.logic.valkey_conf import (
     render_eviction_policy,
     render_gateway_user_rule,
     render_persistence,
+    render_rdb_compression,
     render_valkey_conf,
 )
 from amr.model.enums import ClusteringPolicy, Toggle
@@ -42,6 +43,8 @@ class NodeEnvironment:
     gateway_password: str = ""
     # How long a restarted primary of an HA database waits for its replica's promotion.
     rejoin_wait_ms: int = 0
+    # Slots of the database are migrating between its shards (see ``render_rdb_compression``).
+    moving_slots: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ def plan_node_targets(
         # A replica announces the address it listens on, so a primary handing over (FAILOVER) can
         # reach it; without it the primary sees the connection's source address.
         ("replica-announce-ip", env.internal_host),
+        ("rdbcompression", render_rdb_compression(env.moving_slots)),
     )
     leaders = {n.shard: n for n in db.nodes if n.role is Role.PRIMARY}
     by_name = {n.name: n for n in db.nodes}
@@ -113,6 +117,7 @@ def plan_node_targets(
                 primary_port=primary.port if primary and role is Role.REPLICA else None,
                 max_clients=env.max_clients,
                 gateway_password=env.gateway_password,
+                moving_slots=env.moving_slots,
             )
         )
         spec = NodeSpec(

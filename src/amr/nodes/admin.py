@@ -11,6 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from amr.errors import NodeError
+from amr.nodes.raw_pipeline import RawPipelines
 
 # ACL password rules (">secret", "#<sha256>") that an engine error might echo back.
 _SECRET = re.compile(r"(?<![\w>])[>#<!](?![>\s])\S+")
@@ -28,7 +29,7 @@ class UnixValkeyAdmin:
         self, socket: str, user: str, password: str, timeout: float = 5.0, decode: bool = True
     ) -> None:
         self.socket = socket
-        self._password = password
+        self._pipelines = RawPipelines(socket, user, password, timeout, decode)
         self._client = redis.asyncio.Redis(
             unix_socket_path=socket,
             username=user,
@@ -59,21 +60,12 @@ class UnixValkeyAdmin:
             raise NodeError(f"node at {self.socket}: {command} failed: {e}") from e
 
     async def pipeline(self, commands: Sequence[Sequence[str | int | bytes]]) -> list[object]:
-        """Send ``commands`` in one round trip (no transaction); raise NodeError if any failed."""
-        try:
-            pipe = self._client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(await pipe.execute())
-        except redis.exceptions.RedisError as e:
-            name = str(commands[0][0]) if commands and commands[0] else ""
-            # redis-py quotes the failed command, and MIGRATE carries this password (AUTH2).
-            text = redact(str(e)).replace(self._password, "[redacted]") if self._password else redact(str(e))
-            raise NodeError(f"node at {self.socket}: {name} pipeline failed: {type(e).__name__}: {text}") from e
-        except OSError as e:
-            raise NodeError(f"node at {self.socket}: pipeline failed: {e}") from e
+        """Send ``commands`` in one round trip (no transaction); raise NodeError if any failed.
+        Raw replies (no redis-py response callbacks): bytes, or str when decoding."""
+        return await self._pipelines.run(commands)
 
     async def close(self) -> None:
+        self._pipelines.close()
         try:
             await self._client.aclose()
         except (redis.exceptions.RedisError, OSError):

@@ -90,6 +90,7 @@ class NodeConverger:
         sku = sku_by_name(cluster.sku_name)
         memory = sku.max_memory_bytes if sku else 1024**3
         s = self._settings
+        moving = self._resharding(db)
         return NodeEnvironment(
             nodes_dir=str(s.nodes_dir),
             run_dir=str(s.run_dir),
@@ -99,6 +100,7 @@ class NodeConverger:
             gateway_password=self._gateway_password,
             rejoin_wait_ms=s.ha.rejoin_wait_ms,
             # While slots migrate a shard may hold more than its final share: no per-shard split then.
-            max_memory_bytes=memory if self._resharding(db) else memory // max(1, db.shard_count),
+            max_memory_bytes=memory if moving else memory // max(1, db.shard_count),
+            moving_slots=moving,
             max_clients=(sku.max_connections if sku else 10000) + RESERVED_CLIENTS,
         )

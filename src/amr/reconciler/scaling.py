@@ -39,7 +39,7 @@ from amr.logic.resharding import (
     plan_slot_moves,
     plan_stale_slot_states,
 )
-from amr.logic.valkey_conf import ADMIN_USER
+from amr.logic.valkey_conf import ADMIN_USER, render_rdb_compression
 from amr.model.enums import ProvisioningState, ResourceState, Toggle
 from amr.model.node import Role
 from amr.model.resources import Cluster, Database
@@ -257,6 +257,10 @@ class Scaler:
             for shard, slot in plan_stale_slot_states(views, moves):
                 await primaries[shard].admin.execute("CLUSTER", "SETSLOT", slot, "STABLE")
             if moves:
+                # What the database's rendered config says while it reshards (render_rdb_compression),
+                # applied now: the reconciler converges it only between migration rounds.
+                for p in primaries.values():
+                    await p.admin.execute("CONFIG", "SET", "rdbcompression", render_rdb_compression(True))
                 await self._move(moves, primaries)
                 return len(moves)
         if db.shard_count > wanted:
