@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from amr.errors import NodeError
-from amr.nodes.slot_migration import ShardPrimary, SlotMigrator
+from amr.nodes.slot_migration import MIGRATE_STREAMS, MIGRATES_PER_PIPELINE, ShardPrimary, SlotMigrator
 
 
 class RecordingAdmin:
@@ -20,11 +20,21 @@ class RecordingAdmin:
     ) -> None:
         self.name, self.log, self.keys = name, log, keys or {}
         self.migrate_reply: object = b"OK"
+        self.migrating = 0  # MIGRATE pipelines in flight now, and the most there ever were
+        self.most_migrating = 0
+        self.longest_migrate_pipeline = 0
 
     async def execute(self, *args: str | int | bytes) -> object:
         return (await self.pipeline([args]))[0]
 
     async def pipeline(self, commands: Sequence[Sequence[str | int | bytes]]) -> list[object]:
+        migrates = sum(1 for c in commands if c[0] == "MIGRATE")
+        if migrates:
+            self.longest_migrate_pipeline = max(self.longest_migrate_pipeline, migrates)
+            self.migrating += 1
+            self.most_migrating = max(self.most_migrating, self.migrating)
+            await asyncio.sleep(0.001)  # the engine working: other pipelines may be sent meanwhile
+            self.migrating -= 1
         replies: list[object] = []
         for command in commands:
             words = tuple(str(w) for w in command[:4])
@@ -88,3 +98,24 @@ def test_migrate_refused_by_the_engine_is_a_node_error_and_nothing_is_reassigned
         asyncio.run(SlotMigrator("amr-admin", "pw").move_slots(source, target, [other], [5]))
     assert [w for w in log if w[2:3] == ("SETSLOT",) and w[4:5] == ("NODE",)] == []
     assert ("dst", "CLUSTER", "SETSLOT", "5", "IMPORTING") in log  # it did get that far
+
+
+def test_a_source_is_never_handed_more_than_a_few_short_migrate_pipelines() -> None:
+    # Two batches from one source at once (two lanes), 300 slots with keys: a source that gets all
+    # their MIGRATEs at once runs them back to back and answers nobody else meanwhile.
+    log: list[tuple[str, ...]] = []
+    keys = {slot: [f"k{slot}".encode()] for slot in range(300)}
+    source, target, other = _primaries(log, keys)
+    migrator = SlotMigrator("amr-admin", "pw")
+
+    async def both() -> None:
+        await asyncio.gather(
+            migrator.move_slots(source, target, [other], list(range(150))),
+            migrator.move_slots(source, other, [target], list(range(150, 300))),
+        )
+
+    asyncio.run(both())
+    assert all(not left for left in keys.values())
+    assert isinstance(source.admin, RecordingAdmin)
+    assert source.admin.longest_migrate_pipeline == MIGRATES_PER_PIPELINE
+    assert source.admin.most_migrating == MIGRATE_STREAMS

@@ -14,17 +14,9 @@ from collections.abc import Sequence
 import hiredis
 
 from amr.errors import NodeError
+from amr.nodes.resp import encode_command
 
 READ_CHUNK = 1 << 16
-
-
-def encode_command(args: Sequence[str | int | bytes]) -> bytes:
-    """One command as a RESP array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
 
 
 class _Connection:
@@ -77,7 +69,7 @@ class RawPipelines:
         try:
             if connection is None:
                 connection = await self._connect()
-            payload = b"".join(encode_command(c) for c in commands)
+            payload = b"".join(encode_command(*c) for c in commands)
             replies = await connection.run(payload, len(commands), self._timeout)
         except (OSError, TimeoutError, hiredis.ProtocolError, UnicodeDecodeError) as e:
             if connection is not None:
@@ -101,7 +93,7 @@ class RawPipelines:
         connection = _Connection(reader, writer, self._decode)
         try:
             hello = [("AUTH", self._user, self._password), ("CLIENT", "SETNAME", "amr-admin")]
-            replies = await connection.run(b"".join(encode_command(c) for c in hello), 2, self._timeout)
+            replies = await connection.run(b"".join(encode_command(*c) for c in hello), 2, self._timeout)
         except BaseException:
             connection.close()
             raise

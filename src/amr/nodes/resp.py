@@ -10,11 +10,11 @@ class RespError(str):
     """A RESP error reply (``-ERR ...``), kept as a value: an error is still an answer."""
 
 
-def encode_command(*args: str) -> bytes:
+def encode_command(*args: str | int | bytes) -> bytes:
     """A command as a RESP array of bulk strings."""
     out = [b"*%d\r\n" % len(args)]
     for a in args:
-        b = a.encode()
+        b = a if isinstance(a, bytes) else str(a).encode()
         out.append(b"$%d\r\n%s\r\n" % (len(b), b))
     return b"".join(out)
 

@@ -32,6 +32,14 @@ KEYS_PER_MIGRATE = 200
 SETSLOT_CONNECTIONS = 64
 # MIGRATE's own I/O timeout towards the target, in milliseconds.
 MIGRATE_TIMEOUT_MS = 30000
+# MIGRATEs per pipeline, and pipelines of MIGRATEs in flight per source. MIGRATE blocks the source
+# until the target has stored the keys, so MIGRATEs run one after another whatever is sent; a source
+# handed hundreds at once (several batches' pipelines) ran them back to back and answered nobody
+# else for over a second: its clients waited, and `amr ha` took it for dead and failed it over.
+# A few short pipelines keep the source busy (the next is queued while one runs) and let it serve
+# others between them: at most 32 MIGRATEs wait there, tens of milliseconds of work.
+MIGRATES_PER_PIPELINE = 8
+MIGRATE_STREAMS = 4
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class SlotMigrator:
         self._password = admin_password
         self._keys = keys_per_migrate
         self._timeout_ms = timeout_ms
+        self._streams: dict[str, asyncio.Semaphore] = {}  # per source node id
 
     async def move_slots(
         self,
@@ -121,14 +130,35 @@ class SlotMigrator:
                         *keys,
                     )  # fmt: skip
                 )
-            if migrates:
-                for reply in await source.admin.pipeline(migrates):
-                    text = reply.decode() if isinstance(reply, bytes) else str(reply)
-                    if text not in ("OK", "NOKEY"):
-                        raise NodeError(f"MIGRATE to shard {target.shard} answered {text!r}")
+            await self._migrate(source, target, migrates)
             # Loop until GETKEYSINSLOT finds nothing: a slot with more keys than one MIGRATE takes.
             pending = still
         return moved
+
+    async def _migrate(
+        self, source: ShardPrimary, target: ShardPrimary, migrates: Sequence[Sequence[str | int | bytes]]
+    ) -> None:
+        """Run ``migrates`` on the source, MIGRATES_PER_PIPELINE at a time, at most MIGRATE_STREAMS
+        pipelines in flight per source (shared by every batch moving from it)."""
+        streams = self._streams.setdefault(source.node_id, asyncio.Semaphore(MIGRATE_STREAMS))
+
+        async def run(chunk: Sequence[Sequence[str | int | bytes]]) -> None:
+            async with streams:
+                replies = await source.admin.pipeline(chunk)
+            for reply in replies:
+                text = reply.decode() if isinstance(reply, bytes) else str(reply)
+                if text not in ("OK", "NOKEY"):
+                    raise NodeError(f"MIGRATE to shard {target.shard} answered {text!r}")
+
+        step = MIGRATES_PER_PIPELINE
+        # Every pipeline runs to its end before a failure is raised: none is left running on
+        # connections the caller is about to close.
+        outcomes = await asyncio.gather(
+            *(run(migrates[i : i + step]) for i in range(0, len(migrates), step)), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
 
 async def _fan_out(admin: ValkeyAdmin, commands: Sequence[Sequence[str | int | bytes]]) -> None:
