@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from amr.gateway.router import Router
-from amr.gateway.router_links import NodeLink
+from amr.gateway.router_links import NodeLink, Swallow
 from amr.gateway.router_pool import LinkPool, SharedLink
 from amr.logic.cluster_slots import SlotMap
 from amr.logic.command_routing import parse_command_table
@@ -191,5 +191,19 @@ def test_a_client_that_does_not_read_leaves_the_shared_links_without_pausing_the
         assert r1.pool is None and not w.node[B].paused
         w.shared[B].data_received(b"$1\r\n1\r\n$1\r\n2\r\n")
         assert c1.written == [b"$1\r\n1\r\n"] and c2.written == [b"$1\r\n2\r\n"]
+
+    _run(body)
+
+
+def test_a_refused_auth_replay_closes_the_shared_link_and_fails_its_clients() -> None:
+    async def body(w: World) -> None:
+        link = w.shared[B]
+        link.send(None, _cmd(b"AUTH", b"old-key"), Swallow(link.replay_refused))
+        (r1, c1, closed1), (r2, c2, closed2) = w.router(), w.router()
+        r1.feed(_cmd(b"GET", b"foo"))
+        r2.feed(_cmd(b"SET", b"foo", b"x"))
+        w.shared[B].data_received(b"-WRONGPASS invalid username-password pair\r\n-NOAUTH\r\n-NOAUTH\r\n")
+        assert closed1 == closed2 == ["auth_replay_refused"] and c1.written == c2.written == []
+        assert w.node[B].closing and w.pool.links.get((B, b"")) is None
 
     _run(body)

@@ -228,12 +228,7 @@ class Router:
             self._refuse(b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error")
             return
         finally:
-            self.batching = False
-            dirty = self.dirty
-            if dirty:
-                for link in dirty:
-                    link.write_out()
-                dirty.clear()
+            self._write_batch()
         if self.fifo:
             self.flush()
             if len(self.fifo) > MAX_PENDING:
@@ -366,6 +361,8 @@ class Router:
         """Every reply owed over shared connections is written: run the commands that waited."""
         self.draining = False
         waiting, self.waiting = self.waiting or [], None
+        if self.closed:
+            return
         self.batching = True
         try:
             for args, raw in waiting:
@@ -373,12 +370,18 @@ class Router:
                 if self.closed or self.closing:
                     break
         finally:
-            self.batching = False
-            for link in self.dirty:
-                link.write_out()
-            self.dirty.clear()
+            self._write_batch()
         self._update_client_reading()
         self.flush()
+
+    def _write_batch(self) -> None:
+        """The end of a batch of commands: one write per node connection for all of them."""
+        self.batching = False
+        dirty = self.dirty
+        if dirty:
+            for link in dirty:
+                link.write_out()
+            dirty.clear()
 
     def shared_link_lost(self, reason: str) -> None:
         """A shared connection this client was waiting on closed: as for its own (``link_lost``)."""
