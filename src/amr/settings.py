@@ -43,6 +43,9 @@ class GatewaySettings:
     max_connections_per_database: int = 0
     # Gateway processes sharing each port (SO_REUSEPORT); more than 1 helps on machines with cores to spare.
     workers: int = 1
+    # EnterpriseCluster routing: stateless commands of clients with the same credentials and protocol
+    # share one connection per node (false: every client gets node connections of its own).
+    shared_node_links: bool = True
     # CIDRs of the private networks that may connect when publicNetworkAccess is Disabled, and that
     # firewall rules do not apply to (as Azure private endpoints). Comma-separated; none by default.
     private_networks: str = ""

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from amr.gateway.context import GatewayContext
 from amr.gateway.primary import PrimaryTracker
+from amr.gateway.router_pool import LinkPool
 from amr.gateway.router_topology import ClusterTopology
 from amr.gateway.splice import ClientSide
 from amr.gateway.tls import TlsContexts
@@ -87,6 +88,7 @@ class Listener:
         self._resume_handle: asyncio.TimerHandle | None = None
         self.tracker: PrimaryTracker | None = None
         self._topology: ClusterTopology | None = None
+        self._link_pool: LinkPool | None = None
         self._stopping: set[asyncio.Task[None]] = set()
 
     @property
@@ -101,6 +103,13 @@ class Listener:
             self._topology = ClusterTopology(self.route.nodes, self.ctx)
             self._topology.start()
         return self._topology
+
+    def link_pool(self) -> LinkPool | None:
+        """The node connections shared by this route's routed clients (None when sharing is off)."""
+        if self._link_pool is None and self.ctx.settings.shared_node_links and not self.closed:
+            topology = self.cluster_topology()
+            self._link_pool = LinkPool(asyncio.get_running_loop(), topology.refresh_soon)
+        return self._link_pool
 
     def _start_tracker(self, current: str) -> None:
         candidates = self.route.candidates
@@ -260,6 +269,8 @@ class Listener:
         self.route = route
         if route.nodes != old.nodes and self._topology is not None:
             self._topology.set_nodes(route.nodes)
+            if self._link_pool is not None:
+                self._link_pool.retire({node.socket for node in route.nodes})
         if route.candidates != old.candidates and self._loop is not None and not self.closed:
             tracker, self.tracker = self.tracker, None
             current = tracker.current if tracker is not None else old.target
@@ -283,6 +294,9 @@ class Listener:
         topology, self._topology = self._topology, None
         if topology is not None:
             await topology.stop()
+        pool, self._link_pool = self._link_pool, None
+        if pool is not None:
+            pool.close()
         loop = self._loop
         if self._resume_handle is not None:
             self._resume_handle.cancel()

@@ -9,8 +9,14 @@ the head is written as soon as it is complete, so a pipeline across shards is an
 MOVED/ASK/TRYAGAIN/CLUSTERDOWN never reach the client: the command is sent again where the reply
 says (``retry``), the slot map updated and re-read. Everything but one command to one node is in
 ``router_commands``; transactions run on the node of their first keyed command (``router_txn``); a
-subscribing client gets a dedicated node connection spliced byte for byte. Pure decisions live in ``amr.logic`` (command_routing, reply_merge,
-cluster_slots, resp_frames).
+subscribing client gets a dedicated node connection spliced byte for byte. Pure decisions live in
+``amr.logic`` (command_routing, link_sharing, reply_merge, cluster_slots, resp_frames).
+
+Node connections: while a client's commands are stateless (``amr.logic.link_sharing``) they go over
+connections shared with the listener's other clients of the same identity (``router_pool``). Its
+first stateful command (or its not reading its replies) moves it to connections of its own for good;
+that command and the ones after it wait until every earlier reply is in, so that nothing it sent on a
+shared connection can be overtaken on its own.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import TYPE_CHECKING
 import hiredis
 
 from amr.gateway.router_commands import route_special
-from amr.gateway.router_links import Item, NodeLink, Pending, Swallow
+from amr.gateway.router_links import Item, Link, NodeLink, Pending, Swallow
 from amr.gateway.router_topology import NOT_READY_REPLY, ClusterTopology
 from amr.logic.cluster_slots import parse_redirect
 from amr.logic.command_routing import (
@@ -35,9 +41,11 @@ from amr.logic.command_routing import (
     choose_slot,
 )
 from amr.logic.gateway_resp import RequestParser, RespProtocolError
+from amr.logic.link_sharing import choose_shared
 from amr.logic.resp_frames import render_command
 
 if TYPE_CHECKING:
+    from amr.gateway.router_pool import Lane, LinkPool
     from amr.gateway.router_txn import Transaction
     from amr.gateway.splice import ClientSide
 
@@ -73,10 +81,15 @@ class Router:
         "client", "transport", "topology", "replay", "reader", "fifo", "links", "links_paused",
         "_client_paused", "_full_links", "bytes_out", "waiting", "txn", "watch_link", "watch_slot",
         "pubsub", "backlog", "closing", "closed", "rng", "_tasks", "batching", "dirty", "inline", "carry", "_flush_soon",
+        "pool", "lanes", "replayed", "draining",
     )  # fmt: skip
 
     def __init__(
-        self, client: ClientSide, topology: ClusterTopology, replay: dict[bytes, tuple[bytes, ...]]
+        self,
+        client: ClientSide,
+        topology: ClusterTopology,
+        replay: dict[bytes, tuple[bytes, ...]],
+        pool: LinkPool | None = None,
     ) -> None:
         self.client = client
         assert client.transport is not None
@@ -92,7 +105,7 @@ class Router:
         self.bytes_out = 0
         self.waiting: list[tuple[list[bytes], bytes]] | None = None
         self.txn: Transaction | None = None
-        self.watch_link: NodeLink | None = None
+        self.watch_link: Link | None = None
         self.watch_slot = -1
         self.pubsub: NodeLink | None = None
         self.backlog: list[bytes] = []
@@ -105,6 +118,12 @@ class Router:
         self.carry = 0
         self._flush_soon = False
         self.inline = b""  # an incomplete inline command (``PING\r\n`` typed into nc)
+        # Shared node connections while the client is stateless (None: its own connections only).
+        self.pool = pool
+        self.lanes: dict[str, Lane] = {}
+        self.replayed = tuple(render_command(args) for args in replay.values())
+        # Leaving the shared connections: ``waiting`` holds the commands until every reply is in.
+        self.draining = False
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -209,16 +228,13 @@ class Router:
             self._refuse(b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error")
             return
         finally:
-            self.batching = False
-            dirty = self.dirty
-            if dirty:
-                for link in dirty:
-                    link.write_out()
-                dirty.clear()
+            self._write_batch()
         if self.fifo:
             self.flush()
             if len(self.fifo) > MAX_PENDING:
                 self._update_client_reading()
+        if self.draining and len(self.waiting or ()) > MAX_PENDING:
+            self._update_client_reading()
 
     def _feed_inline(self, data: bytes) -> bytes:
         """Inline commands (space-separated words on a line), as the engine accepts them; return
@@ -248,6 +264,10 @@ class Router:
 
     def dispatch(self, args: list[bytes], raw: bytes) -> None:
         """Route one command."""
+        if self.draining:
+            assert self.waiting is not None
+            self.waiting.append((args, raw))
+            return
         pubsub = self.pubsub
         if pubsub is not None:
             if pubsub.transport is not None:
@@ -260,6 +280,12 @@ class Router:
             self.txn.command(name, args, raw)
             return
         kind = choose_kind(name, args)
+        if self.pool is not None and not choose_shared(kind, name, args, self.topology.commands):
+            self.leave_shared_links()
+            if self.draining:
+                assert self.waiting is not None
+                self.waiting.append((args, raw))
+                return
         if kind == KEYED:
             keys = choose_keys(name, args, self.topology.commands)
             slot = choose_slot(keys) if keys else -1
@@ -274,8 +300,18 @@ class Router:
 
     # -- node links -----------------------------------------------------------------------------
 
-    def link(self, socket: str) -> NodeLink:
-        """The connection to ``socket``, opened (and authenticated as the client) on first use."""
+    def link(self, socket: str) -> Link:
+        """The connection to ``socket``, opened (and authenticated as the client) on first use: a
+        lane on a shared connection while the client shares them."""
+        if self.pool is not None:
+            lane = self.lanes.get(socket)
+            if lane is None or lane.closed:
+                lane = self.lanes[socket] = self.pool.lane(self, socket, self.replayed)
+            return lane
+        return self.own_link(socket)
+
+    def own_link(self, socket: str) -> NodeLink:
+        """The client's own connection to ``socket``, opened (and authenticated as the client) on first use."""
         link = self.links.get(socket)
         if link is not None and not link.closed:
             return link
@@ -291,30 +327,75 @@ class Router:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def slot_link(self, slot: int) -> NodeLink:
+    def slot_link(self, slot: int) -> Link:
         slot_map = self.topology.slot_map
         index = slot_map.owner[slot]
         primaries = slot_map.primaries
         socket = primaries[index] if index >= 0 else primaries[0]
-        link = self.links.get(socket)
+        link: Link | None = (self.lanes if self.pool is not None else self.links).get(socket)
         if link is not None and not link.closed:
             return link
         return self.link(socket)
 
-    def any_link(self) -> NodeLink:
+    def any_link(self) -> Link:
         """A node for a keyless command: an open connection if there is one."""
-        for link in self.links.values():
+        for link in (self.lanes if self.pool is not None else self.links).values():
             if not link.closed:
                 return link
         return self.link(self.topology.slot_map.primaries[0])
+
+    def leave_shared_links(self) -> None:
+        """The client is stateful from now on: its own connections only. Until the replies of what
+        it sent over shared ones are in, its commands wait (``draining``)."""
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        for lane in self.lanes.values():
+            lane.shared.leave(self)
+        self.lanes.clear()
+        if self.fifo and self.waiting is None:
+            self.draining = True
+            self.waiting = []
+
+    def _drained(self) -> None:
+        """Every reply owed over shared connections is written: run the commands that waited."""
+        self.draining = False
+        waiting, self.waiting = self.waiting or [], None
+        if self.closed:
+            return
+        self.batching = True
+        try:
+            for args, raw in waiting:
+                self.dispatch(args, raw)
+                if self.closed or self.closing:
+                    break
+        finally:
+            self._write_batch()
+        self._update_client_reading()
+        self.flush()
+
+    def _write_batch(self) -> None:
+        """The end of a batch of commands: one write per node connection for all of them."""
+        self.batching = False
+        dirty = self.dirty
+        if dirty:
+            for link in dirty:
+                link.write_out()
+            dirty.clear()
+
+    def shared_link_lost(self, reason: str) -> None:
+        """A shared connection this client was waiting on closed: as for its own (``link_lost``)."""
+        if not self.closed:
+            self.topology.refresh_soon()
+            self.fail(reason)
 
     def replay_refused(self, frame: bytes) -> None:
         # The client's credentials no longer work on a node (a key was regenerated).
         self.fail("auth_replay_refused")
 
-    def retry(self, item: Item, frame: bytes, link: NodeLink) -> bool:
-        """A node answered ``item`` with an error: send it again where MOVED/ASK say, or after a short
-        delay for TRYAGAIN/CLUSTERDOWN; False when the error is the client's to see."""
+    def retry(self, item: Item, frame: bytes, from_socket: str) -> bool:
+        """The node at ``from_socket`` answered ``item`` with an error: send it again where MOVED/ASK
+        say, or after a short delay for TRYAGAIN/CLUSTERDOWN; False when the error is the client's to see."""
         if item.tries >= MAX_TRIES or isinstance(item, Swallow):
             return False
         redirect = parse_redirect(frame)
@@ -330,6 +411,8 @@ class Router:
                 self.topology.slot_map.moved(slot, socket)
                 self.topology.refresh_soon()
             else:
+                # ASKING and the command are queued back to back on the same connection: they leave
+                # in one write, with no other client's command between them on a shared one.
                 target.send(ASKING, Swallow())
             target.send(item.raw, item)
             return True
@@ -338,7 +421,7 @@ class Router:
             if frame.startswith(b"-CLUSTERDOWN"):
                 self.topology.refresh_soon()
             delay = RETRY_DELAY * item.tries
-            asyncio.get_running_loop().call_later(delay, self._resend, item, link.socket)
+            asyncio.get_running_loop().call_later(delay, self._resend, item, from_socket)
             return True
         return False
 
@@ -407,10 +490,13 @@ class Router:
             if self._client_paused and len(fifo) < MAX_PENDING // 2:
                 self._update_client_reading()
         if not fifo:
+            if self.draining:
+                self._drained()
+                return
             if self.backlog:
                 backlog, self.backlog = self.backlog, []
                 self.transport.write(b"".join(backlog))
-            if self.closing:
+            if self.closing and self.waiting is None:
                 self.client.close_for("client_quit")
 
     def push(self, frame: bytes) -> None:
@@ -430,7 +516,12 @@ class Router:
         self._update_client_reading()
 
     def _update_client_reading(self) -> None:
-        want_paused = self._full_links > 0 or len(self.fifo) > MAX_PENDING
+        waiting = self.waiting
+        want_paused = (
+            self._full_links > 0
+            or len(self.fifo) > MAX_PENDING
+            or (waiting is not None and len(waiting) > MAX_PENDING)
+        )
         if want_paused == self._client_paused or self.transport.is_closing():
             return
         self._client_paused = want_paused
@@ -440,7 +531,11 @@ class Router:
             self.transport.resume_reading()
 
     def pause_links(self, paused: bool) -> None:
-        """The client is not reading its replies: stop (or resume) reading every node connection."""
+        """The client is not reading its replies: stop (or resume) reading every node connection. A
+        shared one is never paused for one client: the client leaves them (its replies still owed
+        there are buffered for it here) and the engine holds what it will be owed on its own."""
+        if paused:
+            self.leave_shared_links()
         self.links_paused = paused
         links = list(self.links.values()) + ([self.pubsub] if self.pubsub is not None else [])
         for link in links:
@@ -472,6 +567,8 @@ class Router:
     def close(self) -> None:
         """The client is gone: close every node connection."""
         self.closed = True
+        for lane in self.lanes.values():
+            lane.shared.leave(self)
         for link in list(self.links.values()):
             link.close()
         if self.pubsub is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from amr.gateway.router_links import Merged, NodeLink, Part, Pending, Swallow
+from amr.gateway.router_links import Link, Merged, NodeLink, Part, Pending, Swallow
 from amr.gateway.router_txn import Transaction
 from amr.logic.command_routing import (
     ALL_FIRST,
@@ -166,7 +166,8 @@ def auth(router: Router, args: list[bytes], raw: bytes) -> None:
     """AUTH/HELLO after authentication: every open node connection runs it (so they all act as the
     same user and protocol), and new ones replay it once it has succeeded."""
     name = args[0].upper()
-    links = [lk for lk in router.links.values() if not lk.closed and not lk.splice] or [router.any_link()]
+    links: list[Link] = [lk for lk in router.links.values() if not lk.closed and not lk.splice]
+    links = links or [router.any_link()]
 
     def merge(frames: list[bytes]) -> bytes:
         reply = merge_first(frames)

@@ -15,7 +15,7 @@ import errno
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from amr.logic.resp_frames import ReplyFrameError, ReplyFramer
 
@@ -98,23 +98,77 @@ class Swallow:
 Item = Pending | Part | Swallow
 
 
-class NodeLink(asyncio.Protocol):
-    """One client's connection to one node: writes go out in order, replies are matched in order."""
+class Link(Protocol):
+    """What the router sends a command over: its own ``NodeLink`` or its ``Lane`` on a connection
+    shared with other clients (``amr.gateway.router_pool``)."""
 
-    __slots__ = (
-        "router", "socket", "transport", "framer", "owed", "early", "closed", "paused", "splice", "pubsub",
-        "out",
-        "full",
-    )  # fmt: skip
+    @property
+    def socket(self) -> str: ...
 
-    def __init__(self, router: Router, socket: str) -> None:
-        self.router = router
+    @property
+    def closed(self) -> bool: ...
+
+    def send(self, raw: bytes, item: Item) -> None: ...
+
+
+class NodeConnection(asyncio.Protocol):
+    """A connection to one node's unix socket, whoever it serves: opened with a deadline, what was
+    queued before it was up written at once, closed without waiting for the node."""
+
+    __slots__ = ("socket", "transport", "early", "closed")
+
+    def __init__(self, socket: str) -> None:
         self.socket = socket
         self.transport: asyncio.Transport | None = None
-        self.framer = ReplyFramer()
-        self.owed: deque[Item] = deque()
         self.early: list[bytes] = []
         self.closed = False
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await loop.create_unix_connection(lambda: self, self.socket)
+        except (TimeoutError, OSError) as e:
+            exhausted = isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE)
+            self.connect_failed("no_descriptors" if exhausted else "node_unavailable")
+
+    def connect_failed(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def connected(self, transport: asyncio.Transport) -> None:
+        """Up, and what was queued is written."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = t = cast(asyncio.Transport, transport)
+        t.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        if self.closed:
+            t.close()
+            return
+        early, self.early = self.early, []
+        if early:
+            t.write(b"".join(early))
+        self.connected(t)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.close()
+
+
+class NodeLink(NodeConnection):
+    """One client's connection to one node: writes go out in order, replies are matched in order."""
+
+    __slots__ = ("router", "framer", "owed", "paused", "splice", "pubsub", "out", "full")
+
+    def __init__(self, router: Router, socket: str) -> None:
+        super().__init__(socket)
+        self.router = router
+        self.framer = ReplyFramer()
+        self.owed: deque[Item] = deque()
         self.paused = False
         # A pub/sub link: once the replayed AUTH/HELLO are answered, the node's bytes go to the client
         # as they come (``splice``; see Router._subscribe).
@@ -144,29 +198,13 @@ class NodeLink(asyncio.Protocol):
         if t is not None and out:
             t.write(out[0] if len(out) == 1 else b"".join(out))
 
-    async def connect(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT):
-                await loop.create_unix_connection(lambda: self, self.socket)
-        except (TimeoutError, OSError) as e:
-            if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE):
-                self.router.link_failed(self, "no_descriptors")
-            else:
-                self.router.link_failed(self, "node_unavailable")
+    def connect_failed(self, reason: str) -> None:
+        self.router.link_failed(self, reason)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = t = cast(asyncio.Transport, transport)
-        t.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
-        if self.closed:
-            t.close()
-            return
-        early, self.early = self.early, []
-        if early:
-            t.write(b"".join(early))
+    def connected(self, transport: asyncio.Transport) -> None:
         if self.router.links_paused:
             self.paused = True
-            t.pause_reading()
+            transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         router = self.router
@@ -193,7 +231,7 @@ class NodeLink(asyncio.Protocol):
                 router.fail("node_protocol_error")
                 return
             item = owed.popleft()
-            if frame[0] == 0x2D and router.retry(item, frame, self):
+            if frame[0] == 0x2D and router.retry(item, frame, self.socket):
                 continue
             item.deliver(frame)
         if self.pubsub and not owed:
@@ -207,9 +245,6 @@ class NodeLink(asyncio.Protocol):
         self.framer = ReplyFramer()
         if rest:
             self.router.pubsub_data(rest)
-
-    def eof_received(self) -> bool:
-        return False
 
     def pause_writing(self) -> None:
         if not self.full:
@@ -225,9 +260,3 @@ class NodeLink(asyncio.Protocol):
         self.closed = True
         self.resume_writing()  # a closed link holds nothing back
         self.router.link_lost(self)
-
-    def close(self) -> None:
-        self.closed = True
-        t = self.transport
-        if t is not None and not t.is_closing():
-            t.close()

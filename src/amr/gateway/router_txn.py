@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from amr.gateway.router_links import NodeLink, Pending, Swallow
+from amr.gateway.router_links import Link, Pending, Swallow
 from amr.logic.command_routing import (
     BLOCKED,
     CROSSSLOT_REPLY,
@@ -44,7 +44,7 @@ class Transaction:
 
     def __init__(self, router: Router, multi_raw: bytes) -> None:
         self.router = router
-        self.link: NodeLink | None = router.watch_link
+        self.link: Link | None = router.watch_link
         self.slot = router.watch_slot if router.watch_link is not None else -1
         self.waiting: list[bytes] = []
         self.failed = False
@@ -60,7 +60,7 @@ class Transaction:
             self.router.fifo.append(Pending(reply=early_reply))
             self.waiting.append(raw)
 
-    def _pin(self, link: NodeLink) -> None:
+    def _pin(self, link: Link) -> None:
         self.link = link
         waiting, self.waiting = self.waiting, []
         for raw in waiting:

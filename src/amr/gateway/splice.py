@@ -439,7 +439,8 @@ class ClientSide(asyncio.Protocol):
         """Hand the connection to the router: the authenticated node connection becomes its link to
         that node (nothing else is in flight on it: the phase held what followed the AUTH)."""
         held = phase.take_held() + phase.take_rest()
-        router = Router(self, self.listener.cluster_topology(), dict(phase.replay))
+        listener = self.listener
+        router = Router(self, listener.cluster_topology(), dict(phase.replay), listener.link_pool())
         self.router = router
         up.detached = True
         self.upstream = None

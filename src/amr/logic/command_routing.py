@@ -49,19 +49,25 @@ _ALL_SUBCOMMANDS = frozenset(
      b"function|restore"}
 )  # fmt: skip
 
+# ACL categories of commands that act on their connection rather than on data.
+_STATEFUL_CATEGORIES = frozenset({b"@connection", b"@transaction", b"@blocking"})
+
 CROSSSLOT_REPLY = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
 
 
 @dataclass(frozen=True, slots=True)
 class KeySpec:
     """Where a command's keys are (first, last, step as COMMAND INFO gives them; last < 0 counts from
-    the end), whether they move with the arguments, and whether it has subcommands."""
+    the end), whether they move with the arguments, whether it has subcommands, and whether it changes
+    or waits on the connection it runs on (``stateful``: blocking, @connection, @transaction, a
+    subscription), so that it may not share a node connection with other clients."""
 
     first: int
     last: int
     step: int
     movable: bool = False
     container: bool = False
+    stateful: bool = False
 
 
 CommandTable = dict[bytes, KeySpec]
@@ -82,8 +88,17 @@ def parse_command_table(reply: Any) -> CommandTable:
         name = _text(entry[0]).lower()
         flags = {_text(f).lower() for f in entry[2]} if isinstance(entry[2], list) else set()
         subs = entry[9] if len(entry) > 9 and isinstance(entry[9], list) else []
+        acl = entry[6] if len(entry) > 6 and isinstance(entry[6], list) else []
+        categories = {_text(c).lower() for c in acl}
+        stateful = (
+            b"blocking" in flags
+            or bool(categories & _STATEFUL_CATEGORIES)
+            or (b"pubsub" in flags and b"noscript" in flags)  # (UN)SUBSCRIBE, not PUBLISH
+        )
         try:
-            spec = KeySpec(int(entry[3]), int(entry[4]), int(entry[5]), b"movablekeys" in flags, bool(subs))
+            spec = KeySpec(
+                int(entry[3]), int(entry[4]), int(entry[5]), b"movablekeys" in flags, bool(subs), stateful
+            )
         except (TypeError, ValueError):
             return
         table[name] = spec
