@@ -21,7 +21,7 @@ from redis.retry import Retry
 from amr.logic.slots import plan_slot_ranges
 from tests.integration.amr_service import AmrService, wait_until
 from tests.integration.conftest import FOUR_SHARDS, running_service
-from tests.integration.ha_load import Writer, missing_writes
+from tests.integration.ha_load import Writer, admin_client, missing_writes
 
 API = "?api-version=2025-07-01"
 PRELOAD = 20_000
@@ -173,11 +173,26 @@ def test_scaling_out_and_in_keeps_every_write_while_a_cluster_client_reads_and_w
             for gone in set(before) - set(after):
                 assert not _alive(before[gone]), f"node {gone} removed but its process still runs"
             check.close()
+            _assert_settled_settings(service, after)
         assert writer._thread is not None and writer._thread.is_alive()
         assert reader._thread is not None and reader._thread.is_alive()
     finally:
         writer.finish()
         reader.finish()
+
+
+def _assert_settled_settings(service: AmrService, nodes: dict[str, int]) -> None:
+    """Every node runs with the settled settings again (render_moving_slots_settings), and while
+    slots moved none logged its per-slot notices (it ran at loglevel warning then)."""
+    for name in nodes:
+        node = admin_client(service.home, str(service.home / "run" / f"{name}.sock"))
+        try:
+            assert node.config_get("rdbcompression") == {"rdbcompression": "yes"}, name
+            assert node.config_get("loglevel") == {"loglevel": "notice"}, name
+        finally:
+            node.close()
+        (log,) = service.home.glob(f"nodes/*/{name}/valkey.log")
+        assert "Migrating slot" not in log.read_text(), f"{name} logged per-slot notices while slots moved"
 
 
 def _alive(pid: int) -> bool:

@@ -87,18 +87,23 @@ def test_targets_describe_every_node() -> None:
     assert replica.spec.role is Role.REPLICA
 
 
-def test_values_are_compressed_in_snapshots_but_not_while_slots_move() -> None:
+def test_values_are_compressed_and_notices_logged_but_not_while_slots_move() -> None:
     settled = plan_node_targets(database(), CLUSTER, ENV)[0]
     moving = plan_node_targets(database(), CLUSTER, dataclasses.replace(ENV, moving_slots=True))[0]
     assert ("rdbcompression", "yes") in settled.live_config
     assert "\nrdbcompression yes\n" in settled.spec.config
     assert ("rdbcompression", "no") in moving.live_config
     assert "\nrdbcompression no\n" in moving.spec.config
+    assert ("loglevel", "notice") in settled.live_config
+    assert ("loglevel", "warning") in moving.live_config
     # A node still compressing while slots move gets it switched off live, and back on after.
     observed = {t.spec.name: in_sync(t) for t in plan_node_targets(database(), CLUSTER, ENV)}
     moving_targets = plan_node_targets(database(), CLUSTER, dataclasses.replace(ENV, moving_slots=True))
     actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, moving_targets, observed, KEYS)
-    assert {(a.parameter, a.value) for a in actions if isinstance(a, ConfigSet)} == {("rdbcompression", "no")}
+    assert {(a.parameter, a.value) for a in actions if isinstance(a, ConfigSet)} == {
+        ("rdbcompression", "no"),
+        ("loglevel", "warning"),
+    }
 
 
 def test_nodes_not_ready_come_first_and_alone() -> None:

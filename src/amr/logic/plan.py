@@ -18,8 +18,8 @@ from amr.logic.valkey_conf import (
     render_default_user_rule,
     render_eviction_policy,
     render_gateway_user_rule,
+    render_moving_slots_settings,
     render_persistence,
-    render_rdb_compression,
     render_valkey_conf,
 )
 from amr.model.enums import ClusteringPolicy, Toggle
@@ -43,7 +43,7 @@ class NodeEnvironment:
     gateway_password: str = ""
     # How long a restarted primary of an HA database waits for its replica's promotion.
     rejoin_wait_ms: int = 0
-    # Slots of the database are migrating between its shards (see ``render_rdb_compression``).
+    # Slots of the database are migrating between its shards (see ``render_moving_slots_settings``).
     moving_slots: bool = False
 
 
@@ -85,7 +85,7 @@ def plan_node_targets(
         # A replica announces the address it listens on, so a primary handing over (FAILOVER) can
         # reach it; without it the primary sees the connection's source address.
         ("replica-announce-ip", env.internal_host),
-        ("rdbcompression", render_rdb_compression(env.moving_slots)),
+        *render_moving_slots_settings(env.moving_slots),
     )
     leaders = {n.shard: n for n in db.nodes if n.role is Role.PRIMARY}
     by_name = {n.name: n for n in db.nodes}

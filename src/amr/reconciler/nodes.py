@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 _LIVE_PARAMETERS = (
     "maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "save", "replica-announce-ip",
-    "rdbcompression",
+    "rdbcompression", "loglevel",
 )  # fmt: skip
 
 

@@ -39,7 +39,7 @@ from amr.logic.resharding import (
     plan_slot_moves,
     plan_stale_slot_states,
 )
-from amr.logic.valkey_conf import ADMIN_USER, render_rdb_compression
+from amr.logic.valkey_conf import ADMIN_USER, render_moving_slots_settings
 from amr.model.enums import ProvisioningState, ResourceState, Toggle
 from amr.model.node import Role
 from amr.model.resources import Cluster, Database
@@ -257,10 +257,7 @@ class Scaler:
             for shard, slot in plan_stale_slot_states(views, moves):
                 await primaries[shard].admin.execute("CLUSTER", "SETSLOT", slot, "STABLE")
             if moves:
-                # What the database's rendered config says while it reshards (render_rdb_compression),
-                # applied now: the reconciler converges it only between migration rounds.
-                for p in primaries.values():
-                    await p.admin.execute("CONFIG", "SET", "rdbcompression", render_rdb_compression(True))
+                await self._apply_moving_slots_settings(targets, primaries)
                 await self._move(moves, primaries)
                 return len(moves)
         if db.shard_count > wanted:
@@ -268,6 +265,22 @@ class Scaler:
             return 0
         await self._forget_and_agree(db, cluster)
         return None
+
+    async def _apply_moving_slots_settings(
+        self, targets: tuple[NodeTarget, ...], primaries: dict[int, ShardPrimary]
+    ) -> None:
+        """Set what every node's rendered config says while the database reshards
+        (``render_moving_slots_settings``) now: the reconciler converges settings only between
+        migration rounds, and sets them back once the migration is over."""
+        for t in targets:
+            primary = primaries.get(t.spec.shard) if t.spec.role is Role.PRIMARY else None
+            admin = primary.admin if primary is not None else self._backend.admin(t.spec)
+            try:
+                for name, value in render_moving_slots_settings(True):
+                    await admin.execute("CONFIG", "SET", name, value)
+            finally:
+                if primary is None:
+                    await admin.close()
 
     async def _move(self, moves: list[SlotMove], primaries: dict[int, ShardPrimary]) -> None:
         """Carry out the moves: source/target pairs in parallel, LANES batches at a time per pair."""
