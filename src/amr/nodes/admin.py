@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import redis.asyncio
@@ -12,14 +11,7 @@ from redis.backoff import ExponentialBackoff
 
 from amr.errors import NodeError
 from amr.nodes.raw_pipeline import RawPipelines
-
-# ACL password rules (">secret", "#<sha256>") that an engine error might echo back.
-_SECRET = re.compile(r"(?<![\w>])[>#<!](?![>\s])\S+")
-
-
-def redact(text: str) -> str:
-    """Hide ACL password rules in an engine message."""
-    return _SECRET.sub("[redacted]", text)
+from amr.nodes.resp import redact
 
 
 class UnixValkeyAdmin:

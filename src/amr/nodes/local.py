@@ -21,9 +21,10 @@ from typing import Any
 from amr.errors import NodeError
 from amr.logic.supervisor_conf import NODE_PROGRAM_PREFIX, render_node_program, supervisor_program_name
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
-from amr.nodes.admin import UnixValkeyAdmin, redact
+from amr.nodes.admin import UnixValkeyAdmin
 from amr.nodes.engine import find_server_binary
 from amr.nodes.launch import LAUNCH_FILE, STARTED_MARKER
+from amr.nodes.resp import redact
 from amr.nodes.supervisor import SupervisorClient, include_dir
 from amr.settings import Settings
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import hiredis
 
 from amr.errors import NodeError
-from amr.nodes.resp import encode_command
+from amr.nodes.resp import encode_command, redact
 
 READ_CHUNK = 1 << 16
 
@@ -83,7 +83,8 @@ class RawPipelines:
         self._idle.append(connection)
         for command, reply in zip(commands, replies, strict=True):
             if isinstance(reply, hiredis.ReplyError):
-                text = str(reply).replace(self._password, "[redacted]") if self._password else str(reply)
+                text = redact(str(reply))
+                text = text.replace(self._password, "[redacted]") if self._password else text
                 raise NodeError(f"node at {self._socket}: {_name(command)} pipeline failed: {text}")
         return replies
 

@@ -1,9 +1,19 @@
 """The little RESP2 that amr's own probes speak to nodes over their unix sockets (the gateway's primary
-tracker, the `amr ha` coordinator): encode a command, read one reply."""
+tracker, the `amr ha` coordinator): encode a command, read one reply; and the redaction of secrets
+from engine messages."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+
+# ACL password rules (">secret", "#<sha256>") that an engine error might echo back.
+_SECRET = re.compile(r"(?<![\w>])[>#<!](?![>\s])\S+")
+
+
+def redact(text: str) -> str:
+    """Hide ACL password rules in an engine message."""
+    return _SECRET.sub("[redacted]", text)
 
 
 class RespError(str):

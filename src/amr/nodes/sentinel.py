@@ -24,7 +24,7 @@ from amr.logic.sentinel_conf import (
     validate_sentinel_settings,
 )
 from amr.logic.sentinel_plan import parse_sentinel_timings, plan_sentinel_timings
-from amr.nodes.admin import redact
+from amr.nodes.resp import redact
 from amr.settings import Settings
 
 # Short: the reconciler asks every tick, and a Sentinel that does not answer should not hold it up.
