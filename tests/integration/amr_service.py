@@ -168,14 +168,17 @@ class AmrService:
         )
 
     def node_pids(self) -> dict[str, int]:
-        """valkey-server processes of this installation, by node name."""
-        out = {}
+        """valkey-server processes of this installation, by node name. A node's forked children
+        (a snapshot for a replica's sync: same binary, same directory) are not the node."""
+        found: dict[int, tuple[str, int]] = {}
         for pid in self.pids_under_home():
             try:
                 exe = os.readlink(f"/proc/{pid}/exe")
                 cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
-            except OSError:
+                # The parent pid is the field after the parenthesised command name.
+                parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
             if exe.endswith("valkey-server") and cwd.parent.parent == self.home / "nodes":
-                out[cwd.name] = pid
-        return out
+                found[pid] = (cwd.name, parent)
+        return {name: pid for pid, (name, parent) in found.items() if parent not in found}
