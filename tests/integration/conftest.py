@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from amr.logic.keyslot import choose_key_slot
 from tests.integration.amr_service import AmrService
 
 
@@ -29,6 +30,12 @@ def running_service(extra_env: dict[str, str] | None = None) -> Iterator[AmrServ
 
 # Four shards per database, as the sharding and scaling tests use.
 FOUR_SHARDS = {"AMR_ENGINE_MAX_SHARDS_PER_DATABASE": "4"}
+
+
+def first_shard_key(prefix: str) -> str:
+    """A key named ``prefix<n>`` in the first of four shards' slots (0-4095): on the node whose
+    INFO an EnterpriseCluster endpoint answers INFO with (blocked_clients)."""
+    return next(f"{prefix}{i}" for i in range(1000) if choose_key_slot(f"{prefix}{i}".encode()) < 4096)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests.integration.amr_service import AmrService, wait_until
-from tests.integration.conftest import FOUR_SHARDS, running_service
+from tests.integration.conftest import FOUR_SHARDS, first_shard_key, running_service
 
 
 def _create(service: AmrService, name: str, sku: str, policy: str, ha: str = "Disabled") -> redis.Redis:
@@ -168,10 +168,7 @@ def test_transactions_scripts_and_functions(ec: redis.Redis) -> None:
 def test_blocking_pop_is_woken_by_another_client_and_pub_sub_delivers(
     service: AmrService, ec: redis.Redis
 ) -> None:
-    from amr.logic.keyslot import choose_key_slot
-
-    # A list on the first shard (slots 0-4095), whose INFO is the one INFO answers with.
-    queue = next(f"queue{i}" for i in range(1000) if choose_key_slot(f"queue{i}".encode()) < 4096)
+    queue = first_shard_key("queue")
     ec.delete(queue)
     other = _client(service, "ec")
     result: list[Any] = []

@@ -20,9 +20,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from amr.logic.keyslot import choose_key_slot
 from tests.integration.amr_service import AmrService, wait_until
-from tests.integration.conftest import FOUR_SHARDS, running_service
+from tests.integration.conftest import FOUR_SHARDS, first_shard_key, running_service
 from tests.integration.ha_load import admin_client, node_name, routes_of
 from tests.integration.test_enterprise_cluster import _client, _create
 
@@ -108,8 +107,7 @@ def test_clients_of_one_key_share_a_connection_per_node_and_get_only_their_own_r
 def test_stateful_clients_keep_their_own_connections_beside_the_shared_ones(
     service: AmrService, ec: redis.Redis
 ) -> None:
-    # A list on the first shard, whose INFO is the one INFO answers with (blocked_clients).
-    queue = next(f"muxq{i}" for i in range(1000) if choose_key_slot(f"muxq{i}".encode()) < 4096)
+    queue = first_shard_key("muxq")
     ec.delete(queue)
     blocker = _client(service, "mux")
     popped: list[Any] = []
