@@ -1,7 +1,7 @@
 """How long a client writing through a database's endpoint waits when the primary fails.
 
 Starts a private amr (tests/integration/amr_service.py's AmrService), creates an HA Balanced_B0 cache
-per clustering policy (NoCluster: Sentinel fails over; OSSCluster: the `amr ha` coordinator), and runs
+per clustering policy (the `amr ha` coordinator fails over both), and runs
 a writer through the TLS endpoint (one connection, SET k<i> retried until acknowledged). Then, TRIALS
 times each:
 
@@ -41,7 +41,6 @@ from tests.integration.ha_load import (  # noqa: E402
     missing_writes,
     node_name,
     routes_of,
-    sentinel_settled,
 )
 
 from amr.logic.valkey_conf import ADMIN_USER  # noqa: E402
@@ -79,13 +78,8 @@ def _in_sync(service: AmrService, socket: str) -> bool:
 
 
 def _wait_healed(service: AmrService, policy: str, sockets: list[str], old_primary: str) -> None:
-    """Until the old primary is an in-sync replica and (NoCluster) Sentinel has taken note of the new
-    primary, so the next trial starts from a healthy database."""
+    """Until the old primary is an in-sync replica, so the next trial starts from a healthy database."""
     wait_until(lambda: _in_sync(service, old_primary), 60, what="the old primary back as a replica")
-    if policy == "NoCluster":
-        primary, _ = _roles(service, sockets)
-        port = int(admin_client(service.home, primary).info("server")["tcp_port"])
-        wait_until(lambda: sentinel_settled(service.home, port), 30, what="Sentinel at the new primary")
 
 
 def _wait_writes(writer: Writer, after: float, count: int = 100) -> None:

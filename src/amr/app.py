@@ -1,6 +1,6 @@
 """Composition root: the only module that picks concrete backends and wires them.
 
-Commands handled here: ``serve`` (start the supervisor, which runs api, gateway, ha, sentinel and nodes),
+Commands handled here: ``serve`` (start the supervisor, which runs api, gateway, ha and nodes),
 ``stop``, ``pki rotate``, and ``api``, ``gateway`` and ``ha`` (the processes the supervisor runs).
 Every other command is the HTTPS client in amr.cli.
 """
@@ -88,13 +88,10 @@ def run_api(settings: Settings) -> None:
     from amr.api.auth import Principal, TokenService
     from amr.api.context import Services
     from amr.gateway.tls import TlsContexts
-    from amr.logic.valkey_conf import ADMIN_USER
     from amr.nodes.local import LocalNodeBackend
-    from amr.nodes.sentinel import sentinel_client_for
     from amr.nodes.supervisor import SupervisorClient
     from amr.reconciler.ha_watch import ha_watch_writer
     from amr.reconciler.loop import Reconciler
-    from amr.reconciler.sentinel import SentinelKeeper
     from amr.store.repository import SqlStore
 
     _configure_logging(settings, "api")
@@ -115,9 +112,6 @@ def run_api(settings: Settings) -> None:
         gateway_password=read_secret(settings, "gateway.secret"),
         port_is_listening=port_listening,
         write_ha_watch=ha_watch_writer(settings),
-        sentinel=SentinelKeeper(
-            settings, store, backend, sentinel_client_for(settings), ADMIN_USER, admin_password
-        ),
     )
     tokens = TokenService(
         read_secret(settings, "token.key").encode(),
@@ -209,11 +203,20 @@ def _wait_for_api(settings: Settings, timeout: float) -> bool:
 
 
 def serve(settings: Settings, detach: bool) -> int:
+    from amr.nodes.netns import private_network_supported
     from amr.nodes.supervisor import start_supervisord
     from amr.pki import ensure_pki
 
     ensure_home(settings)
     ensure_pki(settings)
+    if settings.engine.private_network and (why := private_network_supported()):
+        print(
+            f"amr: cannot run the nodes in a private network on this machine ({why}; user namespaces may be "
+            "disabled). Without it any local user can connect to the nodes' ports. To accept that risk, set "
+            "engine.private_network = false in amr.toml (or AMR_ENGINE_PRIVATE_NETWORK=false).",
+            file=sys.stderr,
+        )
+        return 1
     if not detach:
         print(
             f"amr: starting in the foreground (home {settings.home}, API {settings.api_url}); Ctrl-C stops it."
@@ -237,7 +240,7 @@ def serve(settings: Settings, detach: bool) -> int:
 def reload(settings: Settings) -> int:
     """Restart the control plane and the HA coordinator so they read amr.toml again; with a new
     engine.server_binary the control plane then upgrades every database by a rolling restart. The
-    gateway, Sentinel and the nodes keep running."""
+    gateway and the nodes keep running."""
     from amr.nodes.supervisor import restart_programs
 
     if not restart_programs(settings, ("api", "ha")):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ def ensure_home(settings: Settings) -> Identity:
     except OSError as e:
         raise ConfigError(f"cannot create AMR_HOME at {home}: {e}") from e
     _check_socket_paths(settings)
+    # An older amr ran Sentinel, whose sentinel.conf held the internal admin password in clear.
+    shutil.rmtree(settings.sentinel_dir, ignore_errors=True)
     identity = _ensure_credentials(settings)
     for name in ("admin.secret", "gateway.secret", "token.key"):
         path = settings.secrets_dir / name

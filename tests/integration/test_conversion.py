@@ -1,6 +1,6 @@
 """Converting a NoCluster database to a clustered policy with real processes, data kept: an HA
-Balanced_B1 database to EnterpriseCluster (same endpoint, CLUSTER commands blocked, Sentinel no longer
-monitors it), a Balanced_B3 database without HA to OSSCluster (two shards, even slot ranges, a cluster
+Balanced_B1 database to EnterpriseCluster (same endpoint, CLUSTER commands blocked, `amr ha`
+watches it as a cluster and never took its planned restarts for failures), a Balanced_B3 database without HA to OSSCluster (two shards, even slot ranges, a cluster
 client reads every key); a converted database never changes its policy again."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from amr.logic.sentinel_plan import parse_sentinel_masters
+from amr.logic.ha_watch import parse_ha_watch
 from amr.logic.slots import plan_slot_ranges
 from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import AmrService, wait_until
@@ -129,21 +129,22 @@ def _replica_synced(service: AmrService, uid: str, acked: list[int]) -> bool:
         replica.close()
 
 
-def _monitored(service: AmrService, uid: str) -> bool:
-    sentinel = redis.Redis(
-        unix_socket_path=str(service.home / "sentinel" / "sentinel.sock"), socket_timeout=2
-    )
-    try:
-        return f"amr-{uid}" in parse_sentinel_masters(sentinel.execute_command("SENTINEL", "MASTERS"))
-    finally:
-        sentinel.close()
+def _watched_as(service: AmrService, uid: str) -> str:
+    """How `amr ha` watches the database: "standalone", "cluster", or "" (not at all)."""
+    watch = parse_ha_watch((service.home / "ha" / "watch.json").read_text())
+    for db in watch.databases:
+        if db.uid == uid:
+            return "cluster" if db.cluster else "standalone"
+    return ""
 
 
 def test_ha_nocluster_database_converts_to_enterprise_cluster_with_every_key(service: AmrService) -> None:
     port, key, uid = _create(service, "conv-ec", "Balanced_B1", "Enabled")
     client = _client(service, port, key)
     _load(client)
-    wait_until(lambda: _monitored(service, uid), 30, what="Sentinel monitoring the NoCluster database")
+    wait_until(lambda: _watched_as(service, uid) == "standalone", 30, what="amr ha watching the database")
+    ha_log = service.home / "logs" / "ha.log"
+    before = len(ha_log.read_text())
 
     # A client keeps writing through the conversion: its connection closes when the primary restarts
     # (it reconnects and retries), and no write it had acknowledged is lost.
@@ -166,7 +167,9 @@ def test_ha_nocluster_database_converts_to_enterprise_cluster_with_every_key(ser
     with pytest.raises(redis.ResponseError):
         after.execute_command("CLUSTER", "SLOTS")
     assert after.set("new", "write") and after.get("new") == "write"
-    assert not _monitored(service, uid)
+    assert _watched_as(service, uid) == "cluster"
+    # The primary's planned restart into cluster mode was never taken for a failure.
+    assert "promote" not in ha_log.read_text()[before:]
     # Both nodes run in cluster mode; the replica was recreated empty and full-synced every key.
     for node in ("0-0", "0-1"):
         admin = _admin(service, uid, node)

@@ -95,7 +95,13 @@ def _setup(tmp_path: Path, gone_after_ms: int = 1000) -> tuple[FakeNode, FakeNod
     settings = HaSettings(
         down_after_ms=1000, failover_timeout_ms=10000, poll_ms=100, gone_after_ms=gone_after_ms
     )
-    return primary, replica, watch_file, Coordinator(WatchFile(watch_file), "secret", settings, clock), clock
+    return (
+        primary,
+        replica,
+        watch_file,
+        Coordinator(WatchFile(watch_file), "secret", settings, "127.0.0.2", clock),
+        clock,
+    )
 
 
 def test_a_primary_that_stops_answering_is_replaced_once(tmp_path: Path) -> None:

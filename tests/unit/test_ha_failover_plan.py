@@ -1,4 +1,4 @@
-"""Automatic failover of clustered databases: the watch the control plane publishes, and the
+"""Automatic failover of HA databases: the watch the control plane publishes, and the
 coordinator's decisions on probe snapshots (time injected as ``now``)."""
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from amr.errors import ConfigError
 from amr.ha.watch import WatchFile
 from amr.logic.ha_failover import (
     Takeover,
+    describe_demotion,
     describe_ha_state,
     describe_takeover,
     down_for,
     plan_attempts_to_keep,
-    plan_cluster_failovers,
+    plan_demotions,
+    plan_failovers,
 )
 from amr.logic.ha_watch import parse_ha_watch, plan_ha_watch, render_ha_watch
 from amr.logic.placement import plan_nodes
@@ -60,7 +62,7 @@ def _db(name: str, uid: str, policy: ClusteringPolicy, **kw: object) -> Database
     return Database(**fields)  # type: ignore[arg-type]
 
 
-def test_the_watch_lists_clustered_ha_databases_with_their_shards() -> None:
+def test_the_watch_lists_ha_databases_with_their_shards_and_mode() -> None:
     clusters = {
         c.key: c
         for c in (_cluster("oss"), _cluster("ent"), _cluster("noc"), _cluster("noha", Toggle.DISABLED))
@@ -68,7 +70,7 @@ def test_the_watch_lists_clustered_ha_databases_with_their_shards() -> None:
     dbs = [
         _db("oss", "d1", ClusteringPolicy.OSS_CLUSTER),
         _db("ent", "d2", ClusteringPolicy.ENTERPRISE_CLUSTER, provisioning_state=ProvisioningState.CREATING),
-        _db("noc", "d3", ClusteringPolicy.NO_CLUSTER),  # Sentinel's job
+        _db("noc", "d3", ClusteringPolicy.NO_CLUSTER),
         _db(
             "noha",
             "d4",
@@ -78,7 +80,10 @@ def test_the_watch_lists_clustered_ha_databases_with_their_shards() -> None:
         _db("gone", "d5", ClusteringPolicy.OSS_CLUSTER),  # no cache record
     ]
     watch = plan_ha_watch(dbs, clusters, "/h/run")
-    assert [d.uid for d in watch.databases] == ["d1", "d2"]
+    assert [(d.uid, d.cluster) for d in watch.databases] == [("d1", True), ("d2", True), ("d3", False)]
+    # A database whose nodes convert to cluster mode (restarting on purpose) is left out meanwhile.
+    paused = plan_ha_watch(dbs, clusters, "/h/run", frozenset({"d3"}))
+    assert [d.uid for d in paused.databases] == ["d1", "d2"]
     (shard,) = watch.databases[0].shards
     assert shard.shard == 0
     assert shard.nodes == (
@@ -102,7 +107,8 @@ def test_failed_and_deleting_databases_are_not_watched(state: ProvisioningState)
 
 def test_the_watch_file_round_trips() -> None:
     two_shards = WatchedDatabase("id2", "d2", (WatchedShard(0, (P,)), WatchedShard(1, (R, R2))))
-    watch = HaWatch((DB, two_shards))
+    standalone = WatchedDatabase("id3", "d3", (WatchedShard(0, (P, R)),), cluster=False)
+    watch = HaWatch((DB, two_shards, standalone))
     assert parse_ha_watch(render_ha_watch(watch)) == watch
     assert parse_ha_watch(render_ha_watch(HaWatch())) == HaWatch()
 
@@ -116,6 +122,7 @@ def test_the_watch_file_round_trips() -> None:
         '{"version": 2, "databases": []}',
         '{"version": 1}',
         '{"version": 1, "databases": [{"id": 1}]}',
+        '{"version": 1, "databases": [{"id": "i", "uid": "u", "shards": [], "cluster": "no"}]}',
     ],
 )
 def test_a_malformed_watch_file_is_refused(text: str) -> None:
@@ -224,38 +231,38 @@ TAKEOVER = Takeover(DB.id, "d1", 0, R, P.name, 1.25)
         (probes(up(R, "slave", P)), {}, []),
     ],
 )
-def test_plan_cluster_failovers(
+def test_plan_failovers(
     seen: dict[str, NodeProbe], attempts: dict[tuple[str, int], tuple[float, str]], expected: list[Takeover]
 ) -> None:
-    assert plan_cluster_failovers(WATCH, seen, NOW, DOWN_AFTER_MS, attempts, TIMEOUT_MS) == expected
+    assert plan_failovers(WATCH, seen, NOW, DOWN_AFTER_MS, attempts, TIMEOUT_MS) == expected
 
 
 def test_a_loading_primary_is_alive() -> None:
     # PING answers -LOADING while the dataset loads: any answer is an answer.
     loading = NodeProbe(P.name, True, NOW, 0.0, None)
-    assert plan_cluster_failovers(WATCH, probes(loading, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS) == []
+    assert plan_failovers(WATCH, probes(loading, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS) == []
 
 
 def test_nothing_without_a_watch() -> None:
     seen = probes(down(P, NOW - 9), up(R, "slave", P))
-    assert plan_cluster_failovers(None, seen, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS) == []
-    assert plan_cluster_failovers(HaWatch(), seen, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS) == []
+    assert plan_failovers(None, seen, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS) == []
+    assert plan_failovers(HaWatch(), seen, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS) == []
 
 
 def test_of_several_replicas_the_most_advanced_is_promoted_one_per_shard() -> None:
     watch = HaWatch((dataclasses.replace(DB, shards=(WatchedShard(0, (P, R, R2)),)),))
     seen = probes(down(P, NOW - 2), up(R, "slave", P, offset=50), up(R2, "slave", P, offset=70))
-    (takeover,) = plan_cluster_failovers(watch, seen, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS)
+    (takeover,) = plan_failovers(watch, seen, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS)
     assert takeover.replica == R2
     tie = probes(down(P, NOW - 2), up(R, "slave", P, offset=70), up(R2, "slave", P, offset=70))
-    assert plan_cluster_failovers(watch, tie, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS)[0].replica == R
+    assert plan_failovers(watch, tie, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS)[0].replica == R
 
 
 def test_shards_fail_over_independently() -> None:
     a, b = WatchedNode("d1-1-0", "/s/a", 8600), WatchedNode("d1-1-1", "/s/b", 8601)
     watch = HaWatch((dataclasses.replace(DB, shards=(WatchedShard(0, (P, R)), WatchedShard(1, (a, b)))),))
     seen = probes(down(P, NOW - 2), up(R, "slave", P), up(a, "slave", b), down(b, NOW - 3))
-    planned = plan_cluster_failovers(watch, seen, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS)
+    planned = plan_failovers(watch, seen, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS)
     assert [(t.shard, t.replica.name, t.failed_primary) for t in planned] == [
         (0, R.name, P.name),
         (1, a.name, b.name),
@@ -351,18 +358,64 @@ def test_a_node_whose_process_is_gone_fails_over_sooner_than_a_silent_one() -> N
     # Refused connections for 0.3 s (the process is not running) beat the 1 s patience a node that
     # only does not answer gets; refused for less, or merely silent for 0.3 s, is not enough.
     gone = dataclasses.replace(down(P, NOW - 0.3), gone_since=NOW - 0.3)
-    (takeover,) = plan_cluster_failovers(
-        WATCH, probes(gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250
-    )
+    (takeover,) = plan_failovers(WATCH, probes(gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250)
     assert takeover.replica == R
     just_gone = dataclasses.replace(down(P, NOW - 0.3), gone_since=NOW - 0.2)
-    assert (
-        plan_cluster_failovers(WATCH, probes(just_gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250)
-        == []
-    )
+    assert plan_failovers(WATCH, probes(just_gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250) == []
     silent = down(P, NOW - 0.3)
-    assert (
-        plan_cluster_failovers(WATCH, probes(silent, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250) == []
-    )
+    assert plan_failovers(WATCH, probes(silent, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS, 250) == []
     # Without a separate threshold, gone waits as long as silent.
-    assert plan_cluster_failovers(WATCH, probes(gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS) == []
+    assert plan_failovers(WATCH, probes(gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS) == []
+
+
+# -- NoCluster: REPLICAOF NO ONE, and a replaced primary made a replica of its successor -------------
+
+STANDALONE = HaWatch((dataclasses.replace(DB, cluster=False),))
+
+
+def test_a_nocluster_replica_is_promoted_with_replicaof_no_one() -> None:
+    seen = probes(down(P, NOW - 1.25), up(R, "slave", P))
+    (takeover,) = plan_failovers(STANDALONE, seen, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS)
+    assert (takeover.replica, takeover.command) == (R, ("REPLICAOF", "NO", "ONE"))
+    (clustered,) = plan_failovers(WATCH, seen, NOW, DOWN_AFTER_MS, {}, TIMEOUT_MS)
+    assert clustered.command == ("CLUSTER", "FAILOVER", "TAKEOVER")
+
+
+def _primary(node: WatchedNode, replid: str, replid2: str = "0" * 40) -> NodeProbe:
+    return dataclasses.replace(up(node), replid=replid, replid2=replid2)
+
+
+@pytest.mark.parametrize(
+    ("seen", "expected"),
+    [
+        # The old primary hung, was replaced, and answers again as a primary: it follows its successor.
+        (probes(_primary(P, "a" * 40), _primary(R, "b" * 40, "a" * 40)), [(P, R)]),
+        (probes(_primary(R, "b" * 40, "a" * 40), _primary(P, "a" * 40)), [(P, R)]),
+        # One primary and its replica: nothing to do.
+        (probes(_primary(P, "a" * 40), up(R, "slave", P)), []),
+        # Two primaries, neither replaced the other: nothing says which holds the newer data.
+        (probes(_primary(P, "a" * 40), _primary(R, "b" * 40, "c" * 40)), []),
+        # The successor does not answer: nothing to follow.
+        (probes(_primary(P, "a" * 40), down(R, NOW - 5)), []),
+        # No replication ids known (an old probe): nothing.
+        (probes(up(P), up(R)), []),
+    ],
+)
+def test_plan_demotions(seen: dict[str, NodeProbe], expected: list[tuple[WatchedNode, WatchedNode]]) -> None:
+    planned = plan_demotions(STANDALONE, seen)
+    assert [(d.stale, d.successor) for d in planned] == expected
+    # A Valkey Cluster demotes a replaced primary by itself: never in cluster mode.
+    assert plan_demotions(WATCH, seen) == []
+    assert plan_demotions(None, seen) == []
+    for d in planned:
+        assert describe_demotion(d) == (
+            f"made node {P.name} of database {DB.id} shard 0, a primary replaced by {R.name}, a replica of it"
+        )
+
+
+def test_a_primary_says_its_replication_ids() -> None:
+    view = parse_replication_view(
+        "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:" + "b" * 40
+        + "\r\nmaster_replid2:" + "a" * 40 + "\r\nmaster_repl_offset:42\r\n"
+    )  # fmt: skip
+    assert view == ReplicationView("master", offset=42, replid="b" * 40, replid2="a" * 40)

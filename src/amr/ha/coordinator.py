@@ -1,7 +1,8 @@
-"""The `amr ha` coordinator: automatic failover for clustered databases with high availability.
+"""The `amr ha` coordinator: automatic failover for databases with high availability.
 
 Each tick reads the watch file, probes every watched node at once (one snapshot), lets
-``amr.logic.ha_failover`` decide which replicas to promote, sends them ``CLUSTER FAILOVER TAKEOVER``
+``amr.logic.ha_failover`` decide which replicas to promote and which replaced NoCluster primaries to
+demote, sends them ``CLUSTER FAILOVER TAKEOVER`` / ``REPLICAOF NO ONE`` / ``REPLICAOF <host> <port>``
 and returns what it did as outcome lines. It runs as its own supervised program and needs nothing
 from the control plane but the watch file, so a failover happens while the API is down.
 """
@@ -19,10 +20,12 @@ from amr.errors import NodeError
 from amr.ha.probe import NodeConnection, ProbeResult
 from amr.ha.watch import WatchFile
 from amr.logic.ha_failover import (
+    describe_demotion,
     describe_ha_state,
     describe_takeover,
     plan_attempts_to_keep,
-    plan_cluster_failovers,
+    plan_demotions,
+    plan_failovers,
 )
 from amr.logic.valkey_conf import ADMIN_USER
 from amr.model.ha import HaWatch, NodeProbe, WatchedNode
@@ -51,12 +54,14 @@ class Coordinator:
         watch_file: WatchFile,
         admin_password: str,
         settings: HaSettings,
+        internal_host: str,
         clock: Callable[[], float] = time.monotonic,
         probe_timeout: float = PROBE_TIMEOUT,
     ) -> None:
         self._watch_file = watch_file
         self._password = admin_password
         self._settings = settings
+        self._internal_host = internal_host  # where nodes listen for replication
         self._clock = clock
         self._timeout = max(0.01, min(probe_timeout, settings.down_after_ms / 3000))
         self._nodes: dict[str, _Watched] = {}
@@ -79,17 +84,25 @@ class Coordinator:
         probes = self.probes
         self._attempts = plan_attempts_to_keep(self._attempts, probes, now, s.failover_timeout_ms)
         outcomes = []
-        for takeover in plan_cluster_failovers(
+        for takeover in plan_failovers(
             watch, probes, now, s.down_after_ms, self._attempts, s.failover_timeout_ms, s.gone_after_ms
         ):
             self._attempts[takeover.key] = (now, takeover.replica.name)
             watched = self._nodes[takeover.replica.name]
             try:
-                await watched.connection.execute("CLUSTER", "FAILOVER", "TAKEOVER")
+                await watched.connection.execute(*takeover.command)
             except NodeError as e:
                 outcomes.append(describe_takeover(takeover, str(e)))
                 continue
             outcomes.append(describe_takeover(takeover))
+        for demotion in plan_demotions(watch, probes):
+            stale = self._nodes[demotion.stale.name]
+            try:
+                await stale.connection.execute("REPLICAOF", self._internal_host, str(demotion.successor.port))
+            except NodeError as e:
+                outcomes.append(describe_demotion(demotion, str(e)))
+                continue
+            outcomes.append(describe_demotion(demotion))
         state = describe_ha_state(watch, probes, now, s.down_after_ms)
         if state != self._state:
             self._state = state
@@ -105,7 +118,9 @@ class Coordinator:
                 try:
                     for outcome in await self.tick():
                         level = (
-                            logging.WARNING if outcome.startswith(("promoted", "could not")) else logging.INFO
+                            logging.WARNING
+                            if outcome.startswith(("promoted", "made", "could not"))
+                            else logging.INFO
                         )
                         log.log(level, "ha: %s", outcome)
                 except Exception:
@@ -166,4 +181,6 @@ class Coordinator:
             view.link if view else "",
             view.synced if view else False,
             view.offset if view else 0,
+            replid=view.replid if view else "",
+            replid2=view.replid2 if view else "",
         )

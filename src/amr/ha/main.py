@@ -7,18 +7,16 @@ import logging
 import signal
 
 from amr.ha.coordinator import Coordinator
-from amr.ha.sentinel_periods import keep_sentinel_periods
 from amr.ha.watch import WatchFile
 from amr.logic.ha_watch import WATCH_FILE_NAME
-from amr.nodes.sentinel import sentinel_client_for
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 async def serve(settings: Settings, admin_password: str, stop: asyncio.Event | None = None) -> None:
-    """Coordinate failovers of the databases in ``AMR_HOME/ha/watch.json``, and keep the host's
-    Sentinel's periods short, until ``stop`` is set (or SIGTERM/SIGINT)."""
+    """Coordinate failovers of the databases in ``AMR_HOME/ha/watch.json`` until ``stop`` is set (or
+    SIGTERM/SIGINT)."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -28,12 +26,12 @@ async def serve(settings: Settings, admin_password: str, stop: asyncio.Event | N
             pass
     path = settings.ha_dir / WATCH_FILE_NAME
     h = settings.ha
-    coordinator = Coordinator(WatchFile(path), admin_password, h)
+    coordinator = Coordinator(WatchFile(path), admin_password, h, settings.engine.internal_host)
     log.info(
         "HA coordinator started: watch file %s, down after %d ms, poll every %d ms, failover timeout %d ms",
         path, h.down_after_ms, h.poll_ms, h.failover_timeout_ms,
     )  # fmt: skip
-    await asyncio.gather(coordinator.run(stop), keep_sentinel_periods(sentinel_client_for(settings), stop))
+    await coordinator.run(stop)
     log.info("HA coordinator stopped")
 
 

@@ -1,10 +1,18 @@
-"""Automatic failover of clustered databases: when the `amr ha` coordinator promotes a replica.
+"""Automatic failover of HA databases: when the `amr ha` coordinator promotes a replica.
 
 A Valkey Cluster promotes a replica by itself only when a majority of primaries agree that its primary
 failed; with one shard (amr's default) or two, the only voter is the primary that died, so a shard
-would stay down. The coordinator probes every node of a watched database a few times a second into
-``NodeProbe`` snapshots; these pure functions read them and decide which replica to promote with
-``CLUSTER FAILOVER TAKEOVER``, and say what happened in one outcome line.
+would stay down. A NoCluster database has nothing of the kind. The coordinator probes every node of a
+watched database a few times a second into ``NodeProbe`` snapshots; these pure functions read them and
+decide which replica to promote (``CLUSTER FAILOVER TAKEOVER`` in cluster mode, ``REPLICAOF NO ONE``
+otherwise) and which stale NoCluster primary to turn into a replica, and say what happened in one
+outcome line.
+
+NoCluster failover used to be Sentinel's. Sentinel learns about primaries from hello messages on a
+pub/sub channel of the monitored node itself, which a tenant with the database's key could publish
+to: a forged hello moved Sentinel's monitor to the tenant's address, where Sentinel sent amr's admin
+credentials. The coordinator reads only the nodes' own replies over their unix sockets, so nothing a
+tenant writes to its database can steer a failover.
 """
 
 from __future__ import annotations
@@ -26,6 +34,12 @@ class Takeover:
     replica: WatchedNode
     failed_primary: str
     down_for: float
+    cluster: bool = True  # promote with CLUSTER FAILOVER TAKEOVER; else REPLICAOF NO ONE
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """What the replica is sent."""
+        return ("CLUSTER", "FAILOVER", "TAKEOVER") if self.cluster else ("REPLICAOF", "NO", "ONE")
 
     @property
     def key(self) -> tuple[str, int]:
@@ -65,7 +79,7 @@ def _followers(shard: WatchedShard, failed: WatchedNode, probes: Mapping[str, No
     return out
 
 
-def plan_cluster_failovers(
+def plan_failovers(
     watch: HaWatch | None,
     probes: Mapping[str, NodeProbe],
     now: float,
@@ -104,10 +118,61 @@ def plan_cluster_failovers(
                 best = max(sorted(ready, key=lambda p: p.name), key=lambda p: p.offset)
                 replica = next(n for n in shard.nodes if n.name == best.name)
                 takeovers.append(
-                    Takeover(db.id, db.uid, shard.shard, replica, failed.name, down_for(probe, now))
+                    Takeover(
+                        db.id, db.uid, shard.shard, replica, failed.name, down_for(probe, now), db.cluster
+                    )
                 )
                 break
     return takeovers
+
+
+@dataclass(frozen=True)
+class Demotion:
+    """Make ``stale`` a replica of ``successor`` (``REPLICAOF <host> <successor.port>``): both answer
+    as primaries of one NoCluster shard, and ``successor`` was promoted in ``stale``'s place."""
+
+    database_id: str
+    shard: int
+    stale: WatchedNode
+    successor: WatchedNode
+
+
+def plan_demotions(watch: HaWatch | None, probes: Mapping[str, NodeProbe]) -> list[Demotion]:
+    """Decide which NoCluster primaries to turn into replicas: a primary that was replaced.
+
+    A primary that hung (not killed) long enough to be failed over answers again as a primary; a
+    Valkey Cluster demotes such a node by itself (its epoch is older), a standalone node does not.
+    Which of two primaries replaced the other is read from the nodes, not remembered, so it holds
+    across restarts of the coordinator: a promoted replica keeps the replication id of the primary
+    it followed as its ``master_replid2``, so a primary whose ``replid2`` is another answering
+    primary's ``replid`` is that one's successor. Two primaries with no such link (nothing says
+    which holds the newer data) are left alone."""
+    if watch is None:
+        return []
+    demotions = []
+    for db in watch.databases:
+        if db.cluster:
+            continue
+        for shard in db.shards:
+            primaries = [
+                (node, p)
+                for node in shard.nodes
+                if (p := probes.get(node.name)) is not None and p.answered and p.role == "master" and p.replid
+            ]
+            for stale, old in primaries:
+                successors = [n for n, p in primaries if n is not stale and p.replid2 == old.replid]
+                if successors:
+                    demotions.append(Demotion(db.id, shard.shard, stale, successors[0]))
+    return demotions
+
+
+def describe_demotion(demotion: Demotion, error: str = "") -> str:
+    """The outcome line of one demotion: done, or failed with ``error``."""
+    what = (
+        f"node {demotion.stale.name} of database {demotion.database_id} shard {demotion.shard}, a primary "
+        f"replaced by {demotion.successor.name}, a replica of it"
+    )
+    return f"could not make {what}: {error}" if error else f"made {what}"
 
 
 def plan_attempts_to_keep(

@@ -16,18 +16,24 @@ WATCH_FORMAT_VERSION = 1
 WATCH_FILE_NAME = "watch.json"
 
 
-def plan_ha_watch(databases: list[Database], clusters: dict[str, Cluster], run_dir: str) -> HaWatch:
-    """Decide which databases the coordinator keeps highly available: every clustered database
-    (OSSCluster, EnterpriseCluster) of a cache with highAvailability Enabled that is not failed or
-    being deleted (a delete stops nodes one by one, which must not look like a failure), with the
-    nodes of each shard. Roles are left out on purpose: they change with every failover, and the
-    coordinator reads them from the nodes."""
+def plan_ha_watch(
+    databases: list[Database],
+    clusters: dict[str, Cluster],
+    run_dir: str,
+    paused: frozenset[str] = frozenset(),
+) -> HaWatch:
+    """Decide which databases the coordinator keeps highly available: every database of a cache
+    with highAvailability Enabled (clustered or not) that is not failed or being deleted (a delete
+    stops nodes one by one, which must not look like a failure), with the nodes of each shard and
+    whether it runs in cluster mode (how a replica is promoted). Databases named in ``paused`` (by
+    uid: nodes converting to cluster mode restart on purpose) are left out. Roles are left out on purpose: they
+    change with every failover, and the coordinator reads them from the nodes."""
     watched = []
     for db in sorted(databases, key=lambda d: d.uid):
         cluster = clusters.get(db.cluster_key)
         if cluster is None or cluster.high_availability is not Toggle.ENABLED:
             continue
-        if not db.clustering_policy.cluster_mode or not db.nodes:
+        if not db.nodes or db.uid in paused:
             continue
         if db.provisioning_state in (ProvisioningState.FAILED, ProvisioningState.DELETING):
             continue
@@ -42,7 +48,7 @@ def plan_ha_watch(databases: list[Database], clusters: dict[str, Cluster], run_d
             )
             for shard in sorted({n.shard for n in db.nodes})
         )
-        watched.append(WatchedDatabase(db.id, db.uid, shards))
+        watched.append(WatchedDatabase(db.id, db.uid, shards, db.clustering_policy.cluster_mode))
     return HaWatch(tuple(watched))
 
 
@@ -54,6 +60,7 @@ def render_ha_watch(watch: HaWatch) -> str:
             {
                 "id": db.id,
                 "uid": db.uid,
+                "cluster": db.cluster,
                 "shards": [
                     {
                         "shard": s.shard,
@@ -89,6 +96,7 @@ def parse_ha_watch(text: str) -> HaWatch:
                         )
                         for s in db["shards"]
                     ),
+                    cluster=_flag(db.get("cluster", True)),
                 )
                 for db in data["databases"]
             )
@@ -97,3 +105,9 @@ def parse_ha_watch(text: str) -> HaWatch:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ConfigError(f"HA watch file is malformed: {e}") from e
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"'cluster' must be true or false, not {value!r}")
+    return value

@@ -1,8 +1,8 @@
 """Deciding how a node of an HA database starts: at once as configured, as a replica of the peer that
 is primary now, or not yet.
 
-A primary killed by surprise is restarted by the supervisor within a second, before Sentinel or the
-`amr ha` coordinator has even noticed it was gone. Without persistence it comes back empty, still a
+A primary killed by surprise is restarted by the supervisor within a second, before the `amr ha`
+coordinator has even noticed it was gone. Without persistence it comes back empty, still a
 primary, and its replica reconnects and copies the empty dataset: every key is lost although a replica
 held them all. So a node starts only after asking its peers: if one is the primary now, the node joins
 it as a replica; if its replica is still waiting for it (link recently lost), the node holds back until

@@ -28,7 +28,11 @@ class ProcessFacts:
 
 
 def _is_core_program(argv: tuple[str, ...], home: str) -> bool:
-    # supervisord runs them as ``<python> -m amr <api|gateway> --home <home>``.
+    # supervisord runs them as ``<python> -m amr <api|gateway> --home <home>``, and the holder of the
+    # nodes' private network as ``<python> -m amr.nodes.netns <home>``.
+    for i in range(len(argv) - 2):
+        if argv[i : i + 2] == ("-m", "amr.nodes.netns"):
+            return posixpath.normpath(argv[i + 2]) == home
     for i in range(len(argv) - 4):
         if argv[i : i + 2] == ("-m", "amr") and argv[i + 2] in CORE_PROGRAMS:
             return argv[i + 3] == "--home" and posixpath.normpath(argv[i + 4]) == home
@@ -59,8 +63,8 @@ def choose_orphan_processes(
 ) -> list[int]:
     """Decide which processes are leftovers of this AMR_HOME's previous run, to stop before a new
     supervisord starts: its api and gateway programs, valkey/redis nodes running in one of its node
-    directories, its Sentinel (the engine running in ``sentinel_dir``: left running, it would fail
-    over databases alongside the new one), and a supervisord of its ``supervisord_conf`` that no
+    directories, a Sentinel an older amr ran (the engine running in ``sentinel_dir``: left running,
+    it would fail over databases alongside `amr ha`), and a supervisord of its ``supervisord_conf`` that no
     longer answers (hung). Only call this when no supervisord answers for the home. Other homes'
     processes are never chosen."""
     home = posixpath.normpath(home)

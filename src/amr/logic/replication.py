@@ -17,6 +17,10 @@ class ReplicationView:
     link: str = ""
     synced: bool = False
     offset: int = 0
+    # A primary's ``master_replid`` and ``master_replid2`` (the id of the primary it replaced, if it
+    # was promoted; zeros otherwise).
+    replid: str = ""
+    replid2: str = ""
 
 
 def parse_replication_view(text: str) -> ReplicationView | None:
@@ -31,7 +35,12 @@ def parse_replication_view(text: str) -> ReplicationView | None:
             fields[key.strip()] = value.strip()
     role = fields.get("role")
     if role == "master":
-        return ReplicationView("master", offset=_int(fields.get("master_repl_offset"), 0))
+        return ReplicationView(
+            "master",
+            offset=_int(fields.get("master_repl_offset"), 0),
+            replid=fields.get("master_replid", ""),
+            replid2=fields.get("master_replid2", ""),
+        )
     if role != "slave":
         return None
     port = _int(fields.get("master_port"), -1)

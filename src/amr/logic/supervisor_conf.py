@@ -12,7 +12,6 @@ import posixpath
 import re
 import shlex
 
-from amr.logic.sentinel_conf import SENTINEL_PROGRAM
 from amr.model.node import NodeSpec
 
 # Supervisor program names also become file names and XML-RPC names; ':' would split a namespec.
@@ -23,6 +22,9 @@ CORE_PROGRAMS: tuple[str, ...] = ("api", "gateway", "ha")
 """The long-running amr processes that the main supervisord.conf runs besides the nodes."""
 
 NODE_PROGRAM_PREFIX = "node-"
+
+NETNS_PROGRAM = "netns"
+"""The program that holds the nodes' private network namespace (amr.nodes.netns)."""
 
 _LOG_MAX_BYTES = "10MB"
 _LOG_BACKUPS = 3
@@ -101,8 +103,7 @@ def render_supervisord_conf(
     include_core_programs: bool = True,
     minfds: int = 1024,
     gateway_workers: int = 1,
-    sentinel_command: tuple[str, ...] = (),
-    sentinel_dir: str = "",
+    private_network: bool = False,
 ) -> str:
     """Render the main supervisord.conf for one AMR_HOME.
 
@@ -120,9 +121,9 @@ def render_supervisord_conf(
     program, so supervisord restarts a crashed worker on its own while the others keep serving the
     ports they share (SO_REUSEPORT), and stopping supervisord stops them all.
 
-    ``sentinel_command`` (the engine started as ``<server> <sentinel.conf> --sentinel``, run in
-    ``sentinel_dir``) adds the host's ``sentinel`` program, which fails over non-clustered HA databases
-    (see ``render_sentinel_program``); it is left out when empty.
+    ``private_network`` adds the ``netns`` program, which holds the private network namespace the
+    nodes run in (``python -m amr.nodes.netns <home>``, see ``render_netns_program``), with the core
+    programs or without them.
 
     ``include_core_programs=False`` leaves those out; tests of the node backend use it
     to run a supervisord that manages nodes only.
@@ -163,8 +164,8 @@ def render_supervisord_conf(
             sections.append(_core_program(name, python, home))
         for worker in range(1, max(int(gateway_workers), 1)):
             sections.append(_core_program("gateway", python, home, gateway_program_name(worker), worker))
-        if sentinel_command:
-            sections.append(render_sentinel_program(list(sentinel_command), sentinel_dir, home))
+    if private_network:
+        sections.append(render_netns_program(python, home))
     sections += [
         "[include]",
         f"files = {_value(posixpath.join(include_dir, '*.conf'), 'include_dir')}",
@@ -173,25 +174,25 @@ def render_supervisord_conf(
     return "\n".join(sections)
 
 
-def render_sentinel_program(command: list[str], directory: str, home: str) -> str:
-    """Render ``[program:sentinel]``: the host's Sentinel, kept alive like a node (started at once,
-    restarted whenever it exits, stopped with TERM, killed with its group after 10 s). It logs to stdout
-    (``logfile ""``), which supervisor writes to ``<home>/logs/sentinel.log``."""
-    log = posixpath.join(home, "logs", f"{SENTINEL_PROGRAM}.log")
+def render_netns_program(python: str, home: str) -> str:
+    """Render ``[program:netns]``: the holder of the nodes' private network. It starts first
+    (``priority``) and is restarted whenever it exits; a restarted holder joins the namespace of the
+    nodes still running (amr.nodes.netns)."""
+    log = posixpath.join(home, "logs", f"{NETNS_PROGRAM}.log")
     return "\n".join(
         [
-            f"[program:{SENTINEL_PROGRAM}]",
-            f"command = {_command(command, 'sentinel command')}",
-            f"directory = {_value(directory, 'sentinel directory')}",
+            f"[program:{NETNS_PROGRAM}]",
+            f"command = {_command([python, '-m', 'amr.nodes.netns', home], 'netns command')}",
+            f"directory = {_value(home, 'home')}",
+            "priority = 1",
             "autostart = true",
             "autorestart = true",
-            "startsecs = 1",
+            "startsecs = 0",
             "startretries = 10",
             "stopsignal = TERM",
-            "stopwaitsecs = 10",
-            "killasgroup = true",
+            "stopwaitsecs = 5",
             "redirect_stderr = true",
-            f"stdout_logfile = {_value(log, 'sentinel log file')}",
+            f"stdout_logfile = {_value(log, 'netns log file')}",
             f"stdout_logfile_maxbytes = {_LOG_MAX_BYTES}",
             f"stdout_logfile_backups = {_LOG_BACKUPS}",
             "",

@@ -1,6 +1,6 @@
-"""Automatic failover of clustered databases: what the `amr ha` coordinator watches and what it sees.
+"""Automatic failover of HA databases: what the `amr ha` coordinator watches and what it sees.
 
-The control plane writes the watch (``AMR_HOME/ha/watch.json``): every clustered database with high
+The control plane writes the watch (``AMR_HOME/ha/watch.json``): every database with high
 availability, its shards and their nodes. The coordinator probes each node a few times a second and
 keeps one ``NodeProbe`` per node: whether it answered, since when it has not, and its replication view.
 """
@@ -30,11 +30,14 @@ class WatchedShard:
 
 @dataclass(frozen=True)
 class WatchedDatabase:
-    """A clustered database with highAvailability Enabled."""
+    """A database with highAvailability Enabled."""
 
     id: str  # the ARM resource id, for logs
     uid: str  # host-unique, names its nodes
     shards: tuple[WatchedShard, ...]
+    # Cluster mode (OSSCluster, EnterpriseCluster): a replica is promoted with CLUSTER FAILOVER
+    # TAKEOVER. NoCluster: with REPLICAOF NO ONE, and a stale primary is made a replica of its successor.
+    cluster: bool = True
 
 
 @dataclass(frozen=True)
@@ -68,3 +71,7 @@ class NodeProbe:
     # Since when every probe found nothing listening on the node's socket (refused or no socket):
     # the process is not running, which is certain, unlike a probe that timed out. None otherwise.
     gone_since: float | None = None
+    # A primary's replication ids (``master_replid``, ``master_replid2``): a promoted replica keeps
+    # its old primary's id as ``replid2``, which tells a successor from the primary it replaced.
+    replid: str = ""
+    replid2: str = ""

@@ -1,11 +1,12 @@
-"""The command the supervisor runs for a node: ask the node's peers who is primary, then exec
-valkey-server (amr.logic.node_launch decides how and when).
+"""The command the supervisor runs for a node: join amr's private network, ask the node's peers who is
+primary, then exec valkey-server (amr.logic.node_launch decides how and when).
 
 ``python -m amr.nodes.launch <valkey-server> <node directory>``. The node directory holds valkey.conf
-and, for a node with peers (an HA database), ``launch.json`` written by the node backend. A node's
+and ``launch.json`` written by the node backend: the private network to join (amr.nodes.netns) and,
+for a node with peers (an HA database), the peers to ask. A node's
 first start asks nobody (it holds no data yet; its peers start at the same moment). The process
 execs the engine, so the supervisor's pid is the engine's. It imports only the standard library and
-amr.logic.node_launch, so a start costs a few tens of milliseconds.
+amr.logic.node_launch and amr.nodes.netns, so a start costs a few tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from amr.logic.node_launch import choose_launch, describe_peers
 from amr.logic.replication import ReplicationView, parse_replication_view
+from amr.nodes.netns import NamespaceError, enter
 
 LAUNCH_FILE = "launch.json"
 # Written before every exec, naming the engine binary: a node without it never ran, has no data to
@@ -27,6 +29,8 @@ LAUNCH_FILE = "launch.json"
 STARTED_MARKER = ".started"
 _PROBE_TIMEOUT = 0.5
 _POLL_INTERVAL = 0.1
+# How long a node waits for the private network's holder (started by the same supervisord).
+_NETWORK_WAIT = 10.0
 
 
 def _command(*args: str) -> bytes:
@@ -95,8 +99,14 @@ def main(argv: list[str]) -> None:
     args = [server, str(conf)]
     launch_file = directory / LAUNCH_FILE
     marker = directory / STARTED_MARKER
-    if launch_file.exists() and marker.exists():
-        launch = json.loads(launch_file.read_text())
+    launch = json.loads(launch_file.read_text()) if launch_file.exists() else {}
+    if launch.get("private_network"):
+        try:
+            enter(Path(launch["private_network"]), _NETWORK_WAIT)
+        except NamespaceError as e:
+            print(f"amr launch: {e}; not starting", flush=True)
+            sys.exit(1)
+    if launch and marker.exists():
         host, own_port = str(launch["host"]), int(launch["port"])
         peers = [int(p) for p in launch.get("peers", [])]
         user, password = _credentials(conf)

@@ -276,6 +276,8 @@ class LocalNodeBackend:
             "peers": list(spec.peers),
             "cluster": spec.cluster_mode,
             "rejoin_wait_ms": spec.rejoin_wait_ms,
+            # The node joins amr's private network first (amr.nodes.netns); "" runs it on the host's.
+            "private_network": str(self._settings.run_dir) if self._settings.engine.private_network else "",
         }
         _write_if_changed(node_dir / LAUNCH_FILE, json.dumps(launch, sort_keys=True) + "\n")
         program_file = self.program_file(spec.name)

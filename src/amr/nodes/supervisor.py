@@ -27,9 +27,7 @@ from supervisor.xmlrpc import Faults, SupervisorTransport, UnixStreamHTTPConnect
 
 from amr.errors import ConfigError, NodeError
 from amr.logic.supervisor_conf import render_supervisord_conf
-from amr.nodes.engine import find_server_binary
 from amr.nodes.orphans import pid_alive, stop_orphan_processes
-from amr.nodes.sentinel import write_sentinel_conf
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -244,10 +242,6 @@ def write_supervisord_conf(settings: Settings, include_core_programs: bool = Tru
         settings.run_dir,
     ):
         _mkdir(d)
-    # The host's Sentinel runs with the core programs (a supervisord for node tests has neither).
-    sentinel: tuple[str, ...] = ()
-    if include_core_programs:
-        sentinel = (find_server_binary(settings), str(write_sentinel_conf(settings)), "--sentinel")
     try:
         text = render_supervisord_conf(
             home=str(settings.home),
@@ -259,8 +253,7 @@ def write_supervisord_conf(settings: Settings, include_core_programs: bool = Tru
             include_core_programs=include_core_programs,
             minfds=file_limit(),
             gateway_workers=settings.gateway.workers,
-            sentinel_command=sentinel,
-            sentinel_dir=str(settings.sentinel_dir),
+            private_network=settings.engine.private_network,
         )
     except ValueError as e:
         raise ConfigError(f"cannot run supervisord for AMR_HOME {settings.home}: {e}") from e

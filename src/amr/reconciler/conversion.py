@@ -2,8 +2,8 @@
 
 Each round observes the nodes (cluster mode from INFO cluster, or from valkey.conf for a node that is
 not running), plans and acts, until nothing is left in non-cluster mode; then the reconciler's usual
-convergence gives out the remaining slots and makes the replicas replicate. Sentinel stops monitoring
-the database before any node restarts, so a restart never looks like a failure to it.
+convergence gives out the remaining slots and makes the replicas replicate. Failover of the database
+is paused (it leaves the HA watch) before any node restarts, so a restart never looks like a failure.
 """
 
 from __future__ import annotations
@@ -35,18 +35,18 @@ log = logging.getLogger(__name__)
 
 _POLL = 0.1
 
-ForgetMonitor = Callable[[Database], Awaitable[None]]
+PauseFailover = Callable[[Database], Awaitable[None]]
 
 
 class Converter:
     """Brings a database's nodes from non-cluster to cluster mode, keeping the data (see ``convert``)."""
 
     def __init__(
-        self, backend: NodeBackend, start_timeout: float, forget_monitor: ForgetMonitor | None = None
+        self, backend: NodeBackend, start_timeout: float, pause_failover: PauseFailover | None = None
     ) -> None:
         self._backend = backend
         self._start_timeout = start_timeout
-        self._forget_monitor = forget_monitor
+        self._pause_failover = pause_failover
 
     async def convert(self, db: Database, targets: tuple[NodeTarget, ...]) -> str:
         """Run conversion rounds until no node of ``db`` is left in non-cluster mode; "" if none was
@@ -58,11 +58,11 @@ class Converter:
         primaries = {t.spec.shard: t.spec.name for t in targets if t.spec.role is Role.PRIMARY}
         deadline = time.monotonic() + self._start_timeout * 4
         done: list[str] = []
-        forgotten = False
+        paused = False
         while True:
             nodes = [await self._observe(spec) for spec in specs.values()]
             if not any(n.clustered is False for n in nodes):
-                if done or forgotten:
+                if done or paused:
                     await self._restore_launch_files(specs, nodes)
                 return "; ".join(done)
             actions = plan_conversion(nodes, primaries, db.persistence.aof_enabled)
@@ -72,9 +72,9 @@ class Converter:
                     raise NodeError(f"cannot convert the nodes to cluster mode: {why}")
                 await asyncio.sleep(_POLL)
                 continue
-            if not forgotten and self._forget_monitor is not None:
-                await self._forget_monitor(db)  # before a node stops: no failover meanwhile
-                forgotten = True
+            if not paused and self._pause_failover is not None:
+                await self._pause_failover(db)  # before a node stops: no failover meanwhile
+                paused = True
             for action in actions:
                 await self._execute(specs[action.name], action)
                 done.append(_describe(action))

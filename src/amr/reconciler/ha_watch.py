@@ -51,10 +51,16 @@ class HaWatchPublisher:
         self._write = write
         self._last: HaWatch | None = None
 
-    def publish(self, databases: list[Database], clusters: dict[str, Cluster], run_dir: str) -> None:
+    def publish(
+        self,
+        databases: list[Database],
+        clusters: dict[str, Cluster],
+        run_dir: str,
+        paused: frozenset[str] = frozenset(),
+    ) -> None:
         if self._write is None:
             return
-        watch = plan_ha_watch(databases, clusters, run_dir)
+        watch = plan_ha_watch(databases, clusters, run_dir, paused)
         if watch == self._last:
             return
         try:

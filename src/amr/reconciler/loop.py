@@ -40,7 +40,6 @@ from amr.reconciler.ledger import Ledger
 from amr.reconciler.nodes import observe_node
 from amr.reconciler.rolling import RestartRunner
 from amr.reconciler.scaling import Scaler
-from amr.reconciler.sentinel import SentinelKeeper
 from amr.settings import Settings
 from amr.store.repository import Store
 
@@ -69,10 +68,10 @@ class Reconciler:
         gateway_password: str = "",
         port_is_listening: Callable[[int], bool] = lambda port: True,
         write_ha_watch: Callable[[HaWatch], None] | None = None,
-        sentinel: SentinelKeeper | None = None,
     ) -> None:
         self._settings = settings
-        self._sentinel = sentinel  # None: no Sentinel to keep (unit tests)
+        # Databases whose failover is paused while their nodes convert to cluster mode (by uid).
+        self._failover_paused: set[str] = set()
         self._gateway_password = gateway_password
         self._store = store
         self._backend = backend
@@ -98,7 +97,7 @@ class Reconciler:
             settings, store, backend, self._ledger, admin_password, self._lock, self._nodes.converge,
             self._nodes.current_targets, port_is_free, self.notify,
         )  # fmt: skip
-        self._converter = Converter(backend, settings.engine.start_timeout, self._stop_monitoring)
+        self._converter = Converter(backend, settings.engine.start_timeout, self._pause_failover)
         self._restarts = RestartRunner(
             store, backend, self._events, self._lock, self._nodes.current_targets, self._nodes.converge,
             settings.engine.start_timeout, now, notify=self.notify,
@@ -198,8 +197,6 @@ class Reconciler:
         if wait and started:
             outcomes += [o for o in await asyncio.gather(*started) if o]
         self._publish_routes()
-        if self._sentinel is not None:
-            outcomes += await self._sentinel.keep()
         return outcomes
 
     async def _remove_stray_nodes(self) -> list[str]:
@@ -381,13 +378,21 @@ class Reconciler:
     async def _convert(self, db: Database, cluster: Cluster) -> str:
         """Bring nodes still in non-cluster mode (a NoCluster database converted to a clustered
         policy) to cluster mode with their data; "" when there were none."""
-        return await self._converter.convert(
-            db, plan_node_targets(db, cluster, self._nodes.environment(db, cluster))
-        )
+        try:
+            return await self._converter.convert(
+                db, plan_node_targets(db, cluster, self._nodes.environment(db, cluster))
+            )
+        finally:
+            if db.uid in self._failover_paused:
+                self._failover_paused.discard(db.uid)
+                self._publish_routes()
 
-    async def _stop_monitoring(self, db: Database) -> None:
-        if self._sentinel is not None:
-            await self._sentinel.stop_monitoring(db, f"is converted to {db.clustering_policy.value}")
+    async def _pause_failover(self, db: Database) -> None:
+        """Take ``db`` out of the HA watch before a conversion restarts its nodes, so that `amr ha`
+        never takes a planned restart for a failure; then give the coordinator time to read it."""
+        self._failover_paused.add(db.uid)
+        self._publish_routes()
+        await asyncio.sleep(3 * max(self._settings.ha.poll_ms, 10) / 1000)
 
     def _fail_database(self, db: Database, error: AmrError) -> str:
         creating = db.provisioning_state is ProvisioningState.CREATING
@@ -422,13 +427,13 @@ class Reconciler:
             pass  # already gone, or not empty because a node is still being removed
 
     async def _remove_database(self, db: Database) -> None:
-        if self._sentinel is not None:
-            await self._sentinel.forget(db)  # before the nodes stop, which Sentinel would fail over
+        await self._pause_failover(db)  # before the nodes stop, which would look like a failure
         await self._remove_nodes(db)
         current = self._store.get(Database, db.key)
         if current is not None and not self._ledger.delete(current):
             return
         self._events.forget(db)
+        self._failover_paused.discard(db.uid)
         self._ledger.complete(db.id, ("delete",))
         gone = OperationError("ResourceDeleted", "The database was deleted before this operation finished.")
         self._ledger.complete(db.id, ("create", "update", "flush"), gone, status=OperationStatus.CANCELED)
@@ -475,4 +480,6 @@ class Reconciler:
         if table != self._last_routes:
             self._write_routes(table)
             self._last_routes = table
-        self._ha_watch.publish(self._store.list(Database), clusters, str(s.run_dir))
+        self._ha_watch.publish(
+            self._store.list(Database), clusters, str(s.run_dir), frozenset(self._failover_paused)
+        )

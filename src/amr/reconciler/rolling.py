@@ -95,7 +95,7 @@ class RestartRunner:
         self._now = now
         self._clock = clock
         self._poll = poll_interval
-        # Wakes the reconciler after a switchover: it moves a Sentinel monitor to the new primary.
+        # Wakes the reconciler after a switchover: it renders the nodes' configs for the new roles.
         self._notify = notify
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._own: set[str] = set()  # operations this control plane runs (or ran)

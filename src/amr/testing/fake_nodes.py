@@ -167,8 +167,8 @@ class FakeNodeBackend:
         return node.pid
 
     def promote(self, name: str) -> None:
-        """The replica ``name`` became its shard's primary (a failover or switchover done by the engine,
-        Sentinel or the `amr ha` coordinator), and the other nodes of the shard its replicas."""
+        """The replica ``name`` became its shard's primary (a failover or switchover done by the engine
+        or the `amr ha` coordinator), and the other nodes of the shard its replicas."""
         new = self.nodes[name]
         shard = [n for n in self.nodes.values() if n.spec.database_uid == new.spec.database_uid]
         shard = [n for n in shard if n.spec.shard == new.spec.shard]
