@@ -37,13 +37,14 @@ from tests.integration.amr_service import AmrService, wait_until  # noqa: E402
 from tests.integration.ha_load import (  # noqa: E402
     Writer,
     admin_client,
+    admin_password,
     endpoint_client,
     missing_writes,
     node_name,
     routes_of,
 )
 
-from amr.logic.valkey_conf import ADMIN_USER  # noqa: E402
+from amr.logic.node_credentials import ADMIN_USER  # noqa: E402
 from amr.nodes.admin import UnixValkeyAdmin  # noqa: E402
 from amr.nodes.handover import hand_over  # noqa: E402
 
@@ -62,7 +63,7 @@ def _roles(service: AmrService, sockets: list[str]) -> tuple[str, str]:
 
 async def _hand_over(service: AmrService, primary: str, replica: str) -> None:
     """amr's coordinated switchover (as a rolling restart does it) between two nodes' sockets."""
-    password = (service.home / "secrets" / "admin.secret").read_text().strip()
+    password = admin_password(service.home, primary)
     old, new = (UnixValkeyAdmin(s, ADMIN_USER, password) for s in (primary, replica))
     port = int(admin_client(service.home, replica).info("server")["tcp_port"])
     try:

@@ -88,6 +88,7 @@ def run_api(settings: Settings) -> None:
     from amr.api.auth import Principal, TokenService
     from amr.api.context import Services
     from amr.gateway.tls import TlsContexts
+    from amr.logic.node_credentials import CredentialMasters
     from amr.nodes.local import LocalNodeBackend
     from amr.nodes.supervisor import SupervisorClient
     from amr.reconciler.ha_watch import ha_watch_writer
@@ -96,20 +97,24 @@ def run_api(settings: Settings) -> None:
 
     _configure_logging(settings, "api")
     identity = read_identity(settings)
-    admin_password = read_secret(settings, "admin.secret")
+    # The control plane renders every internal user of every database: it holds every master.
+    masters = CredentialMasters(
+        admin=read_secret(settings, "admin.secret"),
+        ha=read_secret(settings, "ha.secret"),
+        gateway=read_secret(settings, "gateway.secret"),
+    )
     store = SqlStore.open_file(settings.db_file)
     supervisor = SupervisorClient(str(settings.supervisor_dir / "supervisor.sock"))
-    backend = LocalNodeBackend(settings, supervisor, "amr-admin", admin_password)
+    backend = LocalNodeBackend(settings, supervisor, masters)
     g = settings.gateway
     is_free = port_checker((*g.bind_hosts, settings.engine.internal_host))
     reconciler = Reconciler(
         settings,
         store,
         backend,
-        admin_password,
+        masters,
         routes_writer(settings),
         is_free,
-        gateway_password=read_secret(settings, "gateway.secret"),
         port_is_listening=port_listening,
         write_ha_watch=ha_watch_writer(settings),
     )
@@ -174,12 +179,13 @@ def run_api(settings: Settings) -> None:
 
 
 def run_ha(settings: Settings) -> None:
-    """The failover coordinator of clustered HA databases; it needs the watch file and the admin
-    secret, nothing from the control plane, so failovers happen while the API is down."""
+    """The failover coordinator of HA databases; it needs the watch file and its own master secret
+    (ha.secret: it can derive the `amr-ha` passwords and no other), nothing from the control plane,
+    so failovers happen while the API is down."""
     from amr.ha.main import run_ha as run_coordinator
 
     _configure_logging(settings, "ha")
-    run_coordinator(settings, read_secret(settings, "admin.secret"))
+    run_coordinator(settings, read_secret(settings, "ha.secret"))
 
 
 # --- amr serve / stop ----------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from amr.logic.node_credentials import CredentialMasters, database_uid_of_node
+
 
 def endpoint_client(ca_file: str, port: int, key: str, timeout: float = 2.0) -> redis.Redis:
     """A plain redis-py client of a database endpoint (TLS), without retries of its own."""
@@ -23,9 +25,15 @@ def endpoint_client(ca_file: str, port: int, key: str, timeout: float = 2.0) -> 
     )  # fmt: skip
 
 
+def admin_password(home: Path, socket: str) -> str:
+    """amr's admin password on the nodes of the database a node's socket belongs to."""
+    master = (home / "secrets" / "admin.secret").read_text().strip()
+    return CredentialMasters(admin=master).admin_for(database_uid_of_node(socket))
+
+
 def admin_client(home: Path, socket: str) -> redis.Redis:
     """amr's admin user on a node's unix socket."""
-    password = (home / "secrets" / "admin.secret").read_text().strip()
+    password = admin_password(home, socket)
     return redis.Redis(
         unix_socket_path=socket, username="amr-admin", password=password, socket_timeout=2,
         decode_responses=True,

@@ -21,6 +21,7 @@ from redis.retry import Retry
 
 from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import AmrService, wait_until
+from tests.integration.ha_load import admin_password
 
 # The coordinator acts ha.down_after_ms (1 s) after the primary's last answer; a primary stopping
 # with SIGTERM first waits up to 1 s for its replica to acknowledge; then the gateway follows the new
@@ -47,7 +48,7 @@ def _supervisor(service: AmrService) -> SupervisorClient:
 
 
 def _admin(service: AmrService, socket: str) -> redis.Redis:
-    password = (service.home / "secrets" / "admin.secret").read_text().strip()
+    password = admin_password(service.home, socket)
     return redis.Redis(
         unix_socket_path=socket, username="amr-admin", password=password, socket_timeout=2,
         decode_responses=True, retry=Retry(NoBackoff(), 0),

@@ -19,7 +19,7 @@ from amr.logic.ha_watch import parse_ha_watch
 from amr.logic.slots import plan_slot_ranges
 from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import AmrService, wait_until
-from tests.integration.ha_load import Writer, endpoint_client, missing_writes
+from tests.integration.ha_load import Writer, admin_password, endpoint_client, missing_writes
 
 API = "?api-version=2025-07-01"
 KEYS = 20_000
@@ -111,7 +111,7 @@ def _convert(service: AmrService, name: str, policy: str) -> dict[str, Any]:
 def _admin(service: AmrService, uid: str, node: str) -> redis.Redis:
     return redis.Redis(
         unix_socket_path=str(service.home / "run" / f"{uid}-{node}.sock"), username="amr-admin",
-        password=(service.home / "secrets" / "admin.secret").read_text().strip(), socket_timeout=5,
+        password=admin_password(service.home, f"{uid}-{node}"), socket_timeout=5,
         decode_responses=True,
     )  # fmt: skip
 

@@ -15,6 +15,7 @@ import redis
 
 from tests.integration.amr_service import AmrService, wait_until
 from tests.integration.conftest import FOUR_SHARDS, first_shard_key, running_service
+from tests.integration.ha_load import admin_password
 
 
 def _create(service: AmrService, name: str, sku: str, policy: str, ha: str = "Disabled") -> redis.Redis:
@@ -330,7 +331,7 @@ def test_a_slot_migrated_under_a_client_is_followed_through_ask_and_moved(
     dst_id = next(i for i in ec_ids if i != owner_id)
     dst = nodes[dst_id]
     dst_port = int(dst.info("server")["tcp_port"])
-    password = (service.home / "secrets" / "admin.secret").read_text().strip()
+    password = admin_password(service.home, str(src.connection_pool.connection_kwargs["path"]))
 
     def migrate(moving: list[str]) -> None:
         src.execute_command(

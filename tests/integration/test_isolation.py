@@ -14,8 +14,10 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import pytest
 import redis
 
+from amr.logic.node_credentials import CredentialMasters
 from tests.integration.amr_service import AmrService, wait_until
 
 # The attacker runs the system's Python as ``nobody``: the test's venv lives under /root, which
@@ -169,3 +171,132 @@ def test_a_squatter_on_a_node_port_receives_nothing_during_a_restart(service: Am
         squatter.terminate()
         out, err = squatter.communicate(timeout=10)
     assert "GOT" not in out, f"the squatter received: {out}"
+
+
+def _secrets_of(service: AmrService, cluster: str) -> dict[str, str]:
+    masters = CredentialMasters(
+        admin=(service.home / "secrets" / "admin.secret").read_text().strip(),
+        ha=(service.home / "secrets" / "ha.secret").read_text().strip(),
+        gateway=(service.home / "secrets" / "gateway.secret").read_text().strip(),
+    )
+    c = masters.for_database(_uid(service, cluster))
+    return {"amr-admin": c.admin, "amr-replication": c.replication, "amr-ha": c.ha, "amr-gateway": c.gateway}
+
+
+def _node_sockets(service: AmrService, cluster: str) -> list[str]:
+    uid = _uid(service, cluster)
+    return sorted(str(p) for p in (service.home / "run").glob(f"{uid}-*.sock"))
+
+
+def test_each_database_and_purpose_has_its_own_credentials_which_appear_in_no_config_log_or_process(
+    service: AmrService,
+) -> None:
+    for cluster in ("iso-cred-a", "iso-cred-b"):
+        service.amr(
+            "redisenterprise", "create", "--cluster-name", cluster, "-g", "rg", "-l", "eastus",
+            "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", "--clustering-policy", "NoCluster",
+            check=True,
+        )  # fmt: skip
+        _client(service, cluster).set("k", cluster)
+    mine, theirs = _secrets_of(service, "iso-cred-a"), _secrets_of(service, "iso-cred-b")
+    a_socket, b_socket = _node_sockets(service, "iso-cred-a")[0], _node_sockets(service, "iso-cred-b")[0]
+
+    def login(socket: str, user: str, password: str) -> redis.Redis:
+        node = redis.Redis(unix_socket_path=socket, username=user, password=password, socket_timeout=5)
+        node.ping()
+        return node
+
+    # One database's admin password opens that database's nodes and no other's.
+    assert login(a_socket, "amr-admin", mine["amr-admin"]).get("k") == b"iso-cred-a"
+    for user, password in mine.items():
+        with pytest.raises(redis.AuthenticationError):
+            login(b_socket, user, password)
+    # The narrow users may do only their job: no data, no configuration.
+    for user in ("amr-replication", "amr-ha", "amr-gateway"):
+        node = login(a_socket, user, mine[user])
+        for command in (("GET", "k"), ("KEYS", "*"), ("CONFIG", "GET", "*"), ("ACL", "LIST")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                node.execute_command(*command)
+    assert login(a_socket, "amr-ha", mine["amr-ha"]).execute_command("ROLE")[0] in (b"master", b"slave")
+    # No internal password in clear where the README says there is none, nor in logs or ps.
+    secrets = [*mine.values(), *theirs.values()]
+    for conf in (service.home / "nodes").glob("*/*/valkey.conf"):
+        text = conf.read_text()
+        assert not [s for s in secrets if s in text], conf
+        assert "primaryauth" not in text and "masterauth" not in text
+    for log in (service.home / "logs").glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert not [s for s in secrets if s in text], log
+    for pid in service.pids_under_home():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        assert not [s for s in secrets if s in cmdline], cmdline
+    # The replicas authenticate with their own database's replication user, and they are in sync.
+    for cluster in ("iso-cred-a", "iso-cred-b"):
+        replica = [s for s in _node_sockets(service, cluster) if _role(service, s, cluster) == "slave"]
+        assert replica, cluster
+        node = login(replica[0], "amr-admin", _secrets_of(service, cluster)["amr-admin"])
+        assert node.config_get("primaryuser")["primaryuser"] == "amr-replication"
+        assert node.info("replication")["master_link_status"] == "up"
+
+
+def _role(service: AmrService, socket: str, cluster: str) -> str:
+    node = redis.Redis(
+        unix_socket_path=socket, username="amr-admin", password=_secrets_of(service, cluster)["amr-admin"],
+        decode_responses=True,
+    )  # fmt: skip
+    return str(node.info("replication")["role"])
+
+
+def test_nodes_an_older_amr_started_get_their_own_credentials_live(service: AmrService) -> None:
+    """An older amr gave every node of every database one admin password (the master secret itself)
+    and let replicas log in as the admin user. Put a database's nodes back in that state; the control
+    plane logs in with the old password once, sets every user live, and replication keeps working."""
+    service.amr(
+        "redisenterprise", "create", "--cluster-name", "iso-legacy", "-g", "rg", "-l", "eastus",
+        "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", "--clustering-policy", "NoCluster",
+        check=True,
+    )  # fmt: skip
+    client = _client(service, "iso-legacy")
+    client.set("before", "1")
+    master = (service.home / "secrets" / "admin.secret").read_text().strip()
+    own = _secrets_of(service, "iso-legacy")
+    sockets = _node_sockets(service, "iso-legacy")
+    for socket in sockets:
+        node = redis.Redis(unix_socket_path=socket, username="amr-admin", password=own["amr-admin"])
+        node.execute_command("CONFIG", "SET", "primaryuser", "amr-admin", "primaryauth", master)
+        node.execute_command("ACL", "DELUSER", "amr-replication", "amr-ha")
+        node.execute_command("ACL", "SETUSER", "amr-admin", "reset", "on", f">{master}", "~*", "&*", "+@all")
+        node.close()
+
+    def converged() -> bool:
+        for socket in sockets:
+            node = redis.Redis(
+                unix_socket_path=socket, username="amr-admin", password=own["amr-admin"], decode_responses=True
+            )
+            try:
+                if node.config_get("primaryuser")["primaryuser"] != "amr-replication":
+                    return False
+                if not node.execute_command("ACL", "GETUSER", "amr-ha"):
+                    return False
+            except redis.AuthenticationError:
+                return False
+            finally:
+                node.close()
+        return True
+
+    wait_until(converged, 60, interval=0.5, what="the control plane to set the nodes' own users")
+    # The replica logs in again, now as amr-replication: cut its link and watch it come back.
+    for socket in sockets:
+        node = redis.Redis(
+            unix_socket_path=socket, username="amr-admin", password=own["amr-admin"], decode_responses=True
+        )
+        if node.info("replication")["role"] == "slave":
+            node.execute_command("CLIENT", "KILL", "TYPE", "master")
+            wait_until(lambda n=node: n.info("replication")["master_link_status"] == "up", 20, what="relink")
+            client.set("after", "2")
+            wait_until(lambda n=node: n.get("after") == "2", 10, what="replication after the relink")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(unix_socket_path=sockets[0], username="amr-admin", password=master).ping()

@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from amr.errors import ConfigError, NodeError
+from amr.logic.node_credentials import CredentialMasters
 from amr.model.node import NodeSpec, ProcessState, Role
 from amr.nodes.engine import find_server_binary
 from amr.nodes.local import LocalNodeBackend, engine_reason
@@ -39,7 +40,8 @@ from amr.settings import Settings, load_settings
 T = TypeVar("T")
 
 ADMIN_USER = "amr-admin"
-ADMIN_PASSWORD = "s3cret-admin-pw"
+MASTERS = CredentialMasters(admin="s3cret-admin-master")
+ADMIN_PASSWORD = MASTERS.admin_for("db1")  # every node here belongs to database db1
 
 
 def poll(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.01) -> T:
@@ -129,7 +131,7 @@ def supervisor(settings: Settings) -> SupervisorClient:
 
 @pytest.fixture
 def backend(settings: Settings, supervisor: SupervisorClient) -> LocalNodeBackend:
-    return LocalNodeBackend(settings, supervisor, ADMIN_USER, ADMIN_PASSWORD)
+    return LocalNodeBackend(settings, supervisor, MASTERS)
 
 
 def test_supervisord_start_refuses_second_and_stops_clean(settings: Settings) -> None:
@@ -358,7 +360,7 @@ def test_wrong_admin_password_fails_fast(
     settings: Settings, supervisor: SupervisorClient, backend: LocalNodeBackend
 ) -> None:
     spec = make_spec(settings, "pw")
-    wrong = LocalNodeBackend(settings, supervisor, ADMIN_USER, "not-the-password")
+    wrong = LocalNodeBackend(settings, supervisor, CredentialMasters(admin="not-the-password"))
 
     async def scenario() -> None:
         await backend.ensure_node(spec)

@@ -19,7 +19,7 @@ from redis.retry import Retry
 
 from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import AmrService, wait_until
-from tests.integration.ha_load import Writer, missing_writes
+from tests.integration.ha_load import Writer, admin_password, missing_writes
 
 _RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
@@ -39,7 +39,7 @@ def _create(service: AmrService, name: str, policy: str) -> tuple[int, str]:
 
 
 def _admin(service: AmrService, socket: str) -> redis.Redis:
-    password = (service.home / "secrets" / "admin.secret").read_text().strip()
+    password = admin_password(service.home, socket)
     return redis.Redis(
         unix_socket_path=socket, username="amr-admin", password=password, socket_timeout=5,
         decode_responses=True,

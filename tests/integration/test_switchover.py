@@ -17,7 +17,7 @@ from redis.retry import Retry
 
 from amr.reconciler.loop import IDLE_INTERVAL
 from tests.integration.amr_service import AmrService, wait_until
-from tests.integration.ha_load import Writer, missing_writes
+from tests.integration.ha_load import Writer, admin_password, missing_writes
 
 
 def _show(service: AmrService, cluster: str) -> Any:
@@ -25,7 +25,7 @@ def _show(service: AmrService, cluster: str) -> Any:
 
 
 def _admin(service: AmrService, socket: str) -> redis.Redis:
-    password = (service.home / "secrets" / "admin.secret").read_text().strip()
+    password = admin_password(service.home, socket)
     return redis.Redis(
         unix_socket_path=socket,
         username="amr-admin",

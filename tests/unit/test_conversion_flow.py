@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
@@ -52,7 +53,9 @@ def _world(
 
 
 def _reconciler(settings: Settings, store: SqlStore, backend: FakeNodeBackend) -> Reconciler:
-    return Reconciler(settings, store, backend, "admin-pw", lambda table: None, lambda port: True)
+    return Reconciler(
+        settings, store, backend, CredentialMasters("admin-pw"), lambda table: None, lambda port: True
+    )
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from amr.logic.gateway_primary import RoleAnswer, choose_primary, parse_role_reply
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.placement import plan_nodes
 from amr.logic.plan import (
     AddSlots,
@@ -15,27 +16,21 @@ from amr.logic.plan import (
     NodeEnvironment,
     NodeTarget,
     ObservedNode,
-    SetGatewayUser,
+    ObservedUser,
+    SetInternalUser,
     WriteConfig,
     choose_shard_primaries,
     plan_database_actions,
     plan_node_targets,
 )
 from amr.logic.slots import plan_slot_ranges
-from amr.logic.valkey_conf import password_hash
+from amr.logic.valkey_conf import password_hash, render_internal_users
 from amr.model.enums import ClusteringPolicy, Toggle
 from amr.model.node import ProcessState, Role
 from amr.model.resources import Cluster, Database, NodeAssignment
 
-ENV = NodeEnvironment(
-    "/h/nodes",
-    "/h/run",
-    "127.0.0.2",
-    "localhost",
-    "admin-secret",
-    512 * 1024**2,
-    gateway_password="gw-secret",
-)
+CREDENTIALS = CredentialMasters("admin-secret", "ha-secret", "gw-secret").for_database("d1")
+ENV = NodeEnvironment("/h/nodes", "/h/run", "127.0.0.2", "localhost", CREDENTIALS, 512 * 1024**2)
 CLUSTER = Cluster("sub", "rg", "c1", "eastus", "Balanced_B0", Toggle.ENABLED)
 NODES = (
     NodeAssignment("d1-0-0", 0, Role.PRIMARY, 8500),
@@ -99,7 +94,10 @@ def seen(target: NodeTarget, **changes: object) -> ObservedNode:
         config=dict(target.live_config),
         default_user_on=target.default_user_on,
         default_user_hashes=target.default_user_hashes,
-        gateway_user_hashes=frozenset({password_hash("gw-secret")[1:]}),
+        internal_users={
+            u.name: ObservedUser(True, frozenset({u.password_hash}), " ".join(u.rule[4:]) or "+@all")
+            for u in render_internal_users(CREDENTIALS)
+        },
         config_file=target.spec.config,
     )
     return dataclasses.replace(node, **changes)
@@ -186,25 +184,49 @@ def test_unclear_roles_keep_the_store_primary(roles: tuple[str | None, str | Non
     assert choose_shard_primaries(db, observed, cluster_mode=False) == {0: "d1-0-0"}
 
 
-def test_gateway_user_is_added_live_with_the_config_file() -> None:
+def test_internal_users_are_added_live_with_the_config_file() -> None:
     db = database(NOC)
     targets = plan_node_targets(db, CLUSTER, ENV)
     assert "user amr-gateway on #" in targets[0].spec.config
     assert "-@all +role +ping" in targets[0].spec.config
-    observed = {t.spec.name: seen(t, gateway_user_hashes=frozenset(), config_file="old") for t in targets}
-    actions = plan_database_actions(NOC, targets, observed, KEYS, "gw-secret")
-    assert [type(a) for a in actions] == [WriteConfig, SetGatewayUser] * 2
-    rule = next(a for a in actions if isinstance(a, SetGatewayUser)).rule
-    assert rule == (
-        "reset", "on", password_hash("gw-secret"), "resetchannels", "-@all", "+role", "+ping",
+    assert "user amr-replication on #" in targets[0].spec.config
+    # A node that has neither (one an older amr started): both set again, live.
+    without = {
+        t.spec.name: seen(
+            t, config_file="old", internal_users={"amr-admin": seen(t).internal_users["amr-admin"]}
+        )  # type: ignore[index]
+        for t in targets
+    }
+    actions = plan_database_actions(NOC, targets, without, KEYS, CREDENTIALS.replication)
+    assert [type(a) for a in actions] == [WriteConfig, SetInternalUser, SetInternalUser, SetInternalUser] * 2
+    users = {a.user: a for a in actions if isinstance(a, SetInternalUser)}
+    assert users["amr-gateway"].rule == (
+        "reset", "on", password_hash(CREDENTIALS.gateway), "resetchannels", "-@all", "+role", "+ping",
         "+cluster|slots", "+cluster|shards", "+cluster|myid", "+command|info",
     )  # fmt: skip
+    assert users["amr-ha"].rule[-5:] == ("+ping", "+info", "+role", "+replicaof", "+cluster|failover")
+    # The replication user comes with the credentials replicas log in with; no one else's does.
+    assert users["amr-replication"].replication_auth == CREDENTIALS.replication
+    assert users["amr-gateway"].replication_auth == ""
+    assert CREDENTIALS.replication not in repr(users["amr-replication"])
+    # A user from an older version with fewer commands, or another password, is set again too.
+    stale = ObservedUser(True, frozenset({password_hash(CREDENTIALS.gateway)[1:]}), "-@all +role +ping")
+    old_gateway = {
+        t.spec.name: seen(t, internal_users={**seen(t).internal_users, "amr-gateway": stale}) for t in targets
+    }  # type: ignore[arg-type]
+    assert [
+        a.user
+        for a in plan_database_actions(NOC, targets, old_gateway, KEYS)
+        if isinstance(a, SetInternalUser)
+    ] == ["amr-gateway"] * 2
+    assert plan_database_actions(NOC, targets, {t.spec.name: seen(t) for t in targets}, KEYS) == []
 
 
-def test_without_a_gateway_password_no_gateway_user_is_rendered() -> None:
-    env = dataclasses.replace(ENV, gateway_password="")
+def test_without_a_gateway_master_no_gateway_user_is_rendered() -> None:
+    env = dataclasses.replace(ENV, credentials=dataclasses.replace(CREDENTIALS, gateway=""))
     (target, _) = plan_node_targets(database(NOC), CLUSTER, env)
     assert "amr-gateway" not in target.spec.config
+    assert "primaryauth" not in target.spec.config and CREDENTIALS.replication not in target.spec.config
 
 
 def test_slot_ranges_cover_every_slot_once_and_evenly() -> None:

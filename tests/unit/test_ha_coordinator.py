@@ -99,7 +99,7 @@ def _setup(tmp_path: Path, gone_after_ms: int = 1000) -> tuple[FakeNode, FakeNod
         primary,
         replica,
         watch_file,
-        Coordinator(WatchFile(watch_file), "secret", settings, "127.0.0.2", clock),
+        Coordinator(WatchFile(watch_file), lambda uid: "secret", settings, "127.0.0.2", clock),
         clock,
     )
 
@@ -111,7 +111,7 @@ def test_a_primary_that_stops_answering_is_replaced_once(tmp_path: Path) -> None
         await replica.start()
         try:
             assert await coordinator.tick() == ["watching 1 database(s), 2 node(s): every node answers"]
-            assert primary.commands[0] == ["AUTH", "amr-admin", "secret"]
+            assert primary.commands[0] == ["AUTH", "amr-ha", "secret"]
             await primary.stop()
             clock.now += 0.5
             (line,) = await coordinator.tick()

@@ -23,6 +23,7 @@ from amr.logic.ha_failover import (
     plan_failovers,
 )
 from amr.logic.ha_watch import parse_ha_watch, plan_ha_watch, render_ha_watch
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.placement import plan_nodes
 from amr.logic.replication import ReplicationView, parse_replication_view
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
@@ -313,7 +314,13 @@ def test_the_reconciler_publishes_the_watch_only_when_it_changes(tmp_path: Path)
         write(watch)
 
     reconciler = Reconciler(
-        settings, store, FakeNodeBackend(), "pw", lambda t: None, lambda p: True, write_ha_watch=record
+        settings,
+        store,
+        FakeNodeBackend(),
+        CredentialMasters("pw"),
+        lambda t: None,
+        lambda p: True,
+        write_ha_watch=record,
     )
     try:
         store.insert(ResourceGroup("sub", "rg", "eastus"))

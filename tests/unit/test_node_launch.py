@@ -9,7 +9,7 @@ import pytest
 
 from amr.logic.node_launch import choose_launch
 from amr.logic.replication import ReplicationView, parse_replication_view
-from amr.nodes.launch import _credentials
+from amr.nodes.launch import NODE_SECRETS_FILE, _secrets
 
 OWN = 8501
 PEER = 8502
@@ -66,9 +66,9 @@ def test_a_replica_that_lost_its_primary_or_never_synced_reads_apart() -> None:
     assert not choose_launch(8501, {PEER: parse_replication_view(never)}, False, 0, 6000).wait
 
 
-def test_the_launcher_reads_credentials_from_a_config_the_engine_rewrote(tmp_path: Path) -> None:
-    conf = tmp_path / "valkey.conf"
-    conf.write_text('port 8501\nprimaryuser "amr-admin"\nprimaryauth "s3cr3t"\n')  # CONFIG REWRITE quotes
-    assert _credentials(conf) == ("amr-admin", "s3cr3t")
-    conf.write_text("primaryuser amr-admin\nprimaryauth s3cr3t\n")  # as amr renders it
-    assert _credentials(conf) == ("amr-admin", "s3cr3t")
+def test_the_launcher_reads_its_own_secrets_or_none(tmp_path: Path) -> None:
+    assert _secrets(tmp_path) == {}  # a node an older amr set up
+    (tmp_path / NODE_SECRETS_FILE).write_text('{"replication": "r3p", "ha": "h4"}\n')
+    assert _secrets(tmp_path) == {"replication": "r3p", "ha": "h4"}
+    (tmp_path / NODE_SECRETS_FILE).write_text("[not a dict")
+    assert _secrets(tmp_path) == {}

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.plan import (
     AddSlots,
     ClusterMeet,
@@ -28,7 +29,14 @@ from amr.model.enums import AofFrequency, ClusteringPolicy, EvictionPolicy, RdbF
 from amr.model.node import ProcessState, Role
 from amr.model.resources import Cluster, Database, NodeAssignment, Persistence
 
-ENV = NodeEnvironment("/h/nodes", "/h/run", "127.0.0.2", "localhost", "admin-secret", 512 * 1024**2)
+ENV = NodeEnvironment(
+    "/h/nodes",
+    "/h/run",
+    "127.0.0.2",
+    "localhost",
+    CredentialMasters("admin-secret").for_database("d1"),
+    512 * 1024**2,
+)
 CLUSTER = Cluster("sub", "rg", "c1", "eastus", "Balanced_B0", Toggle.ENABLED)
 NODES = (
     NodeAssignment("d1-0-0", 0, Role.PRIMARY, 8500),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
@@ -26,7 +27,9 @@ def world(tmp_path: Path):  # type: ignore[no-untyped-def]
     store = SqlStore.open_file(tmp_path / "amr.db")
     backend = FakeNodeBackend()
     routes: list[RouteTable] = []
-    reconciler = Reconciler(settings, store, backend, "admin-pw", routes.append, lambda port: True)
+    reconciler = Reconciler(
+        settings, store, backend, CredentialMasters("admin-pw"), routes.append, lambda port: True
+    )
     store.insert(ResourceGroup(SUB, "rg", "eastus"))
     yield store, backend, routes, reconciler
     store.close()
@@ -104,7 +107,9 @@ def test_running_nodes_are_adopted_not_restarted(world) -> None:  # type: ignore
     pids = {n: node.pid for n, node in backend.nodes.items()}
     starts = list(backend.starts)
     # A new reconciler (a restarted API) over the same store, home and running nodes.
-    again = Reconciler(reconciler._settings, store, backend, "admin-pw", lambda t: None, lambda p: True)
+    again = Reconciler(
+        reconciler._settings, store, backend, CredentialMasters("admin-pw"), lambda t: None, lambda p: True
+    )
     assert _tick(again) == []
     assert {n: node.pid for n, node in backend.nodes.items()} == pids
     assert backend.starts == starts
@@ -219,7 +224,13 @@ def test_finished_operations_are_forgotten_after_a_day(tmp_path: Path) -> None:
     )
     store.insert(Operation("running", SUB, "eastus", "/x", "create", OperationStatus.IN_PROGRESS, old))
     reconciler = Reconciler(
-        Settings(home=tmp_path), store, FakeNodeBackend(), "pw", lambda t: None, lambda p: True, lambda: now
+        Settings(home=tmp_path),
+        store,
+        FakeNodeBackend(),
+        CredentialMasters("pw"),
+        lambda t: None,
+        lambda p: True,
+        lambda: now,
     )
     _tick(reconciler)
     assert sorted(op.id for op in store.list(Operation)) == ["recent", "running"]
@@ -236,7 +247,7 @@ def test_a_create_completes_once_the_gateway_listens_on_its_port(tmp_path: Path)
         return len(checks) >= 3  # the gateway picks the route up a moment later
 
     reconciler = Reconciler(
-        Settings(home=tmp_path), store, FakeNodeBackend(), "pw", lambda t: None, lambda p: True,
+        Settings(home=tmp_path), store, FakeNodeBackend(), CredentialMasters("pw"), lambda t: None, lambda p: True,
         port_is_listening=listening,
     )  # fmt: skip
     _cluster(store)

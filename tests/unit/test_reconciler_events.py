@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
 from amr.model.events import DatabaseEvent, EventKind, NodePids, events_prefix
@@ -34,7 +35,13 @@ class World:
     def new_reconciler(self) -> Reconciler:
         """A restarted control plane over the same store and nodes."""
         return Reconciler(
-            self.settings, self.store, self.backend, "pw", lambda t: None, lambda p: True, self.clock.now
+            self.settings,
+            self.store,
+            self.backend,
+            CredentialMasters("pw"),
+            lambda t: None,
+            lambda p: True,
+            self.clock.now,
         )
 
     def tick(self, reconciler: Reconciler | None = None) -> list[str]:
@@ -64,7 +71,9 @@ def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
     store.insert(db)
     clock = FakeClock()
     backend = FakeNodeBackend()
-    reconciler = Reconciler(settings, store, backend, "pw", lambda t: None, lambda p: True, clock.now)
+    reconciler = Reconciler(
+        settings, store, backend, CredentialMasters("pw"), lambda t: None, lambda p: True, clock.now
+    )
     w = World(store, backend, clock, settings, db, reconciler)
     w.tick()  # created
     w.db = store.get(Database, db.key) or db

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.placement import plan_nodes
 from amr.logic.recovery import ProcessFacts, StrayNode, choose_orphan_processes, plan_stray_nodes
 from amr.model.enums import AofFrequency, ClusteringPolicy, ProvisioningState, ResourceState, Toggle
@@ -67,7 +68,9 @@ def world(tmp_path: Path):  # type: ignore[no-untyped-def]
     settings = Settings(home=tmp_path)
     store = SqlStore.open_file(tmp_path / "amr.db")
     backend = FakeNodeBackend()
-    reconciler = Reconciler(settings, store, backend, "admin-pw", lambda table: None, lambda port: True)
+    reconciler = Reconciler(
+        settings, store, backend, CredentialMasters("admin-pw"), lambda table: None, lambda port: True
+    )
     store.insert(ResourceGroup(SUB, "rg", "eastus"))
     store.insert(
         Cluster(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from amr.errors import NodeError
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.placement import plan_nodes
 from amr.logic.rolling import (
     ACTION_RESTART,
@@ -185,7 +186,13 @@ class World:
 
     def new_reconciler(self) -> Reconciler:
         return Reconciler(
-            self.settings, self.store, self.backend, "pw", lambda t: None, lambda p: True, self.clock.now
+            self.settings,
+            self.store,
+            self.backend,
+            CredentialMasters("pw"),
+            lambda t: None,
+            lambda p: True,
+            self.clock.now,
         )
 
     def tick(self, reconciler: Reconciler | None = None) -> list[str]:
@@ -245,7 +252,9 @@ def _world(tmp_path: Path, policy: ClusteringPolicy, ha: bool = True, persistenc
     store.insert(Operation("op-c", SUB, "eastus", db.id, "create", start_time="t"))
     clock = FakeClock()
     backend = FakeNodeBackend()
-    reconciler = Reconciler(settings, store, backend, "pw", lambda t: None, lambda p: True, clock.now)
+    reconciler = Reconciler(
+        settings, store, backend, CredentialMasters("pw"), lambda t: None, lambda p: True, clock.now
+    )
     world = World(store, backend, clock, settings, db, reconciler)
     world.tick()  # created: the nodes run, their pids are known
     world.db = world.store.get(Database, db.key) or db

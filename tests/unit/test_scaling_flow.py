@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
@@ -32,7 +33,9 @@ def world(tmp_path: Path) -> Any:
     )
     store = SqlStore.open_file(tmp_path / "amr.db")
     backend = FakeNodeBackend()
-    reconciler = Reconciler(settings, store, backend, "admin-pw", lambda table: None, lambda port: True)
+    reconciler = Reconciler(
+        settings, store, backend, CredentialMasters("admin-pw"), lambda table: None, lambda port: True
+    )
     store.insert(ResourceGroup(SUB, "rg", "eastus"))
     cluster = Cluster(SUB, "rg", "c1", "eastus", "Balanced_B1", Toggle.ENABLED, resource_state=ResourceState.RUNNING,
                       provisioning_state=ProvisioningState.SUCCEEDED)  # fmt: skip
@@ -121,7 +124,14 @@ def test_a_restarted_control_plane_finishes_a_migration_cut_short(world: Any) ->
         assert len(store.list(Database)[0].nodes) == 4 and _layout(backend) == {"dabc-0-0": (0, 16383, KEYS)}
 
         backend.fail_migrates = 0
-        again = Reconciler(reconciler._settings, store, backend, "admin-pw", lambda t: None, lambda p: True)
+        again = Reconciler(
+            reconciler._settings,
+            store,
+            backend,
+            CredentialMasters("admin-pw"),
+            lambda t: None,
+            lambda p: True,
+        )
         await tick_until(again, running)
         layout = _layout(backend)
         assert {k: v[:2] for k, v in layout.items()} == {"dabc-0-0": (0, 8191), "dabc-1-0": (8192, 16383)}

@@ -58,7 +58,7 @@ class RecordingAdmin:
 def _primaries(log: list[tuple[str, ...]], keys: dict[int, list[bytes]]) -> tuple[ShardPrimary, ...]:
     return (
         ShardPrimary(0, RecordingAdmin("src", log, keys), "id-src", "127.0.0.2", 7000),
-        ShardPrimary(1, RecordingAdmin("dst", log), "id-dst", "127.0.0.2", 7001),
+        ShardPrimary(1, RecordingAdmin("dst", log), "id-dst", "127.0.0.2", 7001, "pw"),
         ShardPrimary(2, RecordingAdmin("other", log), "id-other", "127.0.0.2", 7002),
     )
 
@@ -68,7 +68,7 @@ def test_a_batch_follows_the_protocol_and_empties_every_slot() -> None:
     keys = {5: [f"a{i}".encode() for i in range(5)], 6: [b"b"]}
     source, target, other = _primaries(log, keys)
     result = asyncio.run(
-        SlotMigrator("amr-admin", "pw", keys_per_migrate=2).move_slots(source, target, [other], [5, 6, 7])
+        SlotMigrator("amr-admin", keys_per_migrate=2).move_slots(source, target, [other], [5, 6, 7])
     )
     assert result.slots == 3 and result.keys == 6
     assert keys == {5: [], 6: []}
@@ -95,7 +95,7 @@ def test_migrate_refused_by_the_engine_is_a_node_error_and_nothing_is_reassigned
     assert isinstance(source.admin, RecordingAdmin)
     source.admin.migrate_reply = b"IOERR"
     with pytest.raises(NodeError, match="IOERR"):
-        asyncio.run(SlotMigrator("amr-admin", "pw").move_slots(source, target, [other], [5]))
+        asyncio.run(SlotMigrator("amr-admin").move_slots(source, target, [other], [5]))
     assert [w for w in log if w[2:3] == ("SETSLOT",) and w[4:5] == ("NODE",)] == []
     assert ("dst", "CLUSTER", "SETSLOT", "5", "IMPORTING") in log  # it did get that far
 
@@ -106,7 +106,7 @@ def test_a_source_is_never_handed_more_than_a_few_short_migrate_pipelines() -> N
     log: list[tuple[str, ...]] = []
     keys = {slot: [f"k{slot}".encode()] for slot in range(300)}
     source, target, other = _primaries(log, keys)
-    migrator = SlotMigrator("amr-admin", "pw")
+    migrator = SlotMigrator("amr-admin")
 
     async def both() -> None:
         await asyncio.gather(

@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
+from amr.logic.node_credentials import ADMIN_USER, CredentialMasters, derive_password
 from amr.logic.valkey_conf import (
-    ADMIN_USER,
     NodeConfigInput,
     password_hash,
     render_default_user_rule,
@@ -21,6 +21,7 @@ from amr.model.node import Role
 from amr.model.resources import Persistence
 
 KEYS = ("clear-primary-key-123", "clear-secondary-key-456")
+CREDENTIALS = CredentialMasters("admin-master", "ha-master", "gateway-master").for_database("d1")
 BASE = NodeConfigInput(
     role=Role.PRIMARY,
     directory="/h/nodes/d1/d1-0-0",
@@ -34,7 +35,7 @@ BASE = NodeConfigInput(
     persistence=Persistence(),
     access_keys_enabled=True,
     access_keys=KEYS,
-    admin_password="admin-pw",
+    credentials=CREDENTIALS,
     primary_port=None,
 )
 
@@ -71,11 +72,31 @@ def test_default_user_off_when_access_keys_disabled() -> None:
     assert password_hash("") not in render_default_user_rule(True, ("a", ""))
 
 
-def test_admin_user_and_replication_auth() -> None:
+def test_internal_users_are_narrow_and_their_passwords_appear_only_hashed() -> None:
     conf = render_valkey_conf(BASE)
     admin = user_line(conf, ADMIN_USER)
-    assert "on" in admin and password_hash("admin-pw") in admin and "+@all" in admin
-    assert f"primaryuser {ADMIN_USER}" in lines(conf)
+    assert "on" in admin and password_hash(CREDENTIALS.admin) in admin and "+@all" in admin
+    replication = user_line(conf, "amr-replication")
+    assert replication[2:] == [
+        "on", password_hash(CREDENTIALS.replication), "resetchannels", "-@all", "+psync", "+sync", "+replconf", "+ping",
+    ]  # fmt: skip
+    ha = user_line(conf, "amr-ha")
+    assert ha[-5:] == ["+ping", "+info", "+role", "+replicaof", "+cluster|failover"]
+    assert "-@all" in ha and not any(w.startswith(("~", "+@")) for w in ha)
+    # No password in clear, and no primaryauth at all: a replica gets it on its standard input.
+    for secret in (CREDENTIALS.admin, CREDENTIALS.replication, CREDENTIALS.ha, CREDENTIALS.gateway):
+        assert secret not in conf
+    assert not [line for line in lines(conf) if line.startswith(("primaryauth", "masterauth"))]
+
+
+def test_passwords_differ_per_database_and_purpose() -> None:
+    other = CredentialMasters("admin-master", "ha-master", "gateway-master").for_database("d2")
+    mine = (CREDENTIALS.admin, CREDENTIALS.replication, CREDENTIALS.ha, CREDENTIALS.gateway)
+    theirs = (other.admin, other.replication, other.ha, other.gateway)
+    assert len(set(mine + theirs)) == 8
+    assert derive_password("m", "d1", "admin") == derive_password("m", "d1", "admin")
+    assert len(CREDENTIALS.admin) >= 43  # 256 bits
+    assert "admin-master" not in repr(CREDENTIALS) and CREDENTIALS.admin not in repr(CREDENTIALS)
 
 
 def test_cluster_lines_only_in_cluster_mode() -> None:
@@ -138,10 +159,11 @@ def test_every_eviction_policy_renders() -> None:
 
 
 def test_gateway_user_may_read_the_topology_and_touch_no_keys() -> None:
-    from amr.logic.valkey_conf import render_gateway_user_rule
+    from amr.logic.valkey_conf import render_internal_users
 
-    rule = render_gateway_user_rule("s3cret")
-    assert rule[:2] == ["reset", "on"] and "s3cret" not in " ".join(rule)
+    (gateway,) = [u for u in render_internal_users(CREDENTIALS) if u.name == "amr-gateway"]
+    rule = list(gateway.rule)
+    assert rule[:2] == ["reset", "on"] and CREDENTIALS.gateway not in " ".join(rule)
     assert {"+role", "+ping", "+cluster|slots", "+cluster|shards", "+cluster|myid"} <= set(rule)
     assert "-@all" in rule and "resetchannels" in rule
     assert not any(r.startswith("~") or r.startswith("&") or r.startswith("+@") for r in rule)
@@ -150,19 +172,31 @@ def test_gateway_user_may_read_the_topology_and_touch_no_keys() -> None:
 def test_a_gateway_user_from_before_the_router_is_observed_as_missing_so_it_is_set_again() -> None:
     import asyncio
 
-    from amr.logic.valkey_conf import password_hash, render_gateway_user_rule
+    from amr.logic.valkey_conf import internal_user_is_current, render_internal_users
     from amr.model.node import NodeSpec, Role
     from amr.reconciler.nodes import observe_node
     from amr.testing.fake_nodes import FakeNodeBackend
 
-    rule = " ".join(render_gateway_user_rule("gw")[1:])
+    (gateway,) = [u for u in render_internal_users(CREDENTIALS) if u.name == "amr-gateway"]
     spec = NodeSpec(
-        "n1", "dabc", 0, Role.PRIMARY, "/d", "/s", "127.0.0.2", 8500, f"user amr-gateway {rule}\n"
+        "n1",
+        "dabc",
+        0,
+        Role.PRIMARY,
+        "/d",
+        "/s",
+        "127.0.0.2",
+        8500,
+        f"user amr-gateway {' '.join(gateway.rule[1:])}\n",
     )
     backend = FakeNodeBackend()
     asyncio.run(backend.ensure_node(spec))
     current = asyncio.run(observe_node(backend, spec, cluster_mode=False))
-    assert current.gateway_user_hashes == frozenset({password_hash("gw")[1:]})
-    backend.nodes["n1"].gateway_commands = "-@all +role +ping"  # what older amr versions granted
+    assert current.internal_users is not None
+    seen = current.internal_users["amr-gateway"]
+    assert internal_user_is_current(gateway, seen.on, seen.hashes, seen.commands)
+    backend.nodes["n1"].internal_users["amr-gateway"] = (set(seen.hashes), "-@all +role +ping")  # older amr
     old = asyncio.run(observe_node(backend, spec, cluster_mode=False))
-    assert old.gateway_user_hashes == frozenset()
+    assert old.internal_users is not None
+    seen = old.internal_users["amr-gateway"]
+    assert not internal_user_is_current(gateway, seen.on, seen.hashes, seen.commands)

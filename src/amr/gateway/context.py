@@ -11,6 +11,7 @@ from amr.gateway.audit import AuditLog
 from amr.logic.command_routing import KeySpec
 from amr.logic.gateway_bruteforce import AuthFailureGuard
 from amr.logic.gateway_descriptors import DescriptorPressure
+from amr.logic.node_credentials import CredentialMasters, database_uid_of_node
 from amr.settings import GatewaySettings
 
 
@@ -28,11 +29,16 @@ class GatewayContext:
     clock: Callable[[], float] = field(default=time.monotonic)
     connections: dict[str, int] = field(default_factory=dict)
     descriptors: DescriptorPressure = field(default_factory=DescriptorPressure)
-    # The internal ``amr-gateway`` user's password, to ask nodes for their ROLE ("" to ask without AUTH).
+    # The master secret of the internal ``amr-gateway`` user ("" to ask without AUTH), to ask nodes
+    # for their ROLE and slot map; its password on each database's nodes derives from it.
     node_password: str = ""
     # Key positions of every engine command (COMMAND INFO), read once by the first EnterpriseCluster
     # router (amr.logic.command_routing); None until then.
     command_table: dict[bytes, KeySpec] | None = None
+
+    def node_password_for(self, socket: str) -> str:
+        """The ``amr-gateway`` password on the nodes of the database ``socket`` belongs to."""
+        return CredentialMasters(gateway=self.node_password).gateway_for(database_uid_of_node(socket))
 
     @classmethod
     def create(cls, settings: GatewaySettings, audit: AuditLog, node_password: str = "") -> GatewayContext:

@@ -118,7 +118,7 @@ class Listener:
         self.tracker = PrimaryTracker(
             candidates,
             current if current in candidates else self.route.target,
-            self.ctx.node_password,
+            self.ctx.node_password_for(candidates[0]) if self.ctx.node_password else "",
             self.ctx.settings.primary_poll_ms / 1000,
             self._primary_changed,
         )

@@ -15,11 +15,11 @@ import logging
 from collections.abc import Callable, Sequence
 
 from amr.logic.gateway_primary import RoleAnswer, choose_primary, parse_role_reply
+from amr.logic.node_credentials import GATEWAY_USER
 from amr.nodes.resp import RespError, encode_command, read_reply
 
 log = logging.getLogger(__name__)
 
-GATEWAY_USER = "amr-gateway"
 # A node that has not answered ROLE within this many poll intervals counts as not answering.
 ANSWER_TIMEOUT_INTERVALS = 10
 MIN_ANSWER_TIMEOUT = 0.5

@@ -18,12 +18,12 @@ import hiredis
 from amr.gateway.context import GatewayContext
 from amr.logic.cluster_slots import SlotMap, empty_slot_map, parse_cluster_slots
 from amr.logic.command_routing import CommandTable, parse_command_table
+from amr.logic.node_credentials import GATEWAY_USER
 from amr.logic.resp_frames import render_command
 from amr.model.routes import ClusterNode
 
 log = logging.getLogger(__name__)
 
-GATEWAY_USER = "amr-gateway"
 REFRESH_INTERVAL = 1.0
 RETRY_INTERVAL = 0.1
 FETCH_TIMEOUT = 2.0
@@ -160,7 +160,7 @@ class ClusterTopology:
         reader, writer = await asyncio.open_unix_connection(node.socket)
         try:
             if self.ctx.node_password:
-                await _ask(reader, writer, "AUTH", GATEWAY_USER, self.ctx.node_password)
+                await _ask(reader, writer, "AUTH", GATEWAY_USER, self.ctx.node_password_for(node.socket))
             if self.ctx.command_table is None:
                 self.ctx.command_table = parse_command_table(await _ask(reader, writer, "COMMAND", "INFO"))
             return parse_cluster_slots(await _ask(reader, writer, "CLUSTER", "SLOTS"), self.nodes)

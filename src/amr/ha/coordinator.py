@@ -27,7 +27,7 @@ from amr.logic.ha_failover import (
     plan_demotions,
     plan_failovers,
 )
-from amr.logic.valkey_conf import ADMIN_USER
+from amr.logic.node_credentials import HA_USER
 from amr.model.ha import HaWatch, NodeProbe, WatchedNode
 from amr.settings import HaSettings
 
@@ -52,14 +52,14 @@ class Coordinator:
     def __init__(
         self,
         watch_file: WatchFile,
-        admin_password: str,
+        password_for: Callable[[str], str],
         settings: HaSettings,
         internal_host: str,
         clock: Callable[[], float] = time.monotonic,
         probe_timeout: float = PROBE_TIMEOUT,
     ) -> None:
         self._watch_file = watch_file
-        self._password = admin_password
+        self._password_for = password_for  # the `amr-ha` password of a database, by uid
         self._settings = settings
         self._internal_host = internal_host  # where nodes listen for replication
         self._clock = clock
@@ -141,13 +141,15 @@ class Coordinator:
     async def _follow(self, watch: HaWatch | None) -> None:
         """Open connections to nodes new in the watch, close those of nodes gone from it."""
         wanted = {n.name: n for db in (watch.databases if watch else ()) for s in db.shards for n in s.nodes}
+        uids = {n.name: db.uid for db in (watch.databases if watch else ()) for s in db.shards for n in s.nodes}
         for name in list(self._nodes):
             if wanted.get(name) != self._nodes[name].node:
                 await self._nodes.pop(name).connection.close()
         now = self._clock()
         for name, node in wanted.items():
             if name not in self._nodes:
-                connection = NodeConnection(node.socket, ADMIN_USER, self._password, self._timeout)
+                password = self._password_for(uids[name])
+                connection = NodeConnection(node.socket, HA_USER, password, self._timeout)
                 self._nodes[name] = _Watched(node, connection, NodeProbe(name, False, None, now))
 
     async def _probe(self, watched: _Watched) -> tuple[str, ProbeResult, float]:

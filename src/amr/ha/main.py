@@ -9,12 +9,13 @@ import signal
 from amr.ha.coordinator import Coordinator
 from amr.ha.watch import WatchFile
 from amr.logic.ha_watch import WATCH_FILE_NAME
+from amr.logic.node_credentials import CredentialMasters
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def serve(settings: Settings, admin_password: str, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, ha_master: str, stop: asyncio.Event | None = None) -> None:
     """Coordinate failovers of the databases in ``AMR_HOME/ha/watch.json`` until ``stop`` is set (or
     SIGTERM/SIGINT)."""
     loop = asyncio.get_running_loop()
@@ -26,7 +27,7 @@ async def serve(settings: Settings, admin_password: str, stop: asyncio.Event | N
             pass
     path = settings.ha_dir / WATCH_FILE_NAME
     h = settings.ha
-    coordinator = Coordinator(WatchFile(path), admin_password, h, settings.engine.internal_host)
+    coordinator = Coordinator(WatchFile(path), CredentialMasters(ha=ha_master).ha_for, h, settings.engine.internal_host)
     log.info(
         "HA coordinator started: watch file %s, down after %d ms, poll every %d ms, failover timeout %d ms",
         path, h.down_after_ms, h.poll_ms, h.failover_timeout_ms,
@@ -35,6 +36,6 @@ async def serve(settings: Settings, admin_password: str, stop: asyncio.Event | N
     log.info("HA coordinator stopped")
 
 
-def run_ha(settings: Settings, admin_password: str) -> None:
+def run_ha(settings: Settings, ha_master: str) -> None:
     """Run the coordinator in this process until SIGTERM or SIGINT (blocking)."""
-    asyncio.run(serve(settings, admin_password))
+    asyncio.run(serve(settings, ha_master))

@@ -1,5 +1,5 @@
 """One node as the `amr ha` coordinator sees it: a persistent connection over the node's unix socket,
-authenticated as amr's internal admin user, that asks PING and INFO replication in one round trip.
+authenticated as amr's failover user (amr-ha), that asks PING and INFO replication in one round trip.
 
 Every probe is bounded by a timeout, so a hung node (stopped, swapping, stuck in a system call) counts
 as not answering instead of holding the coordinator up. Any reply counts as an answer, errors
@@ -28,7 +28,7 @@ class ProbeResult:
 
 
 class NodeConnection:
-    """A persistent admin connection to one node's unix socket."""
+    """A persistent connection to one node's unix socket as `amr-ha`."""
 
     def __init__(self, socket: str, user: str, password: str, timeout: float) -> None:
         self.socket = socket

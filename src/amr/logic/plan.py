@@ -10,14 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from amr.logic.node_credentials import REPLICATION_USER, DatabaseCredentials
 from amr.logic.routes import node_socket_path
 from amr.logic.slots import plan_slot_ranges, plan_unowned_ranges
 from amr.logic.valkey_conf import (
+    InternalUser,
     NodeConfigInput,
+    internal_user_is_current,
     password_hash,
     render_default_user_rule,
     render_eviction_policy,
-    render_gateway_user_rule,
+    render_internal_users,
     render_moving_slots_settings,
     render_persistence,
     render_valkey_conf,
@@ -35,12 +38,11 @@ class NodeEnvironment:
     run_dir: str
     internal_host: str
     public_host: str
-    admin_password: str
+    # The passwords of amr's own users on this database's nodes (amr.logic.node_credentials).
+    credentials: DatabaseCredentials
     max_memory_bytes: int
     # The SKU's client connections, plus room for amr's own (admin, replication, cluster bus).
     max_clients: int = 10000
-    # The gateway's internal user (ROLE and PING only); "" leaves it out.
-    gateway_password: str = ""
     # How long a restarted primary of an HA database waits for its replica's promotion.
     rejoin_wait_ms: int = 0
     # Slots of the database are migrating between its shards (see ``render_moving_slots_settings``).
@@ -55,8 +57,8 @@ class NodeTarget:
     live_config: tuple[tuple[str, str], ...]
     default_user_on: bool
     default_user_hashes: frozenset[str]
-    # The gateway user's password hash; None when there is no gateway user to hold.
-    gateway_user_hash: str | None = None
+    # amr's own users the node must have, as this version grants them.
+    internal_users: tuple[InternalUser, ...] = ()
 
 
 def plan_node_targets(
@@ -92,7 +94,7 @@ def plan_node_targets(
     for shard, name in (primaries or {}).items():
         if name in by_name and by_name[name].shard == shard:
             leaders[shard] = by_name[name]
-    gateway_hash = password_hash(env.gateway_password)[1:] if env.gateway_password else None
+    internal_users = render_internal_users(env.credentials)
     targets = []
     for node in db.nodes:
         directory = f"{env.nodes_dir}/{db.uid}/{node.name}"
@@ -113,10 +115,9 @@ def plan_node_targets(
                 persistence=db.persistence,
                 access_keys_enabled=enabled,
                 access_keys=keys,
-                admin_password=env.admin_password,
+                credentials=env.credentials,
                 primary_port=primary.port if primary and role is Role.REPLICA else None,
                 max_clients=env.max_clients,
-                gateway_password=env.gateway_password,
                 moving_slots=env.moving_slots,
             )
         )
@@ -135,8 +136,17 @@ def plan_node_targets(
             rejoin_wait_ms=env.rejoin_wait_ms,
         )
         hashes = frozenset(password_hash(k)[1:] for k in keys if k)
-        targets.append(NodeTarget(spec, live, enabled, hashes, gateway_hash))
+        targets.append(NodeTarget(spec, live, enabled, hashes, internal_users))
     return tuple(targets)
+
+
+@dataclass(frozen=True)
+class ObservedUser:
+    """One of amr's users on a node: enabled, its password hashes, its command rules."""
+
+    on: bool
+    hashes: frozenset[str]
+    commands: str
 
 
 @dataclass(frozen=True)
@@ -156,7 +166,8 @@ class ObservedNode:
     cluster_state_ok: bool = False
     cluster_primary_id: str | None = None  # for a replica: the id of the primary it follows
     role: str | None = None  # what ROLE says: "master" or "slave"
-    gateway_user_hashes: frozenset[str] | None = None  # the gateway user's; empty if it is missing or off
+    # amr's users as ACL GETUSER shows them, by name; a missing user is absent. None: not observed.
+    internal_users: Mapping[str, ObservedUser] | None = None
     config_file: str | None = None  # the valkey.conf on disk
     snapshot_on_disk: bool = False  # an RDB file the node would load at its next start
 
@@ -265,9 +276,15 @@ class SetDefaultUser:
 
 
 @dataclass(frozen=True)
-class SetGatewayUser:
+class SetInternalUser:
+    """Set one of amr's users on a node (``ACL SETUSER``). For the replication user, the node's own
+    ``primaryuser``/``primaryauth`` follow (``replication_auth``), so that a replica still logs in to
+    its primary after the user changed (a node an older amr started)."""
+
     spec: NodeSpec
+    user: str
     rule: tuple[str, ...]
+    replication_auth: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -311,7 +328,7 @@ Action = (
     | RemoveSnapshot
     | WaitPersistence
     | SetDefaultUser
-    | SetGatewayUser
+    | SetInternalUser
     | AddSlots
     | ClusterMeet
     | ClusterReplicate
@@ -324,14 +341,15 @@ def plan_database_actions(
     targets: tuple[NodeTarget, ...],
     observed: dict[str, ObservedNode],
     keys: tuple[str, str],
-    gateway_password: str = "",
+    replication_password: str = "",
 ) -> list[Action]:
     """Decide what to do next for a database's nodes.
 
     Nodes that are not up come first (start them and wait); once all are up, live settings are
     corrected, then the cluster topology (slots on each primary, replicas following their primary).
 
-    A node whose live settings or default user drift first gets its valkey.conf rewritten (so a restart
+    A node whose live settings, default user or internal users (amr's own, see
+    ``render_internal_users``; ``replication_password`` is the one replicas log in with) drift first gets its valkey.conf rewritten (so a restart
     keeps the change, and a crash between the two steps replans both). Switching AOF on is followed by
     a wait for its first rewrite; switching RDB on by a snapshot and a wait for it.
     """
@@ -352,13 +370,11 @@ def plan_database_actions(
         if seen.default_user_on != t.default_user_on or seen.default_user_hashes != t.default_user_hashes:
             rule = tuple(render_default_user_rule(t.default_user_on, keys))
             changes.append(SetDefaultUser(t.spec, rule, disconnect_clients=not t.default_user_on))
-        if (
-            t.gateway_user_hash is not None
-            and gateway_password
-            and seen.gateway_user_hashes is not None
-            and seen.gateway_user_hashes != frozenset({t.gateway_user_hash})
-        ):
-            changes.append(SetGatewayUser(t.spec, tuple(render_gateway_user_rule(gateway_password))))
+        for user in t.internal_users if seen.internal_users is not None else ():
+            have = seen.internal_users.get(user.name) if seen.internal_users is not None else None
+            if have is None or not internal_user_is_current(user, have.on, have.hashes, have.commands):
+                auth = replication_password if user.name == REPLICATION_USER else ""
+                changes.append(SetInternalUser(t.spec, user.name, user.rule, auth))
         if not changes:
             if seen.config_file is not None and seen.config_file != t.spec.config:
                 actions.append(WriteConfig(t.spec))

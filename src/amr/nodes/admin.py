@@ -18,17 +18,32 @@ class UnixValkeyAdmin:
     """A ``ValkeyAdmin`` over a unix socket. Connects lazily; redis errors become NodeError."""
 
     def __init__(
-        self, socket: str, user: str, password: str, timeout: float = 5.0, decode: bool = True
+        self,
+        socket: str,
+        user: str,
+        password: str,
+        timeout: float = 5.0,
+        decode: bool = True,
+        legacy_password: str = "",
     ) -> None:
         self.socket = socket
+        self._user = user
+        self._timeout = timeout
+        self._decode = decode
+        # Tried once if ``password`` is refused: the password a node started by an older amr still
+        # has, until the control plane's convergence sets the current one.
+        self._legacy_password = legacy_password
         self._pipelines = RawPipelines(socket, user, password, timeout, decode)
-        self._client = redis.asyncio.Redis(
-            unix_socket_path=socket,
-            username=user,
+        self._client = self._connect(password)
+
+    def _connect(self, password: str) -> redis.asyncio.Redis:
+        return redis.asyncio.Redis(
+            unix_socket_path=self.socket,
+            username=self._user,
             password=password,
-            decode_responses=decode,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
+            decode_responses=self._decode,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
             # A short retry: a node restarting under the supervisor comes back within milliseconds,
             # and callers (the reconciler) replan on failure anyway.
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
@@ -41,7 +56,15 @@ class UnixValkeyAdmin:
     async def execute(self, *args: str | int | bytes) -> object:
         """Run one command and return redis-py's decoded reply; raise NodeError on failure."""
         try:
-            return await self._client.execute_command(*args)  # type: ignore[no-untyped-call]
+            try:
+                return await self._client.execute_command(*args)  # type: ignore[no-untyped-call]
+            except redis.exceptions.AuthenticationError:
+                if not self._legacy_password:
+                    raise
+                legacy, self._legacy_password = self._legacy_password, ""
+                await self._client.aclose()
+                self._client = self._connect(legacy)
+                return await self._client.execute_command(*args)  # type: ignore[no-untyped-call]
         except redis.exceptions.RedisError as e:
             command = str(args[0]) if args else ""
             raise NodeError(

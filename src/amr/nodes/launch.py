@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import socket
 import sys
 import time
 from pathlib import Path
 
+from amr.logic.node_credentials import HA_USER, REPLICATION_USER
 from amr.logic.node_launch import choose_launch, describe_peers
 from amr.logic.replication import ReplicationView, parse_replication_view
 from amr.nodes.netns import NamespaceError, enter
 
 LAUNCH_FILE = "launch.json"
+NODE_SECRETS_FILE = "node.secrets"
 # Written before every exec, naming the engine binary: a node without it never ran, has no data to
 # protect and starts at once.
 STARTED_MARKER = ".started"
@@ -76,21 +77,29 @@ def probe_peer(host: str, port: int, user: str, password: str) -> ReplicationVie
     return parse_replication_view(info.decode(errors="replace")) if info else None
 
 
-def _credentials(conf: Path) -> tuple[str, str]:
-    """The admin user and password a replica authenticates to its primary with (from valkey.conf).
-    Values may be quoted: the engine's CONFIG REWRITE (which Sentinel runs on a failover) writes
-    ``primaryauth "..."``."""
-    user = password = ""
-    for line in conf.read_text().splitlines():
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError:
-            continue
-        if len(words) == 2 and words[0].lower() in ("primaryuser", "masteruser"):
-            user = words[1]
-        elif len(words) == 2 and words[0].lower() in ("primaryauth", "masterauth"):
-            password = words[1]
-    return user, password
+def _secrets(directory: Path) -> dict[str, str]:
+    """The node's own passwords, which the node backend writes into its directory (mode 0600): the
+    replication user's, which the engine gets on its standard input, and the probe's (``amr-ha``).
+    None for a node an older amr set up: it runs with what its valkey.conf says."""
+    try:
+        data = json.loads((directory / NODE_SECRETS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _exec_engine(server: str, args: list[str], replication_password: str) -> None:
+    """Replace this process with the engine. The replication credentials go in through a pipe on
+    its standard input (``valkey-server <conf> -`` reads config from both), so they are in no file
+    and no process list."""
+    if replication_password:
+        read_end, write_end = os.pipe()
+        os.write(write_end, f"primaryuser {REPLICATION_USER}\nprimaryauth {replication_password}\n".encode())
+        os.close(write_end)
+        os.dup2(read_end, 0)
+        os.close(read_end)
+        args = [*args, "-"]
+    os.execv(server, args)
 
 
 def main(argv: list[str]) -> None:
@@ -106,14 +115,15 @@ def main(argv: list[str]) -> None:
         except NamespaceError as e:
             print(f"amr launch: {e}; not starting", flush=True)
             sys.exit(1)
+    secrets = _secrets(directory)
     if launch and marker.exists():
         host, own_port = str(launch["host"]), int(launch["port"])
         peers = [int(p) for p in launch.get("peers", [])]
-        user, password = _credentials(conf)
+        password = secrets.get("ha", "")
         started = time.monotonic()
         said = ""
         while peers:
-            views = {p: probe_peer(host, p, user, password) for p in peers}
+            views = {p: probe_peer(host, p, HA_USER, password) for p in peers}
             waited_ms = (time.monotonic() - started) * 1000
             decision = choose_launch(
                 own_port, views, bool(launch.get("cluster")), waited_ms, int(launch.get("rejoin_wait_ms", 0))
@@ -129,7 +139,7 @@ def main(argv: list[str]) -> None:
     # Which engine this start runs, so the control plane can tell when engine.server_binary changed.
     marker.write_text(server + "\n")
     os.chmod(marker, 0o600)
-    os.execv(server, args)
+    _exec_engine(server, args, secrets.get("replication", ""))
 
 
 if __name__ == "__main__":

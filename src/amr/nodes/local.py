@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from amr.errors import NodeError
+from amr.logic.node_credentials import ADMIN_USER, CredentialMasters
 from amr.logic.supervisor_conf import NODE_PROGRAM_PREFIX, render_node_program, supervisor_program_name
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
 from amr.nodes.admin import UnixValkeyAdmin
 from amr.nodes.engine import find_server_binary
-from amr.nodes.launch import LAUNCH_FILE, STARTED_MARKER
+from amr.nodes.launch import LAUNCH_FILE, NODE_SECRETS_FILE, STARTED_MARKER
 from amr.nodes.resp import redact
 from amr.nodes.supervisor import SupervisorClient, include_dir
 from amr.settings import Settings
@@ -62,13 +63,10 @@ _PING_TIMEOUT = 1.0
 class LocalNodeBackend:
     """``NodeBackend`` for nodes on this host under supervisord. Every method is idempotent."""
 
-    def __init__(
-        self, settings: Settings, supervisor: SupervisorClient, admin_user: str, admin_password: str
-    ) -> None:
+    def __init__(self, settings: Settings, supervisor: SupervisorClient, masters: CredentialMasters) -> None:
         self._settings = settings
         self._supervisor = supervisor
-        self._admin_user = admin_user
-        self._admin_password = admin_password
+        self._masters = masters
         self.server_binary = find_server_binary(settings)
         # Serializes reloadConfig/addProcessGroup/removeProcessGroup sequences of this backend.
         self._lock = asyncio.Lock()
@@ -261,7 +259,13 @@ class LocalNodeBackend:
 
     def admin(self, spec: NodeSpec, decode: bool = True) -> UnixValkeyAdmin:
         """An admin connection to the node over its unix socket."""
-        return UnixValkeyAdmin(spec.socket, self._admin_user, self._admin_password, decode=decode)
+        return UnixValkeyAdmin(
+            spec.socket,
+            ADMIN_USER,
+            self._masters.admin_for(spec.database_uid),
+            decode=decode,
+            legacy_password=self._masters.admin,
+        )
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -270,6 +274,13 @@ class LocalNodeBackend:
         node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(node_dir, 0o700)
         conf_changed = _write_if_changed(node_dir / CONF_NAME, spec.config)
+        # What the launcher needs in clear, for this database only: the replication password (the
+        # engine gets it through its standard input, never in valkey.conf) and the probe's.
+        credentials = self._masters.for_database(spec.database_uid)
+        _write_if_changed(
+            node_dir / NODE_SECRETS_FILE,
+            json.dumps({"replication": credentials.replication, "ha": credentials.ha}) + "\n",
+        )
         launch = {
             "host": spec.internal_host,
             "port": spec.port,
@@ -305,10 +316,16 @@ class LocalNodeBackend:
     async def _ping_once(self, spec: NodeSpec) -> str:
         reader, writer = await asyncio.open_unix_connection(spec.socket)
         try:
-            writer.write(_resp("AUTH", self._admin_user, self._admin_password) + _resp("PING"))
-            await writer.drain()
-            auth = (await reader.readline()).decode(errors="replace").strip()
-            pong = (await reader.readline()).decode(errors="replace").strip()
+            auth = pong = ""
+            # The node's own password, or (a node an older amr started) the master itself, which
+            # was every node's admin password then; convergence replaces it.
+            for password in (self._masters.admin_for(spec.database_uid), self._masters.admin):
+                writer.write(_resp("AUTH", ADMIN_USER, password) + _resp("PING"))
+                await writer.drain()
+                auth = (await reader.readline()).decode(errors="replace").strip()
+                pong = (await reader.readline()).decode(errors="replace").strip()
+                if auth == "+OK":
+                    break
         finally:
             writer.close()
             try:

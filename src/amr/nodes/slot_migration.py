@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amr.errors import NodeError
 from amr.nodes.backend import ValkeyAdmin
@@ -52,6 +52,8 @@ class ShardPrimary:
     node_id: str
     host: str
     port: int
+    # The admin password of its database's nodes: a source authenticates to it with MIGRATE AUTH2.
+    auth: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -66,12 +68,10 @@ class SlotMigrator:
     def __init__(
         self,
         admin_user: str,
-        admin_password: str,
         keys_per_migrate: int = KEYS_PER_MIGRATE,
         timeout_ms: int = MIGRATE_TIMEOUT_MS,
     ) -> None:
         self._user = admin_user
-        self._password = admin_password
         self._keys = keys_per_migrate
         self._timeout_ms = timeout_ms
         self._streams: dict[str, asyncio.Semaphore] = {}  # per source node id
@@ -125,7 +125,7 @@ class SlotMigrator:
                         "REPLACE",
                         "AUTH2",
                         self._user,
-                        self._password,
+                        target.auth,
                         "KEYS",
                         *keys,
                     )  # fmt: skip

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from amr.errors import NodeError
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.plan import (
     NodeEnvironment,
     NodeTarget,
@@ -36,15 +37,13 @@ class NodeConverger:
         settings: Settings,
         backend: NodeBackend,
         events: EventRecorder,
-        admin_password: str,
-        gateway_password: str,
+        masters: CredentialMasters,
         resharding: Callable[[Database], bool],
     ) -> None:
         self._settings = settings
         self._backend = backend
         self._events = events
-        self._admin_password = admin_password
-        self._gateway_password = gateway_password
+        self._masters = masters
         self._resharding = resharding
 
     async def current_targets(self, db: Database, cluster: Cluster) -> tuple[NodeTarget, ...]:
@@ -61,6 +60,7 @@ class NodeConverger:
         backend = StatusRecorder(self._backend)
         targets = plan_node_targets(db, cluster, env)
         keys = (db.primary_key, db.secondary_key)
+        replication = env.credentials.replication
         deadline = time.monotonic() + self._settings.engine.start_timeout * 2
         done: list[str] = []
         cluster_mode = db.clustering_policy.cluster_mode
@@ -70,7 +70,7 @@ class NodeConverger:
             primaries = choose_shard_primaries(db, observed, cluster_mode, self._events.last_primaries(db))
             targets = plan_node_targets(db, cluster, env, primaries)
             actions = plan_database_actions(
-                db.clustering_policy, targets, observed, keys, self._gateway_password
+                db.clustering_policy, targets, observed, keys, replication
             )
             if trace is not None:
                 trace.see(backend.statuses, observed, actions, observed_primaries(db, observed, cluster_mode))
@@ -96,8 +96,7 @@ class NodeConverger:
             run_dir=str(s.run_dir),
             internal_host=s.engine.internal_host,
             public_host=s.gateway.public_host,
-            admin_password=self._admin_password,
-            gateway_password=self._gateway_password,
+            credentials=self._masters.for_database(db.uid),
             rejoin_wait_ms=s.ha.rejoin_wait_ms,
             # While slots migrate a shard may hold more than its final share: no per-shard split then.
             max_memory_bytes=memory if moving else memory // max(1, db.shard_count),

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from amr.errors import AmrError, NodeError
 from amr.logic.lifecycle import plan_deleting, plan_running
+from amr.logic.node_credentials import CredentialMasters
 from amr.logic.placement import render_shard_note
 from amr.logic.plan import (
     plan_node_targets,
@@ -61,21 +62,18 @@ class Reconciler:
         settings: Settings,
         store: Store,
         backend: NodeBackend,
-        admin_password: str,
+        masters: CredentialMasters,
         write_routes: Callable[[RouteTable], None],
         port_is_free: Callable[[int], bool],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        gateway_password: str = "",
         port_is_listening: Callable[[int], bool] = lambda port: True,
         write_ha_watch: Callable[[HaWatch], None] | None = None,
     ) -> None:
         self._settings = settings
         # Databases whose failover is paused while their nodes convert to cluster mode (by uid).
         self._failover_paused: set[str] = set()
-        self._gateway_password = gateway_password
         self._store = store
         self._backend = backend
-        self._admin_password = admin_password
         self._write_routes = write_routes
         self._port_is_free = port_is_free
         self._port_is_listening = port_is_listening
@@ -90,11 +88,11 @@ class Reconciler:
         self._events = EventRecorder(store, now)
         self._ledger = Ledger(store, now, self.notify)
         self._nodes = NodeConverger(
-            settings, backend, self._events, admin_password, gateway_password,
+            settings, backend, self._events, masters,
             lambda db: self._scaler.resharding(db),
         )  # fmt: skip
         self._scaler = Scaler(
-            settings, store, backend, self._ledger, admin_password, self._lock, self._nodes.converge,
+            settings, store, backend, self._ledger, masters.admin_for, self._lock, self._nodes.converge,
             self._nodes.current_targets, port_is_free, self.notify,
         )  # fmt: skip
         self._converter = Converter(backend, settings.engine.start_timeout, self._pause_failover)

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from amr.errors import NodeError
+from amr.logic.node_credentials import INTERNAL_USERS, REPLICATION_USER
 from amr.logic.plan import (
     Action,
     AddSlots,
@@ -16,16 +17,16 @@ from amr.logic.plan import (
     ConfigSet,
     EnsureNode,
     ObservedNode,
+    ObservedUser,
     RemoveSnapshot,
     SetDefaultUser,
-    SetGatewayUser,
+    SetInternalUser,
     Snapshot,
     WaitCluster,
     WaitPersistence,
     WaitReady,
     WriteConfig,
 )
-from amr.logic.valkey_conf import GATEWAY_COMMANDS, GATEWAY_USER
 from amr.model.node import NodeSpec, ProcessState
 from amr.nodes.backend import NodeBackend
 
@@ -50,16 +51,16 @@ async def observe_node(backend: NodeBackend, spec: NodeSpec, cluster_mode: bool)
         user_info = _pairs(user)
         flags = user_info.get("flags") or []
         hashes = frozenset(user_info.get("passwords") or [])
-        gateway: Any = await admin.execute("ACL", "GETUSER", GATEWAY_USER)
-        gateway_info = _pairs(gateway) if gateway else {}
-        # A gateway user with fewer commands than this version grants (a node from before the
-        # EnterpriseCluster router) counts as missing, so the plan sets it again, live.
-        granted = str(gateway_info.get("commands") or "").split()
-        gateway_hashes = (
-            frozenset(str(h) for h in gateway_info.get("passwords") or [])
-            if "on" in (gateway_info.get("flags") or []) and all(f"+{c}" in granted for c in GATEWAY_COMMANDS)
-            else frozenset()
-        )
+        internal_users = {}
+        for name in INTERNAL_USERS:
+            reply: Any = await admin.execute("ACL", "GETUSER", name)
+            if reply:
+                info = _pairs(reply)
+                internal_users[name] = ObservedUser(
+                    "on" in (info.get("flags") or []),
+                    frozenset(str(h) for h in info.get("passwords") or []),
+                    str(info.get("commands") or ""),
+                )
         role: Any = await admin.execute("ROLE")
         observed = ObservedNode(
             spec.name,
@@ -69,7 +70,7 @@ async def observe_node(backend: NodeBackend, spec: NodeSpec, cluster_mode: bool)
             default_user_on="on" in flags,
             default_user_hashes=hashes,
             role=str(role[0]) if isinstance(role, list) and role else None,
-            gateway_user_hashes=gateway_hashes,
+            internal_users=internal_users,
             config_file=await backend.read_config(spec),
             snapshot_on_disk=await backend.snapshot_exists(spec),
         )
@@ -197,8 +198,12 @@ async def execute_action(backend: NodeBackend, action: Action, start_timeout: fl
             await admin.execute("ACL", "SETUSER", "default", *action.rule)
             if action.disconnect_clients:
                 await admin.execute("CLIENT", "KILL", "USER", "default")
-        elif isinstance(action, SetGatewayUser):
-            await admin.execute("ACL", "SETUSER", GATEWAY_USER, *action.rule)
+        elif isinstance(action, SetInternalUser):
+            await admin.execute("ACL", "SETUSER", action.user, *action.rule)
+            if action.replication_auth:
+                await admin.execute(
+                    "CONFIG", "SET", "primaryuser", REPLICATION_USER, "primaryauth", action.replication_auth
+                )
         elif isinstance(action, AddSlots):
             more = [bound for r in action.more for bound in r]
             await admin.execute("CLUSTER", "ADDSLOTSRANGE", action.first, action.last, *more)

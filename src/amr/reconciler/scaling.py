@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from amr.errors import AmrError, NodeError
+from amr.logic.node_credentials import ADMIN_USER
 from amr.logic.placement import (
     choose_node_ports,
     count_new_nodes,
@@ -39,7 +40,7 @@ from amr.logic.resharding import (
     plan_slot_moves,
     plan_stale_slot_states,
 )
-from amr.logic.valkey_conf import ADMIN_USER, render_moving_slots_settings
+from amr.logic.valkey_conf import render_moving_slots_settings
 from amr.model.enums import ProvisioningState, ResourceState, Toggle
 from amr.model.node import Role
 from amr.model.resources import Cluster, Database
@@ -71,7 +72,7 @@ class Scaler:
         store: Store,
         backend: NodeBackend,
         ledger: Ledger,
-        admin_password: str,
+        admin_password_for: Callable[[str], str],
         lock: Callable[[str], asyncio.Lock],
         converge: Converge,
         current_targets: Targets,
@@ -87,7 +88,8 @@ class Scaler:
         self._current_targets = current_targets
         self._port_is_free = port_is_free
         self._notify = notify
-        self._migrator = SlotMigrator(ADMIN_USER, admin_password)
+        self._admin_password_for = admin_password_for  # by database uid
+        self._migrator = SlotMigrator(ADMIN_USER)
         self._tasks: dict[str, asyncio.Task[str]] = {}
         self._resharding: set[str] = set()
         self.moved_keys = 0  # keys moved since start (for logs and benchmarks)
@@ -251,8 +253,9 @@ class Scaler:
                     raise NodeError(f"node {t.spec.name} shows no cluster view")
                 views[t.spec.shard] = view
                 primaries[t.spec.shard] = ShardPrimary(
-                    t.spec.shard, admin, view.node_id, t.spec.internal_host, t.spec.port
-                )
+                    t.spec.shard, admin, view.node_id, t.spec.internal_host, t.spec.port,
+                    self._admin_password_for(t.spec.database_uid),
+                )  # fmt: skip
             moves = plan_slot_moves(choose_slot_owners(views), [s for s in views if s < wanted])
             for shard, slot in plan_stale_slot_states(views, moves):
                 await primaries[shard].admin.execute("CLUSTER", "SETSLOT", slot, "STABLE")

@@ -38,13 +38,19 @@ class FakeNode:
     keys: dict[str, str] = field(default_factory=dict)
     killed_default_clients: int = 0
     snapshots: int = 0
-    gateway_hashes: set[str] | None = None  # None: no amr-gateway user
-    gateway_commands: str = ""  # its command rules, as ACL GETUSER shows them
+    # amr's own users (amr-admin, amr-gateway ...): their password hashes and command rules, as ACL
+    # GETUSER shows them; a user not here does not exist.
+    internal_users: dict[str, tuple[set[str], str]] = field(default_factory=dict)
     role: str = ""  # what ROLE says in a non-clustered database ("master" or "slave")
     paused: bool = False  # CLIENT PAUSE in force
     binary: str = "valkey-server"  # the engine binary the process runs
     cluster_mode: bool = False  # what INFO cluster says (cluster_enabled): the config it started with
     saves: list[bool] = field(default_factory=list)  # each SAVE: whether writes were paused then
+
+
+def _user_rule(words: list[str]) -> tuple[set[str], str]:
+    """A user's password hashes and command rules from its ACL rule words."""
+    return {w[1:] for w in words if w.startswith("#")}, " ".join(w for w in words if w[:1] in "+-")
 
 
 class FakeNodeBackend:
@@ -78,9 +84,8 @@ class FakeNodeBackend:
             if parts[:2] == ["user", "default"]:
                 node.user_on = "on" in parts
                 node.user_hashes = {p[1:] for p in parts if p.startswith("#")}
-            elif parts[:2] == ["user", "amr-gateway"]:
-                node.gateway_hashes = {p[1:] for p in parts if p.startswith("#")}
-                node.gateway_commands = " ".join(p for p in parts if p[:1] in "+-")
+            elif parts[:1] == ["user"] and parts[1].startswith("amr-"):
+                node.internal_users[parts[1]] = _user_rule(parts[2:])
             elif parts and parts[0] in (
                 "maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "replica-announce-ip",
             ):  # fmt: skip
@@ -207,17 +212,13 @@ class FakeAdmin:
         if command == "CONFIG SET":
             node.config[words[2]] = words[3]
             return "OK"
-        if command == "ACL GETUSER" and words[2] == "amr-gateway":
-            if node.gateway_hashes is None:
+        if command == "ACL GETUSER" and words[2].startswith("amr-"):
+            if words[2] not in node.internal_users:
                 return None
-            return {
-                "flags": ["on"],
-                "passwords": sorted(node.gateway_hashes),
-                "commands": node.gateway_commands,
-            }
-        if command == "ACL SETUSER" and words[2] == "amr-gateway":
-            node.gateway_hashes = {w[1:] for w in words[3:] if w.startswith("#")}
-            node.gateway_commands = " ".join(w for w in words[3:] if w[:1] in "+-")
+            hashes, commands = node.internal_users[words[2]]
+            return {"flags": ["on"], "passwords": sorted(hashes), "commands": commands}
+        if command == "ACL SETUSER" and words[2].startswith("amr-"):
+            node.internal_users[words[2]] = _user_rule(words[3:])
             return "OK"
         if command == "ACL GETUSER":
             return {"flags": ["on" if node.user_on else "off"], "passwords": sorted(node.user_hashes)}
