@@ -28,12 +28,17 @@ log = logging.getLogger(__name__)
 
 
 async def _refuse(scope: Scope, send: Send, error: ArmError) -> None:
-    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+    body = json.dumps(error.to_body()).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     for name, value in scope.get("headers", []):
         if name == b"x-ms-client-request-id":
             headers.append((name, value))
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": json.dumps(error.to_body()).encode()})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: Scope) -> int | None:
