@@ -338,3 +338,35 @@ def test_guessing_the_client_secret_is_throttled_even_for_the_right_secret(servi
 
         wait_until(token_again, COOLDOWN + 5, 0.25, what="the cooldown to end")
         assert time.monotonic() - refused_at >= COOLDOWN - 1
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ],
+    ids=["headers-over-16KiB", "not-http"],
+)
+def test_oversized_headers_and_garbage_get_a_400_arm_error(service: AmrService, request_bytes: bytes) -> None:
+    sock = tls_connection(service)
+    try:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+    error = json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]
+    assert error["code"] == "InvalidHttpRequest" and "16 KiB" in error["message"]
+    assert api_answers(service)
+
+
+def test_headers_under_16KiB_are_served(service: AmrService) -> None:
+    tenant = service.credentials["tenantId"]
+    with anonymous(service) as client:
+        big = client.get(f"/{tenant}/v2.0/.well-known/openid-configuration", headers={"X-Big": "a" * 12_000})
+    assert big.status_code == 200, big.text

@@ -26,6 +26,9 @@ from amr.errors import ArmError
 
 log = logging.getLogger(__name__)
 
+# Request line and headers, at most (h11's own bound on a request it has not finished parsing).
+MAX_HEADER_BYTES = 16 * 1024
+
 
 async def _refuse(scope: Scope, send: Send, error: ArmError) -> None:
     body = json.dumps(error.to_body()).encode()
@@ -135,12 +138,46 @@ class HeaderTimeoutProtocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and self._headers_too_large(data):
+            self.send_400_response("request headers too large")
+            return
         super().data_received(data)
         self._follow_request()
+
+    def _headers_too_large(self, data: bytes) -> bool:
+        # h11 bounds only a request it has not finished parsing, so headers arriving whole in one
+        # read could be of any size: bound them here, where the request's head is still unparsed.
+        pending = self.conn.trailing_data[0]
+        if len(pending) + len(data) <= MAX_HEADER_BYTES:
+            return False
+        head = (bytes(pending) + data)[: MAX_HEADER_BYTES + 4]
+        return b"\r\n\r\n" not in head
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._follow_request()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers bytes that are not HTTP/1.1 (or headers over h11's 16 KiB) in plain text;
+        # amr's clients get the ARM envelope for every refusal.
+        error = ArmError(
+            "InvalidHttpRequest",
+            "The request is not valid HTTP/1.1, or its headers are larger than 16 KiB.",
+            400,
+        )
+        body = json.dumps(error.to_body()).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        try:
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                          h11.Data(data=body), h11.EndOfMessage()):  # fmt: skip
+                self.transport.write(self.conn.send(event) or b"")
+        except h11.LocalProtocolError:
+            pass  # a response was already under way: just close
+        self.transport.close()
 
     def _follow_request(self) -> None:
         # Headers are still due while h11 waits for a request and holds part of one; once the
