@@ -19,7 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from amr.errors import AmrError
-from amr.home import ensure_home, read_identity, read_secret, write_private
+from amr.home import (
+    check_binary_trusted,
+    check_home_trusted,
+    ensure_home,
+    read_identity,
+    read_secret,
+    write_private,
+)
 from amr.logic.routes import render_route_table
 from amr.model.routes import RouteTable
 from amr.settings import Settings, default_home, load_settings
@@ -86,7 +93,8 @@ def run_api(settings: Settings) -> None:
 
     from amr.api.app import create_app
     from amr.api.auth import Principal, TokenService
-    from amr.api.context import Services
+    from amr.api.context import Services, token_throttle_for
+    from amr.api.limits import header_timeout_protocol
     from amr.gateway.tls import TlsContexts
     from amr.logic.node_credentials import CredentialMasters
     from amr.nodes.local import LocalNodeBackend
@@ -131,6 +139,7 @@ def run_api(settings: Settings) -> None:
         subscription_id=identity.subscription_id,
         tenant_id=identity.tenant_id,
         port_is_free=is_free,
+        token_throttle=token_throttle_for(settings.api),
     )
     app = create_app(services)
     tls = TlsContexts()
@@ -154,6 +163,7 @@ def run_api(settings: Settings) -> None:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=2,
+        http=header_timeout_protocol(settings.api.header_timeout),
     )
     server = uvicorn.Server(config)
 
@@ -327,7 +337,13 @@ def run_service_command(argv: list[str]) -> int:
         os.environ["AMR_API_PORT"] = str(args.api_port)
     os.environ["AMR_HOME"] = str(home.absolute())
     try:
+        # Before amr.toml is read: a home another user controls must not choose what amr runs.
+        # `stop` only asks the supervisor to stop, and must work whatever became of the home.
+        if args.command != "stop":
+            check_home_trusted(home.expanduser().absolute())
         settings = load_settings(home)
+        if args.command in ("serve", "reload", "api") and settings.engine.server_binary:
+            check_binary_trusted(Path(settings.engine.server_binary).expanduser())
         if args.command == "serve":
             return serve(settings, args.detach)
         if args.command == "stop":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shutil
 import uuid
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amr.errors import ConfigError
+from amr.logic.path_trust import PathFacts, validate_binary, validate_chain, validate_owned
 from amr.settings import Settings
 
 
@@ -39,6 +41,75 @@ def write_private(path: Path, data: bytes | str) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _facts(path: Path) -> PathFacts | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ConfigError(f"cannot check {path}: {e}") from e
+    return PathFacts(str(path), st.st_uid, st.st_mode, _user_name(st.st_uid))
+
+
+def _ancestors(path: Path) -> list[PathFacts]:
+    """Every directory above ``path`` as written and as resolved, and every symlink on the way."""
+    written = path.absolute()
+    resolved = path.resolve()
+    seen: dict[str, PathFacts] = {}
+    for p in (*reversed(written.parents), *reversed(resolved.parents)):
+        facts = _facts(p)
+        if facts is not None:
+            seen.setdefault(facts.path, facts)
+    if written != resolved and (link := _facts(written)) is not None:
+        seen.setdefault(link.path, link)
+    return list(seen.values())
+
+
+def check_home_trusted(home: Path) -> None:
+    """Refuse an AMR_HOME another local user could control, before anything in it is read: the home,
+    its secrets, settings and keys must be the running user's and not writable by group or others,
+    and no directory above it may let another user replace it (amr.logic.path_trust)."""
+    me, me_name = os.geteuid(), _user_name(os.geteuid())
+    what = f"AMR_HOME {home}"
+    problems = validate_chain(_ancestors(home), me, what)
+    target = home.resolve()
+    inside = (
+        (target, "AMR_HOME"),
+        (target / "secrets", "the secrets directory"),
+        (target / "amr.toml", "the settings file"),
+        (target / "credentials.json", "the credentials file"),
+        (target / "pki", "the certificate directory"),
+    )
+    if target.exists():
+        for path, name in inside:
+            facts = _facts(path)
+            problem = facts and validate_owned(facts, me, me_name, name)
+            if problem:
+                problems.append(problem)
+    if problems:
+        raise ConfigError(f"amr refuses to use {what}: " + "; ".join(problems) + ".")
+
+
+def check_binary_trusted(path: Path) -> None:
+    """Refuse an engine binary another non-root user could change (it, or a directory above it)."""
+    me, me_name = os.geteuid(), _user_name(os.geteuid())
+    resolved = path.resolve()
+    problems = validate_chain(_ancestors(path), me, f"engine.server_binary {path}")
+    facts = _facts(resolved)
+    problem = facts and validate_binary(facts, me, me_name)
+    if problem:
+        problems.append(problem)
+    if problems:
+        raise ConfigError("amr refuses to run the engine binary: " + "; ".join(problems) + ".")
 
 
 def ensure_home(settings: Settings) -> Identity:

@@ -24,6 +24,18 @@ class ApiSettings:
 
     host: str = "127.0.0.1"
     port: int = 8443
+    # Largest request body accepted (bytes); a larger one is refused with 413 before it is read. The
+    # largest real ARM body (a cache with 50 tags of 512+256 characters) is under 64 KiB.
+    max_body_bytes: int = 1_048_576
+    # Seconds a connection has to send a request's headers (from the TLS handshake's end, or from the
+    # first byte of a keep-alive request), and to send a request's whole body: trickling clients are cut.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    # Token endpoint: this many wrong client secrets from one source within the window refuse that
+    # source (429, even with the right secret) for the cooldown (seconds). 0 disables it.
+    token_failure_limit: int = 10
+    token_failure_window: float = 60.0
+    token_cooldown: float = 60.0
 
 
 @dataclass(frozen=True)

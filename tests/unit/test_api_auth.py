@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+from typing import Any
 
 import pytest
 
 from amr.api.auth import TOKEN_LIFETIME, Principal, TokenService
 from amr.errors import ArmError
+from amr.logic.token_claims import NBF_CLOCK_SKEW
 
 PRINCIPAL = Principal("tenant-1", "client-1", "secret-1")
 SCOPE = "https://management.azure.com/.default"
@@ -103,3 +107,101 @@ def test_malformed_authorization(authorization: str | None, code: str) -> None:
         service(Clock()).verify(authorization)
     assert (e.value.code, e.value.status) == (code, 401)
     assert e.value.to_body()["error"]["code"] == code
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def signed(claims: Any, key: bytes = b"signing-key", header: Any = None) -> str:
+    """A token carrying ``claims``, correctly signed with the service's key: only the claims can
+    make it invalid."""
+    head = _b64(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
+    body = _b64(json.dumps(claims).encode())
+    signature = _b64(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{signature}"
+
+
+def good_claims(clock: Clock) -> dict[str, Any]:
+    token, _ = service(clock).issue("client-1", "secret-1", SCOPE)
+    return claims_of(token)
+
+
+def test_crafted_token_with_the_issued_claims_is_accepted() -> None:
+    clock = Clock()
+    assert service(clock).verify(f"Bearer {signed(good_claims(clock))}")["tid"] == "tenant-1"
+
+
+@pytest.mark.parametrize(
+    ("change", "mention"),
+    [
+        ({"aud": "https://vault.azure.net"}, "audience"),
+        ({"aud": 5}, "'aud' claim must be a string"),
+        ({"aud": ["https://management.azure.com"]}, "'aud' claim must be a string"),
+        ({"iss": "https://login.microsoftonline.com/tenant-1/v2.0"}, "issuer"),
+        ({"iss": None}, "'iss' claim must be a string"),
+        ({"tid": "tenant-2"}, "tenant"),
+        ({"tid": 1}, "'tid' claim must be a string"),
+        ({"exp": "x"}, "'exp' claim must be a number"),
+        ({"exp": True}, "'exp' claim must be a number"),
+        ({"exp": None}, "'exp' claim must be a number"),
+        ({"exp": float("inf")}, "'exp' claim must be a number"),
+        ({"nbf": "0"}, "'nbf' claim must be a number"),
+        ({"nbf": 1_700_000_000 + NBF_CLOCK_SKEW + 1}, "not valid yet"),
+    ],
+)
+def test_signed_token_with_a_bad_claim_is_401(change: dict[str, Any], mention: str) -> None:
+    clock = Clock()
+    claims = {**good_claims(clock), **change}
+    with pytest.raises(ArmError) as e:
+        service(clock).verify(f"Bearer {signed(claims)}")
+    assert (e.value.code, e.value.status) == ("InvalidAuthenticationToken", 401)
+    assert mention in e.value.message
+
+
+@pytest.mark.parametrize("missing", ["aud", "iss", "tid", "exp", "nbf"])
+def test_signed_token_missing_a_claim_is_401(missing: str) -> None:
+    clock = Clock()
+    claims = good_claims(clock)
+    del claims[missing]
+    with pytest.raises(ArmError) as e:
+        service(clock).verify(f"Bearer {signed(claims)}")
+    assert (e.value.code, e.value.status, missing in e.value.message) == ("InvalidAuthenticationToken", 401, True)
+
+
+def test_nbf_within_the_clock_skew_is_accepted() -> None:
+    clock = Clock()
+    claims = {**good_claims(clock), "nbf": int(clock.now) + NBF_CLOCK_SKEW}
+    assert service(clock).verify(f"Bearer {signed(claims)}")["nbf"] == int(clock.now) + NBF_CLOCK_SKEW
+
+
+@pytest.mark.parametrize("payload", [[1, 2], "text", 5, None])
+def test_signed_token_whose_payload_is_not_an_object_is_401(payload: Any) -> None:
+    with pytest.raises(ArmError) as e:
+        service(Clock()).verify(f"Bearer {signed(payload)}")
+    assert (e.value.code, e.value.status) == ("InvalidAuthenticationToken", 401)
+
+
+@pytest.mark.parametrize("header", [{"alg": "none"}, {"alg": "HS512"}, ["HS256"]])
+def test_signed_token_naming_another_algorithm_is_401(header: Any) -> None:
+    clock = Clock()
+    with pytest.raises(ArmError) as e:
+        service(clock).verify(f"Bearer {signed(good_claims(clock), header=header)}")
+    assert (e.value.code, e.value.status) == ("InvalidAuthenticationToken", 401)
+
+
+@pytest.mark.parametrize(
+    "scope", ["https://management.core.windows.net//.default", "https://management.azure.com//.default", ""]
+)
+def test_management_scopes_give_tokens_the_api_accepts(scope: str) -> None:
+    tokens = service(Clock())
+    token, _ = tokens.issue("client-1", "secret-1", scope)
+    assert tokens.verify(f"Bearer {token}")["aud"] in ("https://management.azure.com",
+                                                        "https://management.azure.com/",
+                                                        "https://management.core.windows.net/")  # fmt: skip
+
+
+def test_token_for_another_resource_is_not_issued() -> None:
+    with pytest.raises(ArmError) as e:
+        service(Clock()).issue("client-1", "secret-1", "https://vault.azure.net/.default")
+    assert (e.value.code, e.value.status) == ("invalid_scope", 400)

@@ -14,8 +14,9 @@ from starlette.testclient import TestClient
 from amr.api.app import create_app
 from amr.api.auth import Principal, TokenService
 from amr.api.context import Services
+from amr.logic.token_throttle import TokenThrottle
 from amr.model.resources import Cluster, Database, Operation
-from amr.settings import Settings
+from amr.settings import ApiSettings, Settings
 from amr.store.repository import SqlStore
 from amr.testing.clock import FakeClock
 from amr.testing.reconciler import FakeReconciler
@@ -26,6 +27,11 @@ API = "api-version=2025-07-01"
 GROUPS_API = "api-version=2024-03-01"
 CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Cache/redisEnterprise/cache1"
 DATABASE = CLUSTER + "/databases/default"
+MAX_BODY = 64 * 1024
+TOKEN_FORM = (
+    "grant_type=client_credentials&client_id=client&client_secret=secret"
+    "&scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
+)
 CLUSTER_BODY = {
     "location": "eastus",
     "sku": {"name": "Balanced_B1"},
@@ -57,7 +63,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     busy: set[int] = set()
     ids = iter(range(1, 1000))
     services = Services(
-        settings=Settings(home=tmp_path),
+        settings=Settings(home=tmp_path, api=ApiSettings(max_body_bytes=MAX_BODY)),
         store=store,
         reconciler=reconciler,
         tokens=tokens,
@@ -66,6 +72,8 @@ def api(tmp_path: Path) -> Iterator[Api]:
         port_is_free=lambda port: port not in busy,
         now=clock.now,
         new_id=lambda: f"op-{next(ids)}",
+        token_throttle=TokenThrottle(limit=3, window=60, cooldown=30),
+        monotonic=clock.time,
     )
     token, _ = tokens.issue("client", "secret", "https://management.azure.com/.default")
     with TestClient(
@@ -266,6 +274,52 @@ def test_token_endpoint(api: Api) -> None:
     bad = api.client.post(f"/{TENANT}/oauth2/v2.0/token", content=form.replace("secret&", "nope&"))
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
     assert api.client.post("/other-tenant/oauth2/v2.0/token", content=form).status_code == 400
+
+
+def test_token_endpoint_refuses_a_source_after_wrong_secrets_even_with_the_right_one(api: Api) -> None:
+    url = f"/{TENANT}/oauth2/v2.0/token"
+    wrong = TOKEN_FORM.replace("client_secret=secret", "client_secret=guess")
+    assert [api.client.post(url, content=wrong).status_code for _ in range(3)] == [401, 401, 401]
+    refused = api.client.post(url, content=TOKEN_FORM)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "30"
+    assert refused.json()["error"] == "temporarily_unavailable" and "access_token" not in refused.json()
+    api.clock.advance(29)
+    assert api.client.post(url, content=TOKEN_FORM).headers["Retry-After"] == "1"
+    api.clock.advance(1)
+    assert api.client.post(url, content=TOKEN_FORM).status_code == 200
+
+
+def test_right_secrets_and_other_errors_do_not_count_towards_the_throttle(api: Api) -> None:
+    url = f"/{TENANT}/oauth2/v2.0/token"
+    for _ in range(5):
+        assert api.client.post(url, content=TOKEN_FORM).status_code == 200
+        assert api.client.post(url, content="grant_type=password").status_code == 400
+    other_scope = TOKEN_FORM.replace("management.azure.com", "vault.azure.net")
+    refused = api.client.post(url, content=other_scope)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope"
+    assert api.client.post(url, content=TOKEN_FORM).status_code == 200
+
+
+@pytest.mark.parametrize("path", [f"/{TENANT}/oauth2/v2.0/token", f"{CLUSTER}?{API}"])
+def test_body_over_the_cap_is_413_by_content_length_and_by_chunks(api: Api, path: str) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        for _ in range(64):
+            yield b"x" * 8192
+
+    declared = api.client.request("PUT" if "?" in path else "POST", path, content=b"x" * (MAX_BODY + 1))
+    streamed = api.client.request("PUT" if "?" in path else "POST", path, content=chunks())
+    for r in (declared, streamed):
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["code"] == "RequestEntityTooLarge"
+        assert str(MAX_BODY) in r.json()["error"]["message"] and r.headers["connection"] == "close"
+    assert api.client.get(f"{CLUSTER}?{API}").status_code == 404  # nothing was created
+
+
+def test_body_at_the_cap_is_read(api: Api) -> None:
+    body = json.dumps({**CLUSTER_BODY, "tags": {"pad": "x" * 200}}).encode()
+    padded = body + b" " * (MAX_BODY - len(body))
+    api.call("PUT", f"/subscriptions/{SUB}/resourcegroups/rg1", {"location": "eastus"}, GROUPS_API)
+    assert api.call("PUT", CLUSTER, padded).status_code == 201
 
 
 def test_client_request_id_is_echoed(api: Api) -> None:

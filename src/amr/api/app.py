@@ -23,6 +23,7 @@ from amr.api import handlers_firewall as firewall
 from amr.api import handlers_groups as groups
 from amr.api import handlers_misc as misc
 from amr.api.context import CACHE_API_VERSIONS, RESOURCES_API_VERSIONS, Request, Response, Services
+from amr.api.limits import RequestLimits
 from amr.errors import AmrError, ArmError, ConcurrencyError
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,8 @@ def _error(e: ArmError, request_id: str) -> HttpResponse:
 def create_app(services: Services) -> FastAPI:
     """The API app over ``services``."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    limits = services.settings.api
+    app.add_middleware(RequestLimits, max_body_bytes=limits.max_body_bytes, body_timeout=limits.body_timeout)
 
     @app.api_route("/{path:path}", methods=["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def dispatch(request: HttpRequest, path: str) -> HttpResponse:
@@ -176,6 +179,7 @@ def create_app(services: Services) -> FastAPI:
                 services=services,
                 headers=dict(request.headers),
                 path=request.url.path,
+                source=request.client.host if request.client else "",
             )
             response = await route.handler(req)
         except ConcurrencyError as e:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from amr.errors import ArmError, Unauthorized
+from amr.logic.token_claims import MANAGEMENT_AUDIENCES, ExpectedClaims, validate_token_claims
 
 TOKEN_LIFETIME = 3600
 MANAGEMENT_SCOPE = "https://management.azure.com/.default"
@@ -43,6 +44,11 @@ class TokenService:
         self._key = signing_key
         self._principal = principal
         self._clock = clock
+        self._expected = ExpectedClaims(self.issuer, principal.tenant_id)
+
+    @property
+    def issuer(self) -> str:
+        return f"https://amr.local/{self._principal.tenant_id}/"
 
     def issue(self, client_id: str, client_secret: str, scope: str) -> tuple[str, int]:
         """A token and its lifetime in seconds, for valid client credentials."""
@@ -50,10 +56,18 @@ class TokenService:
         ok_secret = hmac.compare_digest(client_secret.encode(), self._principal.client_secret.encode())
         if not (ok_id and ok_secret):
             raise ArmError("invalid_client", "The client id or client secret is not valid.", 401)
+        audience = scope.removesuffix("/.default") or MANAGEMENT_AUDIENCES[0]
+        if audience not in MANAGEMENT_AUDIENCES:
+            # Entra's answer for a resource it does not know: amr only issues management API tokens.
+            raise ArmError(
+                "invalid_scope",
+                f"The scope '{scope}' is not valid: amr issues tokens for {MANAGEMENT_AUDIENCES[0]}/.default only.",
+                400,
+            )
         now = int(self._clock())
         claims = {
-            "aud": scope.removesuffix("/.default") or "https://management.azure.com",
-            "iss": f"https://amr.local/{self._principal.tenant_id}/",
+            "aud": audience,
+            "iss": self.issuer,
             "sub": client_id,
             "appid": client_id,
             "tid": self._principal.tenant_id,
@@ -84,14 +98,12 @@ class TokenService:
             expected = _b64(hmac.new(self._key, f"{header}.{body}".encode(), hashlib.sha256).digest())
             if not hmac.compare_digest(signature, expected):
                 raise ValueError("bad signature")
+            # Only the algorithm amr signs with: a token must not choose how it is checked.
+            if json.loads(_unb64(header)).get("alg") != "HS256":
+                raise ValueError("unexpected algorithm")
             claims = json.loads(_unb64(body))
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, AttributeError) as e:
             raise Unauthorized(
                 "Authentication failed. The access token is not valid.", code="InvalidAuthenticationToken"
             ) from e
-        if int(claims.get("exp", 0)) < self._clock():
-            raise Unauthorized(
-                "The access token has expired. Get a new token (amr account get-access-token) and retry.",
-                code="ExpiredAuthenticationToken",
-            )
-        return dict(claims)
+        return validate_token_claims(claims, self._expected, self._clock())

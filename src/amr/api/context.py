@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ from amr.api.auth import TokenService
 from amr.api.wire_resources import location_key, operation_status_path
 from amr.errors import ArmError
 from amr.logic.lifecycle import R, plan_deleting
+from amr.logic.token_throttle import TokenThrottle
 from amr.model.enums import OperationStatus, ProvisioningState
 from amr.model.resources import Database, Operation
-from amr.settings import Settings
+from amr.settings import ApiSettings, Settings
 from amr.store.repository import Store
 
 CACHE_API_VERSIONS = (
@@ -72,6 +74,11 @@ class ReconcilerHandle(Protocol):
         ...
 
 
+def token_throttle_for(api: ApiSettings) -> TokenThrottle:
+    """The token endpoint's throttle with the limits of ``api`` settings."""
+    return TokenThrottle(api.token_failure_limit, api.token_failure_window, api.token_cooldown)
+
+
 @dataclass
 class Services:
     """The API's collaborators, wired by amr.app."""
@@ -85,6 +92,8 @@ class Services:
     port_is_free: Callable[[int], bool]
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    token_throttle: TokenThrottle = field(default_factory=lambda: token_throttle_for(ApiSettings()))
+    monotonic: Callable[[], float] = field(default=time.monotonic)
 
     def timestamp(self) -> str:
         return self.now().isoformat()
@@ -109,6 +118,7 @@ class Request:
     services: Services
     headers: dict[str, str] = field(default_factory=dict)
     path: str = ""
+    source: str = ""  # the client's address
 
     @property
     def url(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qs
 
 from amr.api.context import Request, Response, require_subscription
@@ -9,6 +10,8 @@ from amr.api.wire_resources import render_operation
 from amr.errors import ArmError
 from amr.model.enums import OperationStatus
 from amr.model.resources import Operation
+
+log = logging.getLogger(__name__)
 
 _OPERATIONS = (
     ("Microsoft.Cache/redisEnterprise/read", "Cache", "Read cache", "View the cache's settings and configuration."),
@@ -77,6 +80,20 @@ async def issue_token(req: Request) -> Response:
             400,
             {"error": "invalid_tenant", "error_description": f"Tenant '{req.params['tenantId']}' not found."},
         )
+    throttle, now = req.services.token_throttle, req.services.monotonic()
+    # A refused source is refused whatever it sends, the right secret included: otherwise the
+    # answer to a guess would still tell a good secret from a bad one.
+    wait = throttle.retry_after(req.source, now)
+    if wait is not None:
+        return Response(
+            429,
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "Too many wrong client secrets from this address: "
+                f"retry after {wait} seconds.",
+            },
+            {"Retry-After": str(wait)},
+        )
     form = {k: v[0] for k, v in parse_qs(req.body.decode(errors="replace")).items()}
     if form.get("grant_type") != "client_credentials":
         return Response(
@@ -90,7 +107,12 @@ async def issue_token(req: Request) -> Response:
         token, lifetime = req.services.tokens.issue(
             form.get("client_id", ""), form.get("client_secret", ""), form.get("scope", "")
         )
-    except ArmError:
+    except ArmError as e:
+        if e.code != "invalid_client":
+            return Response(e.status, {"error": e.code, "error_description": e.message})
+        if throttle.record_failure(req.source, now):
+            log.warning("token endpoint: source refused after repeated wrong client secrets",
+                        extra={"source": req.source})  # fmt: skip
         return Response(
             401, {"error": "invalid_client", "error_description": "The client id or secret is not valid."}
         )
