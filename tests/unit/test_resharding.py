@@ -38,6 +38,15 @@ def test_parse_cluster_nodes_reads_slots_states_and_skips_handshakes() -> None:
     assert parse_myself("") is None
 
 
+def test_parse_cluster_nodes_keeps_nodes_without_an_address_when_asked() -> None:
+    # A node whose address a new id took (it restarted as another node) still holds its slots.
+    text = NODES + "eee :0@0 master,fail,noaddr - 1 1 9 disconnected 0-16383\n"
+    assert [line.node_id for line in parse_cluster_nodes(text)] == ["aaa", "bbb", "ccc"]
+    kept = parse_cluster_nodes(text, keep_noaddr=True)
+    assert [line.node_id for line in kept] == ["aaa", "bbb", "ccc", "eee"]  # never a handshake
+    assert kept[3].config_epoch == 9 and len(kept[3].slots) == 16384
+
+
 def _line(slots: range | set[int], epoch: int = 1, **states: dict[int, str]) -> ClusterNodeLine:
     return ClusterNodeLine(
         "x", "", frozenset({"myself", "master"}), None, epoch, frozenset(slots),

@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from amr.logic.foreign_nodes import ForeignNode, render_foreign_repair_cause
 from amr.logic.plan import (
     Action,
     AddSlots,
@@ -165,6 +166,30 @@ def plan_primary_events(
             )
         )
     return events
+
+
+def plan_foreign_node_events(
+    database_key: str,
+    database_id: str,
+    foreign: Sequence[ForeignNode],
+    repaired: bool,
+    now: datetime,
+) -> list[DatabaseEvent]:
+    """Decide the ``repair`` events of a tick that found nodes amr did not create in the database's
+    cluster (``foreign``, see ``amr.logic.foreign_nodes``): one per foreign node, naming it in its
+    cause (it is no node of the database, so the event names no node). ``repaired``: the tick ended
+    with the cluster as planned."""
+    return [
+        DatabaseEvent(
+            id=event_id(now, EventKind.REPAIR, f"foreign-{node.node_id}"),
+            database_key=database_key,
+            database_id=database_id,
+            time=now.astimezone(UTC).isoformat(),
+            kind=EventKind.REPAIR,
+            cause=render_foreign_repair_cause(node, repaired),
+        )
+        for node in foreign
+    ]
 
 
 def plan_pids_to_keep(

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from amr.logic.foreign_nodes import BumpEpoch, ClusterForget, ForeignNode, plan_foreign_node_repair
 from amr.logic.node_credentials import REPLICATION_USER, DatabaseCredentials
+from amr.logic.resharding import ClusterNodeLine
 from amr.logic.routes import node_socket_path
 from amr.logic.slots import plan_slot_ranges, plan_unowned_ranges
 from amr.logic.valkey_conf import (
@@ -165,6 +167,7 @@ class ObservedNode:
     cluster_slot_ranges: tuple[tuple[int, int], ...] = ()  # the slots it owns itself, as ranges
     cluster_state_ok: bool = False
     cluster_primary_id: str | None = None  # for a replica: the id of the primary it follows
+    cluster_nodes: tuple[ClusterNodeLine, ...] = ()  # its CLUSTER NODES lines for the other nodes
     role: str | None = None  # what ROLE says: "master" or "slave"
     # amr's users as ACL GETUSER shows them, by name; a missing user is absent. None: not observed.
     internal_users: Mapping[str, ObservedUser] | None = None
@@ -333,6 +336,8 @@ Action = (
     | ClusterMeet
     | ClusterReplicate
     | WaitCluster
+    | ClusterForget
+    | BumpEpoch
 )
 
 
@@ -342,11 +347,14 @@ def plan_database_actions(
     observed: dict[str, ObservedNode],
     keys: tuple[str, str],
     replication_password: str = "",
+    foreign: tuple[ForeignNode, ...] = (),
 ) -> list[Action]:
     """Decide what to do next for a database's nodes.
 
     Nodes that are not up come first (start them and wait); once all are up, live settings are
     corrected, then the cluster topology (slots on each primary, replicas following their primary).
+    While the nodes' tables hold ``foreign`` nodes (see ``amr.logic.foreign_nodes``) their repair
+    replaces the topology planning, which resumes once they are forgotten.
 
     A node whose live settings, default user or internal users (amr's own, see
     ``render_internal_users``; ``replication_password`` is the one replicas log in with) drift first gets its valkey.conf rewritten (so a restart
@@ -386,7 +394,8 @@ def plan_database_actions(
         actions += _plan_persistence_switch(t, seen)
 
     if policy.cluster_mode:
-        actions += _plan_cluster_topology(targets, observed)
+        repair = plan_foreign_node_repair(targets, observed, foreign)
+        actions += repair if repair else _plan_cluster_topology(targets, observed)
     return actions
 
 

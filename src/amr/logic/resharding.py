@@ -44,15 +44,16 @@ class SlotMove:
     target: int
 
 
-def parse_cluster_nodes(text: str) -> list[ClusterNodeLine]:
-    """The nodes of a ``CLUSTER NODES`` reply (nodes in handshake or without an address left out)."""
+def parse_cluster_nodes(text: str, keep_noaddr: bool = False) -> list[ClusterNodeLine]:
+    """The nodes of a ``CLUSTER NODES`` reply (nodes in handshake left out, and nodes without an
+    address unless ``keep_noaddr``: a node whose address another id took still holds its slots)."""
     lines = []
     for raw in text.splitlines():
         parts = raw.split()
         if len(parts) < 8:
             continue
         flags = frozenset(parts[2].split(","))
-        if "handshake" in flags or "noaddr" in flags:
+        if "handshake" in flags or ("noaddr" in flags and not keep_noaddr):
             continue
         slots: set[int] = set()
         migrating: dict[int, str] = {}

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from amr.errors import NodeError
+from amr.logic.foreign_nodes import choose_foreign_nodes, validate_cluster_health
 from amr.logic.node_credentials import CredentialMasters
 from amr.logic.plan import (
     NodeEnvironment,
@@ -27,10 +28,15 @@ from amr.settings import Settings
 # Connections a node keeps for amr beyond the SKU's client limit: admin, replicas, monitoring.
 RESERVED_CLIENTS = 64
 
+# Told what is wrong with a clustered database's cluster (nothing: healthy again).
+ReportHealth = Callable[[Database, tuple[str, ...]], None]
+
 
 class NodeConverger:
     """Brings a database's nodes to what its record and cache say (``converge``), and tells what
-    each node should run (``environment``, ``current_targets``)."""
+    each node should run (``environment``, ``current_targets``). ``report_health`` hears about a
+    clustered database's health: at once when a foreign node shows up, when a converge ends (healthy,
+    or still not after its deadline)."""
 
     def __init__(
         self,
@@ -39,12 +45,14 @@ class NodeConverger:
         events: EventRecorder,
         masters: CredentialMasters,
         resharding: Callable[[Database], bool],
+        report_health: ReportHealth | None = None,
     ) -> None:
         self._settings = settings
         self._backend = backend
         self._events = events
         self._masters = masters
         self._resharding = resharding
+        self._report_health = report_health or (lambda db, problems: None)
 
     async def current_targets(self, db: Database, cluster: Cluster) -> tuple[NodeTarget, ...]:
         """The database's nodes with the roles they have now (a switchover moves the primary)."""
@@ -64,19 +72,37 @@ class NodeConverger:
         deadline = time.monotonic() + self._settings.engine.start_timeout * 2
         done: list[str] = []
         cluster_mode = db.clustering_policy.cluster_mode
+        saw_foreign = False
         while True:
             observed = {t.spec.name: await observe_node(backend, t.spec, cluster_mode) for t in targets}
             # Plan on the roles the nodes have now: a failover is accepted, never undone.
             primaries = choose_shard_primaries(db, observed, cluster_mode, self._events.last_primaries(db))
             targets = plan_node_targets(db, cluster, env, primaries)
+            # While slots migrate the scaler owns the node tables (it forgets the shards it removed).
+            foreign = choose_foreign_nodes(targets, observed) if cluster_mode and not env.moving_slots else ()
             actions = plan_database_actions(
-                db.clustering_policy, targets, observed, keys, replication
+                db.clustering_policy, targets, observed, keys, replication, foreign
             )
             if trace is not None:
-                trace.see(backend.statuses, observed, actions, observed_primaries(db, observed, cluster_mode))
+                trace.see(
+                    backend.statuses,
+                    observed,
+                    actions,
+                    observed_primaries(db, observed, cluster_mode),
+                    foreign,
+                )
+            if foreign:
+                saw_foreign = True
+                self._report_health(db, validate_cluster_health(targets, observed, foreign))
             if not actions:
+                if cluster_mode and not saw_foreign:
+                    # Healthy once a pass finds nothing foreign: the pass that removed a foreign
+                    # node leaves the next one (a tick later) to confirm none came back.
+                    self._report_health(db, ())
                 return "; ".join(done) if done else "in sync"
             if time.monotonic() > deadline:
+                if cluster_mode:
+                    self._report_health(db, validate_cluster_health(targets, observed, foreign))
                 raise NodeError(
                     f"the nodes did not reach the desired state: still to do {describe_actions(actions)}"
                 )

@@ -14,11 +14,13 @@ from amr.logic.events import (
     NodeTick,
     event_id,
     plan_events_to_prune,
+    plan_foreign_node_events,
     plan_node_events,
     plan_pids_to_keep,
     plan_primary_events,
     plan_repairs,
 )
+from amr.logic.foreign_nodes import ForeignNode
 from amr.logic.plan import Action, EnsureNode, ObservedNode
 from amr.model.enums import ProvisioningState, ResourceState
 from amr.model.events import DatabaseEvent, EventKind, NodePids, events_prefix
@@ -89,6 +91,7 @@ class ConvergeTrace:
     repairs: dict[str, list[str]] = field(default_factory=dict)
     converged: bool = False
     primaries: dict[int, str] = field(default_factory=dict)  # per shard, as last seen clearly
+    foreign: dict[str, ForeignNode] = field(default_factory=dict)  # by id, as first seen
 
     def see(
         self,
@@ -96,8 +99,11 @@ class ConvergeTrace:
         observed: dict[str, ObservedNode],
         actions: list[Action],
         primaries: dict[int, str] | None = None,
+        foreign: tuple[ForeignNode, ...] = (),
     ) -> None:
         self.primaries.update(primaries or {})
+        for node in foreign:
+            self.foreign.setdefault(node.node_id, node)
         if not self.first:
             self.first = dict(statuses)
         self.last = dict(statuses)
@@ -172,6 +178,7 @@ class EventRecorder:
         events += plan_primary_events(
             db.key, db.id, previous_primaries, trace.primaries, previous, ticks, now
         )
+        events += plan_foreign_node_events(db.key, db.id, tuple(trace.foreign.values()), trace.converged, now)
         kept = plan_pids_to_keep(previous or {}, ticks, [n.name for n in db.nodes])
         names = {n.name for n in db.nodes}
         primaries = {
@@ -182,7 +189,10 @@ class EventRecorder:
         try:
             for event in events:
                 self._store.insert(event)
-                log.info("database %s: %s of %s: %s", db.id, event.kind.value, event.node, event.cause)
+                if event.node is None:
+                    log.warning("database %s: %s: %s", db.id, event.kind.value, event.cause)
+                else:
+                    log.info("database %s: %s of %s: %s", db.id, event.kind.value, event.node, event.cause)
             if events:
                 self._prune(db.key)
             if kept != (previous or {}) or primaries != (previous_primaries or {}):

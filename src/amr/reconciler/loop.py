@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from amr.errors import AmrError, NodeError
+from amr.logic.foreign_nodes import plan_health_status
 from amr.logic.lifecycle import plan_deleting, plan_running
 from amr.logic.node_credentials import CredentialMasters
 from amr.logic.placement import render_shard_note
@@ -89,7 +90,7 @@ class Reconciler:
         self._ledger = Ledger(store, now, self.notify)
         self._nodes = NodeConverger(
             settings, backend, self._events, masters,
-            lambda db: self._scaler.resharding(db),
+            lambda db: self._scaler.resharding(db), self._report_health,
         )  # fmt: skip
         self._scaler = Scaler(
             settings, store, backend, self._ledger, masters.admin_for, self._lock, self._nodes.converge,
@@ -453,6 +454,23 @@ class Reconciler:
         except AmrError as e:
             error = OperationError("FlushFailed", f"The database could not be flushed: {e}")
         self._ledger.complete(db.id, ("flush",), error, only=operation.id)
+
+    def _report_health(self, db: Database, problems: tuple[str, ...]) -> None:
+        """Make a settled clustered database's state tell its cluster's health (see
+        ``plan_health_status``); a database or cache with an operation running is left to it."""
+        current = self._store.get(Database, db.key)
+        cluster = self._store.get(Cluster, db.cluster_key)
+        if current is None or cluster is None or cluster.provisioning_state.busy:
+            return
+        sku = sku_by_name(cluster.sku_name)
+        note = render_shard_note(sku, current.shard_count, current.clustering_policy) if sku else ""
+        updated = plan_health_status(current, problems, note)
+        if updated == current or not self._ledger.replace(current, updated):
+            return
+        if problems:
+            log.warning("database %s is not healthy: %s", db.id, "; ".join(problems))
+        else:
+            log.info("database %s is healthy again", db.id)
 
     # --- helpers -----------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from amr.errors import NodeError
+from amr.logic.foreign_nodes import BumpEpoch, ClusterForget
 from amr.logic.node_credentials import INTERNAL_USERS, REPLICATION_USER
 from amr.logic.plan import (
     Action,
@@ -27,6 +28,7 @@ from amr.logic.plan import (
     WaitReady,
     WriteConfig,
 )
+from amr.logic.resharding import parse_cluster_nodes
 from amr.model.node import NodeSpec, ProcessState
 from amr.nodes.backend import NodeBackend
 
@@ -114,6 +116,7 @@ async def _observe_cluster(admin: Any, observed: ObservedNode) -> ObservedNode:
         cluster_slot_ranges=my_ranges,
         cluster_state_ok=fields.get("cluster_state", "").strip() == "ok",
         cluster_primary_id=primary_id,
+        cluster_nodes=tuple(line for line in parse_cluster_nodes(nodes_text, keep_noaddr=True) if not line.myself),
     )
 
 
@@ -211,5 +214,13 @@ async def execute_action(backend: NodeBackend, action: Action, start_timeout: fl
             await admin.execute("CLUSTER", "MEET", action.host, action.port)
         elif isinstance(action, ClusterReplicate):
             await admin.execute("CLUSTER", "REPLICATE", action.primary_id)
+        elif isinstance(action, ClusterForget):
+            try:
+                await admin.execute("CLUSTER", "FORGET", action.node_id)
+            except NodeError as e:
+                # Gone already (another node's forget reached it first): the next look decides.
+                log.info("CLUSTER FORGET %s on %s: %s", action.node_id, action.spec.name, e)
+        elif isinstance(action, BumpEpoch):
+            await admin.execute("CLUSTER", "BUMPEPOCH")
     finally:
         await admin.close()

@@ -327,6 +327,9 @@ class FakeAdmin:
         if command == "CLUSTER FORGET":
             node.known.discard(words[2])
             return "OK"
+        if command == "CLUSTER BUMPEPOCH":
+            node.epoch = max(n.epoch for n in self._backend.nodes.values()) + 1
+            return f"BUMPED {node.epoch}"
         if words[0].upper() == "MIGRATE" and self._backend.fail_migrates > 0:
             self._backend.fail_migrates -= 1
             raise NodeError("IOERR error or timeout writing to target instance")
