@@ -274,7 +274,10 @@ def test_nodes_an_older_amr_started_get_their_own_credentials_live(service: AmrS
     def converged() -> bool:
         for socket in sockets:
             node = redis.Redis(
-                unix_socket_path=socket, username="amr-admin", password=own["amr-admin"], decode_responses=True
+                unix_socket_path=socket,
+                username="amr-admin",
+                password=own["amr-admin"],
+                decode_responses=True,
             )
             try:
                 if node.config_get("primaryuser")["primaryuser"] != "amr-replication":
@@ -300,3 +303,30 @@ def test_nodes_an_older_amr_started_get_their_own_credentials_live(service: AmrS
             wait_until(lambda n=node: n.get("after") == "2", 10, what="replication after the relink")
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(unix_socket_path=sockets[0], username="amr-admin", password=master).ping()
+
+
+def test_a_tenant_cannot_pause_the_nodes_and_closing_amrs_connections_costs_no_failover(
+    service: AmrService,
+) -> None:
+    """CLIENT PAUSE would hold amr's probes too and make a healthy primary look dead: refused, as in
+    Azure. CLIENT KILL stays (Azure allows it); a tenant that closes amr's own connections to its
+    database (the failover probes, the replication link) makes amr reconnect, nothing more."""
+    service.amr(
+        "redisenterprise", "create", "--cluster-name", "iso-pause", "-g", "rg", "-l", "eastus",
+        "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", "--clustering-policy", "NoCluster",
+        check=True,
+    )  # fmt: skip
+    tenant = _client(service, "iso-pause")
+    for command in (("CLIENT", "PAUSE", 5000), ("CLIENT", "PAUSE", 5000, "WRITE"), ("CLIENT", "UNPAUSE")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            tenant.execute_command(*command)
+    role = tenant.execute_command("ROLE")[0]
+    ha_log = service.home / "logs" / "ha.log"
+    before = len(ha_log.read_text())
+    for _ in range(5):
+        tenant.execute_command("CLIENT", "KILL", "USER", "amr-ha")
+        tenant.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        tenant.set("k", "v")
+    wait_until(lambda: tenant.execute_command("WAIT", 1, 1000) == 1, 20, what="the replica back in sync")
+    assert tenant.execute_command("ROLE")[0] == role
+    assert "promoted" not in ha_log.read_text()[before:]

@@ -200,3 +200,15 @@ def test_a_gateway_user_from_before_the_router_is_observed_as_missing_so_it_is_s
     assert old.internal_users is not None
     seen = old.internal_users["amr-gateway"]
     assert not internal_user_is_current(gateway, seen.on, seen.hashes, seen.commands)
+
+
+def test_tenants_may_not_pause_clients_and_an_older_default_user_is_set_again() -> None:
+    from amr.logic.valkey_conf import default_user_is_current
+
+    rule = render_default_user_rule(True, KEYS)
+    assert {"-client|pause", "-client|unpause", "-client|no-evict"} <= set(rule)
+    assert "-client" not in rule  # CLIENT LIST, KILL, SETNAME ... stay, as in Azure
+    current = " ".join(w for w in rule if w[:1] in "+-")
+    assert default_user_is_current(rule, current)
+    assert not default_user_is_current(rule, current.replace(" -client|pause", ""))  # an older amr's
+    assert default_user_is_current(rule, None)  # unknown: nothing to decide on

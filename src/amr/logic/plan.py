@@ -18,6 +18,7 @@ from amr.logic.slots import plan_slot_ranges, plan_unowned_ranges
 from amr.logic.valkey_conf import (
     InternalUser,
     NodeConfigInput,
+    default_user_is_current,
     internal_user_is_current,
     password_hash,
     render_default_user_rule,
@@ -161,6 +162,7 @@ class ObservedNode:
     config: dict[str, str] = field(default_factory=dict)
     default_user_on: bool | None = None
     default_user_hashes: frozenset[str] | None = None
+    default_user_commands: str | None = None  # its command rules, as ACL GETUSER shows them
     cluster_id: str | None = None
     cluster_known_ids: frozenset[str] = frozenset()
     cluster_slots_assigned: int = 0
@@ -375,8 +377,12 @@ def plan_database_actions(
         for parameter, value in t.live_config:
             if seen.config.get(parameter) != value:
                 changes.append(ConfigSet(t.spec, parameter, value))
-        if seen.default_user_on != t.default_user_on or seen.default_user_hashes != t.default_user_hashes:
-            rule = tuple(render_default_user_rule(t.default_user_on, keys))
+        rule = tuple(render_default_user_rule(t.default_user_on, keys))
+        if (
+            seen.default_user_on != t.default_user_on
+            or seen.default_user_hashes != t.default_user_hashes
+            or not default_user_is_current(rule, seen.default_user_commands)
+        ):
             changes.append(SetDefaultUser(t.spec, rule, disconnect_clients=not t.default_user_on))
         for user in t.internal_users if seen.internal_users is not None else ():
             have = seen.internal_users.get(user.name) if seen.internal_users is not None else None

@@ -26,6 +26,9 @@ CLUSTER_BUS_OFFSET = 10000
 _DENIED_COMMANDS = (
     "config", "acl", "debug", "shutdown", "replicaof", "slaveof", "failover", "save", "bgsave",
     "bgrewriteaof", "module", "sync", "psync", "replconf", "migrate", "pfdebug", "pfselftest", "cluster",
+    # As in Azure (Redis Enterprise): a pause would hold amr's own probes too, and make a healthy
+    # primary look dead to the failover coordinator.
+    "client|pause", "client|unpause", "client|no-evict",
 )  # fmt: skip
 _ALLOWED_CLUSTER_SUBCOMMANDS = (
     "info", "slots", "shards", "nodes", "keyslot", "myid", "myshardid", "countkeysinslot",
@@ -102,6 +105,16 @@ def render_default_user_rule(enabled: bool, keys: tuple[str, ...]) -> list[str]:
     rule += ["~*", "&*", "+@all"] + [f"-{c}" for c in _DENIED_COMMANDS]
     rule += [f"+cluster|{s}" for s in _ALLOWED_CLUSTER_SUBCOMMANDS]
     return rule
+
+
+def default_user_is_current(rule: list[str] | tuple[str, ...], commands: str | None) -> bool:
+    """Whether the ``default`` user's command rules (as ACL GETUSER shows them; None: unknown) deny
+    every command ``rule`` denies: a node an older amr set up may let tenants run one this version
+    keeps for itself, and gets the rule again, live."""
+    if commands is None:
+        return True
+    have = set(commands.split())
+    return all(word in have for word in rule if word.startswith("-"))
 
 
 @dataclass(frozen=True)

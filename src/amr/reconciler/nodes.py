@@ -71,6 +71,7 @@ async def observe_node(backend: NodeBackend, spec: NodeSpec, cluster_mode: bool)
             config={k: str(v) for k, v in config.items()},
             default_user_on="on" in flags,
             default_user_hashes=hashes,
+            default_user_commands=str(user_info["commands"]) if user_info.get("commands") else None,
             role=str(role[0]) if isinstance(role, list) and role else None,
             internal_users=internal_users,
             config_file=await backend.read_config(spec),

@@ -27,6 +27,7 @@ class FakeNode:
     config: dict[str, str] = field(default_factory=dict)
     user_on: bool = False
     user_hashes: set[str] = field(default_factory=set)
+    user_commands: str = ""  # the default user's command rules
     node_id: str = ""
     known: set[str] = field(default_factory=set)
     slots: int = 0
@@ -83,7 +84,7 @@ class FakeNodeBackend:
             parts = line.split()
             if parts[:2] == ["user", "default"]:
                 node.user_on = "on" in parts
-                node.user_hashes = {p[1:] for p in parts if p.startswith("#")}
+                node.user_hashes, node.user_commands = _user_rule(parts[2:])
             elif parts[:1] == ["user"] and parts[1].startswith("amr-"):
                 node.internal_users[parts[1]] = _user_rule(parts[2:])
             elif parts and parts[0] in (
@@ -221,11 +222,15 @@ class FakeAdmin:
             node.internal_users[words[2]] = _user_rule(words[3:])
             return "OK"
         if command == "ACL GETUSER":
-            return {"flags": ["on" if node.user_on else "off"], "passwords": sorted(node.user_hashes)}
+            return {
+                "flags": ["on" if node.user_on else "off"],
+                "passwords": sorted(node.user_hashes),
+                "commands": node.user_commands,
+            }
         if command == "ACL SETUSER":
             rule = words[3:]
             node.user_on = "on" in rule
-            node.user_hashes = {w[1:] for w in rule if w.startswith("#")}
+            node.user_hashes, node.user_commands = _user_rule(rule)
             return "OK"
         if command == "ROLE":
             if "cluster-enabled yes" in node.spec.config:
