@@ -28,9 +28,12 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy src
 
-# The network tests make test hosts with network namespaces (root and iproute2, as on CI machines).
+# The network tests make test hosts with network namespaces (root and iproute2, as on CI machines);
+# the attack tests play another local user with the system's python3 and util-linux's setpriv/nsenter.
 test: lint
 	command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+	test -x /usr/bin/python3 && command -v setpriv nsenter >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq python3 util-linux)
 	$(BIN)/pytest -q tests
 
 unit: $(STAMP)
