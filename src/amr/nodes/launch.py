@@ -80,7 +80,7 @@ def probe_peer(host: str, port: int, user: str, password: str) -> ReplicationVie
 def _secrets(directory: Path) -> dict[str, str]:
     """The node's own passwords, which the node backend writes into its directory (mode 0600): the
     replication user's, which the engine gets on its standard input, and the probe's (``amr-ha``).
-    None for a node an older amr set up: it runs with what its valkey.conf says."""
+    Empty for a node an older amr set up: it runs with what its valkey.conf says."""
     try:
         data = json.loads((directory / NODE_SECRETS_FILE).read_text())
     except (OSError, ValueError):
