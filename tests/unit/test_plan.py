@@ -114,6 +114,28 @@ def test_values_are_compressed_and_notices_logged_but_not_while_slots_move() -> 
     }
 
 
+def test_client_memory_limits_are_set_live_on_a_node_that_lacks_them() -> None:
+    # A node started before the limits existed has the engine's defaults: they are CONFIG SET
+    # live (no restart), with the values its valkey.conf now has.
+    targets = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, ENV)
+    observed = {t.spec.name: in_sync(t) for t in targets}
+    for seen in observed.values():
+        seen.config["maxmemory-clients"] = "0"
+        seen.config["client-output-buffer-limit"] = (
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        )
+    actions = plan_database_actions(ClusteringPolicy.NO_CLUSTER, targets, observed, KEYS)
+    sets = [(a.spec.name, a.parameter, a.value) for a in actions if isinstance(a, ConfigSet)]
+    half = str(256 * 1024**2)
+    limit = f"normal {half} {64 * 1024**2} 60 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    assert sets == [
+        (t.spec.name, name, value)
+        for t in targets
+        for name, value in (("client-output-buffer-limit", limit), ("maxmemory-clients", half))
+    ]
+    assert all(f"maxmemory-clients {half}" in t.spec.config for t in targets)
+
+
 def test_nodes_not_ready_come_first_and_alone() -> None:
     targets = plan_node_targets(database(), CLUSTER, ENV)
     primary, replica = targets

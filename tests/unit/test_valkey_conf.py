@@ -11,6 +11,7 @@ from amr.logic.node_credentials import ADMIN_USER, CredentialMasters, derive_pas
 from amr.logic.valkey_conf import (
     NodeConfigInput,
     password_hash,
+    render_client_memory_limits,
     render_default_user_rule,
     render_eviction_policy,
     render_persistence,
@@ -212,3 +213,25 @@ def test_tenants_may_not_pause_clients_and_an_older_default_user_is_set_again() 
     assert default_user_is_current(rule, current)
     assert not default_user_is_current(rule, current.replace(" -client|pause", ""))  # an older amr's
     assert default_user_is_current(rule, None)  # unknown: nothing to decide on
+
+
+def test_client_buffers_are_bounded_by_the_nodes_memory() -> None:
+    limits = dict(render_client_memory_limits(512 * 1024**2))
+    # All clients' buffers together: half the node's memory; one client's output: the same hard
+    # limit (a reply that big can still be read), and an eighth for a minute.
+    assert limits["maxmemory-clients"] == str(256 * 1024**2)
+    normal = limits["client-output-buffer-limit"].split()
+    assert normal[:4] == ["normal", str(256 * 1024**2), str(64 * 1024**2), "60"]
+    # Replica and pub/sub limits stay the engine's defaults, spelled as CONFIG GET prints them.
+    assert normal[4:] == ["slave", "268435456", "67108864", "60", "pubsub", "33554432", "8388608", "60"]
+    bigger = dict(render_client_memory_limits(4 * 1024**3))
+    assert bigger["maxmemory-clients"] == str(2 * 1024**3)
+
+
+def test_client_memory_limits_follow_maxmemory_in_the_file() -> None:
+    conf = render_valkey_conf(BASE).splitlines()
+    at = conf.index("maxmemory-policy allkeys-lfu")
+    limits = render_client_memory_limits(BASE.max_memory_bytes)
+    assert conf[at + 1 : at + 3] == [f"{name} {value}" for name, value in limits]
+    # Never unlimited (the engine's default for normal clients is 0 0 0).
+    assert "normal 0 0 0" not in "\n".join(conf)

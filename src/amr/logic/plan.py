@@ -21,6 +21,7 @@ from amr.logic.valkey_conf import (
     default_user_is_current,
     internal_user_is_current,
     password_hash,
+    render_client_memory_limits,
     render_default_user_rule,
     render_eviction_policy,
     render_internal_users,
@@ -84,6 +85,7 @@ def plan_node_targets(
     live = (
         ("maxmemory", str(env.max_memory_bytes)),
         ("maxmemory-policy", render_eviction_policy(db.eviction_policy)),
+        *render_client_memory_limits(env.max_memory_bytes),
         ("appendfsync", persistence.appendfsync),
         ("save", persistence.save),
         ("appendonly", persistence.appendonly),

@@ -70,6 +70,41 @@ class PersistenceConfig:
     save: str
 
 
+# The engine's defaults for the classes amr does not change (CONFIG GET prints replicas as "slave").
+_REPLICA_AND_PUBSUB_OUTPUT_LIMITS = "slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+CLIENT_OUTPUT_SOFT_SECONDS = 60
+
+
+def render_client_memory_limits(max_memory_bytes: int) -> tuple[tuple[str, str], ...]:
+    """The engine settings that bound what clients' buffers may hold on a node of ``max_memory_bytes``.
+
+    By default a normal client's output buffer is unlimited: a client that pipelines 30 GETs of a
+    50 MB value and never reads took a 0.5 GB node to 1.5 GB. Two bounds, measured against that:
+
+    - ``maxmemory-clients`` = half the node's memory: once all clients' buffers (query and output)
+      pass it, the engine closes the clients using the most until they are under it, so a node
+      holds at most its data plus half of it in client buffers (the attack above peaks at about
+      250 MB on 0.5 GB). Half, not less: a command or reply must fit in it whole (a 100 MB SET's
+      query buffer is 100 MB), and the gateway streams big commands to the node rather than
+      holding them itself.
+    - ``client-output-buffer-limit normal``: hard = the same half (one reply that big can still be
+      read by a client that reads it), soft = an eighth for 60 s (a client that leaves that much
+      unread for a minute is not reading at all).
+
+    Replica and pub/sub classes keep the engine's defaults: replicas are amr's own, and pub/sub is
+    already bounded (32 MB hard). The value is written as CONFIG GET prints it, so the reconciler
+    compares it as is."""
+    half = max_memory_bytes // 2
+    soft = max_memory_bytes // 8
+    return (
+        (
+            "client-output-buffer-limit",
+            f"normal {half} {soft} {CLIENT_OUTPUT_SOFT_SECONDS} {_REPLICA_AND_PUBSUB_OUTPUT_LIMITS}",
+        ),
+        ("maxmemory-clients", str(half)),
+    )
+
+
 def render_moving_slots_settings(moving_slots: bool) -> tuple[tuple[str, str], ...]:
     """The engine settings that differ while a database's slots migrate between its shards.
 
@@ -211,6 +246,7 @@ def render_valkey_conf(c: NodeConfigInput) -> str:
         f"maxclients {c.max_clients}",
         f"maxmemory {c.max_memory_bytes}",
         f"maxmemory-policy {render_eviction_policy(c.eviction_policy)}",
+        *(f"{name} {value}" for name, value in render_client_memory_limits(c.max_memory_bytes)),
         *(f"{name} {value}" for name, value in render_moving_slots_settings(c.moving_slots)),
         f"appendonly {p.appendonly}",
         f"appendfsync {p.appendfsync}",

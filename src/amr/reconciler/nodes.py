@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 _LIVE_PARAMETERS = (
     "maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "save", "replica-announce-ip",
-    "rdbcompression", "loglevel",
+    "rdbcompression", "loglevel", "client-output-buffer-limit", "maxmemory-clients",
 )  # fmt: skip
 
 

@@ -91,6 +91,8 @@ class FakeNodeBackend:
                 "maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "replica-announce-ip",
             ):  # fmt: skip
                 node.config[parts[0]] = parts[1]
+            elif parts and parts[0] in ("client-output-buffer-limit", "maxmemory-clients"):
+                node.config[parts[0]] = line.split(" ", 1)[1]
             elif parts and parts[0] == "save":
                 node.config["save"] = line.split(" ", 1)[1].strip('"')
         self.nodes[spec.name] = node

@@ -1,0 +1,160 @@
+"""Bounded memory, attacked with only a database key: a client that asks for big replies and never
+reads them, and clients that trickle huge commands they never finish, against a real amr (real TLS,
+real gateway, real valkey-server nodes). Memory is each process's VmRSS from /proc."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.integration.amr_service import AmrService, wait_until
+from tests.integration.conftest import FOUR_SHARDS, running_service
+from tests.integration.ha_load import admin_client, node_name, routes_of
+
+MB = 1 << 20
+VALUE = 50_000_000
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[AmrService]:
+    yield from running_service(FOUR_SHARDS)
+
+
+def _create(service: AmrService, name: str, sku: str, policy: str) -> tuple[int, str]:
+    service.amr_json(
+        "redisenterprise", "create", "--cluster-name", name, "-g", "rg", "-l", "eastus", "--sku", sku,
+        "--access-keys-authentication", "Enabled", "--clustering-policy", policy,
+    )  # fmt: skip
+    db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
+    port, key = db["properties"]["port"], service.primary_key(name)
+    wait_until(_client(service, port, key).ping, 30, what=f"{name} answers")
+    return port, key
+
+
+def _client(service: AmrService, port: int, key: str, timeout: float = 60) -> redis.Redis:
+    return redis.Redis(
+        host="localhost", port=port, password=key, ssl=True, ssl_ca_certs=service.ca_file,
+        socket_timeout=timeout,
+    )  # fmt: skip
+
+
+def rss(pid: int) -> int:
+    """The process's resident memory in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def gateway_pid(service: AmrService) -> int:
+    """The (single) gateway worker of this installation."""
+    found = []
+    for pid in service.pids_under_home():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"gateway" in cmdline and not any(b"supervisord" in part for part in cmdline):
+            found.append(pid)
+    assert len(found) == 1, found
+    return found[0]
+
+
+class PeakRss:
+    """Samples a process's VmRSS every 20 ms in a thread; ``peak`` is the highest seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = rss(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss(self.pid))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def attacker(service: AmrService, port: int, key: str) -> ssl.SSLSocket:
+    """A raw TLS connection, authenticated, with a tiny receive buffer (it will not read)."""
+    raw = socket.create_connection(("localhost", port))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    context = ssl.create_default_context(cafile=service.ca_file)
+    conn = context.wrap_socket(raw, server_hostname="localhost")
+    conn.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(key), key.encode()))
+    assert conn.recv(5) == b"+OK\r\n"
+    return conn
+
+
+def test_a_client_that_never_reads_big_replies_cannot_grow_the_node_past_its_memory(
+    service: AmrService,
+) -> None:
+    # The review's attack: on a 0.5 GB database, ask 30 times for a 50 MB value and never read.
+    # Without limits the node buffered every reply (1.5 GB). Now the engine's client memory is
+    # bounded (maxmemory-clients = half of maxmemory, 256 MB here): the node stays under its
+    # memory plus a 64 MB margin, and drops the attacker, not the others.
+    port, key = _create(service, "membound-b0", "Balanced_B0", "NoCluster")
+    client = _client(service, port, key)
+    client.set("big", b"v" * VALUE)
+    socket_path = routes_of(service.home, port)["target"]
+    admin = admin_client(service.home, socket_path)
+    pid = service.node_pids()[node_name(socket_path)]
+    before = admin.info("stats")
+    dropped_before = before["evicted_clients"] + before["client_output_buffer_limit_disconnections"]
+    peak = PeakRss(pid)
+    conns = []
+    try:
+        conn = attacker(service, port, key)
+        conns.append(conn)
+        conn.sendall(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n" * 30)
+
+        def dropped() -> bool:
+            stats = admin.info("stats")
+            return (
+                stats["evicted_clients"] + stats["client_output_buffer_limit_disconnections"] > dropped_before
+            )
+
+        wait_until(dropped, 60, what="the node drops the client that does not read")
+        # Another client of the same database is served meanwhile, and after.
+        assert client.get("big") == b"v" * VALUE
+        assert client.ping()
+    finally:
+        high = peak.stop()
+        for conn in conns:
+            conn.close()
+    assert high <= 512 * MB + 64 * MB, f"node peaked at {high / MB:.0f} MB"
+
+
+def test_running_nodes_get_the_client_limits_back_live(service: AmrService) -> None:
+    # A node still running with the engine's defaults (from before the limits, or changed by hand)
+    # is given them by the reconciler with CONFIG SET: same process, no restart.
+    port, key = _create(service, "membound-live", "Balanced_B0", "NoCluster")
+    admin = admin_client(service.home, routes_of(service.home, port)["target"])
+    wanted = admin.config_get("maxmemory-clients")["maxmemory-clients"]
+    assert wanted == str(256 * MB)
+    limit = admin.config_get("client-output-buffer-limit")["client-output-buffer-limit"]
+    assert limit.startswith(f"normal {256 * MB} {64 * MB} 60 ")
+    pid = admin.info("server")["process_id"]
+    admin.config_set("maxmemory-clients", "0")
+    admin.config_set("client-output-buffer-limit", "normal 0 0 0")
+    wait_until(
+        lambda: (
+            admin.config_get("maxmemory-clients")["maxmemory-clients"] == wanted
+            and admin.config_get("client-output-buffer-limit")["client-output-buffer-limit"] == limit
+        ),
+        60,
+        what="the reconciler sets the limits again",
+    )
+    assert admin.info("server")["process_id"] == pid
+    assert _client(service, port, key).ping()
