@@ -4,6 +4,7 @@ real gateway, real valkey-server nodes). Memory is each process's VmRSS from /pr
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
@@ -158,3 +159,72 @@ def test_running_nodes_get_the_client_limits_back_live(service: AmrService) -> N
     )
     assert admin.info("server")["process_id"] == pid
     assert _client(service, port, key).ping()
+
+
+def _flood(conns: list[ssl.SSLSocket], total: int, stop: threading.Event) -> list[int]:
+    """Send each connection ``total`` bytes of its never-finished command, 256 KB at a time round
+    robin, without reading; return how many bytes each got out before the gateway closed it or the
+    send would block for a second (it is paused)."""
+    chunk = b"x" * (256 << 10)
+    sent = [0] * len(conns)
+    live = set(range(len(conns)))
+    for conn in conns:
+        conn.settimeout(1.0)
+    while live and not stop.is_set():
+        for i in list(live):
+            try:
+                conns[i].sendall(chunk)
+                sent[i] += len(chunk)
+            except (OSError, ssl.SSLError):
+                live.discard(i)  # closed, or paused by the gateway (the send timed out)
+                continue
+            if sent[i] >= total:
+                live.discard(i)
+    return sent
+
+
+def test_slow_senders_of_huge_commands_cannot_grow_the_enterprise_cluster_gateway(
+    service: AmrService,
+) -> None:
+    # The review's attack: connections that start huge commands and never finish them. The router
+    # held each incomplete command up to 64 MB (8 connections: +490 MB on the gateway every database
+    # shares). Now a command whose key is known is streamed to its node as it arrives (the node's
+    # client memory limits apply there), and one that must be whole before routing (MSET) is held
+    # from a 64 MB gateway-wide budget, its sender paused when that is full.
+    port, key = _create(service, "membound-ec", "Balanced_B3", "EnterpriseCluster")
+    gateway = gateway_pid(service)
+    legit = _client(service, port, key)
+    legit.set("warm", b"w" * MB)  # the legitimate client's connections exist before the attack
+    baseline = rss(gateway)
+    peak = PeakRss(gateway)
+    stop = threading.Event()
+    conns: list[ssl.SSLSocket] = []
+    try:
+        for i in range(50):
+            conn = attacker(service, port, key)
+            if i % 2:
+                conn.sendall(b"*3\r\n$3\r\nSET\r\n$2\r\nk%d\r\n$400000000\r\n" % (i % 10))
+            else:
+                conn.sendall(b"*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$30000000\r\n")
+            conns.append(conn)
+        sent = _flood(conns, 8 * MB, stop)
+        assert sum(sent) > 200 * MB  # the attack did push hundreds of MB at the gateway
+        flooded = peak.peak - baseline
+        # Bound: the 64 MB budget of held commands, and up to 3 MB per connection (1 MB of an
+        # incomplete command of its own, 1 MB of node write buffer, TLS buffers).
+        assert flooded <= 64 * MB + 50 * 3 * MB, f"gateway grew {flooded / MB:.0f} MB under the attack"
+        # With the attackers still connected (their MSETs holding the budget), a legitimate 100 MB
+        # value goes in and comes back through the same endpoint.
+        value = os.urandom(100_000_000)
+        assert legit.set("bigvalue", value)
+        assert legit.get("bigvalue") == value
+        assert legit.ping()
+    finally:
+        stop.set()
+        high = peak.stop()
+        for conn in conns:
+            conn.close()
+    # The 100 MB reply is not streamed: it is framed whole, then written out over TLS, costing the
+    # gateway up to four times its size while it passes (the README says so).
+    grown = high - baseline
+    assert grown <= 64 * MB + 50 * 3 * MB + 4 * 100 * MB, f"gateway grew {grown / MB:.0f} MB"

@@ -9,38 +9,24 @@ from types import SimpleNamespace
 from typing import Any
 
 from amr.gateway.router import Router
+from amr.gateway.router_budget import RequestBudget
 from amr.gateway.router_links import NodeLink
 from amr.logic.cluster_slots import SlotMap
+from amr.logic.command_routing import CommandTable
 from amr.logic.resp_frames import render_command
+from tests.unit.test_router_pool import FakeTransport
 
 
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.closing = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def close(self) -> None:
-        self.closing = True
-
-
-def _router() -> tuple[Router, FakeTransport, FakeTransport, list[str]]:
+def _router(
+    commands: CommandTable | None = None, budget: RequestBudget | None = None
+) -> tuple[Router, FakeTransport, FakeTransport, list[str]]:
     client_t, node_t = FakeTransport(), FakeTransport()
     closed: list[str] = []
     client: Any = SimpleNamespace(transport=client_t, close_for=closed.append)
     topology: Any = SimpleNamespace(
-        ready=True, commands={}, slot_map=SlotMap([0] * 16384, ("/node.sock",)), refresh_soon=lambda: None
+        ready=True, commands=commands or {}, slot_map=SlotMap([0] * 16384, ("/node.sock",)), refresh_soon=lambda: None
     )
-    router = Router(client, topology, {})
+    router = Router(client, topology, {}, None, budget)
     link = NodeLink(router, "/node.sock")
     link.transport = node_t  # type: ignore[assignment]
     router.start(link, b"")

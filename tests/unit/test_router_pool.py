@@ -33,6 +33,9 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
+    def get_write_buffer_size(self) -> int:
+        return sum(map(len, self.written))
+
     def is_closing(self) -> bool:
         return self.closing
 

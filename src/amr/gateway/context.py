@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from amr.gateway.audit import AuditLog
+from amr.gateway.router_budget import RequestBudget
 from amr.logic.command_routing import KeySpec
 from amr.logic.gateway_bruteforce import AuthFailureGuard
 from amr.logic.gateway_descriptors import DescriptorPressure
@@ -35,6 +36,8 @@ class GatewayContext:
     # Key positions of every engine command (COMMAND INFO), read once by the first EnterpriseCluster
     # router (amr.logic.command_routing); None until then.
     command_table: dict[bytes, KeySpec] | None = None
+    # Incomplete EnterpriseCluster commands held whole by this process's routers (router_budget).
+    request_budget: RequestBudget = field(default_factory=RequestBudget)
 
     def node_password_for(self, socket: str) -> str:
         """The ``amr-gateway`` password on the nodes of the database ``socket`` belongs to."""

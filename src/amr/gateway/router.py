@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING
 
 import hiredis
 
+from amr.gateway.router_budget import RequestBudget
 from amr.gateway.router_commands import route_special
-from amr.gateway.router_links import Item, Link, NodeLink, Pending, Swallow
+from amr.gateway.router_links import Item, Link, NodeLink, Pending, Streamed, Swallow
 from amr.gateway.router_topology import NOT_READY_REPLY, ClusterTopology
 from amr.logic.cluster_slots import parse_redirect
 from amr.logic.command_routing import (
@@ -42,6 +43,13 @@ from amr.logic.command_routing import (
 )
 from amr.logic.gateway_resp import RequestParser, RespProtocolError
 from amr.logic.link_sharing import choose_shared
+from amr.logic.request_stream import (
+    MAX_HELD_COMMAND,
+    STREAM_AT,
+    CommandScanner,
+    choose_stream_slot,
+    plan_request_hold,
+)
 from amr.logic.resp_frames import render_command
 
 if TYPE_CHECKING:
@@ -56,8 +64,10 @@ MAX_TRIES = 20
 RETRY_DELAY = 0.02
 # Commands answered out of order wait in the FIFO; past this many the client is not read.
 MAX_PENDING = 10_000
-# An incomplete command may not hold more than this many bytes (the engine's own bulk limit is 512 MB).
-MAX_REQUEST_BYTES = 64 << 20
+# What the auth phase held may not hold a bigger incomplete command than a held one may.
+MAX_REQUEST_BYTES = MAX_HELD_COMMAND
+# A client that is not reading while this much of its replies waits in the gateway is closed.
+MAX_REPLY_BUFFER = 64 << 20
 INLINE_MAX = 64 << 10
 ASKING = b"*1\r\n$6\r\nASKING\r\n"
 
@@ -74,6 +84,32 @@ def _encoded_size(args: list[bytes]) -> int:
     return size
 
 
+class StreamHead:
+    """A big command to stream once the client's earlier replies are in: its bytes so far (the
+    client is paused meanwhile, so little more comes), and any bytes after it."""
+
+    __slots__ = ("scanner", "parts", "slot", "rest")
+
+    def __init__(self, scanner: CommandScanner, head: bytes, slot: int) -> None:
+        self.scanner = scanner
+        self.parts = [head]
+        self.slot = slot
+        self.rest: list[bytes] = []
+
+    def extend(self, data: bytes) -> None:
+        """Bytes that arrived before the pause took effect."""
+        if self.scanner.done:
+            self.rest.append(data)
+            return
+        n = self.scanner.feed(data)
+        self.parts.append(data[:n])
+        if n < len(data):
+            self.rest.append(data[n:])
+
+    def take(self) -> tuple[CommandScanner, bytes, int, bytes]:
+        return self.scanner, b"".join(self.parts), self.slot, b"".join(self.rest)
+
+
 class Router:
     """Routes one client's commands across the database's shards and answers it in order."""
 
@@ -81,7 +117,8 @@ class Router:
         "client", "transport", "topology", "replay", "reader", "fifo", "links", "links_paused",
         "_client_paused", "_full_links", "bytes_out", "waiting", "txn", "watch_link", "watch_slot",
         "pubsub", "backlog", "closing", "closed", "rng", "_tasks", "batching", "dirty", "inline", "carry", "_flush_soon",
-        "pool", "lanes", "replayed", "draining",
+        "pool", "lanes", "replayed", "draining", "budget", "tail", "holding", "held", "budget_paused",
+        "stream_head", "stream",
     )  # fmt: skip
 
     def __init__(
@@ -90,6 +127,7 @@ class Router:
         topology: ClusterTopology,
         replay: dict[bytes, tuple[bytes, ...]],
         pool: LinkPool | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.client = client
         assert client.transport is not None
@@ -124,6 +162,18 @@ class Router:
         self.replayed = tuple(render_command(args) for args in replay.values())
         # Leaving the shared connections: ``waiting`` holds the commands until every reply is in.
         self.draining = False
+        # Big commands (amr.logic.request_stream). ``tail``: the incomplete command's bytes while
+        # they may still be streamed; ``holding``: it cannot be, and is held whole, ``held`` bytes
+        # of it reserved from the gateway's ``budget`` (``budget_paused``: waiting for room).
+        self.budget = budget if budget is not None else RequestBudget()
+        self.tail: list[bytes] = []
+        self.holding = False
+        self.held = 0
+        self.budget_paused = False
+        # A command to stream once every earlier reply is in (its head, read so far, and slot),
+        # then the one streaming: what follows it goes to ``link`` as it arrives.
+        self.stream_head: StreamHead | None = None
+        self.stream: tuple[CommandScanner, NodeLink] | None = None
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -181,6 +231,16 @@ class Router:
         """Client bytes: parse the commands they complete and route each."""
         if self.closed or self.closing:
             return
+        if self.stream is not None:
+            data = self._stream_data(data)
+            if not data or self.closed:
+                return
+        if self.stream_head is not None:
+            try:
+                self.stream_head.extend(data)
+            except RespProtocolError as e:
+                self._refuse(e.reply, "protocol_error")
+            return
         reader = self.reader
         # ``carry``: bytes received that are not part of a command yet. hiredis cannot say where a
         # command ended (its buffer may end exactly between two arguments of one), so the router
@@ -194,9 +254,11 @@ class Router:
         reader.feed(data)
         carry += len(data)
         self.batching = True
+        completed = False
         try:
             args = reader.gets()
             while args is not False:
+                completed = True
                 if type(args) is not list or not args:
                     self._refuse(
                         b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error"
@@ -215,9 +277,21 @@ class Router:
                     return
                 args = reader.gets()
             self.carry = carry = max(carry, 0)
-            if carry > MAX_REQUEST_BYTES:
-                self._refuse(b"-ERR Protocol error: request too large\r\n", "request_too_large")
-                return
+            if completed:
+                self.holding = False
+            if carry:
+                if self.holding:
+                    pass
+                elif carry <= len(data):
+                    self.tail = [data[len(data) - carry :]]
+                else:
+                    self.tail.append(data)
+                if carry > STREAM_AT and not self.holding:
+                    self._big_command()
+            elif self.tail:
+                self.tail = []
+            if self.holding or self.held:
+                self._hold()
         except hiredis.ProtocolError:
             self._refuse(b"-ERR Protocol error: invalid request\r\n", "protocol_error")
             return
@@ -235,6 +309,102 @@ class Router:
                 self._update_client_reading()
         if self.draining and len(self.waiting or ()) > MAX_PENDING:
             self._update_client_reading()
+
+    # -- big commands (amr.logic.request_stream) ------------------------------------------------
+
+    def _big_command(self) -> None:
+        """The incomplete command passed ``STREAM_AT``: stream it if its head says where it goes and
+        nothing routed before it is in flight elsewhere; else hold it whole, from the budget."""
+        head = b"".join(self.tail)
+        self.tail = []
+        scanner = CommandScanner()
+        try:
+            scanner.feed(head)
+        except RespProtocolError as e:
+            self._refuse(e.reply, "protocol_error")
+            return
+        slot = None
+        if self.waiting is None and self.txn is None and self.pubsub is None and not scanner.done:
+            slot = choose_stream_slot(scanner, self.topology.commands)
+        if slot is None:
+            self.holding = True
+            return
+        # hiredis keeps a copy of what it was fed: a new reader drops it.
+        self.reader = hiredis.Reader()
+        self.carry = 0
+        self.stream_head = StreamHead(scanner, head, slot)
+        if self.fifo:
+            # Earlier commands may be on shared connections: the big one goes on the client's own
+            # once their replies are in (``flush``), so it cannot overtake them. Until then the
+            # client is not read.
+            self._update_client_reading()
+            return
+        self._start_stream()
+
+    def _start_stream(self) -> None:
+        assert self.stream_head is not None
+        scanner, head, slot, rest = self.stream_head.take()
+        self.stream_head = None
+        # The node connection carries this command for as long as its client takes to send it: not
+        # one shared with other clients.
+        self.leave_shared_links()
+        link = self.slot_link(slot) if slot >= 0 else self.any_link()
+        assert isinstance(link, NodeLink)
+        p = Streamed(slot)
+        self.fifo.append(p)
+        link.send(head, p)
+        if not scanner.done:
+            self.stream = (scanner, link)
+        self._update_client_reading()
+        if rest:
+            self.feed(rest)
+
+    def _stream_data(self, data: bytes) -> bytes:
+        """Client bytes while a command streams: its bytes to its node now; return what follows it."""
+        assert self.stream is not None
+        scanner, link = self.stream
+        try:
+            n = scanner.feed(data)
+        except RespProtocolError as e:
+            self._refuse(e.reply, "protocol_error")
+            return b""
+        part = data if n == len(data) else data[:n]
+        t = link.transport
+        if link.closed:
+            return b""  # link_lost closes the client
+        if t is None:
+            link.early.append(part)  # connecting: the client is not read meanwhile
+        else:
+            t.write(part)
+        if not scanner.done:
+            self._update_client_reading()
+            return b""
+        self.stream = None
+        self._update_client_reading()
+        return data[n:]
+
+    def _hold(self) -> None:
+        """Reserve (or give back) budget for the incomplete command held whole."""
+        decision = plan_request_hold(self.carry if self.holding else 0, self.held, self.budget.total)
+        if decision.action == "pause":
+            if not self.budget_paused:
+                self.budget_paused = True
+                self.budget.wait(self._budget_freed)
+                self._update_client_reading()
+            return
+        if decision.reserve:
+            self.held += decision.reserve
+            self.budget.take(decision.reserve)
+        if self.budget_paused:
+            self.budget_paused = False
+            self.budget.stop_waiting(self._budget_freed)
+            self._update_client_reading()
+        if decision.action == "refuse":
+            self._refuse(b"-ERR Protocol error: request too large\r\n", "request_too_large")
+
+    def _budget_freed(self) -> None:
+        if not self.closed:
+            self._hold()
 
     def _feed_inline(self, data: bytes) -> bytes:
         """Inline commands (space-separated words on a line), as the engine accepts them; return
@@ -478,6 +648,10 @@ class Router:
         fifo = self.fifo
         if fifo and fifo[0].reply is not None:
             t = self.transport
+            if self.links_paused and t.get_write_buffer_size() > MAX_REPLY_BUFFER:
+                # It is not reading, and what it was sent over shared connections kept coming.
+                self.client.abort("output_buffer_limit")
+                return
             head = fifo.popleft().reply
             if not fifo or fifo[0].reply is None:
                 assert head is not None
@@ -490,6 +664,9 @@ class Router:
             if self._client_paused and len(fifo) < MAX_PENDING // 2:
                 self._update_client_reading()
         if not fifo:
+            if self.stream_head is not None:
+                self._start_stream()
+                return
             if self.draining:
                 self._drained()
                 return
@@ -510,6 +687,10 @@ class Router:
         else:
             self.transport.write(data)
 
+    def link_up(self) -> None:
+        """A node connection is up: the command streaming to it may take the client's bytes again."""
+        self._update_client_reading()
+
     def pause_client(self, full: bool) -> None:
         """A node connection's write buffer filled up (or drained): stop (or resume) reading the client."""
         self._full_links += 1 if full else -1
@@ -517,10 +698,14 @@ class Router:
 
     def _update_client_reading(self) -> None:
         waiting = self.waiting
+        stream = self.stream
         want_paused = (
             self._full_links > 0
             or len(self.fifo) > MAX_PENDING
             or (waiting is not None and len(waiting) > MAX_PENDING)
+            or self.budget_paused
+            or self.stream_head is not None
+            or (stream is not None and stream[1].transport is None)
         )
         if want_paused == self._client_paused or self.transport.is_closing():
             return
@@ -567,6 +752,10 @@ class Router:
     def close(self) -> None:
         """The client is gone: close every node connection."""
         self.closed = True
+        if self.held:
+            self.budget.take(-self.held)
+            self.held = 0
+        self.budget.stop_waiting(self._budget_freed)
         for lane in self.lanes.values():
             lane.shared.leave(self)
         for link in list(self.links.values()):

@@ -44,6 +44,29 @@ class Pending:
         self.reply = frame
 
 
+class Streamed(Pending):
+    """A big command sent to its node as it arrived (``amr.logic.request_stream``): the router
+    does not have it to send again, so a redirect (its slot moving, a failover) reaches the client
+    as TRYAGAIN, which it may retry."""
+
+    __slots__ = ()
+
+    def __init__(self, slot: int) -> None:
+        super().__init__(b"", slot)
+        self.tries = 1 << 30  # never retried by the router
+
+    def deliver(self, frame: bytes) -> None:
+        if frame[:1] == b"-" and frame.split(b" ", 1)[0] in _REDIRECTS:
+            frame = STREAMED_REDIRECT_REPLY
+        self.reply = frame
+
+
+_REDIRECTS = frozenset({b"-MOVED", b"-ASK", b"-TRYAGAIN", b"-CLUSTERDOWN"})
+STREAMED_REDIRECT_REPLY = (
+    b"-TRYAGAIN a large command cannot be resent while its slot moves or its shard fails over; send it again\r\n"
+)
+
+
 class Merged(Pending):
     """A client command answered by several nodes: complete when every part has answered, then
     ``merge`` makes the client's reply from the parts' replies (in part order)."""
@@ -205,6 +228,8 @@ class NodeLink(NodeConnection):
         if self.router.links_paused:
             self.paused = True
             transport.pause_reading()
+        if self.router.stream is not None:
+            self.router.link_up()
 
     def data_received(self, data: bytes) -> None:
         router = self.router

@@ -440,7 +440,9 @@ class ClientSide(asyncio.Protocol):
         that node (nothing else is in flight on it: the phase held what followed the AUTH)."""
         held = phase.take_held() + phase.take_rest()
         listener = self.listener
-        router = Router(self, listener.cluster_topology(), dict(phase.replay), listener.link_pool())
+        router = Router(
+            self, listener.cluster_topology(), dict(phase.replay), listener.link_pool(), listener.ctx.request_budget
+        )
         self.router = router
         up.detached = True
         self.upstream = None

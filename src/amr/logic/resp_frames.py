@@ -100,7 +100,11 @@ class ReplyFramer:
             pos, need = scan_values(buf, pos, need)
             if need:
                 break
-            out.append(bytes(buf[start:pos]) if start or pos != size or buf is not data else data)
+            if buf is data:
+                out.append(data if start == 0 and pos == size else data[start:pos])
+            else:
+                # One copy of a big reply, not two (a slice of a bytearray is a bytearray).
+                out.append(bytes(memoryview(buf)[start:pos]))
             start = pos
             if pos >= size:
                 break

@@ -83,8 +83,8 @@ def render_client_memory_limits(max_memory_bytes: int) -> tuple[tuple[str, str],
 
     - ``maxmemory-clients`` = half the node's memory: once all clients' buffers (query and output)
       pass it, the engine closes the clients using the most until they are under it, so a node
-      holds at most its data plus half of it in client buffers (the attack above peaks at about
-      250 MB on 0.5 GB). Half, not less: a command or reply must fit in it whole (a 100 MB SET's
+      holds at most its data plus half of it in client buffers (the attack above peaks under
+      300 MB on 0.5 GB). Half, not less: a command or reply must fit in it whole (a 100 MB SET's
       query buffer is 100 MB), and the gateway streams big commands to the node rather than
       holding them itself.
     - ``client-output-buffer-limit normal``: hard = the same half (one reply that big can still be
