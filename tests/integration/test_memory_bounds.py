@@ -4,6 +4,7 @@ real gateway, real valkey-server nodes). Memory is each process's VmRSS from /pr
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import ssl
@@ -25,6 +26,12 @@ VALUE = 50_000_000
 @pytest.fixture(scope="module")
 def service() -> Iterator[AmrService]:
     yield from running_service(FOUR_SHARDS)
+
+
+@pytest.fixture(scope="module")
+def enterprise_cluster(service: AmrService) -> tuple[int, str]:
+    """A two-shard EnterpriseCluster database: its port and key."""
+    return _create(service, "membound-ec", "Balanced_B3", "EnterpriseCluster")
 
 
 def _create(service: AmrService, name: str, sku: str, policy: str) -> tuple[int, str]:
@@ -184,14 +191,14 @@ def _flood(conns: list[ssl.SSLSocket], total: int, stop: threading.Event) -> lis
 
 
 def test_slow_senders_of_huge_commands_cannot_grow_the_enterprise_cluster_gateway(
-    service: AmrService,
+    service: AmrService, enterprise_cluster: tuple[int, str]
 ) -> None:
     # The review's attack: connections that start huge commands and never finish them. The router
     # held each incomplete command up to 64 MB (8 connections: +490 MB on the gateway every database
     # shares). Now a command whose key is known is streamed to its node as it arrives (the node's
     # client memory limits apply there), and one that must be whole before routing (MSET) is held
     # from a 64 MB gateway-wide budget, its sender paused when that is full.
-    port, key = _create(service, "membound-ec", "Balanced_B3", "EnterpriseCluster")
+    port, key = enterprise_cluster
     gateway = gateway_pid(service)
     legit = _client(service, port, key)
     legit.set("warm", b"w" * MB)  # the legitimate client's connections exist before the attack
@@ -228,3 +235,45 @@ def test_slow_senders_of_huge_commands_cannot_grow_the_enterprise_cluster_gatewa
     # gateway up to four times its size while it passes (the README says so).
     grown = high - baseline
     assert grown <= 64 * MB + 50 * 3 * MB + 4 * 100 * MB, f"gateway grew {grown / MB:.0f} MB"
+
+
+def _disconnect_reasons(service: AmrService, source_port: int) -> list[str]:
+    """The reasons of the gateway's disconnect events for the connection from ``source_port``."""
+    log = service.home / "logs" / "connections.jsonl"
+    events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [
+        e.get("reason", "") for e in events if e["event"] == "disconnect" and e["sourcePort"] == source_port
+    ]
+
+
+def test_a_client_that_never_reads_is_closed_before_the_gateway_holds_its_replies(
+    service: AmrService, enterprise_cluster: tuple[int, str]
+) -> None:
+    # Replies to commands already sent over connections shared with other clients keep coming when
+    # their client stops reading (the node connection cannot be paused for one client). Before,
+    # the gateway queued them all for it: 30 GETs of a 10 MB value left 300 MB in the gateway. Now
+    # a client that is not reading while 64 MB of its replies wait is closed.
+    port, key = enterprise_cluster
+    legit = _client(service, port, key)
+    value = os.urandom(10_000_000)
+    legit.set("ten", value)
+    gateway = gateway_pid(service)
+    baseline = rss(gateway)
+    peak = PeakRss(gateway)
+    conn = attacker(service, port, key)
+    try:
+        source_port = conn.getsockname()[1]
+        conn.sendall(b"*2\r\n$3\r\nGET\r\n$3\r\nten\r\n" * 30)
+        wait_until(
+            lambda: "output_buffer_limit" in _disconnect_reasons(service, source_port),
+            60,
+            what="the gateway closes the client that does not read",
+        )
+        assert legit.get("ten") == value  # the others are served, on the same shared connections
+    finally:
+        high = peak.stop()
+        conn.close()
+    # Bound: 64 MB of unread replies and the reply that crossed it, each byte held up to three times
+    # meanwhile (framed, queued as plain text, encrypted for TLS): measured 161 MB.
+    grown = high - baseline
+    assert grown <= 3 * (64 * MB + 10 * MB), f"gateway grew {grown / MB:.0f} MB"
