@@ -194,3 +194,21 @@ def test_a_held_command_past_the_cap_is_refused_and_gives_its_bytes_back() -> No
     assert client_t.written == [b"-ERR Protocol error: request too large\r\n"]
     router.close()
     assert budget.total == 0
+
+
+def test_a_big_reply_on_the_clients_own_connection_passes_through_as_it_arrives() -> None:
+    router, client_t, _, closed = _router()
+    router.feed(render_command([b"GET", b"k"]) + render_command([b"SET", b"a", b"b"]))
+    link = router.links["/node.sock"]
+    value = bytes(random.Random(5).randbytes(3 * MB))
+    reply = b"$%d\r\n%s\r\n" % (len(value), value)
+    chunk = 256 << 10
+    for pos in range(0, len(reply), chunk):
+        link.data_received(reply[pos : pos + chunk])
+        if STREAM_AT + chunk < pos + chunk < len(reply):
+            # Past 1 MB the reply goes to the client as it comes, and the gateway frames none of it.
+            assert sum(map(len, client_t.written)) == pos + chunk
+            assert link.framer.buffered == 0
+    link.data_received(b"+OK\r\n")
+    assert b"".join(client_t.written) == reply + b"+OK\r\n"
+    assert not router.fifo and not link.owed and closed == []

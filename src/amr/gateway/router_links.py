@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 WRITE_HIGH_WATER = 1 << 20
 WRITE_LOW_WATER = 1 << 18
 CONNECT_TIMEOUT = 5.0
+# A reply on a connection of the client's own passes through as it arrives past this size.
+PASS_REPLY_AT = 1 << 20
 
 
 class Pending:
@@ -185,7 +187,7 @@ class NodeConnection(asyncio.Protocol):
 class NodeLink(NodeConnection):
     """One client's connection to one node: writes go out in order, replies are matched in order."""
 
-    __slots__ = ("router", "framer", "owed", "paused", "splice", "pubsub", "out", "full")
+    __slots__ = ("router", "framer", "owed", "paused", "splice", "pubsub", "out", "full", "passing")
 
     def __init__(self, router: Router, socket: str) -> None:
         super().__init__(socket)
@@ -200,6 +202,8 @@ class NodeLink(NodeConnection):
         # Commands of the client's current input chunk, written at once when the chunk is routed.
         self.out: list[bytes] = []
         self.full = False  # its write buffer is over the high-water mark: the client is not read
+        # Bytes still to come of a big reply passed to the client as it arrives (``_pass_reply``).
+        self.passing = 0
 
     def send(self, raw: bytes, item: Item) -> None:
         self.owed.append(item)
@@ -239,6 +243,10 @@ class NodeLink(NodeConnection):
         if self.splice:
             router.pubsub_data(data)
             return
+        if self.passing:
+            data = self._pass_reply(data)
+            if not data:
+                return
         try:
             frames = self.framer.feed(data)
         except ReplyFrameError:
@@ -262,7 +270,38 @@ class NodeLink(NodeConnection):
         if self.pubsub and not owed:
             self._start_splice(b"")
             return
+        if self.framer.buffered > PASS_REPLY_AT and owed:
+            self._start_passing()
         router.node_replied()
+
+    def _start_passing(self) -> None:
+        """A big bulk reply is coming in: if the client is owed nothing before it, write its bytes
+        to the client as they arrive instead of framing it whole. The client's flow control is this
+        connection's: a client that does not read has it paused (``Router.pause_links``), and the
+        engine holds the rest, within its client output limits."""
+        router = self.router
+        item = self.owed[0]
+        if type(item) is not Pending or not router.fifo or router.fifo[0] is not item:
+            return
+        partial = self.framer.take_partial()
+        if partial is None:
+            return
+        head, self.passing = partial
+        router.transport.write(head)
+
+    def _pass_reply(self, data: bytes) -> bytes:
+        """Bytes of the reply being passed on go to the client; return what follows it."""
+        router = self.router
+        n = min(self.passing, len(data))
+        router.transport.write(data if n == len(data) else data[:n])
+        self.passing -= n
+        if self.passing:
+            return b""
+        item = self.owed.popleft()
+        assert router.fifo[0] is item
+        router.fifo.popleft()
+        router.flush()
+        return data[n:]
 
     def _start_splice(self, first: bytes) -> None:
         self.splice = True

@@ -85,6 +85,27 @@ class ReplyFramer:
     def buffered(self) -> int:
         return len(self._buf)
 
+    def take_partial(self) -> tuple[bytes, int] | None:
+        """For an incomplete reply that is a bulk string with its header in: its bytes so far and
+        how many are still to come, the framer starting afresh after it; None otherwise (the
+        router passes such a reply on as it arrives, ``NodeLink``)."""
+        buf = self._buf
+        if buf[:1] != b"$":
+            return None
+        eol = buf.find(b"\r\n", 0, 24)
+        if eol < 0:
+            return None
+        try:
+            n = int(buf[1:eol])
+        except ValueError:
+            return None
+        left = eol + 2 + n + 2 - len(buf)
+        if n < 0 or left <= 0:
+            return None
+        self._buf = bytearray()
+        self._pos = self._need = 0
+        return bytes(buf), left
+
     def feed(self, data: bytes) -> list[bytes]:
         """Add bytes; return the replies they complete, in order, as the bytes that arrived."""
         out: list[bytes] = []
