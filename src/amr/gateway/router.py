@@ -17,6 +17,11 @@ connections shared with the listener's other clients of the same identity (``rou
 first stateful command (or its not reading its replies) moves it to connections of its own for good;
 that command and the ones after it wait until every earlier reply is in, so that nothing it sent on a
 shared connection can be overtaken on its own.
+
+Memory: a command whose incomplete part passes 1 MB is streamed to its node as it arrives when its
+head names its keys, else held from the gateway-wide ``RequestBudget`` (``amr.logic.request_stream``);
+a big bulk reply on the client's own connection passes through as it arrives (``NodeLink``); a
+client not reading while 64 MB of its replies wait here is closed (``flush``).
 """
 
 from __future__ import annotations
