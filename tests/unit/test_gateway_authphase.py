@@ -3,11 +3,13 @@ with random command and reply streams, split anywhere and interleaved."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amr.logic.gateway_authphase import AuthPhase, AuthVerdict, PendingLimitError
-from amr.logic.gateway_resp import REPLY_LINE_MAX, RespProtocolError
+from amr.logic.gateway_auth import REFUSED_AUTH, classify_command
+from amr.logic.gateway_authphase import INTERNAL_USER_REASON, AuthPhase, AuthVerdict, PendingLimitError
+from amr.logic.gateway_resp import INLINE_MAX, REPLY_LINE_MAX, RequestParser, RespProtocolError
 
 LIMIT = 16384
 
@@ -19,31 +21,48 @@ def encode(*args: bytes) -> bytes:
     return b"".join(out)
 
 
-def test_pipelined_auth_then_commands() -> None:
+def answer(phase: AuthPhase, *replies: bytes) -> tuple[list[AuthVerdict], bytes]:
+    """Feed the node's replies one at a time, as the gateway does, releasing what each one lets go:
+    the verdicts and the bytes forwarded after them."""
+    verdicts: list[AuthVerdict] = []
+    forwarded = b""
+    for reply in replies:
+        verdicts += phase.node_data(reply)
+        if not phase.done:
+            forwarded += phase.take_held()
+    return verdicts, forwarded
+
+
+def test_pipelined_auth_then_commands_wait_for_its_verdict() -> None:
     phase = AuthPhase(LIMIT)
     partial = b"*2\r\n$3\r\nGET\r\n$1\r"
-    data = encode(b"AUTH", b"pw") + encode(b"SET", b"k", b"v") + b"GET k\r\n" + partial
-    forwarded = phase.client_data(data)
-    assert forwarded == data[: -len(partial)]
+    auth = encode(b"AUTH", b"pw")
+    after = encode(b"SET", b"k", b"v") + b"GET k\r\n"
+    data = auth + after + partial
+    assert phase.client_data(data) == auth
     assert phase.held == len(data)
     assert phase.node_data(b"+O") == []
-    assert phase.node_data(b"K\r\n+OK\r\n$1\r\nv\r\n") == [AuthVerdict("success")]
+    assert phase.node_data(b"K\r\n") == [AuthVerdict("success")]
     assert phase.done and phase.in_flight == 0
+    # The splice (or the router) takes what waited behind the AUTH, then the incomplete command.
+    assert phase.take_held() == after
     assert phase.take_rest() == partial
     assert phase.node_data(b"-ERR whatever\r\n") == []
 
 
 def test_failures_then_success_and_neutral_commands() -> None:
     phase = AuthPhase(LIMIT)
-    phase.client_data(
-        encode(b"PING") + encode(b"HELLO", b"3") + encode(b"AUTH", b"x") + encode(b"AUTH", b"y")
-    )
-    verdicts = phase.node_data(
-        b"-NOAUTH Authentication required.\r\n"
-        b"-NOAUTH HELLO must be called with the client already authenticated\r\n"
-        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    ping, hello = encode(b"PING"), encode(b"HELLO", b"3")
+    bad, good = encode(b"AUTH", b"x"), encode(b"AUTH", b"y")
+    assert phase.client_data(ping + hello + bad + good) == ping
+    verdicts, forwarded = answer(
+        phase,
+        b"-NOAUTH Authentication required.\r\n",
+        b"-NOAUTH HELLO must be called with the client already authenticated\r\n",
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
     )
     assert verdicts == [AuthVerdict("failure", "WRONGPASS")]
+    assert forwarded == hello + bad + good
     assert not phase.done
     assert phase.node_data(b"+OK\r\n") == [AuthVerdict("success")]
 
@@ -54,9 +73,9 @@ def test_no_password_needed() -> None:
     assert phase.node_data(b"+RESET\r\n+PONG\r\n") == [AuthVerdict("not_required")]
 
 
-def test_pending_bytes_count_against_the_limit() -> None:
+def test_pending_and_held_bytes_count_against_the_limit() -> None:
     phase = AuthPhase(1024)
-    phase.client_data(b"JUNK xxxx\r\n" * 50)  # 550 bytes forwarded, unanswered
+    phase.client_data(b"JUNK xxxx\r\n" * 50)  # 550 bytes: one forwarded, unanswered, the rest held
     try:
         phase.client_data(b"JUNK xxxx\r\n" * 50)
     except PendingLimitError as e:
@@ -65,9 +84,113 @@ def test_pending_bytes_count_against_the_limit() -> None:
         raise AssertionError("over the limit")
     phase = AuthPhase(1024)
     phase.client_data(b"JUNK xxxx\r\n" * 50)
-    phase.node_data(b"-NOAUTH Authentication required.\r\n" * 50)  # answered: no longer pending
+    answer(phase, *[b"-NOAUTH Authentication required.\r\n"] * 50)  # answered: no longer pending
     assert phase.held == 0
     phase.client_data(b"JUNK xxxx\r\n" * 50)
+
+
+def test_pipelined_guesses_reach_the_engine_one_verdict_at_a_time() -> None:
+    phase = AuthPhase(LIMIT)
+    guesses = [encode(b"AUTH", b"guess%d" % i) for i in range(5)]
+    assert phase.client_data(b"".join(guesses)) == guesses[0]
+    for i in range(1, 5):
+        verdicts, forwarded = answer(phase, b"-WRONGPASS invalid\r\n")
+        assert verdicts == [AuthVerdict("failure", "WRONGPASS")]
+        assert forwarded == guesses[i]  # the next guess only after the previous one was counted
+
+
+# Inline forms the engine reads as these commands (valkey's sdssplitargs), and what the phase makes
+# of them: quoting, escaping or case never hides a command from it.
+INLINE_FORMS = [
+    (b'"RESET"\r\n', (b"RESET",), "neutral"),
+    (b"'reset'\r\n", (b"reset",), "neutral"),
+    (b'"\\x52ESET"\r\n', (b"RESET",), "neutral"),
+    (b're"set"\n', (b"reset",), "neutral"),
+    (b'"AUTH" guess\r\n', (b"AUTH", b"guess"), "auth"),
+    (b"'AUTH' 'gu ess'\r\n", (b"AUTH", b"gu ess"), "auth"),
+    (b'"\\x41UTH" "g\\"x"\r\n', (b"AUTH", b'g"x'), "auth"),
+    (b'  \x0b\x0cAUTH\tguess \r\n', (b"AUTH", b"guess"), "auth"),
+    (b"AUTH\x0bguess\r\n", (b"AUTH\x0bguess",), "other"),  # \v ends no argument
+    (b"AUTH guess\rx\r\n", (b"AUTH", b"guess", b"x"), "auth"),  # a lone CR separates
+    (b'HELLO 3 "AUTH" default pw\r\n', (b"HELLO", b"3", b"AUTH", b"default", b"pw"), "auth"),
+    (b'"AUTH" "amr-admin" pw\r\n', (b"AUTH", b"amr-admin", b"pw"), "internal"),
+    (b"AUTH AMR-Gateway pw\r\n", (b"AUTH", b"AMR-Gateway", b"pw"), "internal"),
+    (b'hello 3 auth "\\x61mr-ha" pw\r\n', (b"hello", b"3", b"auth", b"amr-ha", b"pw"), "internal"),
+    (b'""\r\n', (b"",), "other"),
+]
+
+
+@pytest.mark.parametrize(("line", "args", "kind"), INLINE_FORMS)
+def test_inline_forms_are_read_as_the_engine_reads_them(
+    line: bytes, args: tuple[bytes, ...], kind: str
+) -> None:
+    [cmd] = RequestParser(LIMIT).feed(line)
+    assert cmd.args == args
+    assert classify_command(cmd.args) == kind
+
+
+def test_quoted_reset_then_a_command_is_never_judged_no_password_required() -> None:
+    # The review's attack: RESET's +RESET answer proves nothing; the next command gets NOAUTH.
+    phase = AuthPhase(LIMIT)
+    phase.client_data(b'"RESET"\r\n')
+    assert phase.node_data(b"+RESET\r\n") == []
+    assert not phase.done
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        encode(b"AUTH", b"amr-admin", b"the-right-password"),
+        encode(b"AUTH", b"AMR-ADMIN", b"pw"),
+        b"AUTH amr-gateway pw\r\n",
+        encode(b"HELLO", b"3", b"AUTH", b"amr-replication", b"pw"),
+        encode(b"HELLO", b"3", b"SETNAME", b"c", b"AUTH", b"amr-ha", b"pw"),
+        encode(b"HELLO", b"3", b"AUTH", b"default", b"k", b"AUTH", b"amr-admin", b"pw"),
+    ],
+)
+def test_internal_users_never_reach_the_engine(command: bytes) -> None:
+    phase = AuthPhase(LIMIT)
+    forwarded = phase.client_data(command)
+    assert forwarded == REFUSED_AUTH
+    assert b"amr-" not in forwarded.lower() and b"pw" not in forwarded
+    # Whatever the engine answers, it is a failure, with its own reason in the audit log.
+    assert phase.node_data(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n") == [
+        AuthVerdict("failure", INTERNAL_USER_REASON)
+    ]
+    phase = AuthPhase(LIMIT)
+    phase.client_data(command)
+    assert phase.node_data(b"+OK\r\n") == [AuthVerdict("failure", INTERNAL_USER_REASON)]
+    assert not phase.done and phase.replay == {}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'"RESET\r\n', "unbalanced quotes"),
+        (b'"RE"SET\r\n', "unbalanced quotes"),
+        (b"'AUTH\\' x\r\n", "unbalanced quotes"),
+        (b"AUTH x\x00y\r\n", "NUL or 0xFF byte"),
+        (b"AUTH \x00", "NUL or 0xFF byte"),  # incomplete: the engine would wait on it forever
+        (b"AU\xffTH x\r\n", "NUL or 0xFF byte"),  # valkey 8.1 drops the 0xFF and runs AUTH
+        (b'"RE\xffSET"', "NUL or 0xFF byte"),
+        (b"*01\r\n$4\r\nPING\r\n", "invalid multibulk length"),
+        (b"*+1\r\n$4\r\nPING\r\n", "invalid multibulk length"),
+        (b"*2147483648\r\n", "invalid multibulk length"),
+        (b"*1\r\n$04\r\nPING\r\n", "invalid bulk length"),
+        (b"*1\r\n$-0\r\n", "invalid bulk length"),
+        (b"*1\r\n$4\r\nPINGxx", "must end with CRLF"),
+        (b"*1\rx$4\r\nPING\r\n", "invalid multibulk length"),
+    ],
+)
+def test_what_cannot_be_read_as_the_engine_would_is_refused(data: bytes, message: str) -> None:
+    with pytest.raises(RespProtocolError, match=message):
+        AuthPhase(LIMIT).client_data(data)
+
+
+def test_inline_lines_over_the_engine_limit_are_refused() -> None:
+    with pytest.raises(RespProtocolError, match="too big inline") as e:
+        AuthPhase(1 << 20).client_data(b"AUTH " + b"x" * INLINE_MAX)
+    assert e.value.too_big
 
 
 # -- fuzzing ---------------------------------------------------------------------------------------
@@ -195,7 +318,6 @@ def test_pipelined_sessions_judged_like_one_command_at_a_time(
     picks: list[int], client_cuts: list[int], node_cuts: list[int]
 ) -> None:
     commands = b"".join(CASES[i][0] for i in picks)
-    replies = b"".join(CASES[i][1] for i in picks)
     expected: list[str] = []
     for i in picks:
         meaning = CASES[i][2]
@@ -205,16 +327,22 @@ def test_pipelined_sessions_judged_like_one_command_at_a_time(
                 break
     phase = AuthPhase(LIMIT)
     forwarded = b"".join(phase.client_data(c) for c in split(commands, client_cuts))
-    assert forwarded + phase.take_rest() == commands  # nothing invented, dropped or reordered
     got: list[str] = []
-    for chunk in split(replies, node_cuts):
-        got.extend(v.outcome for v in phase.node_data(chunk))
+    answered = 0
+    # A node that answers each forwarded command with its case's reply, split anywhere.
+    while phase.pending and not phase.done:
+        reply = CASES[picks[answered]][1]
+        answered += 1
+        for chunk in split(reply, node_cuts):
+            got.extend(v.outcome for v in phase.node_data(chunk))
+        forwarded += phase.take_held()
+    assert forwarded + phase.take_held() + phase.take_rest() == commands  # nothing invented or dropped
     assert got == expected
     assert phase.done == (bool(expected) and expected[-1] != "failure")
 
 
-def test_hold_after_auth_forwards_one_deciding_command_at_a_time() -> None:
-    phase = AuthPhase(LIMIT, hold_after_auth=True)
+def test_one_deciding_command_at_a_time() -> None:
+    phase = AuthPhase(LIMIT)
     ping, auth, get = encode(b"PING"), encode(b"AUTH", b"pw"), encode(b"GET", b"k")
     # PING could decide (a node without a password answers it): AUTH waits for its reply.
     assert phase.client_data(ping + auth + get) == ping
@@ -225,8 +353,8 @@ def test_hold_after_auth_forwards_one_deciding_command_at_a_time() -> None:
     assert phase.take_held() == get
 
 
-def test_hold_after_auth_keeps_what_follows_an_auth_until_its_verdict() -> None:
-    phase = AuthPhase(LIMIT, hold_after_auth=True)
+def test_what_follows_an_auth_waits_for_its_verdict_and_replay_is_recorded() -> None:
+    phase = AuthPhase(LIMIT)
     hello = encode(b"HELLO", b"3")
     bad, good = encode(b"AUTH", b"wrong"), encode(b"AUTH", b"pw")
     after = encode(b"GET", b"k") + encode(b"SET", b"a", b"b")
@@ -241,11 +369,3 @@ def test_hold_after_auth_keeps_what_follows_an_auth_until_its_verdict() -> None:
     assert phase.take_held() == after
     # What the router repeats on its own node connections: the accepted HELLO and AUTH, in order.
     assert list(phase.replay.values()) == [(b"HELLO", b"3"), (b"AUTH", b"pw")]
-
-
-def test_without_hold_everything_is_forwarded_and_replay_is_still_recorded() -> None:
-    phase = AuthPhase(LIMIT)
-    data = encode(b"AUTH", b"pw") + encode(b"GET", b"k")
-    assert phase.client_data(data) == data
-    assert phase.node_data(b"+OK\r\n") == [AuthVerdict("success")]
-    assert phase.replay == {b"AUTH": (b"AUTH", b"pw")}

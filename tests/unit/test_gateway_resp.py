@@ -7,7 +7,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amr.logic.gateway_auth import classify_command, judge_reply
-from amr.logic.gateway_resp import Reply, ReplyScanner, RequestParser, RespProtocolError
+from amr.logic.gateway_resp import (
+    Reply,
+    ReplyScanner,
+    RequestParser,
+    RespProtocolError,
+    parse_engine_int,
+    split_inline_args,
+)
 
 LIMIT = 16384
 
@@ -136,7 +143,7 @@ def test_classify_and_judge() -> None:
 arg = st.binary(min_size=0, max_size=300)
 command = st.lists(arg, min_size=1, max_size=6)
 inline_word = st.binary(min_size=1, max_size=20).filter(
-    lambda b: not any(c in b for c in b" \t\r\n\x0b\x0c\"'") and not b.startswith(b"*")
+    lambda b: not any(c in b for c in b" \t\r\n\x0b\x0c\"'\x00\xff") and not b.startswith(b"*")
 )
 inline = st.lists(inline_word, min_size=1, max_size=5)
 
@@ -212,3 +219,41 @@ def test_scanner_random_bytes_only_raise_our_error(chunks: list[bytes]) -> None:
             s.feed(chunk)
         except RespProtocolError:
             return
+
+
+def quote_like_valkey(arg: bytes) -> bytes:
+    """An argument in the form valkey's sdscatrepr writes (and redis-cli sends): double quotes,
+    escapes for quotes, backslashes, control and non-ASCII bytes."""
+    out = bytearray(b'"')
+    for c in arg:
+        if c in b'\\"':
+            out += b"\\" + bytes([c])
+        elif c == 10:
+            out += b"\\n"
+        elif c == 13:
+            out += b"\\r"
+        elif 32 <= c < 127:
+            out.append(c)
+        else:
+            out += b"\\x%02x" % c
+    return bytes(out + b'"')
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=6), st.sampled_from([b" ", b"\t", b" \x0b "]))
+def test_quoted_arguments_split_back_to_themselves(args: list[bytes], sep: bytes) -> None:
+    line = sep.join(quote_like_valkey(a) for a in args)
+    assert split_inline_args(line) == args
+    [cmd] = RequestParser(LIMIT).feed(line + b"\r\n")
+    assert list(cmd.args) == args
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [(b"0", 0), (b"1", 1), (b"-1", -1), (b"10", 10), (b"9223372036854775807", 2**63 - 1),
+     (b"-9223372036854775808", -(2**63)), (b"", None), (b"-", None), (b"-0", None), (b"01", None),
+     (b"+1", None), (b" 1", None), (b"1 ", None), (b"9223372036854775808", None), (b"1" * 21, None),
+     (b"\xd9\xa1", None)],
+)  # fmt: skip
+def test_header_numbers_are_read_like_string2ll(text: bytes, value: int | None) -> None:
+    assert parse_engine_int(text) == value

@@ -2,8 +2,10 @@
 
 Two asyncio Protocols, one per side. The node connection is opened when the client sends its first
 bytes. Until the client has authenticated, ``amr.logic.gateway_authphase`` parses its commands
-(bounded), the client side forwards them in order and the node's replies go back through the same
-phase to learn which one answers AUTH/HELLO AUTH and what it said. On the
+(bounded, with the engine's own parsing rules), the client side forwards them in order (one that can
+decide authentication at a time) and the node's replies go back through the same phase to learn which
+one answers AUTH/HELLO AUTH and what it said; input the phase cannot read as the engine would is
+refused, and a connection that has not authenticated at the deadline is cut, whatever it sent. On the
 first success each side's ``_splice`` is set to the other side's ``transport.write`` and from then on
 ``data_received`` is a counter add and that write: no parsing, copies or logging of payload.
 
@@ -348,9 +350,7 @@ class ClientSide(asyncio.Protocol):
         those bytes already got the client refused."""
         if self.closed or not self.admitted:
             return
-        self._phase = AuthPhase(
-            self.listener.ctx.settings.auth_buffer_limit, hold_after_auth=self.listener.route.mode == "cluster"
-        )
+        self._phase = AuthPhase(self.listener.ctx.settings.auth_buffer_limit)
         self._request_data(data)
         t = self.transport
         if self.closed or t is None or t.is_closing():
@@ -378,7 +378,9 @@ class ClientSide(asyncio.Protocol):
             if e.too_big:
                 self._refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "request too large")
             else:
-                self._refuse(e.reply, None, "protocol_error")
+                # Input the phase cannot read as the engine would is never forwarded (the message is
+                # one of the parser's fixed texts, never the client's bytes).
+                self._refuse(e.reply, "protocol_error", str(e))
             return
         if forward:
             self._send_upstream(forward)
@@ -407,10 +409,9 @@ class ClientSide(asyncio.Protocol):
             else:
                 self._authenticated("password" if verdict.outcome == "success" else "no password required")
                 return
-        if phase.hold_after_auth:
-            released = phase.take_held()
-            if released:
-                self._send_upstream(released)
+        released = phase.take_held()
+        if released:
+            self._send_upstream(released)
 
     def _authenticated(self, how: str) -> None:
         """Switch to the splice: from here on each side writes straight into the other."""
@@ -427,7 +428,8 @@ class ClientSide(asyncio.Protocol):
         if self.listener.route.mode == "cluster" and phase is not None:
             self._start_router(phase, up)
             return
-        rest = phase.take_rest() if phase is not None else b""
+        # What the phase held behind the authenticating command, and an incomplete command.
+        rest = phase.take_held() + phase.take_rest() if phase is not None else b""
         if rest:
             up.transport.write(rest)
         if t.is_closing() or up.transport.is_closing():

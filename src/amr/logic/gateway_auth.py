@@ -8,24 +8,40 @@ from __future__ import annotations
 
 from typing import Literal
 
-from amr.logic.gateway_resp import Reply
+from amr.logic.gateway_resp import Reply, encode_request
+from amr.logic.internal_users import is_internal_user
 
-CommandKind = Literal["auth", "neutral", "other"]
+CommandKind = Literal["auth", "internal", "neutral", "other"]
 
 # Commands the engine answers without authentication (valkey's NO_AUTH flag): their success proves
 # nothing about whether this connection needs a password.
 NO_AUTH_COMMANDS = frozenset({b"HELLO", b"RESET", b"QUIT"})
 AuthOutcome = Literal["success", "failure", "not_required", "pending"]
 
+# What the gateway sends the engine instead of an AUTH or HELLO that names an internal user: an AUTH
+# the engine can only refuse with its own WRONGPASS (no ACL user name may contain a space), in the
+# same place in the pipeline, so the client's replies stay in order and the internal name and its
+# password never reach the engine.
+REFUSED_AUTH = encode_request((b"AUTH", b"amr refused", b"-"))
+
 
 def classify_command(args: tuple[bytes, ...]) -> CommandKind:
-    """``auth`` for AUTH and for HELLO with an AUTH clause; ``neutral`` for the other commands the
-    engine runs before authentication (HELLO, RESET, QUIT); ``other`` for anything else."""
+    """``internal`` for AUTH and HELLO AUTH naming an amr internal user (``amr-...``, any case);
+    ``auth`` for the other AUTH and HELLO AUTH commands; ``neutral`` for the other commands the
+    engine runs before authentication (HELLO, RESET, QUIT); ``other`` for anything else.
+
+    HELLO's AUTH clause is looked for in every argument after the protocol version, and the one
+    after any AUTH word counts as a user name: a superset of what the engine's HELLO parsing can
+    take for one."""
     name = args[0].upper() if args else b""
     if name == b"AUTH":
-        return "auth"
-    if name == b"HELLO" and any(a.upper() == b"AUTH" for a in args[2:]):
-        return "auth"
+        return "internal" if len(args) >= 3 and is_internal_user(args[1]) else "auth"
+    if name == b"HELLO":
+        clauses = [i for i in range(2, len(args)) if args[i].upper() == b"AUTH"]
+        if any(i + 1 < len(args) and is_internal_user(args[i + 1]) for i in clauses):
+            return "internal"
+        if clauses:
+            return "auth"
     if name in NO_AUTH_COMMANDS:
         return "neutral"
     return "other"
@@ -35,7 +51,8 @@ def judge_reply(kind: CommandKind, reply: Reply) -> AuthOutcome:
     """What the node's reply to a command of ``kind`` says about the connection's authentication.
 
     - An authenticating command answered without an error: ``success``; with an error (WRONGPASS,
-      ERR invalid password, NOAUTH...): ``failure``.
+      ERR invalid password, NOAUTH...): ``failure``. One naming an internal user: ``failure``
+      whatever the answer (the engine got ``REFUSED_AUTH`` in its place).
     - Any other command answered without an error: the node serves this connection without a
       password (the default user has none), so authentication is ``not_required``.
     - Any other command answered with an error (NOAUTH, or one raised before the auth check such as
@@ -43,6 +60,8 @@ def judge_reply(kind: CommandKind, reply: Reply) -> AuthOutcome:
     """
     if kind == "neutral":
         return "pending"
+    if kind == "internal":
+        return "failure"
     if kind == "auth":
         return "failure" if reply.is_error else "success"
     return "pending" if reply.is_error else "not_required"

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from amr.logic.gateway_auth import AuthOutcome, CommandKind, classify_command, judge_reply
+from amr.logic.gateway_auth import REFUSED_AUTH, AuthOutcome, CommandKind, classify_command, judge_reply
 from amr.logic.gateway_resp import Command, ReplyScanner, RequestParser, RespProtocolError
 
 # What a routed connection's node connections must repeat to act as the client: its credentials and
 # its protocol version.
 _REPLAYED = frozenset({b"AUTH", b"HELLO"})
+# The audit reason of a refused internal user name (the engine's answer to REFUSED_AUTH is WRONGPASS).
+INTERNAL_USER_REASON = "internal_user"
 
 
 class PendingLimitError(RespProtocolError):
@@ -39,29 +41,36 @@ class AuthPhase:
     """Decides, for one connection before it has authenticated, which client bytes go to the node
     and what the node's replies mean for authentication.
 
-    Memory is bounded by ``limit``: the bytes of forwarded commands not answered yet plus the bytes of
-    an incomplete command never exceed it (``client_data`` raises RespProtocolError with ``too_big``
-    instead), and the reply scanner keeps at most one reply line. After the first ``success`` or
-    ``not_required`` verdict the phase is ``done``: the caller switches to splicing bytes.
+    Memory is bounded by ``limit``: the bytes of forwarded commands not answered yet, of held
+    commands, and of an incomplete command never exceed it (``client_data`` raises
+    RespProtocolError with ``too_big`` instead), and the reply scanner keeps at most one reply line.
+    After the first ``success`` or ``not_required`` verdict the phase is ``done``: the caller
+    switches to splicing bytes, or hands the connection to the router.
 
-    With ``hold_after_auth`` (a routed EnterpriseCluster connection), commands that follow one that
-    can decide authentication are held, not forwarded, until it is answered: after a success nothing
-    else is in flight on the authenticating connection, and the router takes the held commands
-    (``take_held``); otherwise ``take_held`` gives the next ones to forward as usual (the caller asks
-    after every reply). ``replay`` keeps
-    the AUTH and HELLO commands the node accepted (the last of each, in the order they succeeded),
-    for the router to authenticate its own node connections the same way.
+    One deciding command at a time: commands that follow one that can decide authentication (any
+    but HELLO/RESET/QUIT without credentials) are held, not forwarded, until it is answered. So a
+    pipeline of password guesses reaches the engine one verdict at a time, and the brute-force guard
+    counts each before the next is tried (once the source is blocked, the held ones never reach the
+    engine); after a success nothing else is in flight on the node connection, and the caller takes
+    the held commands (``take_held``) for the splice or the router. Otherwise ``take_held`` gives the
+    next ones to forward (the caller asks after every reply).
+
+    AUTH and HELLO AUTH naming an internal user (``amr.logic.internal_users``) are replaced by
+    ``REFUSED_AUTH`` before they are forwarded: the engine never sees the name or the password, its
+    WRONGPASS answer reaches the client in order, and the verdict is a ``failure`` with the reason
+    ``internal_user``. ``replay`` keeps the AUTH and HELLO commands the node accepted (the last of
+    each, in the order they succeeded), for the router to authenticate its own node connections the
+    same way.
     """
 
-    __slots__ = ("parser", "scanner", "pending", "in_flight", "done", "hold_after_auth", "waiting", "replay")
+    __slots__ = ("parser", "scanner", "pending", "in_flight", "done", "waiting", "replay")
 
-    def __init__(self, limit: int, hold_after_auth: bool = False) -> None:
+    def __init__(self, limit: int) -> None:
         self.parser = RequestParser(limit)
         self.scanner = ReplyScanner()
         self.pending: deque[tuple[CommandKind, int, tuple[bytes, ...] | None]] = deque()
         self.in_flight = 0
         self.done = False
-        self.hold_after_auth = hold_after_auth
         self.waiting: list[Command] = []
         self.replay: dict[bytes, tuple[bytes, ...]] = {}
 
@@ -80,7 +89,7 @@ class AuthPhase:
         answer) or would take the phase over its limit (``too_big``)."""
         parser = self.parser
         commands = parser.feed(data)
-        if self.waiting or (commands and self.hold_after_auth):
+        if commands:
             self.waiting += commands
             commands = self._release()
         size = 0
@@ -95,13 +104,16 @@ class AuthPhase:
         if not commands:
             return b""
         pending = self.pending
+        out: list[bytes] = []
         for cmd in commands:
             kind = classify_command(cmd.args)
+            raw = REFUSED_AUTH if kind == "internal" else cmd.raw
             name = cmd.args[0].upper()
-            keep = cmd.args if name in _REPLAYED else None
-            pending.append((kind, len(cmd.raw), keep))
-            self.in_flight += len(cmd.raw)
-        return commands[0].raw if len(commands) == 1 else b"".join(c.raw for c in commands)
+            keep = cmd.args if name in _REPLAYED and kind != "internal" else None
+            pending.append((kind, len(raw), keep))
+            self.in_flight += len(raw)
+            out.append(raw)
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _release(self) -> list[Command]:
         """The held commands that may go now: none while a command that can decide authentication
@@ -148,7 +160,7 @@ class AuthPhase:
             outcome = judge_reply(kind, reply)
             if outcome == "pending":
                 continue
-            out.append(AuthVerdict(outcome, reply.error_code))
+            out.append(AuthVerdict(outcome, INTERNAL_USER_REASON if kind == "internal" else reply.error_code))
             if outcome != "failure":
                 self.done = True
                 pending.clear()

@@ -3,6 +3,15 @@
 Both parsers are incremental (bytes may arrive split anywhere) and bounded: the request parser never
 holds more than its limit, and refuses a declared length that could not fit at once, before the bytes
 arrive. They are only used until a connection has authenticated; after that the gateway splices bytes.
+
+The request parser reads commands with the engine's own rules (valkey's ``processInlineBuffer``,
+``sdssplitargs``, ``processMultibulkBuffer`` and ``string2ll``), because the authentication phase
+decides what a command is from the arguments it parses: if the engine read other arguments from the
+same bytes (``"RESET"`` run as RESET while the gateway saw an unknown command), the phase would judge
+the wrong command. Where the engine is more lenient than the rules below (a header CR followed by
+any byte, a bulk string followed by any two bytes, a NUL in an inline line, which the engine waits on
+until its 64 KiB inline limit), the parser refuses the input: what it accepts, the engine reads the
+same way.
 """
 
 from __future__ import annotations
@@ -19,6 +28,23 @@ MIN_ARG_BYTES = 6
 REPLY_LINE_MAX = 1 << 16
 # How much of a reply's first line is kept for deciding about it.
 REPLY_HEAD_MAX = 128
+# The engine's PROTO_INLINE_MAX_SIZE: an inline line longer than this is a protocol error there.
+INLINE_MAX = 64 * 1024
+# string2ll refuses numbers of this many characters or more (LONG_STR_SIZE).
+_LONG_STR_SIZE = 21
+_INT_MAX = 2**31 - 1
+_LLONG_MAX = 2**63 - 1
+# What isspace() is true for in the C locale: skipped before an inline argument, and the bytes a
+# closing quote may be followed by.
+_C_SPACE = b" \t\n\v\f\r"
+# What ends an unquoted inline argument (sdssplitargs): not \v nor \f, which it keeps inside one.
+_ARG_END = b" \n\r\t"
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
+_HEX = b"0123456789abcdefABCDEF"
+_UNBALANCED = "Protocol error: unbalanced quotes in request"
+# Inline bytes the engine does not read as they are: it never finishes a line holding NUL (it reads a
+# C string), and valkey 8.1 drops 0xFF bytes from inline arguments (measured: ``AU\xffTH`` runs AUTH).
+_UNREADABLE = "Protocol error: NUL or 0xFF byte in inline request"
 
 
 class RespProtocolError(AmrError):
@@ -45,11 +71,114 @@ class Command:
     raw: bytes
 
 
+def encode_request(args: tuple[bytes, ...]) -> bytes:
+    """One command as a RESP array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(parts)
+
+
 def _parse_int(text: bytes | bytearray) -> int | None:
+    """A reply's length: an optional minus sign and digits."""
     body = text[1:] if text[:1] == b"-" else text
     if not body or not body.isdigit():
         return None
     return int(text)
+
+
+def parse_engine_int(text: bytes | bytearray) -> int | None:
+    """The number in a request header as the engine's ``string2ll`` reads it, or None where the
+    engine refuses it: no sign but ``-``, no leading zero, no spaces, fewer than 21 characters,
+    within a signed 64-bit integer."""
+    n = len(text)
+    if n == 0 or n >= _LONG_STR_SIZE:
+        return None
+    if text == b"0":
+        return 0
+    body = text[1:] if text[:1] == b"-" else text
+    if not body or not body.isdigit() or not body.isascii() or body[:1] == b"0":
+        return None
+    value = int(text)
+    if not -_LLONG_MAX - 1 <= value <= _LLONG_MAX:
+        return None
+    return value
+
+
+def split_inline_args(line: bytes) -> list[bytes]:
+    r"""The arguments of one inline command line (without its line end), split exactly as valkey's
+    ``sdssplitargs`` does; RespProtocolError where the engine answers "unbalanced quotes".
+
+    Unquoted arguments end at a space, tab or ``\r`` (not at ``\v``/``\f``, which only count as
+    blanks before an argument); a quote inside an unquoted argument starts a quoted part of it.
+    Double quotes take ``\xHH`` and ``\n \r \t \b \a`` escapes (a backslash before any other byte
+    is that byte); single quotes take only ``\'``. A closing quote must be followed by a blank or the
+    end of the line, and every quote must be closed. The line must hold no NUL byte (the caller
+    refuses those: the engine reads a C string and never finishes such a line).
+    """
+    if b'"' not in line and b"'" not in line and b"\v" not in line and b"\f" not in line:
+        return line.split()
+    args: list[bytes] = []
+    n = len(line)
+    i = 0
+    while True:
+        while i < n and line[i] in _C_SPACE:
+            i += 1
+        if i >= n:
+            return args
+        cur = bytearray()
+        # An unquoted start, ended by a separator, the end of the line, or a quote; a quoted part
+        # always ends the argument.
+        while i < n and line[i] not in _ARG_END and line[i] not in b"\"'":
+            cur.append(line[i])
+            i += 1
+        if i < n and line[i] == 0x22:
+            i = _read_quoted(line, i + 1, cur, 0x22)
+        elif i < n and line[i] == 0x27:
+            i = _read_quoted(line, i + 1, cur, 0x27)
+        else:
+            i += 1
+        args.append(bytes(cur))
+
+
+def _after_closing_quote(line: bytes, i: int) -> int:
+    """Where reading goes on after the closing quote at ``i``: it must end the line or be followed
+    by a blank."""
+    if i + 1 < len(line) and line[i + 1] not in _C_SPACE:
+        raise RespProtocolError(_UNBALANCED)
+    return i + 1
+
+
+def _read_quoted(line: bytes, i: int, cur: bytearray, quote: int) -> int:
+    """Append the quoted part that starts at ``i`` (after its opening ``quote``) to ``cur``; return
+    where reading goes on after its closing quote."""
+    n = len(line)
+    while i < n:
+        c = line[i]
+        if c == quote:
+            return _after_closing_quote(line, i)
+        if c == 0x5C and quote == 0x22:
+            i = _read_escape(line, i, cur)
+        elif c == 0x5C and i + 1 < n and line[i + 1] == 0x27 == quote:
+            cur.append(0x27)
+            i += 2
+        else:
+            cur.append(c)
+            i += 1
+    raise RespProtocolError(_UNBALANCED)
+
+
+def _read_escape(line: bytes, i: int, cur: bytearray) -> int:
+    """A backslash at ``i`` inside double quotes: ``\\xHH``, a named escape, or the next byte as is."""
+    n = len(line)
+    if i + 3 < n and line[i + 1] == 0x78 and line[i + 2] in _HEX and line[i + 3] in _HEX:
+        cur.append(int(line[i + 2 : i + 4], 16))
+        return i + 4
+    if i + 1 < n:
+        cur.append(_ESCAPES.get(line[i + 1], line[i + 1]))
+        return i + 2
+    cur.append(0x5C)  # at the end of the line: the quote is left open
+    return i + 1
 
 
 class RequestParser:
@@ -141,15 +270,20 @@ class RequestParser:
             if self._pos >= len(buf):
                 return None
             if buf[self._pos] != 0x2A:  # not "*": an inline command
-                line = self._line(self.limit, crlf=False)
+                scanned = max(self._scan, self._pos)
+                line = self._line(min(self.limit, INLINE_MAX - 2), crlf=False)
                 if line is None:
+                    if buf.find(b"\0", scanned) >= 0 or buf.find(b"\xff", scanned) >= 0:
+                        raise RespProtocolError(_UNREADABLE)
                     return None
-                return self._finish(line.split())
+                if b"\0" in line or b"\xff" in line:
+                    raise RespProtocolError(_UNREADABLE)
+                return self._finish(split_inline_args(line))
             header = self._line(HEADER_MAX, crlf=True)
             if header is None:
                 return None
-            n = _parse_int(header[1:])
-            if n is None:
+            n = parse_engine_int(header[1:])
+            if n is None or n > _INT_MAX:
                 raise RespProtocolError("Protocol error: invalid multibulk length")
             if n <= 0:
                 return self._finish([])
@@ -165,7 +299,7 @@ class RequestParser:
                 header = self._line(HEADER_MAX, crlf=True)
                 if header is None:
                     return None
-                length = _parse_int(header[1:])
+                length = parse_engine_int(header[1:])
                 if length is None or length < 0:
                     raise RespProtocolError("Protocol error: invalid bulk length")
                 need = (self._pos - self._start) + length + 2 + (self._nargs - 1) * MIN_ARG_BYTES
