@@ -536,7 +536,8 @@ def test_audit_rotation(small_audit_gw: EnvGateway, nodes: dict[str, Node]) -> N
             json.loads(line)
 
 
-def _nopass_valkey(workdir: Path) -> Iterator[Node]:  # noqa: F811
+def run_nopass_valkey(workdir: Path) -> Iterator[Node]:  # noqa: F811
+    """A valkey-server whose default user needs no password, on a unix socket in ``workdir``."""
     d = workdir / "nopass"
     d.mkdir(exist_ok=True)
     sock = str(d / "v.sock")
@@ -568,7 +569,7 @@ def _nopass_valkey(workdir: Path) -> Iterator[Node]:  # noqa: F811
 
 @pytest.fixture
 def nopass(workdir: Path) -> Iterator[Node]:  # noqa: F811
-    yield from _nopass_valkey(workdir)
+    yield from run_nopass_valkey(workdir)
 
 
 def test_no_password_database_switches_to_splice(gw: EnvGateway, nopass: Node) -> None:

@@ -109,7 +109,7 @@ INLINE_FORMS = [
     (b'"AUTH" guess\r\n', (b"AUTH", b"guess"), "auth"),
     (b"'AUTH' 'gu ess'\r\n", (b"AUTH", b"gu ess"), "auth"),
     (b'"\\x41UTH" "g\\"x"\r\n', (b"AUTH", b'g"x'), "auth"),
-    (b'  \x0b\x0cAUTH\tguess \r\n', (b"AUTH", b"guess"), "auth"),
+    (b"  \x0b\x0cAUTH\tguess \r\n", (b"AUTH", b"guess"), "auth"),
     (b"AUTH\x0bguess\r\n", (b"AUTH\x0bguess",), "other"),  # \v ends no argument
     (b"AUTH guess\rx\r\n", (b"AUTH", b"guess", b"x"), "auth"),  # a lone CR separates
     (b'HELLO 3 "AUTH" default pw\r\n', (b"HELLO", b"3", b"AUTH", b"default", b"pw"), "auth"),

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from amr.logic.firewall import source_allowed
 from amr.logic.gateway_access import SourceMatcher
-from amr.logic.gateway_bruteforce import AuthFailureGuard
+from amr.logic.gateway_bruteforce import AuthFailureGuard, choose_source_key, init_table, table_size
 from amr.logic.gateway_descriptors import DescriptorPressure
 
 
@@ -38,16 +38,55 @@ def test_disabled() -> None:
     assert not any(g.record_failure("s", i) for i in range(100))
 
 
-def test_memory_is_bounded_and_evicts_oldest() -> None:
-    g = AuthFailureGuard(limit=2, window=100, cooldown=100, max_sources=50)
-    for i in range(10_000):
-        g.record_failure(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", 1)
-    assert len(g) <= 100
-    for i in range(200):
+def test_memory_is_fixed_and_blocks_outlive_a_flood_of_other_sources() -> None:
+    g = AuthFailureGuard(limit=2, window=100, cooldown=100, slots=64)
+    size = len(g._buf)
+    for i in range(40):
         g.record_failure(f"b{i}", 2)
         g.record_failure(f"b{i}", 3)
-    assert len(g) <= 100
-    assert g.is_blocked("b199", 4) and not g.is_blocked("b0", 4)
+    blocked = [i for i in range(40) if g.is_blocked(f"b{i}", 4)]
+    assert len(blocked) >= 30  # a few lost to 8-slot neighbourhoods full of other blocks
+    for i in range(10_000):  # single failures from many other addresses
+        g.record_failure(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", 5)
+    assert len(g._buf) == size
+    assert g.live_sources(6) <= 64
+    # Unblocked sources are taken over first: the blocks stay.
+    assert all(g.is_blocked(f"b{i}", 6) for i in blocked)
+
+
+def test_ipv6_counts_per_64_and_ipv4_per_address() -> None:
+    g = AuthFailureGuard(limit=3, window=10, cooldown=30)
+    g.record_failure("2001:db8:1:2::1", 0)
+    g.record_failure("2001:db8:1:2:ffff::9", 1)
+    assert g.record_failure("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 2)
+    assert g.is_blocked("2001:db8:1:2::77", 3)
+    assert not g.is_blocked("2001:db8:1:3::1", 3)  # the next /64
+    g.record_failure("10.0.0.1", 0)
+    g.record_failure("10.0.0.2", 1)
+    assert not g.record_failure("10.0.0.3", 2)
+    assert choose_source_key("::ffff:10.0.0.1") == choose_source_key("10.0.0.1")
+    assert choose_source_key("fe80::1%lo") == choose_source_key("fe80::2")
+
+
+def test_values_from_another_boot_count_as_nothing() -> None:
+    g = AuthFailureGuard(limit=3, window=10, cooldown=30)
+    for t in (1000, 1001, 1002):
+        g.record_failure("10.0.0.1", t)
+    assert g.is_blocked("10.0.0.1", 1003)
+    # After a reboot the monotonic clock starts again near 0: that block ends too far away to be real.
+    assert not g.is_blocked("10.0.0.1", 5)
+    assert not g.record_failure("10.0.0.1", 5)  # and its old window does not count either
+
+
+def test_two_guards_over_one_table_share_counts_and_blocks() -> None:
+    buf = bytearray(table_size(128))
+    init_table(buf, b"k" * 16, 128)
+    a = AuthFailureGuard(3, 10, 30, buf)
+    b = AuthFailureGuard(3, 10, 30, buf)
+    assert not a.record_failure("10.0.0.9", 0)
+    assert not b.record_failure("10.0.0.9", 1)
+    assert a.record_failure("10.0.0.9", 2)
+    assert b.is_blocked("10.0.0.9", 3)
 
 
 def test_matcher_none_and_empty() -> None:

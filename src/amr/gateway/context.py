@@ -44,8 +44,17 @@ class GatewayContext:
         return CredentialMasters(gateway=self.node_password).gateway_for(database_uid_of_node(socket))
 
     @classmethod
-    def create(cls, settings: GatewaySettings, audit: AuditLog, node_password: str = "") -> GatewayContext:
-        guard = AuthFailureGuard(
-            settings.auth_failure_limit, settings.auth_failure_window, settings.auth_cooldown
-        )
+    def create(
+        cls,
+        settings: GatewaySettings,
+        audit: AuditLog,
+        node_password: str = "",
+        guard: AuthFailureGuard | None = None,
+    ) -> GatewayContext:
+        """A context counting failed AUTHs in ``guard`` (the workers' shared table), or in a table
+        of its own."""
+        if guard is None:
+            guard = AuthFailureGuard(
+                settings.auth_failure_limit, settings.auth_failure_window, settings.auth_cooldown
+            )
         return cls(settings=settings, audit=audit, guard=guard, node_password=node_password)

@@ -14,6 +14,7 @@ import uvloop
 from amr.errors import ConfigError
 from amr.gateway.audit import AuditLog, audit_path_for_worker
 from amr.gateway.context import GatewayContext
+from amr.gateway.guard_table import GUARD_FILE, SharedAuthFailureGuard, open_shared_guard
 from amr.gateway.routes_watcher import RoutesWatcher
 from amr.home import read_secret
 from amr.settings import Settings
@@ -55,11 +56,13 @@ async def serve(
         # keeps its initial primary); a gateway serving no HA database never needs it.
         log.info("%s; asking nodes for their role without it", e)
         node_password = ""
+    # Failed AUTHs are counted in one table all workers share (so the limit holds across them).
+    guard = open_shared_guard(settings.routes_file.parent / GUARD_FILE, gw)
     watcher = RoutesWatcher(
         settings.routes_file,
         gw.bind_hosts,
         gw.route_poll_interval,
-        GatewayContext.create(gw, audit, node_password),
+        GatewayContext.create(gw, audit, node_password, guard),
         reuse_port=reuse_port,
     )
     log.info("gateway started; routes from %s", settings.routes_file)
@@ -67,6 +70,8 @@ async def serve(
         await watcher.run(stop)
     finally:
         audit.close()
+        if isinstance(guard, SharedAuthFailureGuard):
+            guard.close()
     log.info("gateway stopped")
 
 

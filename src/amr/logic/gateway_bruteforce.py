@@ -1,72 +1,165 @@
-"""Per-source brute-force protection for the gateway's authentication phase."""
+"""Brute-force protection for the gateway's authentication phase: failures counted per source, in a
+fixed-size table that every gateway worker can share.
+
+The table is a flat buffer (a header and ``slots`` fixed-size slots), so the gateway can map one file
+into all its worker processes (``amr.gateway.guard_table``) and a failure counted by one worker
+blocks the source on all of them, with no extra service and a size fixed when it is created. This
+module only reads and writes the buffer it is given; locking and the file are the gateway's.
+
+Sources are counted per IPv4 address and per IPv6 /64 (an IPv4-mapped IPv6 address counts as its
+IPv4 address): one host or site usually holds a whole /64, so moving between its addresses gains an
+attacker nothing.
+"""
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import hashlib
+import ipaddress
+import struct
 
-DEFAULT_MAX_SOURCES = 10_000
+# Slots in a shared table: sources with recent failures or blocks remembered at once (40 bytes each).
+DEFAULT_SLOTS = 16384
+# Slots looked at for one source (from where its hash points): a source lives in one of them.
+PROBES = 8
+MAGIC = b"amrgrd01"
+# magic, hash key, number of slots.
+HEADER = struct.Struct("<8s16sI4x")
+# source digest, start of its counting window, end of its block, failures in the window.
+SLOT = struct.Struct("<16sddI4x")
+_EMPTY = bytes(16)
 
 
-def normalize_source(source: str) -> str:
-    """One key per client address: an IPv4-mapped IPv6 address counts as its IPv4 address."""
-    if source.startswith("::ffff:") and "." in source:
-        return source[7:]
-    return source
+def choose_source_key(source: str) -> bytes:
+    """What failures from ``source`` are counted under: its IPv4 address, or its IPv6 /64 (an
+    IPv4-mapped address counts as the IPv4 address); a source that is not an address, as is."""
+    try:
+        addr = ipaddress.ip_address(source.split("%", 1)[0])
+    except ValueError:
+        return b"s:" + source.encode()
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv4Address):
+        return b"4:" + addr.packed
+    return b"6:" + addr.packed[:8]
+
+
+def table_size(slots: int) -> int:
+    """Bytes of a table with ``slots`` slots."""
+    return HEADER.size + slots * SLOT.size
+
+
+def init_table(buf: bytearray | memoryview, hash_key: bytes, slots: int) -> None:
+    """Write an empty table into ``buf`` (``table_size(slots)`` bytes): its header, all slots free.
+    ``hash_key`` (16 random bytes) makes where a source's slot lies unpredictable to clients."""
+    buf[: table_size(slots)] = bytes(table_size(slots))
+    HEADER.pack_into(buf, 0, MAGIC, hash_key, slots)
+
+
+def validate_table(buf: bytearray | memoryview, slots: int) -> bool:
+    """Whether ``buf`` holds a table this code wrote with ``slots`` slots (else it is rewritten)."""
+    if len(buf) != table_size(slots):
+        return False
+    magic, _key, count = HEADER.unpack_from(buf, 0)
+    return bool(magic == MAGIC and count == slots)
 
 
 class AuthFailureGuard:
     """Decides which sources are refused after repeated authentication failures.
 
-    A source with ``limit`` failures within ``window`` seconds is blocked for ``cooldown`` seconds.
-    Time is passed in (``now``, any monotonic clock). Memory is bounded: at most ``max_sources``
-    sources with recent failures and ``max_sources`` blocked sources are remembered; beyond that the
-    least recently touched are forgotten first. A ``limit`` of 0 or less disables the protection.
+    A source with ``limit`` failures within ``window`` seconds of its first counted one is blocked
+    for ``cooldown`` seconds; counting starts again after a block or a quiet window. A ``limit`` of 0
+    or less disables the protection. Time is passed in (``now``): a monotonic clock that every
+    process sharing the table reads alike (Linux's CLOCK_MONOTONIC is system-wide). Values no clock
+    of this boot could have written (a window starting in the future, a block ending later than a
+    cooldown from now: a table from before a reboot) count as nothing.
+
+    Memory is the table's fixed size whatever the clients do. A source that finds its ``PROBES``
+    slots all in use takes the one whose source is not blocked and was counted least recently (if
+    all are blocked, the one whose block ends first).
+
+    ``buf`` is the table (``init_table``); without it the guard keeps a private one of ``slots``.
     """
 
     def __init__(
-        self, limit: int, window: float, cooldown: float, max_sources: int = DEFAULT_MAX_SOURCES
+        self,
+        limit: int,
+        window: float,
+        cooldown: float,
+        buf: bytearray | memoryview | None = None,
+        slots: int = DEFAULT_SLOTS,
     ) -> None:
         self.limit = limit
         self.window = window
         self.cooldown = cooldown
-        self.max_sources = max(max_sources, 1)
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-        self._blocked: OrderedDict[str, float] = OrderedDict()
+        if buf is None:
+            buf = bytearray(table_size(max(slots, PROBES)))
+            init_table(buf, _EMPTY, max(slots, PROBES))
+        self._buf = buf
+        _magic, self._hash_key, self.slots = HEADER.unpack_from(buf, 0)
 
-    def __len__(self) -> int:
-        return len(self._failures) + len(self._blocked)
+    def _digest(self, source: str) -> bytes:
+        return hashlib.blake2b(choose_source_key(source), key=self._hash_key, digest_size=16).digest()
+
+    def _offsets(self, digest: bytes) -> list[int]:
+        start = int.from_bytes(digest[:8], "little")
+        return [HEADER.size + ((start + k) % self.slots) * SLOT.size for k in range(min(PROBES, self.slots))]
+
+    def _blocked_until(self, until: float, now: float) -> bool:
+        return now < until <= now + self.cooldown
 
     def is_blocked(self, source: str, now: float) -> bool:
         """Whether connections from ``source`` are refused at ``now``."""
-        if not self._blocked:
-            return False
-        key = normalize_source(source)
-        until = self._blocked.get(key)
-        if until is None:
-            return False
-        if now >= until:
-            del self._blocked[key]
-            return False
-        return True
+        digest = self._digest(source)
+        buf = self._buf
+        for off in self._offsets(digest):
+            d, _start, until, _count = SLOT.unpack_from(buf, off)
+            if d == digest:
+                return self._blocked_until(until, now)
+        return False
 
     def record_failure(self, source: str, now: float) -> bool:
-        """Count a failed authentication; return True if it makes the source blocked."""
+        """Count a failed authentication; return True if it makes the source blocked. (The gateway
+        calls this under its table lock: it reads, decides and writes one slot.)"""
         if self.limit <= 0:
             return False
-        key = normalize_source(source)
-        times = self._failures.pop(key, None)
-        if times is None:
-            times = deque(maxlen=self.limit)
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        times.append(now)
-        if len(times) >= self.limit:
-            self._blocked.pop(key, None)
-            self._blocked[key] = now + self.cooldown
-            while len(self._blocked) > self.max_sources:
-                self._blocked.popitem(last=False)
-            return True
-        self._failures[key] = times
-        while len(self._failures) > self.max_sources:
-            self._failures.popitem(last=False)
-        return False
+        digest = self._digest(source)
+        off = self._slot_for(digest, now)
+        d, start, until, count = SLOT.unpack_from(self._buf, off)
+        if d != digest or not self._blocked_until(until, now):
+            until = 0.0
+        if d != digest or start > now or now - start >= self.window:
+            start, count = now, 0
+        count += 1
+        blocked: bool = count >= self.limit
+        if blocked:
+            until = max(until, now + self.cooldown)
+            start, count = now, 0
+        SLOT.pack_into(self._buf, off, digest, start, until, count)
+        return blocked
+
+    def _slot_for(self, digest: bytes, now: float) -> int:
+        """The offset of ``digest``'s slot, or of the slot it takes over."""
+        buf = self._buf
+        best_off, best_rank = -1, (2, 0.0)
+        for off in self._offsets(digest):
+            d, start, until, count = SLOT.unpack_from(buf, off)
+            if d == digest:
+                return off
+            blocked = self._blocked_until(until, now)
+            live = blocked or (count > 0 and start <= now < start + self.window)
+            # Free slots first, then unblocked ones counted longest ago, then the first block to end.
+            rank = (1, until) if blocked else (0, start) if live else (-1, 0.0)
+            if best_off < 0 or rank < best_rank:
+                best_off, best_rank = off, rank
+        return best_off
+
+    def live_sources(self, now: float) -> int:
+        """How many sources have failures in their window or are blocked at ``now``."""
+        n = 0
+        for off in range(HEADER.size, len(self._buf), SLOT.size):
+            d, start, until, count = SLOT.unpack_from(self._buf, off)
+            if d != _EMPTY and (
+                self._blocked_until(until, now) or (count > 0 and start <= now < start + self.window)
+            ):
+                n += 1
+        return n
