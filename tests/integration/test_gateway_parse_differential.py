@@ -13,9 +13,11 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from amr.logic.gateway_auth import NO_AUTH_COMMANDS
 from amr.logic.gateway_resp import RequestParser, RespProtocolError
 from tests.integration.test_gateway_security import run_nopass_valkey
 
@@ -182,3 +184,17 @@ def test_nul_and_line_ends(engine: Engine) -> None:
     theirs = engine.request(b'EVAL "return ARGV" 0 AU\xffTH\r\n')
     assert theirs == [b"AUTH"]
     assert "NUL or 0xFF byte" in str(ours(b"AU\xffTH guess\r\n"))
+
+
+def test_the_commands_the_engine_runs_without_authentication_are_the_ones_the_phase_knows(
+    engine: Engine,
+) -> None:
+    # The phase judges every other command's success as "no password required": a command the
+    # engine ran before authentication that the phase did not know would be judged wrongly.
+    node = redis.Redis(unix_socket_path=engine.path)
+    try:
+        table = node.command()
+    finally:
+        node.close()
+    no_auth = {name.upper().encode() for name, info in table.items() if "no_auth" in info["flags"]}
+    assert no_auth == NO_AUTH_COMMANDS | {b"AUTH"}

@@ -39,19 +39,18 @@ def test_disabled() -> None:
 
 
 def test_memory_is_fixed_and_blocks_outlive_a_flood_of_other_sources() -> None:
-    g = AuthFailureGuard(limit=2, window=100, cooldown=100, slots=64)
+    g = AuthFailureGuard(limit=2, window=100, cooldown=100, slots=256)
     size = len(g._buf)
     for i in range(40):
         g.record_failure(f"b{i}", 2)
         g.record_failure(f"b{i}", 3)
-    blocked = [i for i in range(40) if g.is_blocked(f"b{i}", 4)]
-    assert len(blocked) >= 30  # a few lost to 8-slot neighbourhoods full of other blocks
+    assert all(g.is_blocked(f"b{i}", 4) for i in range(40))
     for i in range(10_000):  # single failures from many other addresses
         g.record_failure(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", 5)
     assert len(g._buf) == size
-    assert g.live_sources(6) <= 64
+    assert g.live_sources(6) == 256  # full, and no bigger
     # Unblocked sources are taken over first: the blocks stay.
-    assert all(g.is_blocked(f"b{i}", 6) for i in blocked)
+    assert all(g.is_blocked(f"b{i}", 6) for i in range(40))
 
 
 def test_ipv6_counts_per_64_and_ipv4_per_address() -> None:
@@ -87,6 +86,8 @@ def test_two_guards_over_one_table_share_counts_and_blocks() -> None:
     assert not b.record_failure("10.0.0.9", 1)
     assert a.record_failure("10.0.0.9", 2)
     assert b.is_blocked("10.0.0.9", 3)
+    # A worker that read its clock just before another wrote still sees the block.
+    assert b.is_blocked("10.0.0.9", 1.999)
 
 
 def test_matcher_none_and_empty() -> None:

@@ -2,6 +2,26 @@
 
 Token authentication will plug in here: it changes what counts as an authenticating command and how
 its outcome is judged, not the gateway's byte handling.
+
+Every way a command could reach the engine without the phase recognising it, and what is decided:
+
+- Inline or RESP, any letter case, quotes and escapes: commands are parsed with the engine's rules
+  (``gateway_resp``) and names compared in ASCII upper case, as the engine's command lookup does.
+  Input the parser cannot read exactly as the engine would (unbalanced quotes, NUL or 0xFF in an
+  inline line, over-long lines, header numbers with a sign or leading zero, a bulk string without
+  its CRLF) is refused with an error and a close; it is never forwarded.
+- Empty arguments: ``""`` is a command named "" (the engine answers "unknown command": still
+  pending); an empty line and ``*0`` are no command for both, and get no reply.
+- A lone CR inside an inline line separates arguments (engine: the same); LF alone ends a line.
+- Pipelining: commands that can decide (anything but HELLO, RESET and QUIT without credentials)
+  reach the engine one at a time, each after the previous one's verdict (``gateway_authphase``).
+- Commands the engine runs without authentication (valkey's NO_AUTH flag: AUTH, HELLO, RESET,
+  QUIT; checked against the engine's command table in the differential test): their success never
+  authenticates a connection, so they do not stop the authentication deadline; RESET in particular
+  only answers +RESET. HELLO with an AUTH clause is an authenticating command.
+- AUTH and HELLO AUTH naming an internal user: ``internal``, never forwarded (``REFUSED_AUTH``).
+- Any other command answered without an error means the default user needs no password (never the
+  case for an amr database, whose default user always has the access keys or is off).
 """
 
 from __future__ import annotations

@@ -27,19 +27,25 @@ HEADER = struct.Struct("<8s16sI4x")
 # source digest, start of its counting window, end of its block, failures in the window.
 SLOT = struct.Struct("<16sddI4x")
 _EMPTY = bytes(16)
+# How far apart two workers' readings of the clock may be (one read it just before the other wrote):
+# a value up to this far in the future is still this boot's.
+CLOCK_SLACK = 5.0
 
 
 def choose_source_key(source: str) -> bytes:
     """What failures from ``source`` are counted under: its IPv4 address, or its IPv6 /64 (an
-    IPv4-mapped address counts as the IPv4 address); a source that is not an address, as is."""
+    IPv4-mapped address counts as the IPv4 address); a source that is not an address, as is.
+
+    Sources come from ``accept``, so an IPv4 address is already in its one canonical dotted form:
+    it is used as it is, without parsing (this runs for every accepted connection)."""
+    if source.startswith("::ffff:") and "." in source:
+        source = source[7:]
+    if ":" not in source:
+        return b"4:" + source.encode()
     try:
         addr = ipaddress.ip_address(source.split("%", 1)[0])
     except ValueError:
         return b"s:" + source.encode()
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    if isinstance(addr, ipaddress.IPv4Address):
-        return b"4:" + addr.packed
     return b"6:" + addr.packed[:8]
 
 
@@ -71,7 +77,7 @@ class AuthFailureGuard:
     or less disables the protection. Time is passed in (``now``): a monotonic clock that every
     process sharing the table reads alike (Linux's CLOCK_MONOTONIC is system-wide). Values no clock
     of this boot could have written (a window starting in the future, a block ending later than a
-    cooldown from now: a table from before a reboot) count as nothing.
+    cooldown from now, each beyond ``CLOCK_SLACK``: a table from before a reboot) count as nothing.
 
     Memory is the table's fixed size whatever the clients do. A source that finds its ``PROBES``
     slots all in use takes the one whose source is not blocked and was counted least recently (if
@@ -105,7 +111,7 @@ class AuthFailureGuard:
         return [HEADER.size + ((start + k) % self.slots) * SLOT.size for k in range(min(PROBES, self.slots))]
 
     def _blocked_until(self, until: float, now: float) -> bool:
-        return now < until <= now + self.cooldown
+        return now < until <= now + self.cooldown + CLOCK_SLACK
 
     def is_blocked(self, source: str, now: float) -> bool:
         """Whether connections from ``source`` are refused at ``now``."""
@@ -127,7 +133,7 @@ class AuthFailureGuard:
         d, start, until, count = SLOT.unpack_from(self._buf, off)
         if d != digest or not self._blocked_until(until, now):
             until = 0.0
-        if d != digest or start > now or now - start >= self.window:
+        if d != digest or start > now + CLOCK_SLACK or now - start >= self.window:
             start, count = now, 0
         count += 1
         blocked: bool = count >= self.limit
@@ -146,7 +152,7 @@ class AuthFailureGuard:
             if d == digest:
                 return off
             blocked = self._blocked_until(until, now)
-            live = blocked or (count > 0 and start <= now < start + self.window)
+            live = blocked or (count > 0 and start - CLOCK_SLACK <= now < start + self.window)
             # Free slots first, then unblocked ones counted longest ago, then the first block to end.
             rank = (1, until) if blocked else (0, start) if live else (-1, 0.0)
             if best_off < 0 or rank < best_rank:
@@ -159,7 +165,7 @@ class AuthFailureGuard:
         for off in range(HEADER.size, len(self._buf), SLOT.size):
             d, start, until, count = SLOT.unpack_from(self._buf, off)
             if d != _EMPTY and (
-                self._blocked_until(until, now) or (count > 0 and start <= now < start + self.window)
+                self._blocked_until(until, now) or (count > 0 and start - CLOCK_SLACK <= now < start + self.window)
             ):
                 n += 1
         return n
