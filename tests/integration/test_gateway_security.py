@@ -584,3 +584,26 @@ def test_no_password_database_switches_to_splice(gw: EnvGateway, nopass: Node) -
     c.close()
     ev = gw.wait_event("auth_success", source="127.0.0.60")
     assert ev["reason"] == "no password required"
+
+
+def test_half_closed_pipeline_of_guesses_is_judged_one_by_one(gw: EnvGateway, nodes: dict[str, Node]) -> None:  # noqa: F811
+    # Commands after an AUTH wait for its verdict; a client that half-closes right after its
+    # pipeline still gets every reply, and every guess in it is counted (the limit here is 3).
+    port = free_port()
+    start(gw, route(port, nodes["a"]))
+    c = Client(port, source="127.0.0.70")
+    c.send(b'"AUTH" wrong1\r\n' + encode("AUTH", "wrong2") + f"AUTH {PASSWORD}\r\nPING\r\n".encode())
+    c.sock.shutdown(socket.SHUT_WR)
+    got = c.closed_by_peer(5)
+    assert got.startswith(b"-WRONGPASS") and got.count(b"-WRONGPASS") == 2, got
+    assert got.endswith(b"+OK\r\n+PONG\r\n"), got
+    wait_for(lambda: len(gw.events("auth_failure", source="127.0.0.70")) == 2, 3, "both failures audited")
+    # The same pipeline with one more wrong guess: the third failure blocks, and neither the right
+    # key nor PING after it reaches the engine.
+    c = Client(port, source="127.0.0.71")
+    c.send(b"'AUTH' w1\r\nAUTH w2\r\n\"\\x41UTH\" w3\r\n" + f"AUTH {PASSWORD}\r\nPING\r\n".encode())
+    c.sock.shutdown(socket.SHUT_WR)
+    got = c.closed_by_peer(5)
+    assert got.count(b"-WRONGPASS") == 3 and b"+OK" not in got and b"PONG" not in got, got
+    gw.wait_event("auth_failure", source="127.0.0.71")
+    assert not gw.events("auth_success", source="127.0.0.71")

@@ -121,6 +121,7 @@ class ClientSide(asyncio.Protocol):
         "_phase",
         "_early",
         "_client_eof",
+        "_eof_forwarded",
         "_tls",
         "_timer",
         "_connect_task",
@@ -148,6 +149,7 @@ class ClientSide(asyncio.Protocol):
         self._phase: AuthPhase | None = None
         self._early: list[bytes] = []
         self._client_eof = False
+        self._eof_forwarded = False
         self._tls = False
         self._timer: asyncio.TimerHandle | None = None
         self._connect_task: asyncio.Task[Any] | None = None
@@ -226,19 +228,29 @@ class ClientSide(asyncio.Protocol):
         if self.router is not None:
             self.router.client_eof()
             return True
-        if self._phase is not None:
-            rest = self._phase.take_rest()  # an incomplete command: the node drops it at EOF
-            if rest:
-                self._send_upstream(rest)
+        self._forward_eof()
+        return True
+
+    def _forward_eof(self) -> None:
+        """Pass the client's EOF on to the node once nothing the client sent is held back any more:
+        commands the phase holds go first, each in its turn (so a half-closed pipeline of guesses
+        is still counted one by one), then an incomplete command, then the EOF."""
+        phase = self._phase
+        if self._eof_forwarded or (phase is not None and phase.waiting):
+            return
         up = self.upstream
-        if up is None:
-            return True  # forwarded once the node connection is up
-        t = up.transport
-        if t is not None and not t.is_closing() and t.can_write_eof():
+        t = up.transport if up is not None else None
+        if t is None:
+            return  # forwarded once the node connection is up
+        if phase is not None:
+            rest = phase.take_rest()  # an incomplete command: the node drops it at EOF
+            if rest and not t.is_closing():
+                t.write(rest)
+        self._eof_forwarded = True
+        if not t.is_closing() and t.can_write_eof():
             t.write_eof()
-            return True
+            return
         self._close("client_closed")
-        return False
 
     def pause_writing(self) -> None:
         # The client is not reading: stop reading the node (its replies wait in the node's buffers).
@@ -412,6 +424,8 @@ class ClientSide(asyncio.Protocol):
         released = phase.take_held()
         if released:
             self._send_upstream(released)
+        if self._client_eof:
+            self._forward_eof()
 
     def _authenticated(self, how: str) -> None:
         """Switch to the splice: from here on each side writes straight into the other."""
@@ -436,6 +450,8 @@ class ClientSide(asyncio.Protocol):
             return
         self._splice = up.transport.write
         up._splice = t.write
+        if self._client_eof:
+            self._forward_eof()
 
     def _start_router(self, phase: AuthPhase, up: UpstreamSide) -> None:
         """Hand the connection to the router: the authenticated node connection becomes its link to
@@ -456,6 +472,8 @@ class ClientSide(asyncio.Protocol):
             first.transport = transport
         self._splice = router.feed
         router.start(first, held)
+        if self._client_eof:
+            router.client_eof()
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -486,4 +504,4 @@ class ClientSide(asyncio.Protocol):
         for chunk in early:
             transport.write(chunk)
         if self._client_eof:
-            transport.write_eof()
+            self._forward_eof()
