@@ -467,3 +467,28 @@ def test_large_values_and_a_long_pipeline_pass_through_flow_control(ec: redis.Re
         pipe.get(k)
     assert pipe.execute() == [value] * len(keys)
     assert ec.delete(*keys, "big") == len(keys) + 1
+
+
+def test_an_authenticated_client_cannot_switch_to_an_internal_user(service: AmrService, ec: redis.Redis) -> None:
+    # The router reads every command after authentication too: AUTH as amr's admin user, with its
+    # real password, is answered WRONGPASS and the connection stays the default user.
+    import socket
+    import ssl
+
+    db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "ec", "-g", "rg")
+    key = service.primary_key("ec").encode()
+    admin = (service.home / "secrets" / "admin.secret").read_text().strip().encode()
+    tls = ssl.create_default_context(cafile=service.ca_file)
+    raw = socket.create_connection(("127.0.0.1", db["properties"]["port"]), timeout=5)
+    with tls.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"AUTH %s\r\nAUTH amr-admin %s\r\nCLIENT INFO\r\n" % (key, admin))
+        got = b""
+        s.settimeout(3)
+        while b" user=" not in got or not got.endswith(b"\r\n"):
+            try:
+                chunk = s.recv(4096)
+            except TimeoutError:
+                raise AssertionError(got) from None
+            assert chunk, got
+            got += chunk
+    assert got.startswith(b"+OK\r\n-WRONGPASS") and b" user=default " in got, got

@@ -30,6 +30,7 @@ from amr.logic.command_routing import (
     choose_slot,
     plan_split,
 )
+from amr.logic.gateway_auth import REFUSED_AUTH, classify_command
 from amr.logic.keyslot import choose_key_slot
 from amr.logic.reply_merge import (
     INVALID_CURSOR_REPLY,
@@ -166,6 +167,10 @@ def auth(router: Router, args: list[bytes], raw: bytes) -> None:
     """AUTH/HELLO after authentication: every open node connection runs it (so they all act as the
     same user and protocol), and new ones replay it once it has succeeded."""
     name = args[0].upper()
+    if classify_command(tuple(args)) == "internal":
+        # amr's own users are refused here too: the nodes get an AUTH they can only refuse (and
+        # answer WRONGPASS), never the internal name or its password; it is never replayed.
+        raw = REFUSED_AUTH
     links: list[Link] = [lk for lk in router.links.values() if not lk.closed and not lk.splice]
     links = links or [router.any_link()]
 
