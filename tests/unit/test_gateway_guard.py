@@ -123,3 +123,21 @@ def test_descriptor_exhaustion_logged_once_per_burst() -> None:
     assert not p.record(109.0)  # still within 5 s of the previous failure
     assert p.record(120.0)  # quiet for longer than the gap: a new burst
     assert p.suppressed == 50 and p.failures == 52
+
+
+def test_blocks_after_an_earlier_one_ended_are_seen() -> None:
+    # The table remembers when its latest block ends, so a check with no block running reads
+    # nothing else; a new block after the last one ended must move that mark.
+    g = AuthFailureGuard(limit=2, window=10, cooldown=30)
+    g.record_failure("10.0.0.1", 0)
+    assert g.record_failure("10.0.0.1", 1)
+    assert not g.is_blocked("10.0.0.1", 31) and not g.is_blocked("10.0.0.2", 20)
+    g.record_failure("10.0.0.2", 40)
+    assert g.record_failure("10.0.0.2", 41)
+    assert g.is_blocked("10.0.0.2", 42) and not g.is_blocked("10.0.0.1", 42)
+    # A block that ends earlier (a worker whose clock read lagged) leaves the mark at the later end.
+    g2 = AuthFailureGuard(limit=1, window=10, cooldown=30)
+    g2.record_failure("10.0.0.3", 1)
+    g2.record_failure("10.0.0.4", 0.5)
+    assert g2.is_blocked("10.0.0.4", 30.2) and g2.is_blocked("10.0.0.3", 30.8)
+    assert not g2.is_blocked("10.0.0.4", 30.6)

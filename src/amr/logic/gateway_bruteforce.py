@@ -21,9 +21,12 @@ import struct
 DEFAULT_SLOTS = 16384
 # Slots looked at for one source (from where its hash points): a source lives in one of them.
 PROBES = 8
-MAGIC = b"amrgrd01"
-# magic, hash key, number of slots.
-HEADER = struct.Struct("<8s16sI4x")
+MAGIC = b"amrgrd02"
+# magic, hash key, number of slots, the latest end of any block (so that a check costs one read while
+# nobody is blocked, the common case at every accept).
+HEADER = struct.Struct("<8s16sI4xd")
+_LAST_BLOCK = struct.Struct("<d")
+_LAST_BLOCK_AT = 32
 # source digest, start of its counting window, end of its block, failures in the window.
 SLOT = struct.Struct("<16sddI4x")
 _EMPTY = bytes(16)
@@ -58,14 +61,14 @@ def init_table(buf: bytearray | memoryview, hash_key: bytes, slots: int) -> None
     """Write an empty table into ``buf`` (``table_size(slots)`` bytes): its header, all slots free.
     ``hash_key`` (16 random bytes) makes where a source's slot lies unpredictable to clients."""
     buf[: table_size(slots)] = bytes(table_size(slots))
-    HEADER.pack_into(buf, 0, MAGIC, hash_key, slots)
+    HEADER.pack_into(buf, 0, MAGIC, hash_key, slots, 0.0)
 
 
 def validate_table(buf: bytearray | memoryview, slots: int) -> bool:
     """Whether ``buf`` holds a table this code wrote with ``slots`` slots (else it is rewritten)."""
     if len(buf) != table_size(slots):
         return False
-    magic, _key, count = HEADER.unpack_from(buf, 0)
+    magic, _key, count, _last = HEADER.unpack_from(buf, 0)
     return bool(magic == MAGIC and count == slots)
 
 
@@ -101,7 +104,7 @@ class AuthFailureGuard:
             buf = bytearray(table_size(max(slots, PROBES)))
             init_table(buf, _EMPTY, max(slots, PROBES))
         self._buf = buf
-        _magic, self._hash_key, self.slots = HEADER.unpack_from(buf, 0)
+        _magic, self._hash_key, self.slots, _last = HEADER.unpack_from(buf, 0)
 
     def _digest(self, source: str) -> bytes:
         return hashlib.blake2b(choose_source_key(source), key=self._hash_key, digest_size=16).digest()
@@ -115,8 +118,10 @@ class AuthFailureGuard:
 
     def is_blocked(self, source: str, now: float) -> bool:
         """Whether connections from ``source`` are refused at ``now``."""
-        digest = self._digest(source)
         buf = self._buf
+        if not self._blocked_until(_LAST_BLOCK.unpack_from(buf, _LAST_BLOCK_AT)[0], now):
+            return False  # no block in the table ends later than now
+        digest = self._digest(source)
         for off in self._offsets(digest):
             d, _start, until, _count = SLOT.unpack_from(buf, off)
             if d == digest:
@@ -141,6 +146,11 @@ class AuthFailureGuard:
             until = max(until, now + self.cooldown)
             start, count = now, 0
         SLOT.pack_into(self._buf, off, digest, start, until, count)
+        if blocked:
+            # After the slot: a worker that sees the new end of the latest block finds the slot.
+            (last,) = _LAST_BLOCK.unpack_from(self._buf, _LAST_BLOCK_AT)
+            if not self._blocked_until(last, now) or until > last:
+                _LAST_BLOCK.pack_into(self._buf, _LAST_BLOCK_AT, until)
         return blocked
 
     def _slot_for(self, digest: bytes, now: float) -> int:
