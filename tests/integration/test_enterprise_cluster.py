@@ -5,7 +5,10 @@ test runs the same random command sequences against it and a single-shard databa
 
 from __future__ import annotations
 
+import json
 import random
+import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from amr.logic.node_credentials import CredentialMasters, database_uid_of_node
 from tests.integration.amr_service import AmrService, wait_until
 from tests.integration.conftest import FOUR_SHARDS, first_shard_key, running_service
 from tests.integration.ha_load import admin_password
@@ -472,12 +476,13 @@ def test_large_values_and_a_long_pipeline_pass_through_flow_control(ec: redis.Re
 def test_an_authenticated_client_cannot_switch_to_an_internal_user(service: AmrService, ec: redis.Redis) -> None:
     # The router reads every command after authentication too: AUTH as amr's admin user, with its
     # real password, is answered WRONGPASS and the connection stays the default user.
-    import socket
-    import ssl
-
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "ec", "-g", "rg")
     key = service.primary_key("ec").encode()
-    admin = (service.home / "secrets" / "admin.secret").read_text().strip().encode()
+    # The real amr-admin password on this database's nodes (derived from the admin master secret).
+    routes = json.loads((service.home / "gateway" / "routes.json").read_text())["routes"]
+    (route,) = [r for r in routes if r["port"] == db["properties"]["port"]]
+    master = (service.home / "secrets" / "admin.secret").read_text().strip()
+    admin = CredentialMasters(admin=master).admin_for(database_uid_of_node(route["target"])).encode()
     tls = ssl.create_default_context(cafile=service.ca_file)
     raw = socket.create_connection(("127.0.0.1", db["properties"]["port"]), timeout=5)
     with tls.wrap_socket(raw, server_hostname="localhost") as s:

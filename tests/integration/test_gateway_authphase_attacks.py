@@ -22,6 +22,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from amr.logic.node_credentials import CredentialMasters, database_uid_of_node
 from tests.integration.amr_service import AmrService, wait_until
 
 AUTH_TIMEOUT = 2.0
@@ -68,12 +69,32 @@ class Target:
                     out.append({**record, "file": path.name})
         return out
 
+    def node_socket(self) -> str:
+        [sock] = sorted((self.service.home / "run").glob("*-0-0.sock"))
+        return str(sock)
+
+    def internal_passwords(self) -> dict[str, str]:
+        """The real passwords of amr's users on this database's nodes, derived as amr derives them
+        from the master secrets in AMR_HOME/secrets."""
+        secrets = self.service.home / "secrets"
+        masters = CredentialMasters(
+            admin=(secrets / "admin.secret").read_text().strip(),
+            ha=(secrets / "ha.secret").read_text().strip(),
+            gateway=(secrets / "gateway.secret").read_text().strip(),
+        )
+        c = masters.for_database(database_uid_of_node(self.node_socket()))
+        return {
+            "amr-admin": c.admin,
+            "amr-replication": c.replication,
+            "amr-ha": c.ha,
+            "amr-gateway": c.gateway,
+        }
+
     def node(self) -> redis.Redis:
         """The primary node on its own unix socket, as amr's admin user (to see what the engine got)."""
-        [sock] = sorted((self.service.home / "run").glob("d*-0-0.sock"))
-        secret = (self.service.home / "secrets" / "admin.secret").read_text().strip()
+        password = self.internal_passwords()["amr-admin"]
         return redis.Redis(
-            unix_socket_path=str(sock), username="amr-admin", password=secret, socket_timeout=5
+            unix_socket_path=self.node_socket(), username="amr-admin", password=password, socket_timeout=5
         )
 
 
@@ -215,15 +236,19 @@ def test_quoted_auth_guesses_are_counted_and_blocked_across_both_workers(target:
 
 def test_internal_users_are_refused_on_the_public_port_even_with_the_right_password(target: Target) -> None:
     attacker = "127.0.0.63"
-    secrets = target.service.home / "secrets"
-    admin = (secrets / "admin.secret").read_text().strip().encode()
-    gateway = (secrets / "gateway.secret").read_text().strip().encode()
+    passwords = target.internal_passwords()
+    # The passwords are right: each opens its user on the node's own socket (inside AMR_HOME).
+    for user, password in passwords.items():
+        node = redis.Redis(unix_socket_path=target.node_socket(), username=user, password=password)
+        assert node.ping()
+        node.close()
+    admin = passwords["amr-admin"].encode()
     attempts = [
         b"*3\r\n$4\r\nAUTH\r\n$9\r\namr-admin\r\n$%d\r\n%s\r\n" % (len(admin), admin),
         b'"AUTH" "amr-admin" "%s"\r\n' % admin,
         b"AUTH AMR-ADMIN %s\r\n" % admin,
-        b"HELLO 3 AUTH amr-gateway %s\r\n" % gateway,
-        b"AUTH amr-gateway %s\r\n" % gateway,
+    ] + [
+        b"HELLO 3 AUTH %s %s\r\n" % (user.encode(), password.encode()) for user, password in passwords.items()
     ]
     for attempt in attempts:
         c = target.connect(attacker)
@@ -236,9 +261,12 @@ def test_internal_users_are_refused_on_the_public_port_even_with_the_right_passw
     failures = target.events("auth_failure", attacker)
     assert len(failures) == len(attempts)
     assert {f["reason"] for f in failures} == {"internal_user"}
-    # The engine never saw an internal name or its password from the public port.
+    # The engine never saw an internal name from the public port (its ACL log records failed AUTHs).
     log = target.node().acl_log()
-    assert not [e for e in log if str(e.get("username", "")).lower().startswith("amr-")], log
+    failed_users = {str(e.get("username")) for e in log if e.get("reason") == "auth"}
+    assert "amr refused" in failed_users and not [u for u in failed_users if u.lower().startswith("amr-")], (
+        log
+    )
     # redis-py, as a client would configure it.
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(

@@ -141,3 +141,23 @@ def test_blocks_after_an_earlier_one_ended_are_seen() -> None:
     g2.record_failure("10.0.0.4", 0.5)
     assert g2.is_blocked("10.0.0.4", 30.2) and g2.is_blocked("10.0.0.3", 30.8)
     assert not g2.is_blocked("10.0.0.4", 30.6)
+
+
+def test_a_burst_across_a_window_boundary_is_still_caught() -> None:
+    # Windows are back to back from a source's first failure; the previous window's count still
+    # weighs in, so failures that fall on both sides of a boundary are not forgotten (limit 3,
+    # window 10).
+    g = AuthFailureGuard(limit=3, window=10, cooldown=30)
+    assert not g.record_failure("10.0.0.1", 0)
+    assert not g.record_failure("10.0.0.1", 9.9)
+    assert not g.record_failure("10.0.0.1", 10.1)  # 1 + 2 x 0.99 (a sliding window holds 2)
+    assert g.record_failure("10.0.0.1", 10.2)  # 2 + 2 x 0.98: a fixed window would count 2
+    # Spread out, the same counts do not block: the previous window weighs less as time goes on.
+    g.record_failure("10.0.0.2", 20.0)
+    g.record_failure("10.0.0.2", 20.5)
+    assert not g.record_failure("10.0.0.2", 39.0)  # 1 + 2 x 0.1
+    assert not g.record_failure("10.0.0.2", 49.0)  # 1 + 1 x 0.1
+    # A burst from a quiet source is exact wherever the clock is.
+    for t in (7.0, 1234.5):
+        g2 = AuthFailureGuard(limit=3, window=10, cooldown=30)
+        assert [g2.record_failure("10.0.0.3", t + d) for d in (0, 0.01, 0.02)] == [False, False, True]

@@ -19,7 +19,8 @@ Every way a command could reach the engine without the phase recognising it, and
   QUIT; checked against the engine's command table in the differential test): their success never
   authenticates a connection, so they do not stop the authentication deadline; RESET in particular
   only answers +RESET. HELLO with an AUTH clause is an authenticating command.
-- AUTH and HELLO AUTH naming an internal user: ``internal``, never forwarded (``REFUSED_AUTH``).
+- AUTH and HELLO AUTH naming an internal user (``node_credentials.INTERNAL_USER_PREFIX``):
+  ``internal``, never forwarded (``REFUSED_AUTH``).
 - Any other command answered without an error means the default user needs no password (never the
   case for an amr database, whose default user always has the access keys or is off).
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 from typing import Literal
 
 from amr.logic.gateway_resp import Reply, encode_request
-from amr.logic.internal_users import is_internal_user
+from amr.logic.node_credentials import INTERNAL_USER_PREFIX
 
 CommandKind = Literal["auth", "internal", "neutral", "other"]
 
@@ -43,6 +44,14 @@ AuthOutcome = Literal["success", "failure", "not_required", "pending"]
 # same place in the pipeline, so the client's replies stay in order and the internal name and its
 # password never reach the engine.
 REFUSED_AUTH = encode_request((b"AUTH", b"amr refused", b"-"))
+
+
+def is_internal_user(name: bytes) -> bool:
+    """Whether ``name`` names (or could be taken for) one of amr's internal users: any name with
+    ``INTERNAL_USER_PREFIX``, in any letter case, so no spelling of one reaches the engine from a
+    public port."""
+    prefix = INTERNAL_USER_PREFIX.encode()
+    return name[: len(prefix)].lower() == prefix
 
 
 def classify_command(args: tuple[bytes, ...]) -> CommandKind:

@@ -55,7 +55,7 @@ class AuthPhase:
     the held commands (``take_held``) for the splice or the router. Otherwise ``take_held`` gives the
     next ones to forward (the caller asks after every reply).
 
-    AUTH and HELLO AUTH naming an internal user (``amr.logic.internal_users``) are replaced by
+    AUTH and HELLO AUTH naming an internal user (``gateway_auth.is_internal_user``) are replaced by
     ``REFUSED_AUTH`` before they are forwarded: the engine never sees the name or the password, its
     WRONGPASS answer reaches the client in order, and the verdict is a ``failure`` with the reason
     ``internal_user``. ``replay`` keeps the AUTH and HELLO commands the node accepted (the last of

@@ -21,14 +21,15 @@ import struct
 DEFAULT_SLOTS = 16384
 # Slots looked at for one source (from where its hash points): a source lives in one of them.
 PROBES = 8
-MAGIC = b"amrgrd02"
+MAGIC = b"amrgrd03"
 # magic, hash key, number of slots, the latest end of any block (so that a check costs one read while
 # nobody is blocked, the common case at every accept).
 HEADER = struct.Struct("<8s16sI4xd")
 _LAST_BLOCK = struct.Struct("<d")
 _LAST_BLOCK_AT = 32
-# source digest, start of its counting window, end of its block, failures in the window.
-SLOT = struct.Struct("<16sddI4x")
+# source digest, start of its current counting window, end of its block, failures in the current
+# window, failures in the window before it (windows are back to back, from the source's first failure).
+SLOT = struct.Struct("<16sddII")
 _EMPTY = bytes(16)
 # How far apart two workers' readings of the clock may be (one read it just before the other wrote):
 # a value up to this far in the future is still this boot's.
@@ -75,9 +76,15 @@ def validate_table(buf: bytearray | memoryview, slots: int) -> bool:
 class AuthFailureGuard:
     """Decides which sources are refused after repeated authentication failures.
 
-    A source with ``limit`` failures within ``window`` seconds of its first counted one is blocked
-    for ``cooldown`` seconds; counting starts again after a block or a quiet window. A ``limit`` of 0
-    or less disables the protection. Time is passed in (``now``): a monotonic clock that every
+    A source with ``limit`` failures within ``window`` seconds is blocked for ``cooldown`` seconds;
+    counting starts again after a block. The failures within the last ``window`` seconds are
+    estimated from two counts per source (its current window, which starts at its first failure,
+    and the previous one; see ``estimate``), the sliding-window counter rate limiters use: a burst
+    from a source with no failures in the last two windows is stopped exactly at its ``limit``-th
+    failure, and any burst by its ``limit + 1``-th; failures spread evenly are counted as a true
+    sliding window would; at worst (one batch at the very end of a window, the next late in the
+    following one) a source gets ``2 * (limit - 1)`` failures within one window length, but never
+    in a burst. A ``limit`` of 0 or less disables the protection. Time is passed in (``now``): a monotonic clock that every
     process sharing the table reads alike (Linux's CLOCK_MONOTONIC is system-wide). Values no clock
     of this boot could have written (a window starting in the future, a block ending later than a
     cooldown from now, each beyond ``CLOCK_SLACK``: a table from before a reboot) count as nothing.
@@ -123,7 +130,7 @@ class AuthFailureGuard:
             return False  # no block in the table ends later than now
         digest = self._digest(source)
         for off in self._offsets(digest):
-            d, _start, until, _count = SLOT.unpack_from(buf, off)
+            d, _start, until, _count, _previous = SLOT.unpack_from(buf, off)
             if d == digest:
                 return self._blocked_until(until, now)
         return False
@@ -135,17 +142,22 @@ class AuthFailureGuard:
             return False
         digest = self._digest(source)
         off = self._slot_for(digest, now)
-        d, start, until, count = SLOT.unpack_from(self._buf, off)
+        d, start, until, count, previous = SLOT.unpack_from(self._buf, off)
         if d != digest or not self._blocked_until(until, now):
             until = 0.0
-        if d != digest or start > now + CLOCK_SLACK or now - start >= self.window:
-            start, count = now, 0
+        window = self.window
+        if d != digest or start > now + CLOCK_SLACK or now - start >= 2 * window:
+            # A source's windows start at its first failure (a burst from a quiet source is counted
+            # in one window, exactly); a window older than the previous one counts nothing.
+            start, count, previous = now, 0, 0
+        elif now - start >= window:
+            start, count, previous = start + window, 0, count
         count += 1
-        blocked: bool = count >= self.limit
+        blocked: bool = self.estimate(count, previous, now - start) >= self.limit
         if blocked:
             until = max(until, now + self.cooldown)
-            start, count = now, 0
-        SLOT.pack_into(self._buf, off, digest, start, until, count)
+            count = previous = 0  # counting starts again after a block
+        SLOT.pack_into(self._buf, off, digest, start, until, count, previous)
         if blocked:
             # After the slot: a worker that sees the new end of the latest block finds the slot.
             (last,) = _LAST_BLOCK.unpack_from(self._buf, _LAST_BLOCK_AT)
@@ -153,29 +165,45 @@ class AuthFailureGuard:
                 _LAST_BLOCK.pack_into(self._buf, _LAST_BLOCK_AT, until)
         return blocked
 
+    def estimate(self, count: int, previous: int, into_window: float) -> float:
+        """Failures within the last ``window`` seconds, estimated from the counts of the current
+        window (``into_window`` seconds old) and of the previous one, taken as spread evenly: the
+        previous window's share is what the sliding window still covers of it."""
+        if self.window <= 0:
+            return float(count)
+        return count + previous * max(0.0, 1.0 - into_window / self.window)
+
     def _slot_for(self, digest: bytes, now: float) -> int:
         """The offset of ``digest``'s slot, or of the slot it takes over."""
         buf = self._buf
         best_off, best_rank = -1, (2, 0.0)
         for off in self._offsets(digest):
-            d, start, until, count = SLOT.unpack_from(buf, off)
+            d, start, until, count, previous = SLOT.unpack_from(buf, off)
             if d == digest:
                 return off
             blocked = self._blocked_until(until, now)
-            live = blocked or (count > 0 and start - CLOCK_SLACK <= now < start + self.window)
+            live = blocked or self._counting(start, count + previous, now)
             # Free slots first, then unblocked ones counted longest ago, then the first block to end.
             rank = (1, until) if blocked else (0, start) if live else (-1, 0.0)
             if best_off < 0 or rank < best_rank:
                 best_off, best_rank = off, rank
         return best_off
 
+    def _counting(self, start: float, failures: int, now: float) -> bool:
+        """Whether a slot's failures still count at ``now`` (its window or the next one)."""
+        return failures > 0 and start - CLOCK_SLACK <= now < start + 2 * self.window
+
     def live_sources(self, now: float) -> int:
-        """How many sources have failures in their window or are blocked at ``now``."""
+        """How many sources have failures that still count or are blocked at ``now``."""
         n = 0
         for off in range(HEADER.size, len(self._buf), SLOT.size):
-            d, start, until, count = SLOT.unpack_from(self._buf, off)
-            if d != _EMPTY and (
-                self._blocked_until(until, now) or (count > 0 and start - CLOCK_SLACK <= now < start + self.window)
-            ):
+            d, start, until, count, previous = SLOT.unpack_from(self._buf, off)
+            if d != _EMPTY and (self._blocked_until(until, now) or self._counting(start, count + previous, now)):
                 n += 1
         return n
+
+    def __len__(self) -> int:
+        """Slots in use (by a source with failures counted or a block, current or not)."""
+        return sum(
+            SLOT.unpack_from(self._buf, off)[0] != _EMPTY for off in range(HEADER.size, len(self._buf), SLOT.size)
+        )
