@@ -198,3 +198,16 @@ def test_the_commands_the_engine_runs_without_authentication_are_the_ones_the_ph
         node.close()
     no_auth = {name.upper().encode() for name, info in table.items() if "no_auth" in info["flags"]}
     assert no_auth == NO_AUTH_COMMANDS | {b"AUTH"}
+
+
+@pytest.mark.parametrize("length", [b"4", b"04", b"+4", b"-0", b" 4", b"4 ", b"4a", b"", b"-1"])
+def test_bulk_lengths_read_like_the_engine(engine: Engine, length: bytes) -> None:
+    data = b"*1\r\n$" + length + b"\r\nPING\r\n"
+    theirs = engine.request(data)
+    engine.close()
+    mine = ours(data)
+    if theirs == [b"PONG"]:
+        assert mine == [b"PING"]
+    else:
+        assert isinstance(theirs, str) and "invalid bulk length" in theirs, theirs
+        assert isinstance(mine, str) and "invalid bulk length" in mine, mine
