@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,14 @@ from tests.integration.amr_service import AmrService, wait_until
 # The attacker runs the system's Python as ``nobody``: the test's venv lives under /root, which
 # nobody cannot enter.
 ATTACKER_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture(autouse=True)
+def _delete_caches_after(service: AmrService) -> Iterator[None]:
+    """Each test's caches go when it ends: the service's node port range is small."""
+    yield
+    for cache in service.amr_json("redisenterprise", "list", "-g", "rg"):
+        service.amr("redisenterprise", "delete", "--cluster-name", cache["name"], "-g", "rg", "--yes", check=True)
 
 
 def _as_nobody(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
