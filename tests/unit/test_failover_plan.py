@@ -18,6 +18,7 @@ from amr.logic.plan import (
     ObservedNode,
     ObservedUser,
     SetInternalUser,
+    WaitCluster,
     WriteConfig,
     choose_shard_primaries,
     plan_database_actions,
@@ -122,7 +123,7 @@ def test_cluster_switchover_is_accepted_not_undone() -> None:
     assert primaries == {0: "d1-0-1"}
     targets = plan_node_targets(db, CLUSTER, ENV, primaries)
     assert {t.spec.name: t.spec.role for t in targets} == {"d1-0-0": Role.REPLICA, "d1-0-1": Role.PRIMARY}
-    assert plan_database_actions(OSS, targets, observed, KEYS, "gw-secret") == []
+    assert plan_database_actions(OSS, targets, observed, KEYS, CREDENTIALS.replication) == []
 
 
 def test_cluster_old_primary_back_empty_replicates_the_new_one() -> None:
@@ -133,7 +134,7 @@ def test_cluster_old_primary_back_empty_replicates_the_new_one() -> None:
     assert primaries == {0: "d1-0-1"}
     targets = plan_node_targets(db, CLUSTER, ENV, primaries)
     old = next(t for t in targets if t.spec.name == "d1-0-0")
-    assert plan_database_actions(OSS, targets, observed, KEYS, "gw-secret") == [
+    assert plan_database_actions(OSS, targets, observed, KEYS, CREDENTIALS.replication) == [
         ClusterReplicate(old.spec, "R")
     ]
 
@@ -148,7 +149,7 @@ def test_cluster_without_slots_gets_them_on_the_initial_primary() -> None:
     primaries = choose_shard_primaries(db, observed, cluster_mode=True)
     assert primaries == {0: "d1-0-0"}
     targets = plan_node_targets(db, CLUSTER, ENV, primaries)
-    actions = plan_database_actions(OSS, targets, observed, KEYS, "gw-secret")
+    actions = plan_database_actions(OSS, targets, observed, KEYS, CREDENTIALS.replication)
     assert [a for a in actions if isinstance(a, AddSlots)] == [AddSlots(targets[0].spec, 0, 16383)]
 
 
@@ -167,13 +168,13 @@ def test_no_cluster_replicaof_follows_the_observed_primary() -> None:
     assert "replicaof 127.0.0.2 8501" in after[0].spec.config
     assert "\nreplicaof " not in after[1].spec.config
     # The files on disk still say the old topology: each is rewritten once (nothing restarts).
-    actions = plan_database_actions(NOC, after, observed, KEYS, "gw-secret")
+    actions = plan_database_actions(NOC, after, observed, KEYS, CREDENTIALS.replication)
     assert actions == [WriteConfig(after[0].spec), WriteConfig(after[1].spec)]
     written = {
         n: dataclasses.replace(o, config_file=t.spec.config)
         for (n, o), t in zip(observed.items(), after, strict=True)
     }
-    assert plan_database_actions(NOC, after, written, KEYS, "gw-secret") == []
+    assert plan_database_actions(NOC, after, written, KEYS, CREDENTIALS.replication) == []
 
 
 @pytest.mark.parametrize("roles", [("master", "master"), ("slave", "slave"), (None, None)])
@@ -250,7 +251,7 @@ def test_a_two_shard_database_meets_its_primaries_and_gives_each_shard_its_slots
         t.spec.name: seen(t, cluster_id=ids[t.spec.name], cluster_known_ids=frozenset({ids[t.spec.name]}))
         for t in targets
     }
-    actions = plan_database_actions(OSS, targets, observed, KEYS, "gw-secret")
+    actions = plan_database_actions(OSS, targets, observed, KEYS, CREDENTIALS.replication)
     p0, p1 = by_name["d1-0-0"].spec, by_name["d1-1-0"].spec
     assert ClusterMeet(p1, p0.internal_host, p0.port) in actions
     assert AddSlots(p0, 0, 8191) in actions and AddSlots(p1, 8192, 16383) in actions
@@ -280,3 +281,16 @@ def test_a_shard_added_by_a_scale_out_gets_no_slots_by_addslots() -> None:
     p1 = next(t.spec for t in targets if t.spec.name == "d1-1-0")
     actions = plan_database_actions(OSS, targets, observed, KEYS)
     assert [a for a in actions if isinstance(a, AddSlots)] == [AddSlots(p1, 8192, 16383)]
+
+
+def test_a_cluster_is_settled_only_once_its_primary_sees_every_slots_owner() -> None:
+    """With cluster-require-full-coverage off, a primary says ``cluster_state:ok`` before gossip has
+    told it who owns every slot; its CLUSTER SLOTS would leave slots out for a cluster client."""
+    db = database(OSS)
+    observed = switched_cluster(db)
+    targets = plan_node_targets(db, CLUSTER, ENV, {0: "d1-0-1"})
+    partial = {**observed, "d1-0-1": dataclasses.replace(observed["d1-0-1"], cluster_slots_seen=12288)}
+    (wait,) = plan_database_actions(OSS, targets, partial, KEYS)
+    assert isinstance(wait, WaitCluster) and wait.spec.name == "d1-0-1"
+    full = {**observed, "d1-0-1": dataclasses.replace(observed["d1-0-1"], cluster_slots_seen=16384)}
+    assert plan_database_actions(OSS, targets, full, KEYS) == []

@@ -14,7 +14,7 @@ from amr.logic.foreign_nodes import BumpEpoch, ClusterForget, ForeignNode, plan_
 from amr.logic.node_credentials import REPLICATION_USER, DatabaseCredentials
 from amr.logic.resharding import ClusterNodeLine
 from amr.logic.routes import node_socket_path
-from amr.logic.slots import plan_slot_ranges, plan_unowned_ranges
+from amr.logic.slots import ALL_SLOTS, plan_slot_ranges, plan_unowned_ranges
 from amr.logic.valkey_conf import (
     InternalUser,
     NodeConfigInput,
@@ -170,6 +170,9 @@ class ObservedNode:
     cluster_slots_assigned: int = 0
     cluster_slot_ranges: tuple[tuple[int, int], ...] = ()  # the slots it owns itself, as ranges
     cluster_state_ok: bool = False
+    # Slots assigned to any node in this node's view (CLUSTER INFO); None: not known. With
+    # cluster-require-full-coverage off, the state is ok before gossip has told every slot's owner.
+    cluster_slots_seen: int | None = None
     cluster_primary_id: str | None = None  # for a replica: the id of the primary it follows
     cluster_nodes: tuple[ClusterNodeLine, ...] = ()  # its CLUSTER NODES lines for the other nodes
     role: str | None = None  # what ROLE says: "master" or "slave"
@@ -462,6 +465,10 @@ def _plan_cluster_topology(
             actions.append(AddSlots(primary.spec, free[0][0], free[0][1], tuple(free[1:])))
         elif not seen.cluster_state_ok:
             actions.append(WaitCluster(primary.spec, f"cluster state of shard {shard} not ok yet"))
+        elif seen.cluster_slots_seen is not None and seen.cluster_slots_seen < ALL_SLOTS:
+            # Every slot is assigned, but this primary has not heard of every owner yet: its
+            # CLUSTER SLOTS (what a cluster client reads first) would leave slots out.
+            actions.append(WaitCluster(primary.spec, f"shard {shard} does not see every slot's owner yet"))
     for t in targets:
         if t.spec.role is not Role.REPLICA:
             continue

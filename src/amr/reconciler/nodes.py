@@ -116,9 +116,17 @@ async def _observe_cluster(admin: Any, observed: ObservedNode) -> ObservedNode:
         cluster_slots_assigned=my_slots,
         cluster_slot_ranges=my_ranges,
         cluster_state_ok=fields.get("cluster_state", "").strip() == "ok",
+        cluster_slots_seen=_int_or_none(fields.get("cluster_slots_assigned")),
         cluster_primary_id=primary_id,
         cluster_nodes=tuple(line for line in parse_cluster_nodes(nodes_text, keep_noaddr=True) if not line.myself),
     )
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(str(text).strip()) if text is not None else None
+    except ValueError:
+        return None
 
 
 _PERSISTENCE_BUSY = ("aof_rewrite_in_progress", "aof_rewrite_scheduled", "rdb_bgsave_in_progress")
