@@ -99,11 +99,12 @@ def env(amr_service: AmrService) -> Iterator[Env]:
     for name in (CLUSTER, EMPTY_CLUSTER):
         created = e.call("PUT", amr_service.cluster_path(GROUP, name), CLUSTER_BODY)
         assert created.status_code == 201, created.text
+    # A database may be created once its cache is (until then amr answers 409, as Azure does).
+    _wait_succeeded(e, e.cluster)
     db = e.call("PUT", e.database, {"properties": DATABASE_PROPERTIES})
     assert db.status_code == 201, db.text
     e.empty_cluster = amr_service.cluster_path(GROUP, EMPTY_CLUSTER)
     _wait_succeeded(e, e.empty_cluster)
-    _wait_succeeded(e, e.cluster)
     e.port = _wait_succeeded(e, e.database)["properties"]["port"]
     assert wait_until(e.ping, 20, what="the database to answer PING")
     yield e
