@@ -349,8 +349,14 @@ def test_serve_after_a_killed_supervisor_stops_orphans_and_repairs_half_done_sta
             assert pid not in _live(service), "an orphaned node survived"
         client = _wait_answers(service, port, keys["primaryKey"])
         assert client.dbsize() == 100  # the orphans were stopped cleanly, then restarted from the AOF
-        new_nodes = service.node_pids()
-        assert len(new_nodes) == 2 and not set(new_nodes.values()) & set(orphans.values())
+
+        # The replica may still be in its launcher (joining the private network, asking its peer).
+        def both_nodes() -> dict[str, int] | None:
+            nodes = service.node_pids()
+            return nodes if len(nodes) == 2 else None
+
+        new_nodes = wait_until(both_nodes, 20, what="both nodes running")
+        assert not set(new_nodes.values()) & set(orphans.values())
 
         def strays_gone() -> bool:
             sleeping = [
