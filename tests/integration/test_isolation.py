@@ -34,6 +34,14 @@ def _delete_caches_after(service: AmrService) -> Iterator[None]:
         service.amr("redisenterprise", "delete", "--cluster-name", cache["name"], "-g", "rg", "--yes", check=True)
 
 
+def _create(service: AmrService, cluster: str, policy: str) -> None:
+    """An HA Balanced_B0 cache with access keys, its database of clustering ``policy``."""
+    service.amr(
+        "redisenterprise", "create", "--cluster-name", cluster, "-g", "rg", "-l", "eastus", "--sku", "Balanced_B0",
+        "--access-keys-authentication", "Enabled", "--clustering-policy", policy, check=True,
+    )  # fmt: skip
+
+
 def _as_nobody(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [ATTACKER_PYTHON, "-c", textwrap.dedent(code)],
@@ -76,15 +84,8 @@ def _client(service: AmrService, cluster: str) -> redis.Redis:
 
 
 def test_nobody_reaches_no_node_bus_or_replication_port(service: AmrService) -> None:
-    service.amr(
-        "redisenterprise", "create", "--cluster-name", "iso-oss", "-g", "rg", "-l", "eastus",
-        "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", check=True,
-    )  # fmt: skip
-    service.amr(
-        "redisenterprise", "create", "--cluster-name", "iso-noc", "-g", "rg", "-l", "eastus",
-        "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", "--clustering-policy", "NoCluster",
-        check=True,
-    )  # fmt: skip
+    _create(service, "iso-oss", "OSSCluster")
+    _create(service, "iso-noc", "NoCluster")
     for cluster in ("iso-oss", "iso-noc"):
         assert _client(service, cluster).set("k", "v")
     targets = []
@@ -126,11 +127,7 @@ def test_a_squatter_on_a_node_port_receives_nothing_during_a_restart(service: Am
     """The review bound a node's port during a restart and received ``AUTH amr-admin <password>``
     twelve times from the launcher's peer probe. Bind every port of the database's nodes as nobody,
     restart the database, and assert nobody ever gets a connection."""
-    service.amr(
-        "redisenterprise", "create", "--cluster-name", "iso-squat", "-g", "rg", "-l", "eastus",
-        "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", "--clustering-policy", "NoCluster",
-        check=True,
-    )  # fmt: skip
+    _create(service, "iso-squat", "NoCluster")
     client = _client(service, "iso-squat")
     for i in range(100):
         client.set(f"k{i}", i)
@@ -201,11 +198,7 @@ def test_each_database_and_purpose_has_its_own_credentials_which_appear_in_no_co
     service: AmrService,
 ) -> None:
     for cluster in ("iso-cred-a", "iso-cred-b"):
-        service.amr(
-            "redisenterprise", "create", "--cluster-name", cluster, "-g", "rg", "-l", "eastus",
-            "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", "--clustering-policy", "NoCluster",
-            check=True,
-        )  # fmt: skip
+        _create(service, cluster, "NoCluster")
         _client(service, cluster).set("k", cluster)
     mine, theirs = _secrets_of(service, "iso-cred-a"), _secrets_of(service, "iso-cred-b")
     a_socket, b_socket = _node_sockets(service, "iso-cred-a")[0], _node_sockets(service, "iso-cred-b")[0]
@@ -263,11 +256,7 @@ def test_nodes_an_older_amr_started_get_their_own_credentials_live(service: AmrS
     """An older amr gave every node of every database one admin password (the master secret itself)
     and let replicas log in as the admin user. Put a database's nodes back in that state; the control
     plane logs in with the old password once, sets every user live, and replication keeps working."""
-    service.amr(
-        "redisenterprise", "create", "--cluster-name", "iso-legacy", "-g", "rg", "-l", "eastus",
-        "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", "--clustering-policy", "NoCluster",
-        check=True,
-    )  # fmt: skip
+    _create(service, "iso-legacy", "NoCluster")
     client = _client(service, "iso-legacy")
     client.set("before", "1")
     master = (service.home / "secrets" / "admin.secret").read_text().strip()
@@ -320,11 +309,7 @@ def test_a_tenant_cannot_pause_the_nodes_and_closing_amrs_connections_costs_no_f
     """CLIENT PAUSE would hold amr's probes too and make a healthy primary look dead: refused, as in
     Azure. CLIENT KILL stays (Azure allows it); a tenant that closes amr's own connections to its
     database (the failover probes, the replication link) makes amr reconnect, nothing more."""
-    service.amr(
-        "redisenterprise", "create", "--cluster-name", "iso-pause", "-g", "rg", "-l", "eastus",
-        "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", "--clustering-policy", "NoCluster",
-        check=True,
-    )  # fmt: skip
+    _create(service, "iso-pause", "NoCluster")
     tenant = _client(service, "iso-pause")
     for command in (("CLIENT", "PAUSE", 5000), ("CLIENT", "PAUSE", 5000, "WRITE"), ("CLIENT", "UNPAUSE")):
         with pytest.raises(redis.exceptions.NoPermissionError):
