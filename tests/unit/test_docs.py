@@ -118,3 +118,13 @@ def test_every_api_route_is_documented_in_api_md() -> None:
     names = {next(s for s in reversed(r.pattern) if not s.startswith("{")) for r in ROUTES}
     missing = sorted(n for n in names if n.lower() not in text)
     assert not missing, f"docs/api.md does not mention: {', '.join(missing)}"
+
+
+def test_readme_quick_start_is_what_test_quickstart_runs() -> None:
+    from tests.integration.test_quickstart import QUICKSTART
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Quick start")
+    block = readme[start:].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in QUICKSTART.strip().splitlines() if not line.startswith("set ")]
+    assert "\n".join(commands) in block, "README.md's quick start differs from test_quickstart.py's"
