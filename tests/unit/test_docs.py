@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from amr.api.app import ROUTES
-from amr.app import SERVICE_COMMANDS
+from amr.app.args import SERVICE_COMMANDS
 from amr.cli.main import build_parser
 from amr.settings import Settings
 
