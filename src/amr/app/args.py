@@ -34,7 +34,7 @@ def service_parser() -> argparse.ArgumentParser:
         ("reload", "restart the API and the HA coordinator so they read amr.toml again"),
         ("api", "run the control plane (started by the supervisor)"),
         ("gateway", "run the data-plane gateway (started by the supervisor)"),
-        ("ha", "run the failover coordinator of clustered databases (started by the supervisor)"),
+        ("ha", "run the failover coordinator of HA databases (started by the supervisor)"),
         ("pki", "manage the server certificate"),
     ):
         p = sub.add_parser(name, help=text)
