@@ -1,4 +1,4 @@
-"""The admin connection's raw pipelines (amr.nodes.raw_pipeline) against a real valkey-server."""
+"""The admin connection's raw pipelines (amr.nodes.engine_client via amr.nodes.admin) against a real valkey-server."""
 
 from __future__ import annotations
 
