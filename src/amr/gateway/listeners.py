@@ -26,7 +26,7 @@ from amr.gateway.router_pool import LinkPool
 from amr.gateway.router_topology import ClusterTopology
 from amr.gateway.splice import ClientSide
 from amr.gateway.tls import TlsContexts
-from amr.logic.gateway_access import SourceMatcher
+from amr.logic.firewall import SourceMatcher
 from amr.logic.gateway_descriptors import ACCEPT_PAUSE
 from amr.model.routes import Route
 
