@@ -234,15 +234,16 @@ class EnginePool:
             return replies
 
     async def _open(self) -> EngineConnection:
+        password = self._password
         try:
-            return await self._open_as(self._password)
+            return await self._open_as(password)
         except EngineAuthError:
+            if self._password != password:  # a request running alongside switched to the legacy one
+                return await self._open_as(self._password)
             if not self._legacy_password:
                 raise
-        legacy, self._legacy_password = self._legacy_password, ""
-        connection = await self._open_as(legacy)
-        self._password = legacy
-        return connection
+        self._password, self._legacy_password = self._legacy_password, ""
+        return await self._open_as(self._password)
 
     async def _open_as(self, password: str) -> EngineConnection:
         try:
