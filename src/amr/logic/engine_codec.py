@@ -31,6 +31,8 @@ from amr.logic.resp_frames import render_command
 
 Arg = str | int | float | bytes
 Command = Sequence[Arg]
+# What the parser raises when the bytes are not RESP.
+ReplyProtocolError = hiredis.ProtocolError
 
 # The class of an error reply, by its first word; any other code is a plain EngineError.
 ENGINE_ERRORS: Mapping[str, type[EngineError]] = {

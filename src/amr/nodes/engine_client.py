@@ -4,9 +4,10 @@
 ``EngineConnection`` is one authenticated connection (AUTH user + password, then commands or pipelines
 in one write); ``EnginePool`` keeps idle connections to one node so that concurrent callers each get
 their own. The wire format is ``amr.logic.engine_codec``'s. Error replies become the EngineError
-subclass their code names; a connection that failed, broke or was cancelled halfway is closed (its
-stream is in an unknown state) and raised as EngineUnreachable. Passwords never appear in a message
-or a repr.
+subclass their code names (the table is ``engine_codec.ENGINE_ERRORS``). A connection that broke is
+closed and raised as EngineUnreachable; one that timed out or was cancelled halfway is closed too (a
+reply may still be owed on it, which the next request would take for its own). Passwords never
+appear in a message or a repr.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import hiredis
-
 from amr.errors import EngineAuthError, EngineError, EngineUnreachable
 from amr.logic.engine_codec import (
     Arg,
     Command,
+    ReplyProtocolError,
     describe_command,
     encode_commands,
     engine_error,
@@ -32,7 +32,7 @@ _BROKEN = (
     OSError,
     EOFError,
     asyncio.IncompleteReadError,
-    hiredis.ProtocolError,
+    ReplyProtocolError,
     UnicodeDecodeError,
     ValueError,
 )

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import socket
 
-import hiredis
-
-from amr.logic.engine_codec import Arg, encode_commands, is_error_reply, new_reply_parser
+from amr.logic.engine_codec import (
+    Arg,
+    ReplyProtocolError,
+    encode_commands,
+    is_error_reply,
+    new_reply_parser,
+)
 
 READ_CHUNK = 1 << 16
 
@@ -26,7 +30,7 @@ def ask_peer(
         while len(replies) < 2:
             try:
                 reply = parser.gets()
-            except hiredis.ProtocolError as e:
+            except ReplyProtocolError as e:
                 raise ValueError(f"not RESP: {e}") from e
             if reply is not False:
                 replies.append(reply)
