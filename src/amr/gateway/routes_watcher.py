@@ -22,7 +22,8 @@ EMPTY_TABLE = RouteTable(routes=(), cert_file="", key_file="")
 
 
 class RoutesWatcher:
-    """Polls the routes file (a cheap ``os.stat``, amr.home.FollowedFile) and applies each change to the listeners.
+    """Polls the routes file (a cheap ``os.stat``, amr.home.FollowedFile) and applies each change to
+    the listeners.
 
     A missing file means no routes; a malformed one is logged once per change and the previous routes
     stay. A port that cannot be bound (or a TLS route whose certificate cannot load) is logged once per

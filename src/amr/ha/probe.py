@@ -1,5 +1,6 @@
 """One node as the `amr ha` coordinator sees it: a persistent connection over the node's unix socket
-(amr.nodes.engine_client), authenticated as amr's failover user (amr-ha), that asks PING and INFO replication in one round trip.
+(amr.nodes.engine_client), authenticated as amr's failover user (amr-ha), that asks PING and INFO
+replication in one round trip.
 
 Every probe is bounded by a timeout, so a hung node (stopped, swapping, stuck in a system call) counts
 as not answering instead of holding the coordinator up. Any reply counts as an answer, errors

@@ -5,8 +5,9 @@ primary, then exec valkey-server (amr.logic.node_launch decides how and when).
 and ``launch.json`` written by the node backend: the private network to join (amr.nodes.netns) and,
 for a node with peers (an HA database), the peers to ask. A node's
 first start asks nobody (it holds no data yet; its peers start at the same moment). The process
-execs the engine, so the supervisor's pid is the engine's. It imports only the standard library and
-amr.logic, amr.nodes.netns and the small amr.nodes.engine_sync client, so a start costs a few tens of milliseconds.
+execs the engine, so the supervisor's pid is the engine's. It imports only the standard library,
+amr.logic, amr.nodes.netns and the small amr.nodes.engine_sync client, so a start costs a few tens of
+milliseconds.
 """
 
 from __future__ import annotations
