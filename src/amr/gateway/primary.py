@@ -2,9 +2,9 @@
 endpoint when another node becomes primary (a failover), without waiting for the control plane.
 
 One small persistent connection per candidate (amr.nodes.engine_client), authenticated as the
-internal ``amr-gateway`` user (which may run ROLE and PING and nothing else). The decision is ``amr.logic.gateway_primary``'s; this
-module only asks and reports. It never runs on the splice path: a slow or dead node only delays its
-own poller.
+internal ``amr-gateway`` user (which may run ROLE and PING and nothing else). The decision is
+``amr.logic.gateway_primary``'s; this module only asks and reports. It never runs on the splice path:
+a slow or dead node only delays its own poller.
 """
 
 from __future__ import annotations
