@@ -212,26 +212,32 @@ class EnginePool:
         attempt = 0
         while True:
             try:
-                connection = self._idle.pop() if self._idle else await self._open()
-                try:
-                    if single:
-                        replies = [await connection.execute(*commands[0])]
-                    else:
-                        replies = await connection.pipeline(commands)
-                except EngineError:
-                    self._idle.append(connection)  # an error reply leaves the connection usable
-                    raise
+                replies = await self._once(commands, single)
             except EngineUnreachable:
+                # One command is tried again on a new connection, as redis-py's retry did; a pipeline
+                # is not (its caller replans: slot migration's steps are idempotent).
                 if not single or attempt >= self._retries:
                     raise
                 await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
                 attempt += 1
                 continue
-            except TimeoutError as e:
-                name = describe_command(commands[0])
-                raise EngineUnreachable(f"node at {self.socket}: {name} failed: TimeoutError") from e
-            self._idle.append(connection)
             return replies
+
+    async def _once(self, commands: Sequence[Command], single: bool) -> list[object]:
+        connection = self._idle.pop() if self._idle else await self._open()
+        try:
+            if single:
+                replies = [await connection.execute(*commands[0])]
+            else:
+                replies = await connection.pipeline(commands)
+        except EngineError:
+            self._idle.append(connection)  # an error reply leaves the connection usable
+            raise
+        except TimeoutError as e:
+            name = "pipeline" if not single else describe_command(commands[0])
+            raise EngineUnreachable(f"node at {self.socket}: {name} failed: TimeoutError") from e
+        self._idle.append(connection)
+        return replies
 
     async def _open(self) -> EngineConnection:
         password = self._password
