@@ -7,75 +7,50 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from amr.errors import EngineAuthError, EngineError, EnginePermissionError, EngineUnreachable, NodeError
 from amr.home import FollowedFile
 from amr.nodes.engine_client import EngineConnection, EnginePool
+from amr.testing.fake_engine import FakeEngineSocket
 
 PASSWORD = "s3cret-pw"
 
 
-class FakeNode:
-    """Accepts AUTH amr-admin <PASSWORD>; answers PING, GET, SET, BLOCK (never) and errors."""
+class FakeNode(FakeEngineSocket):
+    """Accepts AUTH amr-admin <password>; answers PING, GET, SET, BLOCK (never) and errors."""
 
     def __init__(self, path: str, password: str = PASSWORD) -> None:
-        self.path = path
+        super().__init__(path)
         self.password = password
-        self.commands: list[list[str]] = []
-        self.connections = 0
-        self.server: asyncio.AbstractServer | None = None
         self.data: dict[str, str] = {}
 
-    async def start(self) -> None:
-        self.server = await asyncio.start_unix_server(self._serve, self.path)
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        authed = False
-        try:
-            while True:
-                count = int((await reader.readuntil(b"\r\n"))[1:-2])
-                args = []
-                for _ in range(count):
-                    size = int((await reader.readuntil(b"\r\n"))[1:-2])
-                    args.append((await reader.readexactly(size + 2))[:-2].decode())
-                self.commands.append(args)
-                name = args[0].upper()
-                if name == "AUTH":
-                    authed = args[1:] == ["amr-admin", self.password]
-                    reply = b"+OK\r\n" if authed else b"-WRONGPASS invalid username-password pair\r\n"
-                elif not authed:
-                    reply = b"-NOAUTH Authentication required.\r\n"
-                elif name == "BLOCK":
-                    continue
-                elif name == "PING":
-                    reply = b"+PONG\r\n"
-                elif name == "SET":
-                    self.data[args[1]] = args[2]
-                    reply = b"+OK\r\n"
-                elif name == "GET":
-                    value = self.data.get(args[1])
-                    reply = b"$-1\r\n" if value is None else b"$%d\r\n%s\r\n" % (len(value), value.encode())
-                elif name == "CLIENT":
-                    reply = b"+OK\r\n"
-                elif name == "FLUSHALL":
-                    reply = b"-NOPERM User amr-admin has no permissions to run the 'flushall' command\r\n"
-                else:
-                    reply = b"-ERR unknown command '%s', with args beginning with: '%s'\r\n" % (
-                        args[0].encode(),
-                        " ".join(args[1:]).encode(),
-                    )
-                writer.write(reply)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+    def answer(self, args: list[str], session: dict[str, Any]) -> bytes | None:
+        name = args[0].upper()
+        if name == "AUTH":
+            session["authed"] = args[1:] == ["amr-admin", self.password]
+            return b"+OK\r\n" if session["authed"] else b"-WRONGPASS invalid username-password pair\r\n"
+        if not session.get("authed"):
+            return b"-NOAUTH Authentication required.\r\n"
+        if name == "BLOCK":
+            return None
+        if name == "PING":
+            return b"+PONG\r\n"
+        if name == "SET":
+            self.data[args[1]] = args[2]
+        if name in ("SET", "CLIENT"):
+            return b"+OK\r\n"
+        if name == "GET":
+            value = self.data.get(args[1])
+            return b"$-1\r\n" if value is None else b"$%d\r\n%s\r\n" % (len(value), value.encode())
+        if name == "FLUSHALL":
+            return b"-NOPERM User amr-admin has no permissions to run the 'flushall' command\r\n"
+        return b"-ERR unknown command '%s', with args beginning with: '%s'\r\n" % (
+            args[0].encode(),
+            " ".join(args[1:]).encode(),
+        )
 
 
 def run_with_node(
