@@ -119,53 +119,58 @@ def test_nothing_listening_is_unreachable_and_gone(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_the_pool_reuses_connections_and_falls_back_to_the_legacy_password(tmp_path: Path) -> None:
-    async def scenario(node: FakeNode) -> None:
-        pool = EnginePool(node.path, "amr-admin", "new-pw", timeout=2.0, legacy_password=PASSWORD)
+def run_with_pool(
+    tmp_path: Path,
+    scenario: Callable[[EnginePool, FakeNode], Awaitable[None]],
+    password: str = PASSWORD,
+    timeout: float = 5.0,
+    legacy_password: str = "",
+) -> None:
+    async def with_pool(node: FakeNode) -> None:
+        pool = EnginePool(node.path, "amr-admin", password, timeout=timeout, legacy_password=legacy_password)
         try:
-            assert await pool.execute("SET", "k", 1) == "OK"
-            assert node.connections == 2  # refused with the new password, then the legacy one
-            await asyncio.gather(*(pool.execute("SET", f"k{i}", i) for i in range(5)))
-            opened = node.connections
-            assert opened <= 2 + 4  # one connection was idle; each concurrent request needs its own
-            assert await pool.pipeline([("GET", "k3"), ("PING",)]) == ["3", "PONG"]
-            await asyncio.gather(*(pool.execute("PING") for _ in range(5)))
-            assert node.connections == opened  # reused
-            assert "new-pw" not in repr(pool) and PASSWORD not in repr(pool)
+            await scenario(pool, node)
         finally:
             pool.close()
 
-    run_with_node(tmp_path, scenario)
+    run_with_node(tmp_path, with_pool)
+
+
+def test_the_pool_reuses_connections_and_falls_back_to_the_legacy_password(tmp_path: Path) -> None:
+    async def scenario(pool: EnginePool, node: FakeNode) -> None:
+        assert await pool.execute("SET", "k", 1) == "OK"
+        assert node.connections == 2  # refused with the new password, then the legacy one
+        await asyncio.gather(*(pool.execute("SET", f"k{i}", i) for i in range(5)))
+        opened = node.connections
+        assert opened <= 2 + 4  # one connection was idle; each concurrent request needs its own
+        assert await pool.pipeline([("GET", "k3"), ("PING",)]) == ["3", "PONG"]
+        await asyncio.gather(*(pool.execute("PING") for _ in range(5)))
+        assert node.connections == opened  # reused
+        assert "new-pw" not in repr(pool) and PASSWORD not in repr(pool)
+
+    run_with_pool(tmp_path, scenario, password="new-pw", legacy_password=PASSWORD)
 
 
 def test_a_cancelled_request_never_hands_its_reply_to_the_next(tmp_path: Path) -> None:
-    async def scenario(node: FakeNode) -> None:
-        pool = EnginePool(node.path, "amr-admin", PASSWORD, timeout=5.0)
-        try:
-            assert await pool.execute("PING") == "PONG"
-            blocked = asyncio.create_task(pool.execute("BLOCK"))
-            await asyncio.sleep(0.05)
-            blocked.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await blocked
-            assert await pool.execute("SET", "x", "y") == "OK"
-            assert node.connections == 2
-        finally:
-            pool.close()
+    async def scenario(pool: EnginePool, node: FakeNode) -> None:
+        assert await pool.execute("PING") == "PONG"
+        blocked = asyncio.create_task(pool.execute("BLOCK"))
+        await asyncio.sleep(0.05)
+        blocked.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await blocked
+        assert await pool.execute("SET", "x", "y") == "OK"
+        assert node.connections == 2
 
-    run_with_node(tmp_path, scenario)
+    run_with_pool(tmp_path, scenario)
 
 
 def test_a_timed_out_request_is_unreachable(tmp_path: Path) -> None:
-    async def scenario(node: FakeNode) -> None:
-        pool = EnginePool(node.path, "amr-admin", PASSWORD, timeout=0.1)
-        try:
-            with pytest.raises(EngineUnreachable, match="TimeoutError"):
-                await pool.execute("BLOCK")
-        finally:
-            pool.close()
+    async def scenario(pool: EnginePool, node: FakeNode) -> None:
+        with pytest.raises(EngineUnreachable, match="TimeoutError"):
+            await pool.execute("BLOCK")
 
-    run_with_node(tmp_path, scenario)
+    run_with_pool(tmp_path, scenario, timeout=0.1)
 
 
 def test_a_followed_file_is_read_again_only_when_it_changes(tmp_path: Path) -> None:

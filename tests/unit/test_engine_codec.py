@@ -5,19 +5,7 @@ from __future__ import annotations
 import pytest
 from redis._parsers.helpers import parse_info as redis_py_parse_info
 
-from amr.errors import (
-    EngineAuthError,
-    EngineBusyError,
-    EngineClusterDown,
-    EngineError,
-    EngineLoadingError,
-    EngineMasterDown,
-    EnginePermissionError,
-    EngineReadOnly,
-    EngineRedirect,
-    EngineTryAgain,
-    NodeError,
-)
+from amr import errors
 from amr.logic.engine_codec import (
     encode_command,
     encode_commands,
@@ -59,26 +47,26 @@ def test_replies_parse_incrementally() -> None:
 @pytest.mark.parametrize(
     ("text", "cls"),
     [
-        ("NOAUTH Authentication required.", EngineAuthError),
-        ("WRONGPASS invalid username-password pair or user is disabled.", EngineAuthError),
-        ("NOPERM User amr-gateway has no permissions to run the 'get' command", EnginePermissionError),
-        ("LOADING Valkey is loading the dataset in memory", EngineLoadingError),
-        ("BUSY Valkey is busy running a script.", EngineBusyError),
-        ("MOVED 3999 127.0.0.1:8501", EngineRedirect),
-        ("ASK 3999 127.0.0.1:8501", EngineRedirect),
-        ("TRYAGAIN Multiple keys request during rehashing of slot", EngineTryAgain),
-        ("CLUSTERDOWN The cluster is down", EngineClusterDown),
-        ("READONLY You can't write against a read only replica.", EngineReadOnly),
+        ("NOAUTH Authentication required.", errors.EngineAuthError),
+        ("WRONGPASS invalid username-password pair or user is disabled.", errors.EngineAuthError),
+        ("NOPERM User amr-gateway has no permissions to run the 'get' command", errors.EnginePermissionError),
+        ("LOADING Valkey is loading the dataset in memory", errors.EngineLoadingError),
+        ("BUSY Valkey is busy running a script.", errors.EngineBusyError),
+        ("MOVED 3999 127.0.0.1:8501", errors.EngineRedirect),
+        ("ASK 3999 127.0.0.1:8501", errors.EngineRedirect),
+        ("TRYAGAIN Multiple keys request during rehashing of slot", errors.EngineTryAgain),
+        ("CLUSTERDOWN The cluster is down", errors.EngineClusterDown),
+        ("READONLY You can't write against a read only replica.", errors.EngineReadOnly),
         (
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
-            EngineMasterDown,
+            errors.EngineMasterDown,
         ),
-        ("ERR unknown command 'NOPE'", EngineError),
+        ("ERR unknown command 'NOPE'", errors.EngineError),
     ],
 )
-def test_error_replies_map_to_classes_in_the_one_tree(text: str, cls: type[EngineError]) -> None:
+def test_error_replies_map_to_classes_in_the_one_tree(text: str, cls: type[errors.EngineError]) -> None:
     error = engine_error(text, "node at /s: GET failed")
-    assert type(error) is cls and isinstance(error, NodeError)
+    assert type(error) is cls and isinstance(error, errors.NodeError)
     assert error.code == text.split(" ", 1)[0]
     assert str(error) == f"node at /s: GET failed: {text}"
 
