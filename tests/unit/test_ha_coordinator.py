@@ -6,53 +6,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from amr.ha.coordinator import Coordinator
 from amr.ha.watch import WatchFile
 from amr.logic.ha_watch import render_ha_watch
 from amr.model.ha import HaWatch, WatchedDatabase, WatchedNode, WatchedShard
 from amr.settings import HaSettings
+from amr.testing.fake_engine import FakeEngineSocket
 
 
-class FakeNode:
+class FakeNode(FakeEngineSocket):
     """Answers AUTH, PING, INFO replication and CLUSTER FAILOVER like a cluster node would."""
 
     def __init__(self, path: str, info: str) -> None:
-        self.path = path
+        super().__init__(path)
         self.info = info
-        self.commands: list[list[str]] = []
-        self.server: asyncio.AbstractServer | None = None
-        self.clients: list[asyncio.StreamWriter] = []
         self.loading = False
 
-    async def start(self) -> None:
-        self.server = await asyncio.start_unix_server(self._serve, self.path)
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            for writer in self.clients:
-                writer.transport.abort()
-            self.clients.clear()
-            await self.server.wait_closed()
-            self.server = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.clients.append(writer)
-        try:
-            while True:
-                count = int((await reader.readuntil(b"\r\n"))[1:-2])
-                args = []
-                for _ in range(count):
-                    size = int((await reader.readuntil(b"\r\n"))[1:-2])
-                    args.append((await reader.readexactly(size + 2))[:-2].decode())
-                self.commands.append(args)
-                writer.write(self._answer(args))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    def _answer(self, args: list[str]) -> bytes:
+    def answer(self, args: list[str], session: dict[str, Any]) -> bytes:
         name = args[0].upper()
         if name == "PING" and self.loading:
             return b"-LOADING Valkey is loading the dataset in memory\r\n"
@@ -175,8 +147,8 @@ def test_a_takeover_that_does_not_take_is_retried_after_the_failover_timeout(tmp
     async def scenario(tmp_path: Path) -> None:
         primary, replica, _, coordinator, clock = _setup(tmp_path)
         await replica.start()
-        replica._answer = lambda args: (  # type: ignore[method-assign]
-            b"-ERR not now\r\n" if args[0] == "CLUSTER" else FakeNode._answer(replica, args)
+        replica.answer = lambda args, session: (  # type: ignore[method-assign]
+            b"-ERR not now\r\n" if args[0] == "CLUSTER" else FakeNode.answer(replica, args, session)
         )
         try:
             await coordinator.tick()
