@@ -63,7 +63,11 @@ class NodeConverger:
         primaries = choose_shard_primaries(db, observed, cluster_mode, self._events.last_primaries(db))
         return plan_node_targets(db, cluster, env, primaries)
 
-    async def converge(self, db: Database, cluster: Cluster, trace: ConvergeTrace | None = None) -> str:
+    async def converge(
+        self, db: Database, cluster: Cluster, trace: ConvergeTrace | None = None
+    ) -> tuple[str, ...]:
+        """Observe, plan and act until the plan is empty; returns the steps taken (none: the nodes
+        were in sync), each once. Raises NodeError when they are not in sync by the deadline."""
         env = self.environment(db, cluster)
         backend = StatusRecorder(self._backend)
         targets = plan_node_targets(db, cluster, env)
@@ -99,7 +103,7 @@ class NodeConverger:
                     # Healthy once a pass finds nothing foreign: the pass that removed a foreign
                     # node leaves the next one (a tick later) to confirm none came back.
                     self._report_health(db, ())
-                return "; ".join(done) if done else "in sync"
+                return tuple(done)
             if time.monotonic() > deadline:
                 if cluster_mode:
                     self._report_health(db, validate_cluster_health(targets, observed, foreign))
@@ -129,3 +133,8 @@ class NodeConverger:
             moving_slots=moving,
             max_clients=(sku.max_connections if sku else 10000) + RESERVED_CLIENTS,
         )
+
+
+def describe_steps(steps: tuple[str, ...]) -> str:
+    """The steps a converge took, as one line for an outcome."""
+    return "; ".join(steps) if steps else "in sync"

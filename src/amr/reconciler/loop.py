@@ -21,6 +21,7 @@ from amr.errors import AmrError, NodeError
 from amr.logic.foreign_nodes import plan_health_status
 from amr.logic.lifecycle import plan_deleting, plan_running
 from amr.logic.node_credentials import CredentialMasters
+from amr.logic.outcomes import Outcome, Severity, info, warning
 from amr.logic.placement import render_shard_note
 from amr.logic.plan import (
     plan_node_targets,
@@ -34,7 +35,7 @@ from amr.model.resources import Cluster, Database, FirewallRule, Operation, Oper
 from amr.model.routes import RouteTable
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
-from amr.reconciler.converge import NodeConverger
+from amr.reconciler.converge import NodeConverger, describe_steps
 from amr.reconciler.conversion import Converter
 from amr.reconciler.events import ConvergeTrace, EventRecorder
 from amr.reconciler.ha_watch import HaWatchPublisher
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 IDLE_INTERVAL = 2.0
 # How long a create waits for the gateway to listen on the database's port before it completes anyway.
 ENDPOINT_WAIT = 5.0
-_UNHEALTHY = "unhealthy database"
 # How often the reconciler looks for node directories and programs no record lists (first tick too).
 STRAY_SWEEP_INTERVAL = 30.0
 
@@ -83,7 +83,7 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._database_tasks: dict[str, asyncio.Task[str | None]] = {}
+        self._database_tasks: dict[str, asyncio.Task[Outcome | None]] = {}
         self._last_routes: RouteTable | None = None
         self._next_stray_sweep = 0.0
         self._events = EventRecorder(store, now)
@@ -163,7 +163,7 @@ class Reconciler:
             self._wake.clear()
             try:
                 for outcome in await self.tick(wait=False):
-                    log.info("reconcile: %s", outcome)
+                    log.log(outcome.severity, "reconcile: %s", outcome.message)
             except Exception:
                 log.exception("reconcile tick failed; retrying")
             try:
@@ -171,15 +171,15 @@ class Reconciler:
             except TimeoutError:
                 pass
 
-    async def tick(self, wait: bool = True) -> list[str]:
-        """One pass over everything; returns what it did, one line per change.
+    async def tick(self, wait: bool = True) -> list[Outcome]:
+        """One pass over everything; returns what it did, one outcome per change.
 
         Each database settles in its own task, so a slow one (a node still starting) never holds up
         another database or the next tick; a database whose task is still running is skipped. With
         ``wait`` the tick also waits for those tasks and returns their outcomes (tests use this);
         without it their outcomes are logged when they finish.
         """
-        outcomes: list[str] = self._restarts.resume_interrupted()
+        outcomes: list[Outcome] = self._restarts.resume_interrupted()
         self._publish_routes()
         self._ledger.prune_operations()
         outcomes += await self._settle_groups()
@@ -198,7 +198,7 @@ class Reconciler:
         self._publish_routes()
         return outcomes
 
-    async def _remove_stray_nodes(self) -> list[str]:
+    async def _remove_stray_nodes(self) -> list[Outcome]:
         """Remove node directories and programs that no database record lists: what a delete or a
         failed create left behind when a crash cut it short. Runs every STRAY_SWEEP_INTERVAL."""
         now = time.monotonic()
@@ -226,10 +226,10 @@ class Reconciler:
                     os.rmdir(os.path.dirname(directory))  # its database's directory, once empty
                 except OSError:
                     pass
-            outcomes.append(f"removed stray node {stray.name}: no database lists it")
+            outcomes.append(warning(f"removed stray node {stray.name}: no database lists it"))
         return outcomes
 
-    def _database_settled(self, key: str, task: asyncio.Task[str | None], *, log_outcome: bool) -> None:
+    def _database_settled(self, key: str, task: asyncio.Task[Outcome | None], *, log_outcome: bool) -> None:
         self._database_tasks.pop(key, None)
         if task.cancelled():
             return
@@ -241,15 +241,15 @@ class Reconciler:
         if not outcome:
             return
         if log_outcome:
-            log.info("reconcile: %s", outcome)
-        if not outcome.startswith(_UNHEALTHY):
+            log.log(outcome.severity, "reconcile: %s", outcome.message)
+        if outcome.changed_state:
             # The database changed state: its cache or group may move on now, and routes may change.
             self._publish_routes()
             self.notify()
 
     # --- resource groups and clusters --------------------------------------------------------------
 
-    async def _settle_groups(self) -> list[str]:
+    async def _settle_groups(self) -> list[Outcome]:
         outcomes = []
         for group in self._store.list(ResourceGroup):
             if group.provisioning_state is not ProvisioningState.DELETING:
@@ -259,21 +259,21 @@ class Reconciler:
                 self._mark_cluster_deleting(cluster)
             if not clusters and self._ledger.delete(group):
                 self._ledger.complete(group.id, ("delete",))
-                outcomes.append(f"deleted resource group {group.id}")
+                outcomes.append(info(f"deleted resource group {group.id}"))
         return outcomes
 
     def _mark_cluster_deleting(self, cluster: Cluster) -> None:
         if cluster.provisioning_state is not ProvisioningState.DELETING:
             self._ledger.replace(cluster, plan_deleting(cluster))
 
-    async def _settle_clusters(self) -> list[str]:
+    async def _settle_clusters(self) -> list[Outcome]:
         outcomes = []
         for cluster in self._store.list(Cluster):
             state = cluster.provisioning_state
             dbs = self._store.list(Database, cluster.key + "/")
             if state is ProvisioningState.CREATING:
                 if self._finish_cluster(cluster, "create"):
-                    outcomes.append(f"created cache {cluster.id}")
+                    outcomes.append(info(f"created cache {cluster.id}"))
             elif state is ProvisioningState.DELETING:
                 for db in dbs:
                     if db.provisioning_state is not ProvisioningState.DELETING:
@@ -282,13 +282,13 @@ class Reconciler:
                     for rule in self._store.list(FirewallRule, cluster.key + "/firewallrules/"):
                         self._store.delete(rule)
                     self._ledger.complete(cluster.id, ("delete",))
-                    outcomes.append(f"deleted cache {cluster.id}")
+                    outcomes.append(info(f"deleted cache {cluster.id}"))
             elif state is ProvisioningState.UPDATING:
                 pending = False
                 for db in dbs:
                     pending |= await self._propagate_cluster_change(cluster, db)
                 if not pending and self._finish_cluster(cluster, "update"):
-                    outcomes.append(f"updated cache {cluster.id}")
+                    outcomes.append(info(f"updated cache {cluster.id}"))
         return outcomes
 
     async def _propagate_cluster_change(self, cluster: Cluster, db: Database) -> bool:
@@ -303,14 +303,14 @@ class Reconciler:
 
     # --- databases ---------------------------------------------------------------------------------
 
-    async def _settle_database(self, db: Database) -> str | None:
+    async def _settle_database(self, db: Database) -> Outcome | None:
         cluster = self._store.get(Cluster, db.cluster_key)
         async with self._lock(db.key):
             db = self._store.get(Database, db.key) or db
             state = db.provisioning_state
             if state is ProvisioningState.DELETING or cluster is None:
                 await self._remove_database(db)
-                return f"deleted database {db.id}"
+                return info(f"deleted database {db.id}")
             if state is ProvisioningState.FAILED:
                 if db.resource_state is ResourceState.CREATE_FAILED:
                     # A failed create leaves nothing running; this also finishes a cleanup that a
@@ -324,16 +324,18 @@ class Reconciler:
             reshapes = state is ProvisioningState.UPDATING and db.clustering_policy.cluster_mode
             try:
                 converted = await self._convert(db, cluster) if reshapes else ""
-                plan = await self._nodes.converge(db, cluster, trace)
+                steps = await self._nodes.converge(db, cluster, trace)
+                plan = describe_steps(steps)
                 if converted:
                     plan = f"{converted}; {plan}"
                 if reshapes and await self._scaler.settle_shards(cluster, db):
                     self._events.record(db, trace, steady)
-                    return f"updating database {db.id}: reaching the SKU's shard count ({plan})"
+                    return info(f"updating database {db.id}: reaching the SKU's shard count ({plan})")
             except AmrError as e:
                 self._events.record(db, trace, steady)
                 if not state.busy:
-                    return f"{_UNHEALTHY} {db.id}: {e}"
+                    # Nothing changed in the store: no one waiting on this database may move on.
+                    return warning(f"unhealthy database {db.id}: {e}", changed_state=False)
                 outcome = self._fail_database(db, e)
                 if state is ProvisioningState.CREATING:
                     await self._remove_nodes(db)
@@ -351,16 +353,16 @@ class Reconciler:
                     note = render_shard_note(sku, db.shard_count, db.clustering_policy)
                     done = dataclasses.replace(done, status_message=note)
                 if not self._ledger.replace(db, done):
-                    return f"database {db.id} changed while it converged; replanning"
+                    return info(f"database {db.id} changed while it converged; replanning")
                 self._ledger.complete(db.id, (action,))
-                return f"{action}d database {db.id}: {plan}"
+                return info(f"{action}d database {db.id}: {plan}")
             if steady:
                 upgrade = await self._restarts.start_upgrade_if_due(
                     db, cluster, str(self._settings.nodes_dir)
                 )
                 if upgrade:
                     return upgrade
-            return None if plan == "in sync" else f"repaired database {db.id}: {plan}"
+            return warning(f"repaired database {db.id}: {plan}") if steps else None
 
     async def _wait_for_endpoint(self, db: Database) -> None:
         """Wait (a little) until the gateway listens on the new database's port, so a client that
@@ -393,7 +395,7 @@ class Reconciler:
         self._publish_routes()
         await asyncio.sleep(3 * max(self._settings.ha.poll_ms, 10) / 1000)
 
-    def _fail_database(self, db: Database, error: AmrError) -> str:
+    def _fail_database(self, db: Database, error: AmrError) -> Outcome:
         creating = db.provisioning_state is ProvisioningState.CREATING
         code = "DatabaseCreateFailed" if creating else "DatabaseUpdateFailed"
         verb = "created" if creating else "updated"
@@ -405,16 +407,16 @@ class Reconciler:
             status_message=db.status_message if creating else reason.message,
         )
         if not self._ledger.replace(db, failed):
-            return f"database {db.id} changed while it converged; replanning"
+            return info(f"database {db.id} changed while it converged; replanning")
         self._ledger.complete(db.id, ("create" if creating else "update",), reason)
-        return f"database {db.id} failed: {error}"
+        return Outcome(Severity.ERROR, f"database {db.id} failed: {error}")
 
-    async def _remove_leftover_nodes(self, db: Database) -> str | None:
+    async def _remove_leftover_nodes(self, db: Database) -> Outcome | None:
         statuses = [await self._backend.node_status(n.name) for n in db.nodes]
         if all(s.state is ProcessState.ABSENT for s in statuses):
             return None
         await self._remove_nodes(db)
-        return f"removed the nodes of failed database {db.id}"
+        return warning(f"removed the nodes of failed database {db.id}")
 
     async def _remove_nodes(self, db: Database) -> None:
         for node in db.nodes:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from amr.errors import AmrError, ConcurrencyError, NodeError
+from amr.logic.outcomes import Outcome, Severity, info, warning
 from amr.logic.plan import NodeTarget
 from amr.logic.rolling import (
     ACTION_RESTART,
@@ -57,7 +58,7 @@ SWITCHOVER_ATTEMPTS = 3
 POLL_INTERVAL = 0.05
 
 Targets = Callable[[Database, Cluster], Awaitable[tuple[NodeTarget, ...]]]
-Converge = Callable[[Database, Cluster], Awaitable[str]]
+Converge = Callable[[Database, Cluster], Awaitable[tuple[str, ...]]]
 
 
 class _Gone(AmrError):
@@ -108,11 +109,11 @@ class RestartRunner:
         self._tasks[operation.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(operation.id, None))
 
-    async def start_upgrade_if_due(self, db: Database, cluster: Cluster, nodes_dir: str) -> str | None:
+    async def start_upgrade_if_due(self, db: Database, cluster: Cluster, nodes_dir: str) -> Outcome | None:
         """Start a rolling upgrade of a settled database whose nodes run another engine binary than
         ``engine.server_binary`` names now (the setting changed and the control plane restarted): what
         Azure's upgradeDBRedisVersion does, without waiting to be asked.
-        Returns the outcome line, or None when nothing is due or another operation runs."""
+        Returns the outcome, or None when nothing is due or another operation runs."""
         drifted = [
             n.name
             for n in db.nodes
@@ -132,7 +133,7 @@ class RestartRunner:
         )
         self._store.insert(operation)
         self.start(operation)
-        return (
+        return info(
             f"nodes {', '.join(drifted)} of database {db.id} run another engine binary than "
             f"engine.server_binary names; started a rolling upgrade (operation {operation.id})"
         )
@@ -141,19 +142,19 @@ class RestartRunner:
         """Another background operation of this control plane (a flush): not an interrupted one."""
         self._own.add(operation.id)
 
-    def resume_interrupted(self) -> list[str]:
+    def resume_interrupted(self) -> list[Outcome]:
         """Once per control plane: resume the restarts a previous one did not finish, and fail its
         flushes. Synchronous, so it runs before the API takes a request."""
         if self._resumed:
             return []
         self._resumed = True
-        outcomes = []
+        outcomes: list[Outcome] = []
         for op in self._store.list(Operation):
             if op.status.done or op.id in self._own:
                 continue
             if op.action in RESTART_ACTIONS:
                 self.start(op)
-                outcomes.append(f"resumed the {describe_action(op.action)} of {op.resource_id}")
+                outcomes.append(warning(f"resumed the {describe_action(op.action)} of {op.resource_id}"))
             elif op.action == "flush":
                 error = OperationError(
                     "FlushInterrupted",
@@ -161,7 +162,7 @@ class RestartRunner:
                     "deleted; flush the database again.",
                 )
                 self._finish(op.id, OperationStatus.FAILED, error)
-                outcomes.append(f"failed the interrupted flush of {op.resource_id}")
+                outcomes.append(Outcome(Severity.ERROR, f"failed the interrupted flush of {op.resource_id}"))
         return outcomes
 
     # --- one operation ----------------------------------------------------------------------------

@@ -59,7 +59,7 @@ LANES = 2
 # How long a finished migration waits for every node to agree on the new layout.
 AGREE_TIMEOUT = 30.0
 
-Converge = Callable[[Database, Cluster], Awaitable[str]]
+Converge = Callable[[Database, Cluster], Awaitable[tuple[str, ...]]]
 Targets = Callable[[Database, Cluster], Awaitable[tuple[NodeTarget, ...]]]
 
 
