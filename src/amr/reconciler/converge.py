@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 from amr.errors import NodeError
 from amr.logic.foreign_nodes import choose_foreign_nodes, validate_cluster_health
+from amr.logic.node_actions import describe_actions
 from amr.logic.node_credentials import CredentialMasters
 from amr.logic.plan import (
     NodeEnvironment,
     NodeTarget,
     choose_shard_primaries,
-    describe_actions,
     observed_primaries,
     plan_database_actions,
     plan_node_targets,

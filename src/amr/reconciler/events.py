@@ -21,7 +21,8 @@ from amr.logic.events import (
     plan_repairs,
 )
 from amr.logic.foreign_nodes import ForeignNode
-from amr.logic.plan import Action, EnsureNode, ObservedNode
+from amr.logic.node_actions import Action, EnsureNode
+from amr.logic.plan import ObservedNode
 from amr.model.enums import ProvisioningState, ResourceState
 from amr.model.events import DatabaseEvent, EventKind, NodePids, events_prefix
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
