@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from amr.logic.foreign_nodes import BumpEpoch, ClusterForget
@@ -128,7 +129,7 @@ Action = (
 )
 
 
-def describe_actions(actions: list[Action]) -> str:
+def describe_actions(actions: Sequence[Action]) -> str:
     """A one-line outcome for logs and tests."""
     if not actions:
         return "in sync"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -97,9 +97,9 @@ class ConvergeTrace:
     def see(
         self,
         statuses: dict[str, NodeStatus],
-        observed: dict[str, ObservedNode],
-        actions: list[Action],
-        primaries: dict[int, str] | None = None,
+        observed: Mapping[str, ObservedNode],
+        actions: Sequence[Action],
+        primaries: Mapping[int, str] | None = None,
         foreign: tuple[ForeignNode, ...] = (),
     ) -> None:
         self.primaries.update(primaries or {})

@@ -40,7 +40,7 @@ from amr.reconciler.conversion import Converter
 from amr.reconciler.events import ConvergeTrace, EventRecorder
 from amr.reconciler.ha_watch import HaWatchPublisher
 from amr.reconciler.ledger import Ledger
-from amr.reconciler.nodes import observe_node
+from amr.reconciler.migrating import MigratingDatabases
 from amr.reconciler.rolling import RestartRunner
 from amr.reconciler.scaling import Scaler
 from amr.settings import Settings
@@ -88,13 +88,13 @@ class Reconciler:
         self._next_stray_sweep = 0.0
         self._events = EventRecorder(store, now)
         self._ledger = Ledger(store, now, self.notify)
-        self._nodes = NodeConverger(
-            settings, backend, self._events, masters,
-            lambda db: self._scaler.resharding(db), self._report_health,
-        )  # fmt: skip
+        # The converger reads which databases migrate slots, the scaler marks them and converges
+        # through the converger: both are wired here, neither needs the other's back.
+        migrating = MigratingDatabases()
+        self._nodes = NodeConverger(settings, backend, self._events, masters, migrating, self._report_health)
         self._scaler = Scaler(
-            settings, store, backend, self._ledger, masters.admin_for, self._lock, self._nodes.converge,
-            self._nodes.current_targets, port_is_free, self.notify,
+            settings, store, backend, self._ledger, masters.admin_for, self._lock, self._nodes, migrating,
+            port_is_free, self.notify,
         )  # fmt: skip
         self._converter = Converter(backend, settings.engine.start_timeout, self._pause_failover)
         self._restarts = RestartRunner(
@@ -118,13 +118,8 @@ class Reconciler:
         cluster = self._store.get(Cluster, db.cluster_key)
         if cluster is None:
             return []
-        down = []
-        cluster_mode = db.clustering_policy.cluster_mode
-        for target in plan_node_targets(db, cluster, self._nodes.environment(db, cluster)):
-            seen = await observe_node(self._backend, target.spec, cluster_mode)
-            if not seen.ready:
-                down.append(f"{target.spec.name} ({seen.process.value})")
-        return down
+        observed = (await self._nodes.observe(db, cluster)).observed
+        return [f"{name} ({seen.process.value})" for name, seen in observed.items() if not seen.ready]
 
     async def used_memory(self, db: Database) -> int:
         total = 0
