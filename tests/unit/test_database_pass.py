@@ -15,7 +15,8 @@ from tests.unit.test_failover_plan import CLUSTER, ENV, NOC, OSS, database, swit
 def test_a_pass_plans_on_the_roles_the_nodes_have_now() -> None:
     db = database(OSS)
     plan = plan_database_pass(DatabaseSnapshot(db, CLUSTER, ENV, switched_cluster(db), {}))
-    assert {t.spec.name: t.spec.role for t in plan.targets} == {"d1-0-0": Role.REPLICA, "d1-0-1": Role.PRIMARY}
+    roles = {t.spec.name: t.spec.role for t in plan.targets}
+    assert roles == {"d1-0-0": Role.REPLICA, "d1-0-1": Role.PRIMARY}
     assert plan.clear_primaries == {0: "d1-0-1"}
     assert plan.foreign == ()
     assert plan.actions == ()  # the failover is accepted, never undone
@@ -33,9 +34,8 @@ def test_on_an_unclear_picture_the_last_clear_primary_stays() -> None:
 def test_no_foreign_nodes_are_looked_for_while_slots_migrate() -> None:
     db = database(OSS)
     stranger = ClusterNodeLine("X", "127.0.0.2:8600@18600", frozenset({"master"}), None, 9, frozenset())
-    observed = {
-        name: dataclasses.replace(seen, cluster_nodes=(stranger,)) for name, seen in switched_cluster(db).items()
-    }
+    switched = switched_cluster(db)
+    observed = {name: dataclasses.replace(seen, cluster_nodes=(stranger,)) for name, seen in switched.items()}
     settled = plan_database_pass(DatabaseSnapshot(db, CLUSTER, ENV, observed, {}))
     assert [f.node_id for f in settled.foreign] == ["X"]
     moving = dataclasses.replace(ENV, moving_slots=True)

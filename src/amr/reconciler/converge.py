@@ -61,9 +61,8 @@ class NodeConverger:
         env = env or self.environment(db, cluster)
         backend = backend or self._backend
         cluster_mode = db.clustering_policy.cluster_mode
-        observed = {
-            spec.name: await observe_node(backend, spec, cluster_mode) for spec in plan_node_locations(db, env)
-        }
+        locations = plan_node_locations(db, env)
+        observed = {spec.name: await observe_node(backend, spec, cluster_mode) for spec in locations}
         return DatabaseSnapshot(db, cluster, env, observed, self._events.last_primaries(db))
 
     async def current_targets(self, db: Database, cluster: Cluster) -> tuple[NodeTarget, ...]:
@@ -84,11 +83,12 @@ class NodeConverger:
         while True:
             snapshot = await self.observe(db, cluster, env, backend)
             plan = plan_database_pass(snapshot)
+            observed = snapshot.observed
             if trace is not None:
-                trace.see(backend.statuses, snapshot.observed, plan.actions, plan.clear_primaries, plan.foreign)
+                trace.see(backend.statuses, observed, plan.actions, plan.clear_primaries, plan.foreign)
             if plan.foreign:
                 saw_foreign = True
-                self._report_health(db, validate_cluster_health(plan.targets, snapshot.observed, plan.foreign))
+                self._report_health(db, validate_cluster_health(plan.targets, observed, plan.foreign))
             if not plan.actions:
                 if cluster_mode and not saw_foreign:
                     # Healthy once a pass finds nothing foreign: the pass that removed a foreign
@@ -97,9 +97,7 @@ class NodeConverger:
                 return tuple(done)
             if time.monotonic() > deadline:
                 if cluster_mode:
-                    self._report_health(
-                        db, validate_cluster_health(plan.targets, snapshot.observed, plan.foreign)
-                    )
+                    self._report_health(db, validate_cluster_health(plan.targets, observed, plan.foreign))
                 raise NodeError(
                     f"the nodes did not reach the desired state: still to do {describe_actions(plan.actions)}"
                 )
