@@ -4,8 +4,11 @@ an injected clock: it probes, promotes once, and reconnects to a node that comes
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import pytest
 
 from amr.ha.coordinator import Coordinator
 from amr.ha.watch import WatchFile
@@ -219,3 +222,23 @@ def test_nothing_happens_without_the_watch_file(tmp_path: Path) -> None:
             await replica.stop()
 
     run(scenario, tmp_path)
+
+
+def test_each_outcome_is_logged_at_its_severity(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario(tmp_path: Path) -> None:
+        _, _, watch_file, coordinator, _ = _setup(tmp_path)
+        watch_file.unlink()
+        stop = asyncio.Event()
+        task = asyncio.create_task(coordinator.run(stop))
+        for _ in range(200):
+            if any(r.name == "amr.ha.coordinator" for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    with caplog.at_level(logging.INFO, logger="amr.ha.coordinator"):
+        run(scenario, tmp_path)
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "amr.ha.coordinator"]
+    assert logged == [(logging.INFO, "ha: no HA watch file: nothing to watch")]
+    assert Severity.WARNING == logging.WARNING and Severity.ERROR == logging.ERROR
