@@ -6,24 +6,20 @@ import dataclasses
 
 import pytest
 
-from amr.logic.node_credentials import CredentialMasters
-from amr.logic.plan import (
+from amr.logic.node_actions import (
     AddSlots,
     ClusterMeet,
     ClusterReplicate,
     ConfigSet,
     EnsureNode,
-    NodeEnvironment,
-    NodeTarget,
-    ObservedNode,
     SetDefaultUser,
     WaitCluster,
     WaitReady,
     WriteConfig,
     describe_actions,
-    plan_database_actions,
-    plan_node_targets,
 )
+from amr.logic.node_credentials import CredentialMasters
+from amr.logic.plan import NodeEnvironment, NodeTarget, ObservedNode, plan_database_actions, plan_node_targets
 from amr.logic.valkey_conf import password_hash
 from amr.model.enums import AofFrequency, ClusteringPolicy, EvictionPolicy, RdbFrequency, Toggle
 from amr.model.node import ProcessState, Role
