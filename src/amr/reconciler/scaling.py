@@ -301,7 +301,7 @@ class Scaler:
                     raise
                 self.moved_keys += result.keys
 
-        # redis-py hands each concurrent pipeline a connection of its own from the client's pool.
+        # The engine pool hands each concurrent pipeline a connection of its own.
         lanes = [
             part
             for _, batches in sorted(pairs.items())
