@@ -23,8 +23,8 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from amr.gateway.router import Router
-from amr.gateway.router_links import NodeLink
+from amr.gateway.routing.node_link import NodeLink
+from amr.gateway.routing.router import Router
 from amr.logic.gateway_authphase import AuthPhase, PendingLimitError
 from amr.logic.gateway_resp import RespProtocolError
 
@@ -467,7 +467,7 @@ class ClientSide(asyncio.Protocol):
         transport = up.transport
         first: NodeLink | None = None
         if transport is not None and not transport.is_closing():
-            first = NodeLink(router, self.target)
+            first = NodeLink(router.table, self.target)
             transport.set_protocol(first)
             first.transport = transport
         self._splice = router.feed
