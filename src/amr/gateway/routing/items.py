@@ -107,7 +107,7 @@ Item = Pending | Part | Swallow
 
 class Link(Protocol):
     """What the router sends a command over: its own ``NodeLink`` or its ``Lane`` on a connection
-    shared with other clients (``amr.gateway.router_pool``)."""
+    shared with other clients (``amr.gateway.routing.pool``)."""
 
     @property
     def socket(self) -> str: ...
