@@ -107,3 +107,8 @@ def test_a_command_measures_what_it_takes_as_resp(sizes: list[int]) -> None:
 def test_an_argument_that_is_not_a_bulk_string_cannot_be_measured() -> None:
     with pytest.raises(TypeError):
         measure_command([b"GET", 1])  # type: ignore[list-item]
+
+
+def test_a_client_that_no_longer_shares_gets_no_shared_route() -> None:
+    assert choose_route(b"get", [b"GET", b"k"], TABLE, SLOT_MAP, sharing=False)[3] is False
+    assert choose_route(b"get", [b"GET", b"k"], TABLE, SLOT_MAP, sharing=True)[3] is True

@@ -33,10 +33,13 @@ from amr.logic.link_sharing import choose_shared
 Route = tuple[int, int, str, bool]
 
 
-def choose_route(name: bytes, args: list[bytes], table: CommandTable, slot_map: SlotMap) -> Route:
+def choose_route(
+    name: bytes, args: list[bytes], table: CommandTable, slot_map: SlotMap, sharing: bool = True
+) -> Route:
     """The route of one command (lower-case ``name``, its arguments with the name first): its kind,
     the slot of its keys and the node serving it (a slot no node serves goes to the first primary,
-    whose MOVED then says where it went), and whether it may share a node connection.
+    whose MOVED then says where it went), and whether it may share a node connection (always False
+    for a client that no longer ``sharing``: it has connections of its own for good).
 
     Keys by kind: the engine's key positions for a keyed command, every argument for DEL/UNLINK/
     EXISTS/TOUCH/MGET/WATCH, every other argument for MSET, the channel for SSUBSCRIBE."""
@@ -57,4 +60,4 @@ def choose_route(name: bytes, args: list[bytes], table: CommandTable, slot_map: 
         index = slot_map.owner[slot]
         primaries = slot_map.primaries
         socket = primaries[index] if index >= 0 else primaries[0]
-    return kind, slot, socket, choose_shared(kind, name, args, table)
+    return kind, slot, socket, sharing and choose_shared(kind, name, args, table)

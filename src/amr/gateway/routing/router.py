@@ -283,13 +283,15 @@ class Router:
                 pubsub.early.append(raw)
             return
         table = self.table
-        route = choose_route(args[0].lower(), args, self.topology.commands, self.topology.slot_map)
+        topology = self.topology
+        sharing = table.pool is not None
+        route = choose_route(args[0].lower(), args, topology.commands, topology.slot_map, sharing)
         kind, slot, socket, shared = route
         if self.txn is not None:
             if self.txn.command(kind, slot, socket, raw):
                 self.txn = None
             return
-        if table.pool is not None and not shared:
+        if sharing and not shared:
             self.leave_shared_links()
             if self.draining:
                 assert self.waiting is not None
@@ -346,7 +348,8 @@ class Router:
         if self.draining:
             self._drained()
             return
-        self.replies.write_backlog()
+        if self.replies.backlog:
+            self.replies.write_backlog()
         if self.closing and self.waiting is None:
             self.client.close_for("client_quit")
 
