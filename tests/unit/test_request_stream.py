@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-from amr.gateway.router import Router
 from amr.gateway.router_budget import RequestBudget
-from amr.gateway.router_links import STREAMED_REDIRECT_REPLY
+from amr.gateway.routing.items import STREAMED_REDIRECT_REPLY
+from amr.gateway.routing.router import Router
 from amr.logic.command_routing import KeySpec
 from amr.logic.gateway_resp import RespProtocolError
 from amr.logic.keyslot import choose_key_slot
@@ -132,11 +132,11 @@ async def _big_set() -> None:
         if STREAM_AT + (256 << 10) < sent < len(command):
             # Streaming: everything received so far is at the node, nothing is held here.
             assert sum(map(len, node_t.written)) == sent
-            assert router.carry == 0 and router.tail == [] and router.stream is not None
+            assert router.carry == 0 and router.tail == [] and router.big.stream is not None
     assert closed == []
     assert b"".join(node_t.written) == stream  # the GET after it was parsed and routed as usual
-    assert router.stream is None
-    router.links["/node.sock"].data_received(b"+OK\r\n$1\r\nv\r\n")
+    assert router.big.stream is None
+    router.table.links["/node.sock"].data_received(b"+OK\r\n$1\r\nv\r\n")
     await asyncio.sleep(0)
     assert b"".join(client_t.written) == b"+OK\r\n$1\r\nv\r\n"
 
@@ -147,14 +147,14 @@ def test_a_streamed_command_waits_for_earlier_replies_and_a_redirect_becomes_try
     big = render_command([b"SET", b"k", b"v" * (2 * MB)])
     router.feed(big[: STREAM_AT + 100])
     # The GET's reply is not in: the big command waits, and the client is not read.
-    assert client_t.paused and router.stream_head is not None
+    assert client_t.paused and router.big.head is not None
     assert b"".join(node_t.written) == render_command([b"GET", b"a"])
-    router.links["/node.sock"].data_received(b"$1\r\nx\r\n")
-    assert not client_t.paused and router.stream is not None
+    router.table.links["/node.sock"].data_received(b"$1\r\nx\r\n")
+    assert not client_t.paused and router.big.stream is not None
     router.feed(big[STREAM_AT + 100 :])
     assert b"".join(node_t.written) == render_command([b"GET", b"a"]) + big
-    router.links["/node.sock"].data_received(b"-MOVED 7629 127.0.0.1:8501\r\n")
-    router.flush()
+    router.table.links["/node.sock"].data_received(b"-MOVED 7629 127.0.0.1:8501\r\n")
+    router.replies.flush()
     assert b"".join(client_t.written) == b"$1\r\nx\r\n" + STREAMED_REDIRECT_REPLY
     assert closed == []
 
@@ -199,7 +199,7 @@ def test_a_held_command_past_the_cap_is_refused_and_gives_its_bytes_back() -> No
 def test_a_big_reply_on_the_clients_own_connection_passes_through_as_it_arrives() -> None:
     router, client_t, _, closed = _router()
     router.feed(render_command([b"GET", b"k"]) + render_command([b"SET", b"a", b"b"]))
-    link = router.links["/node.sock"]
+    link = router.table.links["/node.sock"]
     value = bytes(random.Random(5).randbytes(3 * MB))
     reply = b"$%d\r\n%s\r\n" % (len(value), value)
     chunk = 256 << 10
@@ -211,4 +211,4 @@ def test_a_big_reply_on_the_clients_own_connection_passes_through_as_it_arrives(
             assert link.framer.buffered == 0
     link.data_received(b"+OK\r\n")
     assert b"".join(client_t.written) == reply + b"+OK\r\n"
-    assert not router.fifo and not link.owed and closed == []
+    assert not router.replies.fifo and not link.owed and closed == []

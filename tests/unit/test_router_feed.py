@@ -8,9 +8,9 @@ import random
 from types import SimpleNamespace
 from typing import Any
 
-from amr.gateway.router import Router
 from amr.gateway.router_budget import RequestBudget
-from amr.gateway.router_links import NodeLink
+from amr.gateway.routing.node_link import NodeLink
+from amr.gateway.routing.router import Router
 from amr.logic.cluster_slots import SlotMap
 from amr.logic.command_routing import CommandTable
 from amr.logic.resp_frames import render_command
@@ -27,7 +27,7 @@ def _router(
         ready=True, commands=commands or {}, slot_map=SlotMap([0] * 16384, ("/node.sock",)), refresh_soon=lambda: None
     )
     router = Router(client, topology, {}, None, budget)
-    link = NodeLink(router, "/node.sock")
+    link = NodeLink(router.table, "/node.sock")
     link.transport = node_t  # type: ignore[assignment]
     router.start(link, b"")
     return router, client_t, node_t, closed
@@ -53,8 +53,8 @@ async def _split_anywhere() -> None:
             pos = cut
         assert closed == []
         assert b"".join(node_t.written) == stream
-        router.links["/node.sock"].data_received(b"+OK\r\n" * 25)
-        router.links["/node.sock"].data_received(b"+OK\r\n" * 25)
+        router.table.links["/node.sock"].data_received(b"+OK\r\n" * 25)
+        router.table.links["/node.sock"].data_received(b"+OK\r\n" * 25)
         assert client_t.written == []  # written once the loop has read every node of this turn
         await asyncio.sleep(0)
         assert client_t.written == [b"+OK\r\n" * 50]
@@ -95,9 +95,9 @@ async def _moved_and_ask_are_followed_without_the_client_seeing_them() -> None:
         socket_for_port=lambda port: {8500: "/a.sock", 8501: "/b.sock"}.get(port),
     )
     router = Router(client, topology, {})
-    a, b = NodeLink(router, "/a.sock"), NodeLink(router, "/b.sock")
+    a, b = NodeLink(router.table, "/a.sock"), NodeLink(router.table, "/b.sock")
     a.transport, b.transport = a_t, b_t  # type: ignore[assignment]
-    router.links.update({"/a.sock": a, "/b.sock": b})
+    router.table.links.update({"/a.sock": a, "/b.sock": b})
     router.start(None, b"")
     router.feed(render_command([b"GET", b"foo"]) + render_command([b"GET", b"bar"]))
     assert b"".join(a_t.written) == render_command([b"GET", b"foo"]) + render_command([b"GET", b"bar"])
@@ -109,7 +109,7 @@ async def _moved_and_ask_are_followed_without_the_client_seeing_them() -> None:
     assert slot_map.socket_for(12182) == "/b.sock" and slot_map.socket_for(5061) == "/a.sock"
     assert refreshed and client_t.written == []
     b.data_received(b"$1\r\n1\r\n+OK\r\n$1\r\n2\r\n")  # GET foo, ASKING, GET bar
-    router.flush()
+    router.replies.flush()
     assert b"".join(client_t.written) == b"$1\r\n1\r\n$1\r\n2\r\n" and closed == []
 
 
@@ -124,6 +124,6 @@ async def _a_client_with_too_many_unanswered_commands_is_not_read() -> None:
     client_t.resume_reading = lambda: paused.append(False)  # type: ignore[method-assign]
     router.feed(render_command([b"GET", b"k"]) * 10_001)
     assert paused == [True]
-    router.links["/node.sock"].data_received(b"$-1\r\n" * 10_001)
-    router.flush()
+    router.table.links["/node.sock"].data_received(b"$-1\r\n" * 10_001)
+    router.replies.flush()
     assert paused == [True, False] and closed == []

@@ -9,9 +9,10 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from amr.gateway.router import Router
-from amr.gateway.router_links import NodeLink, Swallow
-from amr.gateway.router_pool import LinkPool, SharedLink
+from amr.gateway.routing.items import Swallow
+from amr.gateway.routing.node_link import NodeLink
+from amr.gateway.routing.pool import LinkPool, SharedLink
+from amr.gateway.routing.router import Router
 from amr.logic.cluster_slots import SlotMap
 from amr.logic.command_routing import parse_command_table
 from amr.logic.keyslot import choose_key_slot
@@ -102,7 +103,7 @@ def test_clients_share_one_write_and_each_gets_its_own_replies() -> None:
         assert len(w.node[A].written) <= 1 and len(w.node[B].written) <= 1  # one write per node
         assert len(w.shared[A].users) == len(slot_a) and len(w.shared[B].users) == 5 - len(slot_a)
         # Replies in the order the commands were written, each its own value.
-        index = {id(router): i for i, (router, _, _) in enumerate(routers)}
+        index = {id(router.table): i for i, (router, _, _) in enumerate(routers)}
         for socket in (A, B):
             owed = [index[id(r)] for r, _ in w.shared[socket].owed]
             w.shared[socket].data_received(b"".join(b"$2\r\nv%d\r\n" % i for i in owed))
@@ -132,17 +133,17 @@ def test_a_redirect_is_followed_for_its_own_client_only() -> None:
 def test_a_stateful_command_waits_for_the_shared_replies_then_takes_its_own_connection() -> None:
     async def body(w: World) -> None:
         router, client_t, closed = w.router()
-        own = NodeLink(router, B)
+        own = NodeLink(router.table, B)
         own.transport = own_t = FakeTransport()  # type: ignore[assignment]
-        router.links[B] = own
+        router.table.links[B] = own
         router.feed(_cmd(b"SET", b"foo", b"1") + _cmd(b"MULTI") + _cmd(b"INCR", b"foo") + _cmd(b"EXEC"))
         await asyncio.sleep(0)
         assert w.node[B].written == [_cmd(b"SET", b"foo", b"1")] and own_t.written == []
-        assert router.pool is None and router not in w.shared[B].users
+        assert router.table.pool is None and router.table not in w.shared[B].users
         w.shared[B].data_received(b"+OK\r\n")
         assert b"".join(own_t.written) == _cmd(b"MULTI") + _cmd(b"INCR", b"foo") + _cmd(b"EXEC")
         own.data_received(b"+OK\r\n+QUEUED\r\n*1\r\n:2\r\n")
-        router.flush()
+        router.replies.flush()
         assert b"".join(client_t.written) == b"+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:2\r\n" and closed == []
         router.feed(_cmd(b"GET", b"foo"))  # from now on its own connection, even for a plain GET
         assert own_t.written[-1] == _cmd(b"GET", b"foo") and w.node[B].written == [_cmd(b"SET", b"foo", b"1")]
@@ -163,7 +164,7 @@ def test_a_lost_shared_link_fails_the_clients_waiting_on_it_and_is_replaced() ->
         assert w.lost and w.pool.links.get((B, b"")) is None
         r1.feed(_cmd(b"GET", b"foo"))
         replacement = w.pool.links[(B, b"")]
-        assert replacement is not w.shared[B] and r1 in replacement.users
+        assert replacement is not w.shared[B] and r1.table in replacement.users
         for task in w.pool._tasks:
             task.cancel()
 
@@ -191,7 +192,7 @@ def test_a_client_that_does_not_read_leaves_the_shared_links_without_pausing_the
         r2.feed(_cmd(b"GET", b"foo"))
         await asyncio.sleep(0)
         r1.pause_links(True)  # its own output is full
-        assert r1.pool is None and not w.node[B].paused
+        assert r1.table.pool is None and not w.node[B].paused
         w.shared[B].data_received(b"$1\r\n1\r\n$1\r\n2\r\n")
         assert c1.written == [b"$1\r\n1\r\n"] and c2.written == [b"$1\r\n2\r\n"]
 

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 from amr.gateway.context import GatewayContext
 from amr.gateway.primary import PrimaryTracker
-from amr.gateway.router_pool import LinkPool
 from amr.gateway.router_topology import ClusterTopology
+from amr.gateway.routing.pool import LinkPool
 from amr.gateway.splice import ClientSide
 from amr.gateway.tls import TlsContexts
 from amr.logcontext import bind_log_context, log_context_for

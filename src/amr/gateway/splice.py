@@ -8,10 +8,8 @@ one answers AUTH/HELLO AUTH and what it said; input the phase cannot read as the
 refused, and a connection that has not authenticated at the deadline is cut, whatever it sent. On the
 first success each side's ``_splice`` is set to the other side's ``transport.write`` and from then on
 ``data_received`` is a counter add and that write: no parsing, copies or logging of payload.
-
-Flow control is the transports' own: when one side's write buffer goes over the high-water mark,
-asyncio calls ``pause_writing`` on that side's protocol, which pauses reading on the peer;
-``resume_writing`` resumes it.
+Admission (limits, late firewall changes) is ``amr.gateway.admission``'s; the node side and the
+flow control between the two are ``amr.gateway.upstream``'s.
 """
 
 from __future__ import annotations
@@ -19,81 +17,21 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from amr.gateway.router import Router
-from amr.gateway.router_links import NodeLink
+from amr.gateway.admission import ListenerView, admit_connection, release_connection, set_no_delay
+from amr.gateway.routing.node_link import NodeLink
+from amr.gateway.routing.router import Router
+from amr.gateway.upstream import WRITE_HIGH_WATER, WRITE_LOW_WATER, UpstreamSide, pause_peer, resume_peer
 from amr.logic.gateway_authphase import AuthPhase, PendingLimitError
 from amr.logic.gateway_resp import RespProtocolError
 
-if TYPE_CHECKING:
-    from amr.gateway.listeners import Listener
-
 log = logging.getLogger(__name__)
 
-# Per-direction buffering before the peer is paused; big enough for a pipelined batch in flight.
-WRITE_HIGH_WATER = 1 << 20
-WRITE_LOW_WATER = 1 << 18
 CONNECT_TIMEOUT = 5.0
 
-MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
 BUFFER_LIMIT_REPLY = b"-ERR too much data before authentication\r\n"
-
-
-def _resume(transport: asyncio.Transport | None) -> None:
-    if transport is not None and not transport.is_closing():
-        transport.resume_reading()
-
-
-def _pause(transport: asyncio.Transport | None) -> None:
-    if transport is not None and not transport.is_closing():
-        transport.pause_reading()
-
-
-class UpstreamSide(asyncio.Protocol):
-    """The connection to the node's unix socket."""
-
-    __slots__ = ("client", "transport", "nbytes", "_splice", "detached")
-
-    def __init__(self, client: ClientSide) -> None:
-        self.client = client
-        self.transport: asyncio.Transport | None = None
-        self.nbytes = 0
-        self._splice: Callable[[bytes], object] | None = None
-        self.detached = False  # handed over to the router (it has another protocol now)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport = cast(asyncio.Transport, transport)
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
-
-    def data_received(self, data: bytes) -> None:
-        self.nbytes += len(data)
-        w = self._splice
-        if w is not None:
-            w(data)
-            return
-        self.client._reply_data(data)
-
-    def eof_received(self) -> bool:
-        # The node closing ends the session: close both (pending writes are flushed first).
-        self._splice = None
-        if self.detached:
-            return False
-        self.client._close("node_closed")
-        return False
-
-    def pause_writing(self) -> None:
-        _pause(self.client.transport)
-
-    def resume_writing(self) -> None:
-        _resume(self.client.transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._splice = None
-        if not self.detached:
-            self.client._upstream_lost()
 
 
 class ClientSide(asyncio.Protocol):
@@ -104,34 +42,13 @@ class ClientSide(asyncio.Protocol):
     """
 
     __slots__ = (
-        "listener",
-        "source",
-        "source_port",
-        "accepted_at",
-        "database_id",
-        "port",
-        "transport",
-        "upstream",
-        "bytes_in",
-        "reason",
-        "admitted",
-        "authenticated",
-        "closed",
-        "_splice",
-        "_phase",
-        "_early",
-        "_client_eof",
-        "_eof_forwarded",
-        "_tls",
-        "_timer",
-        "_connect_task",
-        "_started",
-        "_count_key",
-        "target",
-        "router",
-    )
+        "listener", "source", "source_port", "accepted_at", "database_id", "port", "transport", "upstream",
+        "bytes_in", "reason", "admitted", "authenticated", "closed", "_splice", "_phase", "_early",
+        "_client_eof", "_eof_forwarded", "_tls", "_timer", "_connect_task", "_started", "_count_key",
+        "target", "router",
+    )  # fmt: skip
 
-    def __init__(self, listener: Listener, source: str, source_port: int, accepted_at: float) -> None:
+    def __init__(self, listener: ListenerView, source: str, source_port: int, accepted_at: float) -> None:
         self.listener = listener
         self.source = source
         self.source_port = source_port
@@ -173,34 +90,13 @@ class ClientSide(asyncio.Protocol):
         self.transport = transport = cast(asyncio.Transport, transport)
         listener = self.listener
         ctx = listener.ctx
-        route = listener.route
-        if listener.closed:  # the route went away during the TLS handshake
-            transport.abort()
+        if not admit_connection(listener, self.source, self._count_key, transport, self._audit):
             return
-        if not listener.matcher.allows(self.source):  # the firewall changed during the handshake
-            self._audit("firewall_deny")
-            transport.abort()
-            return
-        # The limit is the database's, over all its routes (database port and node ports).
-        counts = ctx.connections
-        key = self._count_key
-        count = counts.get(key, 0)
-        if route.max_connections > 0 and count >= route.max_connections:
-            self._audit("limit_deny", "max connections")
-            transport.write(MAX_CLIENTS_REPLY)
-            transport.close()
-            return
-        counts[key] = count + 1
         self.admitted = True
         self._started = ctx.clock()
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         self._tls = transport.get_extra_info("ssl_object") is not None
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_no_delay(transport)
         listener.connections.add(self)
         self._audit("connect")
         remaining = self.accepted_at + ctx.settings.auth_timeout - self._started
@@ -223,7 +119,7 @@ class ClientSide(asyncio.Protocol):
         # closes. A TLS transport cannot stay open after close_notify, so TLS closes both.
         self._client_eof = True
         if self._tls or not self.admitted or self._connect_task is None:
-            self._close("client_closed")
+            self.close_for("client_closed")
             return False
         if self.router is not None:
             self.router.client_eof()
@@ -250,20 +146,20 @@ class ClientSide(asyncio.Protocol):
         if not t.is_closing() and t.can_write_eof():
             t.write_eof()
             return
-        self._close("client_closed")
+        self.close_for("client_closed")
 
     def pause_writing(self) -> None:
         # The client is not reading: stop reading the node (its replies wait in the node's buffers).
         if self.router is not None:
             self.router.pause_links(True)
         elif self.upstream is not None:
-            _pause(self.upstream.transport)
+            pause_peer(self.upstream.transport)
 
     def resume_writing(self) -> None:
         if self.router is not None:
             self.router.pause_links(False)
         elif self.upstream is not None:
-            _resume(self.upstream.transport)
+            resume_peer(self.upstream.transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._splice = None
@@ -294,14 +190,8 @@ class ClientSide(asyncio.Protocol):
     # -- closing ----------------------------------------------------------------------------------
 
     def _forget(self) -> None:
-        listener = self.listener
-        listener.connections.discard(self)
-        counts = listener.ctx.connections
-        left = counts.get(self._count_key, 0) - 1
-        if left > 0:
-            counts[self._count_key] = left
-        else:
-            counts.pop(self._count_key, None)
+        self.listener.connections.discard(self)
+        release_connection(self.listener.ctx, self._count_key)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -311,8 +201,8 @@ class ClientSide(asyncio.Protocol):
         self._phase = None
         self._early = []
 
-    def _close(self, reason: str) -> None:
-        """Close both sides after flushing what is already written."""
+    def close_for(self, reason: str) -> None:
+        """Close both sides (flushing what is already written), recording ``reason``."""
         self.reason = self.reason or reason
         self._splice = None
         for t in (self.transport, self.upstream.transport if self.upstream else None):
@@ -320,10 +210,6 @@ class ClientSide(asyncio.Protocol):
                 t.close()
         if self.router is not None:
             self.router.close()
-
-    def close_for(self, reason: str) -> None:
-        """Close both sides (flushing what is already written), recording ``reason``."""
-        self._close(reason)
 
     def abort(self, reason: str) -> None:
         """Close both sides at once, dropping unsent data."""
@@ -343,10 +229,10 @@ class ClientSide(asyncio.Protocol):
         t = self.transport
         if t is not None and not t.is_closing():
             t.write(reply)
-        self._close(reason)
+        self.close_for(reason)
 
-    def _upstream_lost(self) -> None:
-        self._close("node_closed")
+    def upstream_lost(self) -> None:
+        self.close_for("node_closed")
 
     # -- authentication phase -------------------------------------------------------------------
 
@@ -397,7 +283,7 @@ class ClientSide(asyncio.Protocol):
         if forward:
             self._send_upstream(forward)
 
-    def _reply_data(self, data: bytes) -> None:
+    def reply_data(self, data: bytes) -> None:
         """Replies from the node before authentication: pass them on, and judge AUTH's."""
         t = self.transport
         if t is None or t.is_closing():
@@ -409,14 +295,14 @@ class ClientSide(asyncio.Protocol):
         try:
             verdicts = phase.node_data(data)
         except RespProtocolError:
-            self._close("node_protocol_error")
+            self.close_for("node_protocol_error")
             return
         ctx = self.listener.ctx
         for verdict in verdicts:
             if verdict.outcome == "failure":
                 self._audit("auth_failure", verdict.error_code)
                 if ctx.guard.record_failure(self.source, ctx.clock()):
-                    self._close("auth_blocked")
+                    self.close_for("auth_blocked")
                     return
             else:
                 self._authenticated("password" if verdict.outcome == "success" else "no password required")
@@ -467,7 +353,7 @@ class ClientSide(asyncio.Protocol):
         transport = up.transport
         first: NodeLink | None = None
         if transport is not None and not transport.is_closing():
-            first = NodeLink(router, self.target)
+            first = NodeLink(router.table, self.target)
             transport.set_protocol(first)
             first.transport = transport
         self._splice = router.feed
@@ -487,10 +373,10 @@ class ClientSide(asyncio.Protocol):
         except (TimeoutError, OSError) as e:
             if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE):
                 listener.descriptors_exhausted(e.errno)
-                self._close("no_descriptors")
+                self.close_for("no_descriptors")
                 return
             log.debug("port %s: target unavailable (%s)", self.port, type(e).__name__)
-            self._close("node_unavailable")
+            self.close_for("node_unavailable")
             return
         except asyncio.CancelledError:
             if self.transport is not None:

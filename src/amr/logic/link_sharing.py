@@ -5,7 +5,7 @@ run on, so that the clients on one connection cannot see or hold up each other.
 A shared connection carries the commands of every client with the same replayed AUTH/HELLO (same
 user, password and protocol version); the engine's ACL and reply format are then the same for all of
 them. A client's first command that is not shareable moves it to connections of its own for good
-(``amr.gateway.router``).
+(``amr.gateway.routing.router``).
 """
 
 from __future__ import annotations

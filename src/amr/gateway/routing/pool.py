@@ -7,13 +7,14 @@ send their stateless commands (``amr.logic.link_sharing``) over one ``SharedLink
 writes once per event-loop pass for all of them: the engine reads many clients' commands per read.
 
 A shared link's queue of owed replies knows whose each one is: a reply is delivered to its item and
-that client's router is told once per read (``node_replied``). Redirects and retries go through the
-client's router as on its own links (ASKING and the command are appended together, so they leave in
+that client's reply queue is told once per read (``node_replied``). Redirects and retries go through the
+client's link table as on its own links (ASKING and the command are appended together, so they leave in
 one write with nothing between them). A lost link fails every client that was waiting on it, as a
 lost link of its own would; a refused AUTH replay closes the link, failing its clients the same way
 (the key was regenerated). A link whose write buffer fills pauses reading from every client using
 it, until it drains. A link is never paused for one client's sake: a client that does not read its
-replies leaves the shared links (``Router.pause_links``).
+replies leaves the shared links (``LinkTable.pause_links``). The link knows each client only as a
+``PoolUser`` (``amr.gateway.routing.owners``).
 
 Links unused for ``IDLE_CLOSE`` seconds are closed, as are those to nodes the route no longer has,
 once they owe nothing.
@@ -25,13 +26,11 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from amr.gateway.router_links import Item, NodeConnection, Swallow
+from amr.gateway.routing.items import Item, Swallow
+from amr.gateway.routing.node_link import NodeConnection
+from amr.gateway.routing.owners import PoolUser
 from amr.logic.resp_frames import ReplyFrameError, ReplyFramer
-
-if TYPE_CHECKING:
-    from amr.gateway.router import Router
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +52,12 @@ class SharedLink(NodeConnection):
         self.key = key
         self.framer = ReplyFramer()
         # Whose each owed reply is: None for the link's own replayed AUTH/HELLO.
-        self.owed: deque[tuple[Router | None, Item]] = deque()
+        self.owed: deque[tuple[PoolUser | None, Item]] = deque()
         self.out: list[bytes] = []
         self.retiring = False  # its node left the route: no new commands, closed once it owes nothing
         self.full = False
-        self.users: set[Router] = set()  # routers with a lane on it: paused while it is full
-        self.paused: list[Router] = []
+        self.users: set[PoolUser] = set()  # clients with a lane on it: paused while it is full
+        self.paused: list[PoolUser] = []
         self.used = True  # sent something since the last sweep
         self.reason = "node_closed"
         self.lost = False
@@ -66,8 +65,8 @@ class SharedLink(NodeConnection):
 
     # -- commands out -----------------------------------------------------------------------------
 
-    def send(self, router: Router | None, raw: bytes, item: Item) -> None:
-        self.owed.append((router, item))
+    def send(self, user: PoolUser | None, raw: bytes, item: Item) -> None:
+        self.owed.append((user, item))
         self.used = True
         if self.transport is None:
             self.early.append(raw)
@@ -99,29 +98,29 @@ class SharedLink(NodeConnection):
             self._fail("node_protocol_error")
             return
         owed = self.owed
-        replied: set[Router] = set()
+        replied: set[PoolUser] = set()
         for frame in frames:
             if frame[0] == 0x3E:  # a push: none of the commands that share a link asks for one
                 continue
             if not owed:
                 self._fail("node_protocol_error")
                 return
-            router, item = owed.popleft()
-            if router is None:  # the link's replayed AUTH/HELLO
+            user, item = owed.popleft()
+            if user is None:  # the link's replayed AUTH/HELLO
                 item.deliver(frame)
                 if self.closed:
                     return
                 continue
-            if router.closed:
+            if user.session.closed:
                 continue
-            router.bytes_out += len(frame)
-            if frame[0] == 0x2D and router.retry(item, frame, self.socket):
+            user.replies.bytes_out += len(frame)
+            if frame[0] == 0x2D and user.retry(item, frame, self.socket):
                 continue
             item.deliver(frame)
-            replied.add(router)
-        for router in replied:
-            if not router.closed:
-                router.node_replied()
+            replied.add(user)
+        for user in replied:
+            if not user.session.closed:
+                user.replies.node_replied()
         if self.retiring and not owed:
             self.close()
 
@@ -132,29 +131,29 @@ class SharedLink(NodeConnection):
 
     # -- flow control -----------------------------------------------------------------------------
 
-    def join(self, router: Router) -> None:
-        """``router`` sends over this link from now on (and is paused with the others while it is full)."""
-        self.users.add(router)
+    def join(self, user: PoolUser) -> None:
+        """``user`` sends over this link from now on (and is paused with the others while it is full)."""
+        self.users.add(user)
         if self.full:
-            self.paused.append(router)
-            router.pause_client(True)
+            self.paused.append(user)
+            user.replies.pause_client(True)
 
-    def leave(self, router: Router) -> None:
-        self.users.discard(router)
+    def leave(self, user: PoolUser) -> None:
+        self.users.discard(user)
 
     def pause_writing(self) -> None:
         if not self.full:
             self.full = True
             self.paused = list(self.users)
-            for router in self.paused:
-                router.pause_client(True)
+            for user in self.paused:
+                user.replies.pause_client(True)
 
     def resume_writing(self) -> None:
         if self.full:
             self.full = False
             paused, self.paused = self.paused, []
-            for router in paused:
-                router.pause_client(False)
+            for user in paused:
+                user.replies.pause_client(False)
 
     # -- closing ----------------------------------------------------------------------------------
 
@@ -178,17 +177,17 @@ class SharedLink(NodeConnection):
         waiting = {r for r, item in owed if r is not None and not isinstance(item, Swallow)}
         if unexpected:
             self.pool.on_lost()
-        for router in waiting:
-            router.shared_link_lost(self.reason)
+        for user in waiting:
+            user.shared_link_lost(self.reason)
 
 
 class Lane:
-    """One router's handle on a shared link, used like its own ``NodeLink``."""
+    """One client's handle on a shared link, used like its own ``NodeLink``."""
 
-    __slots__ = ("router", "shared")
+    __slots__ = ("user", "shared")
 
-    def __init__(self, router: Router, shared: SharedLink) -> None:
-        self.router = router
+    def __init__(self, user: PoolUser, shared: SharedLink) -> None:
+        self.user = user
         self.shared = shared
 
     @property
@@ -200,12 +199,12 @@ class Lane:
         return self.shared.closed or self.shared.retiring
 
     def send(self, raw: bytes, item: Item) -> None:
-        self.shared.send(self.router, raw, item)
+        self.shared.send(self.user, raw, item)
 
 
 class LinkPool:
     """The shared links of one listener's routed clients, one per (node socket, identity); owned by
-    the listener, handed to each of its routers. ``on_lost`` is told when a link in use is lost (the
+    the listener, handed to each of its routed clients. ``on_lost`` is told when a link in use is lost (the
     listener reads its slot map again)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_lost: Callable[[], None]) -> None:
@@ -217,8 +216,8 @@ class LinkPool:
         self._sweep: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def lane(self, router: Router, socket: str, replayed: tuple[bytes, ...]) -> Lane:
-        """``router``'s lane to ``socket`` for its identity (its rendered AUTH/HELLO commands), on
+    def lane(self, user: PoolUser, socket: str, replayed: tuple[bytes, ...]) -> Lane:
+        """``user``'s lane to ``socket`` for its identity (its rendered AUTH/HELLO commands), on
         the open link if there is one, else on a new one."""
         key = (socket, b"".join(replayed))
         link = self.links.get(key)
@@ -233,8 +232,8 @@ class LinkPool:
             task.add_done_callback(self._tasks.discard)
             if self._sweep is None and not self.closed:
                 self._sweep = self.loop.call_later(IDLE_CLOSE, self._close_idle)
-        link.join(router)
-        return Lane(router, link)
+        link.join(user)
+        return Lane(user, link)
 
     def forget(self, link: SharedLink) -> None:
         """Stop handing out ``link`` (it is lost)."""

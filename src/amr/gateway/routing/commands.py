@@ -1,0 +1,230 @@
+"""The router's commands that are not one command to one node: split per slot (DEL, UNLINK,
+EXISTS, TOUCH, MGET, MSET), fanned out to every shard (DBSIZE, FLUSHALL/FLUSHDB, KEYS, RANDOMKEY,
+INFO, SCRIPT LOAD/FLUSH, FUNCTION ...), SCAN shard by shard, AUTH/HELLO on every node connection,
+CLUSTER refused, WATCH/UNWATCH, EXEC/DISCARD without MULTI and the switch to pub/sub.
+
+Each runs a route decision (``amr.logic.route_decision``) as it is: ``run_special`` picks the one
+executor of the decision's kind. They take the client's link table and reply queue, not the router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from amr.gateway.routing.items import Link, Merged, Part, Pending
+from amr.gateway.routing.link_table import LinkTable
+from amr.gateway.routing.node_link import NodeLink
+from amr.gateway.routing.replies import ReplyQueue
+from amr.logic.command_routing import (
+    ALL_FIRST,
+    ALL_SUM,
+    AUTH,
+    BLOCKED,
+    CROSSSLOT_REPLY,
+    DISCARD,
+    EXEC,
+    INFO,
+    KEYS,
+    MGET,
+    MSET,
+    RANDOMKEY,
+    SCAN,
+    SPLIT_SUM,
+    SUBSCRIBE,
+    UNWATCH,
+    WATCH,
+    plan_split,
+)
+from amr.logic.gateway_auth import REFUSED_AUTH, classify_command
+from amr.logic.reply_merge import (
+    INVALID_CURSOR_REPLY,
+    choose_random_key,
+    merge_concat,
+    merge_first,
+    merge_in_order,
+    merge_info,
+    merge_scan,
+    merge_sum,
+    parse_scan_cursor,
+)
+from amr.logic.resp_frames import render_command
+from amr.logic.route_decision import Route
+
+OK = b"+OK\r\n"
+# A WATCH must stay on the node its transaction will run on: never redirected.
+NO_RETRY = 1 << 30
+
+Special = Callable[[LinkTable, ReplyQueue, Route, list[bytes], bytes], None]
+
+
+def _error(text: str) -> bytes:
+    return b"-" + text.encode() + b"\r\n"
+
+
+def _arity(name: bytes) -> bytes:
+    return b"-ERR wrong number of arguments for '%s' command\r\n" % name
+
+
+def run_special(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """Run a command the route decision did not send to one node by its slot."""
+    _EXECUTORS[route[0]](table, replies, route, args, raw)
+
+
+def split(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """DEL/UNLINK/EXISTS/TOUCH/MGET/MSET: whole to the node of its one slot, else one part per slot."""
+    kind, slot, socket, _ = route
+    if kind == MSET and len(args) % 2 == 0:
+        slot, socket = -1, ""  # malformed: any node answers the arity error
+    groups = plan_split(kind, args) if slot == -2 else None
+    if groups is None:
+        # One slot, no keys or malformed: one node runs it whole.
+        p = Pending(raw, slot)
+        replies.fifo.append(p)
+        table.to(socket).send(raw, p)
+        return
+    head = [args[0]]
+    positions = list(groups.values())
+    if kind == MGET:
+        total = len(args) - 1
+        merged = Merged(len(groups), lambda frames: merge_in_order(frames, positions, total))
+    else:
+        merged = Merged(len(groups), merge_sum if kind != MSET else merge_first)
+    replies.fifo.append(merged)
+    for index, (part_slot, where) in enumerate(groups.items()):
+        if kind == MSET:
+            part_args = head + [a for i in where for a in (args[1 + 2 * i], args[2 + 2 * i])]
+        else:
+            part_args = head + [args[1 + i] for i in where]
+        part_raw = render_command(part_args)
+        table.slot_link(part_slot).send(part_raw, Part(merged, index, part_raw, part_slot))
+
+
+def fan_out(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """Send ``raw`` to every shard's primary; the kind's merge makes the reply."""
+    kind = route[0]
+    merge: Callable[[list[bytes]], bytes]
+    if kind == ALL_SUM:
+        merge = merge_sum
+    elif kind == KEYS:
+        merge = merge_concat
+    elif kind == INFO:
+        merge = merge_info
+    elif kind == RANDOMKEY:
+        rng = table.rng
+        merge = lambda frames: choose_random_key(frames, rng)  # noqa: E731
+    else:
+        merge = merge_first
+    primaries = table.topology.slot_map.primaries
+    merged = Merged(len(primaries), merge)
+    replies.fifo.append(merged)
+    for index, socket in enumerate(primaries):
+        table.link(socket).send(raw, Part(merged, index, raw, -1))
+
+
+def scan(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """SCAN: the shard its cursor names, with a cursor that names the next one."""
+    primaries = table.topology.slot_map.primaries
+    shards = len(primaries)
+    where = parse_scan_cursor(args[1], shards) if len(args) > 1 else None
+    if where is None:
+        replies.fifo.append(Pending(reply=INVALID_CURSOR_REPLY if len(args) > 1 else _arity(b"scan")))
+        return
+    node_cursor, shard = where
+    raw = render_command([args[0], b"%d" % node_cursor, *args[2:]])
+    merged = Merged(1, lambda frames: merge_scan(frames[0], shard, shards))
+    replies.fifo.append(merged)
+    table.link(primaries[shard]).send(raw, Part(merged, 0, raw, -1))
+
+
+def refuse_cluster(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """CLUSTER ...: not on an EnterpriseCluster endpoint."""
+    sub = args[1].decode("utf-8", "replace")[:64] if len(args) > 1 else ""
+    replies.fifo.append(
+        Pending(
+            reply=_error(
+                f"ERR unknown command 'CLUSTER', with args beginning with: '{sub}' "
+                "(CLUSTER commands are not available on an EnterpriseCluster endpoint)"
+            )
+        )
+    )
+
+
+def auth(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """AUTH/HELLO after authentication: every open node connection runs it (so they all act as the
+    same user and protocol), and new ones replay it once it has succeeded."""
+    name = args[0].upper()
+    if classify_command(tuple(args)) == "internal":
+        # amr's own users are refused here too: the nodes get an AUTH they can only refuse (and
+        # answer WRONGPASS), never the internal name or its password; it is never replayed.
+        raw = REFUSED_AUTH
+    links: list[Link] = [lk for lk in table.links.values() if not lk.closed and not lk.splice]
+    links = links or [table.any_link()]
+
+    def merge(frames: list[bytes]) -> bytes:
+        reply = merge_first(frames)
+        if reply[:1] not in (b"-", b"!"):
+            table.replay.pop(name, None)
+            table.replay[name] = tuple(args)
+        return reply
+
+    merged = Merged(len(links), merge)
+    replies.fifo.append(merged)
+    for index, link in enumerate(links):
+        link.send(raw, Part(merged, index, raw, -1))
+
+
+def watch(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """WATCH: on the node of its keys' slot, where the transaction will then run."""
+    _, slot, socket, _ = route
+    if slot == -2 or (table.watch_slot >= 0 and slot != table.watch_slot):
+        replies.fifo.append(Pending(reply=CROSSSLOT_REPLY))
+        return
+    p = Pending(raw, slot)
+    p.tries = NO_RETRY
+    replies.fifo.append(p)
+    link = table.to(socket)
+    link.send(raw, p)
+    if slot >= 0:
+        table.watch_link, table.watch_slot = link, slot
+
+
+def unwatch(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """UNWATCH: on the watched node, if any."""
+    link, table.watch_link, table.watch_slot = table.watch_link, None, -1
+    p = Pending(raw)
+    replies.fifo.append(p)
+    if link is not None and not link.closed:
+        link.send(raw, p)
+    else:
+        p.reply = OK
+
+
+def to_any_node(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """EXEC or DISCARD without MULTI: the engine's error."""
+    p = Pending(raw)
+    replies.fifo.append(p)
+    table.any_link().send(raw, p)
+
+
+def subscribe(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """The client subscribes: from now on it talks to one dedicated node connection, spliced both
+    ways once the replies it is still owed have been written (PUBLISH propagates over the
+    cluster bus, so any node delivers every message; SSUBSCRIBE goes to its channel's node)."""
+    socket = route[2]
+    if not socket:
+        primaries = table.topology.slot_map.primaries
+        socket = primaries[table.rng.randrange(len(primaries))]
+    link = NodeLink(table, socket)
+    link.pubsub = True
+    table.replay_on(link)
+    link.early.append(raw)
+    table.pubsub = link
+    table.connect(link)
+
+
+_EXECUTORS: dict[int, Special] = {
+    SPLIT_SUM: split, MGET: split, MSET: split,
+    ALL_SUM: fan_out, ALL_FIRST: fan_out, KEYS: fan_out, RANDOMKEY: fan_out, INFO: fan_out,
+    SCAN: scan, BLOCKED: refuse_cluster, AUTH: auth, SUBSCRIBE: subscribe, WATCH: watch,
+    UNWATCH: unwatch, EXEC: to_any_node, DISCARD: to_any_node,
+}  # fmt: skip
