@@ -31,5 +31,5 @@ def test_commands_are_encoded_in_one_place() -> None:
 
 def test_replies_are_parsed_by_the_codec_or_the_data_path_only() -> None:
     # The router parses its clients' commands with hiredis; engine replies go through the codec.
-    assert _files_matching(r"^import hiredis|^from hiredis") == {"logic/engine_codec.py", "gateway/router.py"}
+    assert _files_matching(r"^import hiredis|^from hiredis") == {"logic/engine_codec.py", "gateway/routing/router.py"}
     assert _files_matching(r"^import redis\b|^from redis(\.asyncio|\.exceptions)? import") == set()
