@@ -44,7 +44,7 @@ from tests.integration.ha_load import (  # noqa: E402
     routes_of,
 )
 
-from amr.logic.node_credentials import ADMIN_USER  # noqa: E402
+from amr.logic.security.node_credentials import ADMIN_USER  # noqa: E402
 from amr.nodes.admin import UnixValkeyAdmin  # noqa: E402
 from amr.nodes.handover import hand_over  # noqa: E402
 

@@ -87,7 +87,7 @@ class EngineUnreachable(NodeError):
 
 class EngineError(NodeError):
     """The engine answered with an error reply; ``code`` is its first word (``WRONGPASS``, ``MOVED``).
-    The classes below are picked by code in ``amr.logic.engine_codec.ENGINE_ERRORS``, as redis-py
+    The classes below are picked by code in ``amr.logic.resp.engine_codec.ENGINE_ERRORS``, as redis-py
     picks its exception classes."""
 
     def __init__(self, message: str, code: str = "") -> None:

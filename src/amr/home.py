@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amr.errors import ConfigError
-from amr.logic.path_trust import PathFacts, validate_binary, validate_chain, validate_owned
+from amr.logic.security.path_trust import PathFacts, validate_binary, validate_chain, validate_owned
 from amr.settings import Settings
 
 
@@ -78,7 +78,7 @@ def _ancestors(path: Path) -> list[PathFacts]:
 def check_home_trusted(home: Path) -> None:
     """Refuse an AMR_HOME another local user could control, before anything in it is read: the home,
     its secrets, settings and keys must be the running user's and not writable by group or others,
-    and no directory above it may let another user replace it (amr.logic.path_trust)."""
+    and no directory above it may let another user replace it (amr.logic.security.path_trust)."""
     me, me_name = os.geteuid(), _user_name(os.geteuid())
     what = f"AMR_HOME {home}"
     problems = validate_chain(_ancestors(home), me, what)

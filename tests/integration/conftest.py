@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from amr.logic.keyslot import choose_key_slot
+from amr.logic.keyspace.keyslot import choose_key_slot
 from tests.integration.amr_service import AmrService
 
 

@@ -14,7 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from amr.logic.node_credentials import CredentialMasters, database_uid_of_node
+from amr.logic.security.node_credentials import CredentialMasters, database_uid_of_node
 
 
 def endpoint_client(ca_file: str, port: int, key: str, timeout: float = 2.0) -> redis.Redis:

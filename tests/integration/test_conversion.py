@@ -15,8 +15,8 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from amr.logic.ha_watch import parse_ha_watch
-from amr.logic.slots import plan_slot_ranges
+from amr.logic.ha.watch import parse_ha_watch
+from amr.logic.keyspace.slots import plan_slot_ranges
 from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import AmrService, wait_until
 from tests.integration.ha_load import Writer, admin_password, endpoint_client, missing_writes

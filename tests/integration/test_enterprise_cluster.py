@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from amr.logic.node_credentials import CredentialMasters, database_uid_of_node
+from amr.logic.security.node_credentials import CredentialMasters, database_uid_of_node
 from tests.integration.amr_service import AmrService, wait_until
 from tests.integration.conftest import FOUR_SHARDS, first_shard_key, running_service
 from tests.integration.ha_load import admin_password
@@ -61,7 +61,7 @@ def single(service: AmrService) -> redis.Redis:
 
 
 def _slot_spread(keys: list[str]) -> int:
-    from amr.logic.keyslot import choose_key_slot
+    from amr.logic.keyspace.keyslot import choose_key_slot
 
     return len({choose_key_slot(k.encode()) * 4 // 16384 for k in keys})
 
@@ -319,7 +319,7 @@ def _internal_host(node: redis.Redis) -> str:
 def test_a_slot_migrated_under_a_client_is_followed_through_ask_and_moved(
     service: AmrService, ec: redis.Redis
 ) -> None:
-    from amr.logic.keyslot import choose_key_slot
+    from amr.logic.keyspace.keyslot import choose_key_slot
 
     slot = choose_key_slot(b"mig")
     keys = [f"{{mig}}k{i}" for i in range(60)]

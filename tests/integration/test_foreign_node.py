@@ -26,7 +26,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from amr.logic.keyslot import choose_key_slot
+from amr.logic.keyspace.keyslot import choose_key_slot
 from amr.nodes.engine import embedded_server_binary
 from tests.integration.amr_service import AmrService, free_port, wait_until
 from tests.integration.conftest import running_service

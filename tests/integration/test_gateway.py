@@ -23,7 +23,7 @@ from cryptography import x509
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from amr.logic.routes import render_route_table
+from amr.logic.render.routes import render_route_table
 from amr.model.routes import Route, RouteTable
 from amr.pki import ensure_pki, issue_server_certificate
 from amr.settings import Settings

@@ -22,7 +22,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from amr.logic.node_credentials import CredentialMasters, database_uid_of_node
+from amr.logic.security.node_credentials import CredentialMasters, database_uid_of_node
 from tests.integration.amr_service import AmrService, wait_until
 
 AUTH_TIMEOUT = 2.0

@@ -17,8 +17,8 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amr.logic.gateway_auth import NO_AUTH_COMMANDS
-from amr.logic.gateway_resp import RequestParser, RespProtocolError
+from amr.logic.dataplane.auth import NO_AUTH_COMMANDS
+from amr.logic.resp.requests import RequestParser, RespProtocolError
 from tests.integration.test_gateway_security import run_nopass_valkey
 
 LIMIT = 16384

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import redis
 
-from amr.logic.gateway_resp import ReplyScanner
+from amr.logic.resp.requests import ReplyScanner
 from amr.model.routes import Route
 from tests.integration.test_gateway import (
     PASSWORD,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from amr.logic.node_credentials import CredentialMasters
+from amr.logic.security.node_credentials import CredentialMasters
 from tests.integration.amr_service import AmrService, wait_until
 
 # The attacker runs the system's Python as ``nobody``: the test's venv lives under /root, which

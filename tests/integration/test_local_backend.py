@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from amr.errors import ConfigError, NodeError
-from amr.logic.node_credentials import CredentialMasters
+from amr.logic.security.node_credentials import CredentialMasters
 from amr.model.node import NodeSpec, ProcessState, Role
 from amr.nodes.engine import find_server_binary
 from amr.nodes.local import LocalNodeBackend, engine_reason

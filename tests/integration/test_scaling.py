@@ -18,7 +18,7 @@ from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from amr.logic.slots import plan_slot_ranges
+from amr.logic.keyspace.slots import plan_slot_ranges
 from tests.integration.amr_service import AmrService, wait_until
 from tests.integration.conftest import FOUR_SHARDS, running_service
 from tests.integration.ha_load import Writer, admin_client, missing_writes

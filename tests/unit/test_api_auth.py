@@ -12,7 +12,7 @@ import pytest
 
 from amr.api.auth import TOKEN_LIFETIME, Principal, TokenService
 from amr.errors import ArmError
-from amr.logic.token_claims import NBF_CLOCK_SKEW
+from amr.logic.security.token_claims import NBF_CLOCK_SKEW
 
 PRINCIPAL = Principal("tenant-1", "client-1", "secret-1")
 SCOPE = "https://management.azure.com/.default"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from amr.errors import ArmError
-from amr.logic.validation import validate_clustering_change
+from amr.logic.arm.validation import validate_clustering_change
 from amr.model.enums import ClusteringPolicy
 from amr.model.resources import Cluster, Database
 from amr.settings import GatewaySettings

@@ -16,7 +16,7 @@ from amr.api.app import create_app
 from amr.api.auth import Principal, TokenService
 from amr.api.context import Services
 from amr.logcontext import LogContextFilter, current_log_context
-from amr.logic.token_throttle import TokenThrottle
+from amr.logic.security.token_throttle import TokenThrottle
 from amr.model.resources import Cluster, Database, Operation
 from amr.settings import ApiSettings, Settings
 from amr.store.repository import SqlStore

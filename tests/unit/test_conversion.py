@@ -1,10 +1,10 @@
-"""amr.logic.conversion: which steps bring a NoCluster database's nodes to cluster mode, data kept."""
+"""amr.logic.operations.conversion: which steps bring a NoCluster database's nodes to cluster mode, data kept."""
 
 from __future__ import annotations
 
 import pytest
 
-from amr.logic.conversion import (
+from amr.logic.operations.conversion import (
     ConversionAction,
     ConversionNode,
     ConvertPrimary,

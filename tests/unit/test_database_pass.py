@@ -1,13 +1,14 @@
-"""One reconcile pass of a database decided from one snapshot (amr.logic.database_pass)."""
+"""One reconcile pass of a database decided from one snapshot (amr.logic.operations.database_pass)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from amr.logic.database_pass import DatabaseSnapshot, plan_database_pass, plan_node_locations
-from amr.logic.node_actions import EnsureNode, WaitReady
-from amr.logic.plan import ObservedNode, plan_node_targets
-from amr.logic.resharding import ClusterNodeLine
+from amr.logic.operations.database_pass import DatabaseSnapshot, plan_database_pass, plan_node_locations
+from amr.logic.operations.node_actions import EnsureNode, WaitReady
+from amr.logic.operations.node_state import ObservedNode
+from amr.logic.operations.plan import plan_node_targets
+from amr.logic.topology.resharding import ClusterNodeLine
 from amr.model.node import ProcessState, Role
 from tests.unit.test_failover_plan import CLUSTER, ENV, NOC, OSS, database, switched_cluster
 

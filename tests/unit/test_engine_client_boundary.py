@@ -1,5 +1,5 @@
-"""One way to talk to the engine: RESP is encoded in one place (amr.logic.resp_frames, through
-amr.logic.engine_codec for amr's own clients), and only amr.nodes.engine_client / engine_sync open
+"""One way to talk to the engine: RESP is encoded in one place (amr.logic.resp.frames, through
+amr.logic.resp.engine_codec for amr's own clients), and only amr.nodes.engine_client / engine_sync open
 connections to nodes for amr's own commands. The gateway's data path (splice, router) forwards client
 bytes and is the one other place that speaks RESP."""
 
@@ -26,10 +26,10 @@ def test_only_the_engine_client_opens_node_connections() -> None:
 
 def test_commands_are_encoded_in_one_place() -> None:
     # reply_merge renders merged *replies* for the router, not commands.
-    assert _files_matching(r'b"\*%d\\r\\n"|f"\*\{len\(') == {"logic/resp_frames.py", "logic/reply_merge.py"}
+    assert _files_matching(r'b"\*%d\\r\\n"|f"\*\{len\(') == {"logic/resp/frames.py", "logic/dataplane/reply_merge.py"}
 
 
 def test_replies_are_parsed_by_the_codec_or_the_data_path_only() -> None:
     # The router parses its clients' commands with hiredis; engine replies go through the codec.
-    assert _files_matching(r"^import hiredis|^from hiredis") == {"logic/engine_codec.py", "gateway/routing/router.py"}
+    assert _files_matching(r"^import hiredis|^from hiredis") == {"logic/resp/engine_codec.py", "gateway/routing/router.py"}
     assert _files_matching(r"^import redis\b|^from redis(\.asyncio|\.exceptions)? import") == set()

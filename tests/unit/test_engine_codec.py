@@ -1,4 +1,4 @@
-"""amr.logic.engine_codec: the one RESP codec of amr's engine clients."""
+"""amr.logic.resp.engine_codec: the one RESP codec of amr's engine clients."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from redis._parsers.helpers import parse_info as redis_py_parse_info
 
 from amr import errors
-from amr.logic.engine_codec import (
+from amr.logic.resp.engine_codec import (
     encode_command,
     encode_commands,
     engine_error,
@@ -16,7 +16,7 @@ from amr.logic.engine_codec import (
     redact,
     shape_admin_reply,
 )
-from amr.logic.resp_frames import render_command
+from amr.logic.resp.frames import render_command
 
 
 def test_encoding_is_the_data_paths() -> None:

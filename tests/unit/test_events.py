@@ -1,10 +1,10 @@
-"""Which events a reconcile tick records (amr.logic.events), table by table."""
+"""Which events a reconcile tick records (amr.logic.operations.events), table by table."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from amr.logic.events import (
+from amr.logic.operations.events import (
     ADOPTED_RECOVERY_CAUSE,
     RESTART_CAUSE,
     NodeTick,
@@ -14,8 +14,8 @@ from amr.logic.events import (
     plan_pids_to_keep,
     plan_repairs,
 )
-from amr.logic.node_actions import ConfigSet, EnsureNode, SetDefaultUser, WaitReady
-from amr.logic.plan import ObservedNode
+from amr.logic.operations.node_actions import ConfigSet, EnsureNode, SetDefaultUser, WaitReady
+from amr.logic.operations.node_state import ObservedNode
 from amr.model.events import DatabaseEvent, EventKind
 from amr.model.node import NodeSpec, ProcessState, Role
 

@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
-from amr.logic.gateway_primary import RoleAnswer, choose_primary, parse_role_reply
-from amr.logic.node_actions import (
+from amr.logic.dataplane.primary import RoleAnswer, choose_primary, parse_role_reply
+from amr.logic.keyspace.slots import plan_slot_ranges
+from amr.logic.operations.node_actions import (
     AddSlots,
     ClusterMeet,
     ClusterReplicate,
@@ -15,19 +16,11 @@ from amr.logic.node_actions import (
     WaitCluster,
     WriteConfig,
 )
-from amr.logic.node_credentials import CredentialMasters
-from amr.logic.placement import plan_nodes
-from amr.logic.plan import (
-    NodeEnvironment,
-    NodeTarget,
-    ObservedNode,
-    ObservedUser,
-    choose_shard_primaries,
-    plan_database_actions,
-    plan_node_targets,
-)
-from amr.logic.slots import plan_slot_ranges
-from amr.logic.valkey_conf import password_hash, render_internal_users
+from amr.logic.operations.node_state import NodeEnvironment, NodeTarget, ObservedNode, ObservedUser
+from amr.logic.operations.plan import choose_shard_primaries, plan_database_actions, plan_node_targets
+from amr.logic.render.valkey_conf import password_hash, render_internal_users
+from amr.logic.security.node_credentials import CredentialMasters
+from amr.logic.topology.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, Toggle
 from amr.model.node import ProcessState, Role
 from amr.model.resources import Cluster, Database, NodeAssignment

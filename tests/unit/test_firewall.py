@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from amr.errors import InvalidParameter
-from amr.logic.firewall import plan_allowed_sources, source_allowed, validate_rule_range
+from amr.logic.security.firewall import plan_allowed_sources, source_allowed, validate_rule_range
 
 
 @pytest.mark.parametrize(

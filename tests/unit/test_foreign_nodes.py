@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from amr.logic.events import plan_foreign_node_events
-from amr.logic.foreign_nodes import (
+from amr.logic.operations.events import plan_foreign_node_events
+from amr.logic.operations.foreign_nodes import (
     UNHEALTHY_PREFIX,
     BumpEpoch,
     ClusterForget,
@@ -19,9 +19,10 @@ from amr.logic.foreign_nodes import (
     plan_health_status,
     validate_cluster_health,
 )
-from amr.logic.node_actions import AddSlots
-from amr.logic.plan import ObservedNode, plan_database_actions, plan_node_targets
-from amr.logic.resharding import ClusterNodeLine
+from amr.logic.operations.node_actions import AddSlots
+from amr.logic.operations.node_state import ObservedNode
+from amr.logic.operations.plan import plan_database_actions, plan_node_targets
+from amr.logic.topology.resharding import ClusterNodeLine
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState
 from amr.model.events import EventKind
 from amr.model.node import ProcessState

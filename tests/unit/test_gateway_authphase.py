@@ -1,4 +1,4 @@
-"""The authentication phase as a whole (``amr.logic.gateway_authphase``): table tests and fuzzing
+"""The authentication phase as a whole (``amr.logic.dataplane.authphase``): table tests and fuzzing
 with random command and reply streams, split anywhere and interleaved."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amr.logic.gateway_auth import REFUSED_AUTH, classify_command
-from amr.logic.gateway_authphase import INTERNAL_USER_REASON, AuthPhase, AuthVerdict, PendingLimitError
-from amr.logic.gateway_resp import INLINE_MAX, REPLY_LINE_MAX, RequestParser, RespProtocolError
+from amr.logic.dataplane.auth import REFUSED_AUTH, classify_command
+from amr.logic.dataplane.authphase import INTERNAL_USER_REASON, AuthPhase, AuthVerdict, PendingLimitError
+from amr.logic.resp.requests import INLINE_MAX, REPLY_LINE_MAX, RequestParser, RespProtocolError
 
 LIMIT = 16384
 

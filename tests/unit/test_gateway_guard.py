@@ -7,9 +7,9 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amr.logic.firewall import SourceMatcher, source_allowed
-from amr.logic.gateway_bruteforce import AuthFailureGuard, choose_source_key, init_table, table_size
-from amr.logic.gateway_descriptors import DescriptorPressure
+from amr.logic.dataplane.descriptors import DescriptorPressure
+from amr.logic.security.bruteforce import AuthFailureGuard, choose_source_key, init_table, table_size
+from amr.logic.security.firewall import SourceMatcher, source_allowed
 
 
 def test_blocks_after_limit_within_window_then_cooldown() -> None:

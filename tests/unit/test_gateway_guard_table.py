@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from amr.gateway.guard_table import SharedAuthFailureGuard, open_shared_guard
-from amr.logic.gateway_bruteforce import table_size
+from amr.logic.security.bruteforce import table_size
 from amr.settings import GatewaySettings
 
 SLOTS = 256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amr.logic.gateway_plan import ListenerChange, plan_listener_changes
+from amr.logic.dataplane.listener_plan import ListenerChange, plan_listener_changes
 from amr.model.routes import Route
 
 

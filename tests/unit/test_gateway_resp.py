@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amr.logic.gateway_auth import classify_command, judge_reply
-from amr.logic.gateway_resp import (
+from amr.logic.dataplane.auth import classify_command, judge_reply
+from amr.logic.resp.requests import (
     Reply,
     ReplyScanner,
     RequestParser,

@@ -13,7 +13,7 @@ import pytest
 
 from amr.ha.coordinator import Coordinator
 from amr.ha.watch import WatchFile
-from amr.logic.ha_watch import render_ha_watch
+from amr.logic.ha.watch import render_ha_watch
 from amr.logic.outcomes import Outcome, Severity
 from amr.model.ha import HaWatch, WatchedDatabase, WatchedNode, WatchedShard
 from amr.settings import HaSettings

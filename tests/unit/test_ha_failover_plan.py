@@ -12,7 +12,7 @@ import pytest
 
 from amr.errors import ConfigError
 from amr.ha.watch import WatchFile
-from amr.logic.ha_failover import (
+from amr.logic.ha.failover import (
     Takeover,
     describe_demotion,
     describe_ha_state,
@@ -22,11 +22,11 @@ from amr.logic.ha_failover import (
     plan_demotions,
     plan_failovers,
 )
-from amr.logic.ha_watch import parse_ha_watch, plan_ha_watch, render_ha_watch
-from amr.logic.node_credentials import CredentialMasters
+from amr.logic.ha.replication import ReplicationView, parse_replication_view
+from amr.logic.ha.watch import parse_ha_watch, plan_ha_watch, render_ha_watch
 from amr.logic.outcomes import Outcome, Severity
-from amr.logic.placement import plan_nodes
-from amr.logic.replication import ReplicationView, parse_replication_view
+from amr.logic.security.node_credentials import CredentialMasters
+from amr.logic.topology.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
 from amr.model.ha import HaWatch, NodeProbe, WatchedDatabase, WatchedNode, WatchedShard
 from amr.model.node import Role

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from amr.logic.command_routing import choose_kind, parse_command_table
-from amr.logic.link_sharing import choose_shared
+from amr.logic.dataplane.command_routing import choose_kind, parse_command_table
+from amr.logic.dataplane.link_sharing import choose_shared
 
 # As COMMAND INFO gives them: name, arity, flags, first, last, step, ACL categories, tips, specs, subs.
 TABLE = parse_command_table(

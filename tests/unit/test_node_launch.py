@@ -1,4 +1,4 @@
-"""How a node of an HA database starts (amr.logic.node_launch): never as an empty primary that its
+"""How a node of an HA database starts (amr.logic.ha.node_launch): never as an empty primary that its
 replica would copy."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from amr.logic.node_launch import choose_launch
-from amr.logic.replication import ReplicationView, parse_replication_view
+from amr.logic.ha.node_launch import choose_launch
+from amr.logic.ha.replication import ReplicationView, parse_replication_view
 from amr.nodes.launch import NODE_SECRETS_FILE, _secrets
 
 OWN = 8501

@@ -6,7 +6,13 @@ import stat
 
 import pytest
 
-from amr.logic.path_trust import PathFacts, validate_ancestor, validate_binary, validate_chain, validate_owned
+from amr.logic.security.path_trust import (
+    PathFacts,
+    validate_ancestor,
+    validate_binary,
+    validate_chain,
+    validate_owned,
+)
 
 ME, OTHER = 1000, 65534
 DIR, FILE, LINK = stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from amr.errors import ArmError
-from amr.logic.placement import (
+from amr.logic.topology.placement import (
     choose_database_port,
     choose_node_ports,
     count_new_nodes,

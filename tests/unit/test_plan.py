@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from amr.logic.node_actions import (
+from amr.logic.operations.node_actions import (
     AddSlots,
     ClusterMeet,
     ClusterReplicate,
@@ -18,9 +18,10 @@ from amr.logic.node_actions import (
     WriteConfig,
     describe_actions,
 )
-from amr.logic.node_credentials import CredentialMasters
-from amr.logic.plan import NodeEnvironment, NodeTarget, ObservedNode, plan_database_actions, plan_node_targets
-from amr.logic.valkey_conf import password_hash
+from amr.logic.operations.node_state import NodeEnvironment, NodeTarget, ObservedNode
+from amr.logic.operations.plan import plan_database_actions, plan_node_targets
+from amr.logic.render.valkey_conf import password_hash
+from amr.logic.security.node_credentials import CredentialMasters
 from amr.model.enums import AofFrequency, ClusteringPolicy, EvictionPolicy, RdbFrequency, Toggle
 from amr.model.node import ProcessState, Role
 from amr.model.resources import Cluster, Database, NodeAssignment, Persistence
@@ -317,7 +318,7 @@ def test_written_config_holds_the_new_persistence() -> None:
 
 
 def test_an_old_snapshot_is_removed_once_persistence_is_off() -> None:
-    from amr.logic.plan import RemoveSnapshot
+    from amr.logic.operations.plan import RemoveSnapshot
 
     targets = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, ENV)
     observed = {t.spec.name: in_sync(t, snapshot_on_disk=True) for t in targets}
@@ -333,7 +334,7 @@ def test_an_old_snapshot_is_removed_once_persistence_is_off() -> None:
     ],
 )
 def test_a_snapshot_stays_while_persistence_is_on(persistence: Persistence) -> None:
-    from amr.logic.plan import RemoveSnapshot
+    from amr.logic.operations.plan import RemoveSnapshot
 
     db = database(ClusteringPolicy.NO_CLUSTER, persistence=persistence)
     targets = plan_node_targets(db, CLUSTER, ENV)
@@ -343,7 +344,7 @@ def test_a_snapshot_stays_while_persistence_is_on(persistence: Persistence) -> N
 
 
 def test_no_snapshot_is_removed_while_persistence_is_still_being_switched_off() -> None:
-    from amr.logic.plan import RemoveSnapshot
+    from amr.logic.operations.plan import RemoveSnapshot
 
     targets = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, ENV)
     observed = {

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from amr.logcontext import current_log_context
-from amr.logic.node_credentials import CredentialMasters
 from amr.logic.outcomes import Outcome, Severity
-from amr.logic.placement import plan_nodes
+from amr.logic.security.node_credentials import CredentialMasters
+from amr.logic.topology.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
 from amr.model.routes import RouteTable

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from amr.logic.node_credentials import CredentialMasters
 from amr.logic.outcomes import Outcome, Severity
-from amr.logic.placement import plan_nodes
+from amr.logic.security.node_credentials import CredentialMasters
+from amr.logic.topology.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
 from amr.model.events import DatabaseEvent, EventKind, NodePids, events_prefix
 from amr.model.resources import Cluster, Database, ResourceGroup
@@ -165,7 +165,7 @@ def test_nodes_restarted_while_the_control_plane_was_away_are_recoveries(world: 
 
 
 def test_events_are_pruned_to_the_newest(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    import amr.logic.events as logic_events
+    import amr.logic.operations.events as logic_events
 
     monkeypatch.setattr(logic_events.plan_events_to_prune, "__defaults__", (3,))
     for _ in range(5):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from amr.logic.node_credentials import CredentialMasters
+from amr.logic.operations.recovery import ProcessFacts, StrayNode, choose_orphan_processes, plan_stray_nodes
 from amr.logic.outcomes import Outcome, Severity
-from amr.logic.placement import plan_nodes
-from amr.logic.recovery import ProcessFacts, StrayNode, choose_orphan_processes, plan_stray_nodes
+from amr.logic.security.node_credentials import CredentialMasters
+from amr.logic.topology.placement import plan_nodes
 from amr.model.enums import AofFrequency, ClusteringPolicy, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, Persistence, ResourceGroup
 from amr.reconciler.loop import Reconciler

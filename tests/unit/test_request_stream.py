@@ -12,10 +12,8 @@ import pytest
 from amr.gateway.router_budget import RequestBudget
 from amr.gateway.routing.items import STREAMED_REDIRECT_REPLY
 from amr.gateway.routing.router import Router
-from amr.logic.command_routing import KeySpec
-from amr.logic.gateway_resp import RespProtocolError
-from amr.logic.keyslot import choose_key_slot
-from amr.logic.request_stream import (
+from amr.logic.dataplane.command_routing import KeySpec
+from amr.logic.dataplane.request_stream import (
     HELD_BUDGET,
     MAX_HELD_COMMAND,
     STREAM_AT,
@@ -24,7 +22,9 @@ from amr.logic.request_stream import (
     choose_stream_slot,
     plan_request_hold,
 )
-from amr.logic.resp_frames import render_command
+from amr.logic.keyspace.keyslot import choose_key_slot
+from amr.logic.resp.frames import render_command
+from amr.logic.resp.requests import RespProtocolError
 from tests.unit.test_router_feed import _router as router_on_one_node
 from tests.unit.test_router_pool import FakeTransport
 

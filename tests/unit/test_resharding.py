@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from amr.logic.resharding import (
+from amr.logic.keyspace.slots import compress_slots, plan_slot_ranges, plan_unowned_ranges
+from amr.logic.topology.resharding import (
     ClusterNodeLine,
     SlotMove,
     choose_slot_owners,
@@ -17,7 +18,6 @@ from amr.logic.resharding import (
     plan_stale_slot_states,
     plan_target_ranges,
 )
-from amr.logic.slots import compress_slots, plan_slot_ranges, plan_unowned_ranges
 
 NODES = (
     "aaa 127.0.0.2:7000@17000,localhost myself,master - 0 0 3 connected 0-99 200 [101->-bbb] [150-<-ccc]\n"

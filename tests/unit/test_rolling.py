@@ -1,4 +1,4 @@
-"""Restarts: the pure step planner (amr.logic.rolling), and the runner on the fake node backend with a
+"""Restarts: the pure step planner (amr.logic.operations.rolling), and the runner on the fake node backend with a
 real SQLite store (every step, the events it records, resuming after a crash)."""
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from pathlib import Path
 import pytest
 
 from amr.errors import NodeError
-from amr.logic.node_credentials import CredentialMasters
-from amr.logic.outcomes import Outcome, Severity
-from amr.logic.placement import plan_nodes
-from amr.logic.rolling import (
+from amr.logic.operations.rolling import (
     ACTION_RESTART,
     ACTION_ROLLING_RESTART,
     ACTION_UPGRADE,
@@ -29,6 +26,9 @@ from amr.logic.rolling import (
     parse_rolling_node,
     plan_restart_step,
 )
+from amr.logic.outcomes import Outcome, Severity
+from amr.logic.security.node_credentials import CredentialMasters
+from amr.logic.topology.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.events import DatabaseEvent, EventKind, events_prefix
 from amr.model.resources import Cluster, Database, Operation, Persistence, ResourceGroup

@@ -1,12 +1,12 @@
-"""A command's route, decided once (``amr.logic.route_decision``), and how the router reads inline
-commands and measures RESP ones (``amr.logic.request_reading``)."""
+"""A command's route, decided once (``amr.logic.dataplane.route_decision``), and how the router reads inline
+commands and measures RESP ones (``amr.logic.dataplane.request_reading``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from amr.logic.cluster_slots import SlotMap
-from amr.logic.command_routing import (
+from amr.logic.dataplane.cluster_slots import SlotMap
+from amr.logic.dataplane.command_routing import (
     ALL_FIRST,
     AUTH,
     BLOCKED,
@@ -22,10 +22,10 @@ from amr.logic.command_routing import (
     WATCH,
     parse_command_table,
 )
-from amr.logic.keyslot import choose_key_slot
-from amr.logic.request_reading import INLINE_MAX, measure_command, parse_inline_commands
-from amr.logic.resp_frames import render_command
-from amr.logic.route_decision import choose_route
+from amr.logic.dataplane.request_reading import INLINE_MAX, measure_command, parse_inline_commands
+from amr.logic.dataplane.route_decision import choose_route
+from amr.logic.keyspace.keyslot import choose_key_slot
+from amr.logic.resp.frames import render_command
 
 A, B = "/a.sock", "/b.sock"
 # Slots 0-8191 on A, 8192-16383 on B, none unserved but the last one.

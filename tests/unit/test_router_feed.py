@@ -11,9 +11,9 @@ from typing import Any
 from amr.gateway.router_budget import RequestBudget
 from amr.gateway.routing.node_link import NodeLink
 from amr.gateway.routing.router import Router
-from amr.logic.cluster_slots import SlotMap
-from amr.logic.command_routing import CommandTable
-from amr.logic.resp_frames import render_command
+from amr.logic.dataplane.cluster_slots import SlotMap
+from amr.logic.dataplane.command_routing import CommandTable
+from amr.logic.resp.frames import render_command
 from tests.unit.test_router_pool import FakeTransport
 
 

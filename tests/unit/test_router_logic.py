@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from amr.logic.cluster_slots import parse_cluster_slots, parse_redirect
-from amr.logic.command_routing import (
+from amr.logic.dataplane.cluster_slots import parse_cluster_slots, parse_redirect
+from amr.logic.dataplane.command_routing import (
     ALL_FIRST,
     ALL_SUM,
     AUTH,
@@ -29,8 +29,7 @@ from amr.logic.command_routing import (
     parse_command_table,
     plan_split,
 )
-from amr.logic.keyslot import choose_key_slot, crc16
-from amr.logic.reply_merge import (
+from amr.logic.dataplane.reply_merge import (
     choose_random_key,
     merge_concat,
     merge_first,
@@ -41,7 +40,8 @@ from amr.logic.reply_merge import (
     parse_scan_cursor,
     render_scan_cursor,
 )
-from amr.logic.resp_frames import ReplyFrameError, ReplyFramer, render_command, split_aggregate
+from amr.logic.keyspace.keyslot import choose_key_slot, crc16
+from amr.logic.resp.frames import ReplyFrameError, ReplyFramer, render_command, split_aggregate
 from amr.model.routes import ClusterNode
 
 # --- keyslot ----------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ from amr.gateway.routing.items import Swallow
 from amr.gateway.routing.node_link import NodeLink
 from amr.gateway.routing.pool import LinkPool, SharedLink
 from amr.gateway.routing.router import Router
-from amr.logic.cluster_slots import SlotMap
-from amr.logic.command_routing import parse_command_table
-from amr.logic.keyslot import choose_key_slot
-from amr.logic.resp_frames import render_command
+from amr.logic.dataplane.cluster_slots import SlotMap
+from amr.logic.dataplane.command_routing import parse_command_table
+from amr.logic.keyspace.keyslot import choose_key_slot
+from amr.logic.resp.frames import render_command
 
 A, B = "/a.sock", "/b.sock"
 TABLE = parse_command_table(

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from amr.errors import GatewayError
-from amr.logic.routes import node_socket_path, parse_route_table, plan_route_table, render_route_table
+from amr.logic.render.routes import node_socket_path, parse_route_table, plan_route_table, render_route_table
 from amr.model.enums import ClientProtocol, ClusteringPolicy, ProvisioningState, TlsVersion, Toggle
 from amr.model.node import Role
 from amr.model.resources import Cluster, Database, NodeAssignment

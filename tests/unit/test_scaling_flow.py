@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from amr.logic.node_credentials import CredentialMasters
-from amr.logic.placement import plan_nodes
+from amr.logic.security.node_credentials import CredentialMasters
+from amr.logic.topology.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
 from amr.reconciler.loop import Reconciler

@@ -9,7 +9,7 @@ import pytest
 
 from amr.app.args import parse_worker_index, service_parser
 from amr.app.entry import run_service_command
-from amr.logic.supervisor_conf import GATEWAY_WORKER_ENV
+from amr.logic.render.supervisor_conf import GATEWAY_WORKER_ENV
 from amr.settings import environment_with, load_settings, process_variable
 
 

@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from amr.logic.supervisor_conf import (
+from amr.logic.render.supervisor_conf import (
     render_node_program,
     render_supervisord_conf,
     supervisor_program_name,
@@ -186,7 +186,7 @@ def test_one_gateway_worker_is_the_gateway_program_alone() -> None:
 
 
 def test_the_private_network_holder_starts_first_with_or_without_core_programs() -> None:
-    from amr.logic.supervisor_conf import render_supervisord_conf
+    from amr.logic.render.supervisor_conf import render_supervisord_conf
 
     for core in (True, False):
         text = render_supervisord_conf(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amr.logic.token_throttle import TokenThrottle
+from amr.logic.security.token_throttle import TokenThrottle
 
 
 def test_source_is_refused_after_the_limit_within_the_window_for_the_cooldown() -> None:

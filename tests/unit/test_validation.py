@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from amr.errors import ArmError, Conflict
-from amr.logic.validation import (
+from amr.logic.arm.validation import (
     DatabaseRequestExtras,
     validate_cluster_change,
     validate_cluster_name,

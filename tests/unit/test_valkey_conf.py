@@ -7,8 +7,7 @@ import hashlib
 
 import pytest
 
-from amr.logic.node_credentials import ADMIN_USER, CredentialMasters, derive_password
-from amr.logic.valkey_conf import (
+from amr.logic.render.valkey_conf import (
     NodeConfigInput,
     password_hash,
     render_client_memory_limits,
@@ -17,6 +16,7 @@ from amr.logic.valkey_conf import (
     render_persistence,
     render_valkey_conf,
 )
+from amr.logic.security.node_credentials import ADMIN_USER, CredentialMasters, derive_password
 from amr.model.enums import AofFrequency, ClusteringPolicy, EvictionPolicy, RdbFrequency
 from amr.model.node import Role
 from amr.model.resources import Persistence
@@ -160,7 +160,7 @@ def test_every_eviction_policy_renders() -> None:
 
 
 def test_gateway_user_may_read_the_topology_and_touch_no_keys() -> None:
-    from amr.logic.valkey_conf import render_internal_users
+    from amr.logic.render.valkey_conf import render_internal_users
 
     (gateway,) = [u for u in render_internal_users(CREDENTIALS) if u.name == "amr-gateway"]
     rule = list(gateway.rule)
@@ -173,7 +173,7 @@ def test_gateway_user_may_read_the_topology_and_touch_no_keys() -> None:
 def test_a_gateway_user_from_before_the_router_is_observed_as_missing_so_it_is_set_again() -> None:
     import asyncio
 
-    from amr.logic.valkey_conf import internal_user_is_current, render_internal_users
+    from amr.logic.render.valkey_conf import internal_user_is_current, render_internal_users
     from amr.model.node import NodeSpec, Role
     from amr.reconciler.nodes import observe_node
     from amr.testing.fake_nodes import FakeNodeBackend
@@ -204,7 +204,7 @@ def test_a_gateway_user_from_before_the_router_is_observed_as_missing_so_it_is_s
 
 
 def test_tenants_may_not_pause_clients_and_an_older_default_user_is_set_again() -> None:
-    from amr.logic.valkey_conf import default_user_is_current
+    from amr.logic.render.valkey_conf import default_user_is_current
 
     rule = render_default_user_rule(True, KEYS)
     assert {"-client|pause", "-client|unpause", "-client|no-evict"} <= set(rule)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from amr.errors import ArmError, Unauthorized
-from amr.logic.token_claims import MANAGEMENT_AUDIENCES, ExpectedClaims, validate_token_claims
+from amr.logic.security.token_claims import MANAGEMENT_AUDIENCES, ExpectedClaims, validate_token_claims
 
 TOKEN_LIFETIME = 3600
 MANAGEMENT_SCOPE = "https://management.azure.com/.default"

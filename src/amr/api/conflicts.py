@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from amr.api.context import Request
 from amr.errors import Conflict
-from amr.logic.rolling import RESTART_ACTIONS, choose_conflicting_operation, describe_action
+from amr.logic.operations.rolling import RESTART_ACTIONS, choose_conflicting_operation, describe_action
 from amr.model.enums import ResourceState
 from amr.model.resources import Cluster, Database, Operation
 

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 from amr.api.auth import TokenService
 from amr.api.wire_resources import location_key, operation_status_path
 from amr.errors import ArmError
-from amr.logic.lifecycle import R, plan_deleting
-from amr.logic.token_throttle import TokenThrottle
+from amr.logic.operations.lifecycle import R, plan_deleting
+from amr.logic.security.token_throttle import TokenThrottle
 from amr.model.enums import OperationStatus, ProvisioningState
 from amr.model.resources import Database, Operation
 from amr.settings import ApiSettings, Settings
@@ -70,7 +70,7 @@ class ReconcilerHandle(Protocol):
 
     def start_restart(self, db: Database, operation: Operation) -> None:
         """Restart the database's nodes in the background (rolling unless ``operation.action`` is a
-        plain restart, see amr.logic.rolling) and complete ``operation``."""
+        plain restart, see amr.logic.operations.rolling) and complete ``operation``."""
         ...
 
 

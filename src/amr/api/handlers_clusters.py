@@ -11,8 +11,8 @@ from amr.api.handlers_groups import find_group
 from amr.api.wire import parse_json_body
 from amr.api.wire_resources import parse_cluster_patch, parse_cluster_put, render_cluster
 from amr.errors import ArmError, Conflict
-from amr.logic.placement import choose_node_ports, count_new_nodes, plan_shard_count, plan_used_ports
-from amr.logic.validation import validate_cluster_change, validate_cluster_name, validate_not_busy
+from amr.logic.arm.validation import validate_cluster_change, validate_cluster_name, validate_not_busy
+from amr.logic.topology.placement import choose_node_ports, count_new_nodes, plan_shard_count, plan_used_ports
 from amr.model.enums import ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, lookup_key
 from amr.model.sku import SKUS, sku_by_name

@@ -13,21 +13,21 @@ from amr.api.wire import as_bool, as_enum, as_object, field, parse_json_body
 from amr.api.wire_resources import DatabaseRequest, parse_database_request, render_database
 from amr.audit import read_connection_events
 from amr.errors import ArmError, Conflict, InvalidParameter, NodeError
-from amr.logic.placement import (
+from amr.logic.arm.validation import (
+    validate_database_change,
+    validate_database_create,
+    validate_database_name,
+    validate_not_busy,
+    validate_persistence,
+)
+from amr.logic.operations.rolling import ACTION_RESTART, ACTION_ROLLING_RESTART, ACTION_UPGRADE
+from amr.logic.topology.placement import (
     choose_database_port,
     choose_node_ports,
     count_new_nodes,
     plan_nodes,
     plan_shard_count,
     render_shard_note,
-)
-from amr.logic.rolling import ACTION_RESTART, ACTION_ROLLING_RESTART, ACTION_UPGRADE
-from amr.logic.validation import (
-    validate_database_change,
-    validate_database_create,
-    validate_database_name,
-    validate_not_busy,
-    validate_persistence,
 )
 from amr.model.enums import ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, lookup_key

@@ -11,7 +11,7 @@ from amr.api.context import Request, Response
 from amr.api.handlers_clusters import find_cluster
 from amr.api.wire import as_object, as_str, field, parse_json_body
 from amr.errors import ArmError, InvalidParameter
-from amr.logic.firewall import validate_rule_range
+from amr.logic.security.firewall import validate_rule_range
 from amr.model.resources import FIREWALL_RULE_TYPE, FirewallRule, lookup_key
 
 _RULE_NAME = re.compile(r"^[A-Za-z0-9_]{1,80}$")

@@ -8,7 +8,7 @@ from amr.api.context import Request, Response, require_subscription
 from amr.api.wire import parse_json_body
 from amr.api.wire_resources import parse_group, render_group
 from amr.errors import ArmError
-from amr.logic.validation import validate_group_name
+from amr.logic.arm.validation import validate_group_name
 from amr.model.enums import OperationStatus, ProvisioningState
 from amr.model.resources import Operation, ResourceGroup, lookup_key
 

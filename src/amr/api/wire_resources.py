@@ -7,7 +7,7 @@ from typing import Any
 
 from amr.api.wire import as_bool, as_enum, as_int, as_object, as_str, as_tags, field, has_field
 from amr.errors import InvalidParameter
-from amr.logic.validation import DatabaseRequestExtras, validate_minimum_tls, validate_sku
+from amr.logic.arm.validation import DatabaseRequestExtras, validate_minimum_tls, validate_sku
 from amr.model.enums import (
     AofFrequency,
     ClientProtocol,

@@ -18,7 +18,8 @@ from amr.settings import default_home, environment_with, load_settings
 
 def run_service_command(argv: list[str]) -> int:
     """Run one service command (``argv[0]`` in ``SERVICE_COMMANDS``); return its exit code."""
-    from amr.app import commands, processes
+    import amr.app.commands as commands  # here, not at the top: the CLI path never loads them
+    import amr.app.processes as processes
 
     args = service_parser().parse_args(argv)
     # Children started by the supervisor inherit this environment, so they see the same port and home.

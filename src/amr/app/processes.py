@@ -79,7 +79,7 @@ def run_gateway_worker(settings: Settings) -> None:
     first has its index in ``AMR_GATEWAY_WORKER_INDEX``."""
     from amr.app.args import parse_worker_index
     from amr.gateway.main import run_gateway
-    from amr.logic.supervisor_conf import GATEWAY_WORKER_ENV, gateway_program_name
+    from amr.logic.render.supervisor_conf import GATEWAY_WORKER_ENV, gateway_program_name
     from amr.settings import process_variable
 
     worker = parse_worker_index(process_variable(GATEWAY_WORKER_ENV))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from amr.home import read_identity, read_secret, write_private
-from amr.logic.routes import render_route_table
+from amr.logic.render.routes import render_route_table
 from amr.model.routes import RouteTable
 from amr.settings import Settings
 
@@ -80,7 +80,7 @@ def build_control_plane(settings: Settings) -> ControlPlane:
     from amr.api.app import create_app
     from amr.api.auth import Principal, TokenService
     from amr.api.context import Services, token_throttle_for
-    from amr.logic.node_credentials import CredentialMasters
+    from amr.logic.security.node_credentials import CredentialMasters
     from amr.nodes.local import LocalNodeBackend
     from amr.nodes.supervisor import SupervisorClient
     from amr.reconciler.ha_watch import ha_watch_writer

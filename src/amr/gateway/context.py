@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from amr.gateway.audit import AuditLog
 from amr.gateway.router_budget import RequestBudget
-from amr.logic.command_routing import KeySpec
-from amr.logic.gateway_bruteforce import AuthFailureGuard
-from amr.logic.gateway_descriptors import DescriptorPressure
-from amr.logic.node_credentials import CredentialMasters, database_uid_of_node
+from amr.logic.dataplane.command_routing import KeySpec
+from amr.logic.dataplane.descriptors import DescriptorPressure
+from amr.logic.security.bruteforce import AuthFailureGuard
+from amr.logic.security.node_credentials import CredentialMasters, database_uid_of_node
 from amr.settings import GatewaySettings
 
 
@@ -34,7 +34,7 @@ class GatewayContext:
     # for their ROLE and slot map; its password on each database's nodes derives from it.
     node_password: str = ""
     # Key positions of every engine command (COMMAND INFO), read once by the first EnterpriseCluster
-    # router (amr.logic.command_routing); None until then.
+    # router (amr.logic.dataplane.command_routing); None until then.
     command_table: dict[bytes, KeySpec] | None = None
     # Incomplete EnterpriseCluster commands held whole by this process's routers (router_budget).
     request_budget: RequestBudget = field(default_factory=RequestBudget)

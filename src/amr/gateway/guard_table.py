@@ -20,7 +20,7 @@ import os
 import secrets
 from pathlib import Path
 
-from amr.logic.gateway_bruteforce import (
+from amr.logic.security.bruteforce import (
     DEFAULT_SLOTS,
     AuthFailureGuard,
     init_table,

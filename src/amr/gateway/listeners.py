@@ -27,8 +27,8 @@ from amr.gateway.routing.pool import LinkPool
 from amr.gateway.splice import ClientSide
 from amr.gateway.tls import TlsContexts
 from amr.logcontext import bind_log_context, log_context_for
-from amr.logic.firewall import SourceMatcher
-from amr.logic.gateway_descriptors import ACCEPT_PAUSE
+from amr.logic.dataplane.descriptors import ACCEPT_PAUSE
+from amr.logic.security.firewall import SourceMatcher
 from amr.model.routes import Route
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ endpoint when another node becomes primary (a failover), without waiting for the
 
 One small persistent connection per candidate (amr.nodes.engine_client), authenticated as the
 internal ``amr-gateway`` user (which may run ROLE and PING and nothing else). The decision is
-``amr.logic.gateway_primary``'s; this module only asks and reports. It never runs on the splice path:
+``amr.logic.dataplane.primary``'s; this module only asks and reports. It never runs on the splice path:
 a slow or dead node only delays its own poller.
 """
 
@@ -15,8 +15,8 @@ import logging
 from collections.abc import Callable, Sequence
 
 from amr.errors import EngineError, NodeError
-from amr.logic.gateway_primary import RoleAnswer, choose_primary, parse_role_reply
-from amr.logic.node_credentials import GATEWAY_USER
+from amr.logic.dataplane.primary import RoleAnswer, choose_primary, parse_role_reply
+from amr.logic.security.node_credentials import GATEWAY_USER
 from amr.nodes.engine_client import EngineConnection
 
 log = logging.getLogger(__name__)

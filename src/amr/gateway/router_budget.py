@@ -1,7 +1,7 @@
 """The gateway-wide budget for EnterpriseCluster commands the router must hold whole.
 
 A big command whose destination is known from its head is streamed to its node
-(``amr.logic.request_stream``); one that must be complete before it can be routed is held in the
+(``amr.logic.dataplane.request_stream``); one that must be complete before it can be routed is held in the
 gateway, each byte past ``STREAM_AT`` reserved here (``plan_request_hold``). A router that does not
 fit is paused, not failed: it stops reading its client and is told when others give bytes back.
 """

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 from amr.errors import NodeError
 from amr.gateway.context import GatewayContext
-from amr.logic.cluster_slots import SlotMap, empty_slot_map, parse_cluster_slots
-from amr.logic.command_routing import CommandTable, parse_command_table
-from amr.logic.node_credentials import GATEWAY_USER
+from amr.logic.dataplane.cluster_slots import SlotMap, empty_slot_map, parse_cluster_slots
+from amr.logic.dataplane.command_routing import CommandTable, parse_command_table
+from amr.logic.security.node_credentials import GATEWAY_USER
 from amr.model.routes import ClusterNode
 from amr.nodes.engine_client import EngineConnection
 

@@ -12,8 +12,8 @@ from amr.gateway.context import GatewayContext
 from amr.gateway.listeners import Listener
 from amr.gateway.tls import TlsContexts
 from amr.home import FollowedFile
-from amr.logic.gateway_plan import plan_listener_changes
-from amr.logic.routes import parse_route_table
+from amr.logic.dataplane.listener_plan import plan_listener_changes
+from amr.logic.render.routes import parse_route_table
 from amr.model.routes import Route, RouteTable
 
 log = logging.getLogger(__name__)

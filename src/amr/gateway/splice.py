@@ -1,7 +1,7 @@
 """A client connection and its node connection: the authentication phase, then a byte splice.
 
 Two asyncio Protocols, one per side. The node connection is opened when the client sends its first
-bytes. Until the client has authenticated, ``amr.logic.gateway_authphase`` parses its commands
+bytes. Until the client has authenticated, ``amr.logic.dataplane.authphase`` parses its commands
 (bounded, with the engine's own parsing rules), the client side forwards them in order (one that can
 decide authentication at a time) and the node's replies go back through the same phase to learn which
 one answers AUTH/HELLO AUTH and what it said; input the phase cannot read as the engine would is
@@ -24,8 +24,8 @@ from amr.gateway.admission import ListenerView, admit_connection, release_connec
 from amr.gateway.routing.node_link import NodeLink
 from amr.gateway.routing.router import Router
 from amr.gateway.upstream import WRITE_HIGH_WATER, WRITE_LOW_WATER, UpstreamSide, pause_peer, resume_peer
-from amr.logic.gateway_authphase import AuthPhase, PendingLimitError
-from amr.logic.gateway_resp import RespProtocolError
+from amr.logic.dataplane.authphase import AuthPhase, PendingLimitError
+from amr.logic.resp.requests import RespProtocolError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The `amr ha` coordinator: automatic failover for databases with high availability.
 
 Each tick reads the watch file, probes every watched node at once (one snapshot), lets
-``amr.logic.ha_failover`` decide which replicas to promote and which replaced NoCluster primaries to
+``amr.logic.ha.failover`` decide which replicas to promote and which replaced NoCluster primaries to
 demote, sends them ``CLUSTER FAILOVER TAKEOVER`` / ``REPLICAOF NO ONE`` / ``REPLICAOF <host> <port>``
 and returns what it did as outcomes (amr.logic.outcomes). It runs as its own supervised program and
 needs nothing from the control plane but the watch file, so a failover happens while the API is down.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from amr.errors import NodeError
 from amr.ha.probe import NodeConnection, ProbeResult
 from amr.ha.watch import WatchFile
-from amr.logic.ha_failover import (
+from amr.logic.ha.failover import (
     describe_demotion,
     describe_ha_state,
     describe_takeover,
@@ -27,8 +27,8 @@ from amr.logic.ha_failover import (
     plan_demotions,
     plan_failovers,
 )
-from amr.logic.node_credentials import HA_USER
 from amr.logic.outcomes import Outcome, Severity
+from amr.logic.security.node_credentials import HA_USER
 from amr.model.ha import HaWatch, NodeProbe, WatchedNode
 from amr.settings import HaSettings
 

@@ -8,8 +8,8 @@ import signal
 
 from amr.ha.coordinator import Coordinator
 from amr.ha.watch import WatchFile
-from amr.logic.ha_watch import WATCH_FILE_NAME
-from amr.logic.node_credentials import CredentialMasters
+from amr.logic.ha.watch import WATCH_FILE_NAME
+from amr.logic.security.node_credentials import CredentialMasters
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import asyncio
 from dataclasses import dataclass
 
 from amr.errors import EngineError, EngineLoadingError, EngineUnreachable, NodeError
-from amr.logic.engine_codec import is_error_reply
-from amr.logic.replication import ReplicationView, parse_replication_view
+from amr.logic.ha.replication import ReplicationView, parse_replication_view
+from amr.logic.resp.engine_codec import is_error_reply
 from amr.nodes.engine_client import EngineConnection
 
 

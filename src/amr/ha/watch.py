@@ -12,7 +12,7 @@ from pathlib import Path
 
 from amr.errors import ConfigError
 from amr.home import FollowedFile
-from amr.logic.ha_watch import parse_ha_watch
+from amr.logic.ha.watch import parse_ha_watch
 from amr.model.ha import HaWatch
 
 log = logging.getLogger(__name__)

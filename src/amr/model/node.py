@@ -26,7 +26,7 @@ class NodeSpec:
     """Everything needed to run one valkey-server node.
 
     ``name`` is unique on the host and safe as a file and supervisor program name.
-    ``config`` is the full valkey.conf text (rendered by amr.logic.valkey_conf).
+    ``config`` is the full valkey.conf text (rendered by amr.logic.render.valkey_conf).
     """
 
     name: str
@@ -39,7 +39,7 @@ class NodeSpec:
     port: int  # TCP port on internal_host (replication, cluster bus base)
     config: str
     # The ports (on internal_host) of the other nodes of the shard, which the node asks who is primary
-    # before it starts (amr.logic.node_launch); empty without HA.
+    # before it starts (amr.logic.ha.node_launch); empty without HA.
     peers: tuple[int, ...] = ()
     cluster_mode: bool = False
     # How long a restarted primary waits for its replica's promotion before it starts anyway.

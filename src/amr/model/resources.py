@@ -199,7 +199,7 @@ class Operation:
     subscription_id: str
     location: str
     resource_id: str
-    action: str  # e.g. "create", "update", "delete", "flush", "restart" (amr.logic.rolling)
+    action: str  # e.g. "create", "update", "delete", "flush", "restart" (amr.logic.operations.rolling)
     status: OperationStatus = OperationStatus.IN_PROGRESS
     start_time: str = ""
     end_time: str | None = None

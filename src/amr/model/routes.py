@@ -26,7 +26,7 @@ class Route:
     database_id: str
     min_tls_version: str = "1.2"
     # Who may connect: None lets every source in; otherwise only sources inside one of these
-    # inclusive (first, last) address ranges, IPv4 or IPv6 (see amr.logic.firewall).
+    # inclusive (first, last) address ranges, IPv4 or IPv6 (see amr.logic.security.firewall).
     allowed_sources: tuple[tuple[str, str], ...] | None = None
     # Open client connections allowed on this route at once (the SKU's limit); 0 means no limit.
     max_connections: int = 0

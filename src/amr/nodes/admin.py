@@ -1,11 +1,11 @@
 """The admin connection to a node: amr's engine client over the node's unix socket as the internal
-admin user, with replies shaped as the reconciler expects them (amr.logic.engine_codec)."""
+admin user, with replies shaped as the reconciler expects them (amr.logic.resp.engine_codec)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amr.logic.engine_codec import Command, shape_admin_reply
+from amr.logic.resp.engine_codec import Command, shape_admin_reply
 from amr.nodes.engine_client import EnginePool
 
 # Reconnect attempts for one command: a node restarting under the supervisor comes back within

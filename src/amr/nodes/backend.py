@@ -13,7 +13,7 @@ class ValkeyAdmin(Protocol):
 
     async def execute(self, *args: str | int | bytes) -> object:
         """Run one command and return its reply as redis-py shaped it (INFO as a dict: see
-        amr.logic.engine_codec); raise NodeError on failure (an EngineError for an error reply)."""
+        amr.logic.resp.engine_codec); raise NodeError on failure (an EngineError for an error reply)."""
         ...
 
     async def pipeline(self, commands: Sequence[Sequence[str | int | bytes]]) -> list[object]:

@@ -3,7 +3,7 @@
 
 ``EngineConnection`` is one authenticated connection (AUTH user + password, then commands or pipelines
 in one write); ``EnginePool`` keeps idle connections to one node so that concurrent callers each get
-their own. The wire format is ``amr.logic.engine_codec``'s. Error replies become the EngineError
+their own. The wire format is ``amr.logic.resp.engine_codec``'s. Error replies become the EngineError
 subclass their code names (the table is ``engine_codec.ENGINE_ERRORS``). A connection that broke is
 closed and raised as EngineUnreachable; one that timed out or was cancelled halfway is closed too (a
 reply may still be owed on it, which the next request would take for its own). Passwords never
@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Sequence
 
 from amr.errors import EngineAuthError, EngineError, EngineUnreachable
-from amr.logic.engine_codec import (
+from amr.logic.resp.engine_codec import (
     Arg,
     Command,
     ReplyProtocolError,

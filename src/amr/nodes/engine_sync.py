@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 
-from amr.logic.engine_codec import (
+from amr.logic.resp.engine_codec import (
     Arg,
     ReplyProtocolError,
     encode_commands,

@@ -1,5 +1,5 @@
 """The command the supervisor runs for a node: join amr's private network, ask the node's peers who is
-primary, then exec valkey-server (amr.logic.node_launch decides how and when).
+primary, then exec valkey-server (amr.logic.ha.node_launch decides how and when).
 
 ``python -m amr.nodes.launch <valkey-server> <node directory>``. The node directory holds valkey.conf
 and ``launch.json`` written by the node backend: the private network to join (amr.nodes.netns) and,
@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from amr.logic.node_credentials import HA_USER, REPLICATION_USER
-from amr.logic.node_launch import choose_launch, describe_peers
-from amr.logic.replication import ReplicationView, parse_replication_view
+from amr.logic.ha.node_launch import choose_launch, describe_peers
+from amr.logic.ha.replication import ReplicationView, parse_replication_view
+from amr.logic.security.node_credentials import HA_USER, REPLICATION_USER
 from amr.nodes.engine_sync import ask_peer
 from amr.nodes.netns import NamespaceError, enter
 

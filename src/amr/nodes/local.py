@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from amr.errors import EngineUnreachable, NodeError
-from amr.logic.engine_codec import is_error_reply, redact
-from amr.logic.node_credentials import ADMIN_USER, CredentialMasters
-from amr.logic.supervisor_conf import NODE_PROGRAM_PREFIX, render_node_program, supervisor_program_name
+from amr.logic.render.supervisor_conf import NODE_PROGRAM_PREFIX, render_node_program, supervisor_program_name
+from amr.logic.resp.engine_codec import is_error_reply, redact
+from amr.logic.security.node_credentials import ADMIN_USER, CredentialMasters
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
 from amr.nodes.admin import UnixValkeyAdmin
 from amr.nodes.engine import find_server_binary

@@ -15,7 +15,7 @@ import signal
 import time
 from pathlib import Path
 
-from amr.logic.recovery import ProcessFacts, choose_orphan_processes
+from amr.logic.operations.recovery import ProcessFacts, choose_orphan_processes
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)

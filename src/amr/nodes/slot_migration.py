@@ -10,7 +10,7 @@ atomic slot migration):
    source, then every other primary.
 
 Every step is idempotent, so a batch cut short (a crash, a node restart) is simply run again by the
-next plan (amr.logic.resharding). A batch handles many slots of one source/target pair with one
+next plan (amr.logic.topology.resharding). A batch handles many slots of one source/target pair with one
 pipelined round trip per step, which is what makes it fast: per-slot round trips would dominate.
 """
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from supervisor.xmlrpc import Faults, SupervisorTransport, UnixStreamHTTPConnection
 
 from amr.errors import ConfigError, NodeError
-from amr.logic.supervisor_conf import render_supervisord_conf
+from amr.logic.render.supervisor_conf import render_supervisord_conf
 from amr.nodes.orphans import pid_alive, stop_orphan_processes
 from amr.settings import Settings
 

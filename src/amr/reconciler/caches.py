@@ -4,7 +4,7 @@ complete at once, and an update completes once every database of the cache carri
 
 from __future__ import annotations
 
-from amr.logic.lifecycle import plan_deleting, plan_running
+from amr.logic.operations.lifecycle import plan_deleting, plan_running
 from amr.logic.outcomes import Outcome, info
 from amr.model.enums import ProvisioningState
 from amr.model.resources import Cluster, Database, FirewallRule, ResourceGroup

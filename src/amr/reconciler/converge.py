@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 
 from amr.errors import NodeError
-from amr.logic.database_pass import DatabaseSnapshot, plan_database_pass, plan_node_locations
-from amr.logic.foreign_nodes import validate_cluster_health
-from amr.logic.node_actions import describe_actions
-from amr.logic.node_credentials import CredentialMasters
-from amr.logic.plan import NodeEnvironment, NodeTarget
+from amr.logic.operations.database_pass import DatabaseSnapshot, plan_database_pass, plan_node_locations
+from amr.logic.operations.foreign_nodes import validate_cluster_health
+from amr.logic.operations.node_actions import describe_actions
+from amr.logic.operations.node_state import NodeEnvironment, NodeTarget
+from amr.logic.security.node_credentials import CredentialMasters
 from amr.model.resources import Cluster, Database
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend

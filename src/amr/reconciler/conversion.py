@@ -1,4 +1,4 @@
-"""Carrying out a NoCluster -> clustered conversion on a database's nodes (see amr.logic.conversion).
+"""Carrying out a NoCluster -> clustered conversion on a database's nodes (see amr.logic.operations.conversion).
 
 Each round observes the nodes (cluster mode from INFO cluster, or from valkey.conf for a node that is
 not running), plans and acts, until nothing is left in non-cluster mode; then the reconciler's usual
@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from amr.errors import NodeError
-from amr.logic.conversion import (
+from amr.logic.operations.conversion import (
     ConversionAction,
     ConversionNode,
     ConvertPrimary,
@@ -26,7 +26,7 @@ from amr.logic.conversion import (
     parse_conf_cluster_enabled,
     plan_conversion,
 )
-from amr.logic.plan import NodeTarget
+from amr.logic.operations.node_state import NodeTarget
 from amr.model.node import NodeSpec, ProcessState, Role
 from amr.model.resources import Database
 from amr.nodes.backend import NodeBackend

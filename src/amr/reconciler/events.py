@@ -1,5 +1,5 @@
 """Recording a database's history: what each reconcile tick saw of its nodes, turned into events
-(amr.logic.events decides which) and written to the store."""
+(amr.logic.operations.events decides which) and written to the store."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from amr.errors import AmrError
-from amr.logic.events import (
+from amr.logic.operations.events import (
     NodeTick,
     event_id,
     plan_events_to_prune,
@@ -20,9 +20,9 @@ from amr.logic.events import (
     plan_primary_events,
     plan_repairs,
 )
-from amr.logic.foreign_nodes import ForeignNode
-from amr.logic.node_actions import Action, EnsureNode
-from amr.logic.plan import ObservedNode
+from amr.logic.operations.foreign_nodes import ForeignNode
+from amr.logic.operations.node_actions import Action, EnsureNode
+from amr.logic.operations.node_state import ObservedNode
 from amr.model.enums import ProvisioningState, ResourceState
 from amr.model.events import DatabaseEvent, EventKind, NodePids, events_prefix
 from amr.model.node import NodeSpec, NodeStatus, ProcessState

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from amr.errors import AmrError
 from amr.home import write_private
-from amr.logic.ha_watch import WATCH_FILE_NAME, plan_ha_watch, render_ha_watch
+from amr.logic.ha.watch import WATCH_FILE_NAME, plan_ha_watch, render_ha_watch
 from amr.model.ha import HaWatch
 from amr.model.resources import Cluster, Database
 from amr.settings import Settings

@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 
 from amr.errors import AmrError, NodeError
 from amr.logcontext import log_context_for
-from amr.logic.foreign_nodes import plan_health_status
-from amr.logic.lifecycle import plan_running
-from amr.logic.node_credentials import CredentialMasters
+from amr.logic.operations.foreign_nodes import plan_health_status
+from amr.logic.operations.lifecycle import plan_running
+from amr.logic.operations.plan import plan_node_targets
 from amr.logic.outcomes import Outcome, Severity, info, warning
-from amr.logic.placement import render_shard_note
-from amr.logic.plan import plan_node_targets
+from amr.logic.security.node_credentials import CredentialMasters
+from amr.logic.topology.placement import render_shard_note
 from amr.model.enums import OperationStatus, ProvisioningState, ResourceState
 from amr.model.ha import HaWatch
 from amr.model.node import ProcessState, Role

@@ -8,8 +8,8 @@ import logging
 from typing import Any
 
 from amr.errors import NodeError
-from amr.logic.foreign_nodes import BumpEpoch, ClusterForget
-from amr.logic.node_actions import (
+from amr.logic.operations.foreign_nodes import BumpEpoch, ClusterForget
+from amr.logic.operations.node_actions import (
     Action,
     AddSlots,
     ClusterMeet,
@@ -25,9 +25,9 @@ from amr.logic.node_actions import (
     WaitReady,
     WriteConfig,
 )
-from amr.logic.node_credentials import INTERNAL_USERS, REPLICATION_USER
-from amr.logic.plan import ObservedNode, ObservedUser
-from amr.logic.resharding import parse_cluster_nodes
+from amr.logic.operations.node_state import ObservedNode, ObservedUser
+from amr.logic.security.node_credentials import INTERNAL_USERS, REPLICATION_USER
+from amr.logic.topology.resharding import parse_cluster_nodes
 from amr.model.node import NodeSpec, ProcessState
 from amr.nodes.backend import NodeBackend
 

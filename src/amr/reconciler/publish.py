@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from amr.logic.routes import plan_route_table
+from amr.logic.render.routes import plan_route_table
 from amr.model.ha import HaWatch
 from amr.model.resources import Cluster, Database, FirewallRule
 from amr.model.routes import RouteTable

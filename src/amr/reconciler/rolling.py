@@ -1,6 +1,6 @@
 """Restarting a database's nodes as a long-running operation: the restart action (rolling or all at
 once) and Azure's upgradeDBRedisVersion, which is a rolling restart onto the engine binary the settings
-name. amr.logic.rolling decides each step from one observation of the nodes
+name. amr.logic.operations.rolling decides each step from one observation of the nodes
 (amr.reconciler.rolling_observe); this module acts and records.
 
 A restart holds the database's reconcile lock from start to end, so the reconciler never starts a node
@@ -21,9 +21,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from amr.errors import AmrError, ConcurrencyError, NodeError
-from amr.logic.outcomes import Outcome, Severity, info, warning
-from amr.logic.plan import NodeTarget
-from amr.logic.rolling import (
+from amr.logic.operations.node_state import NodeTarget
+from amr.logic.operations.rolling import (
     ACTION_RESTART,
     ACTION_UPGRADE,
     RESTART_ACTIONS,
@@ -38,6 +37,7 @@ from amr.logic.rolling import (
     plan_restart_event,
     plan_restart_step,
 )
+from amr.logic.outcomes import Outcome, Severity, info, warning
 from amr.model.enums import OperationStatus, ProvisioningState
 from amr.model.node import NodeSpec, ProcessState
 from amr.model.resources import Cluster, Database, Operation, OperationError

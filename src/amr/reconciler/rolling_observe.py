@@ -1,5 +1,5 @@
 """Observing a database's nodes for a restart step (amr.reconciler.rolling): what each node's
-process, ROLE, INFO replication and CLUSTER INFO say, parsed by amr.logic.rolling."""
+process, ROLE, INFO replication and CLUSTER INFO say, parsed by amr.logic.operations.rolling."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import dataclasses
 import logging
 
 from amr.errors import NodeError
-from amr.logic.plan import NodeTarget
-from amr.logic.rolling import RollingNode, parse_info_fields, parse_rolling_node
+from amr.logic.operations.node_state import NodeTarget
+from amr.logic.operations.rolling import RollingNode, parse_info_fields, parse_rolling_node
 from amr.model.node import NodeSpec, ProcessState
 from amr.model.resources import Database
 from amr.nodes.backend import NodeBackend

@@ -6,7 +6,7 @@ False. A scale-out first adds the new shards' nodes to the database record (the 
 they start, meet the cluster and get their replicas), then migrates slots to them; a scale-in first
 migrates the leaving shards' slots away, then drops their nodes from the record, removes them and has
 every remaining node forget them. The migration runs in a task of its own, so a reconcile tick is
-never held up; each of its rounds observes the shard primaries, plans (amr.logic.resharding) and acts,
+never held up; each of its rounds observes the shard primaries, plans (amr.logic.topology.resharding) and acts,
 so a control plane restarted halfway just carries on.
 """
 
@@ -20,8 +20,10 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 from amr.errors import AmrError, NodeError
-from amr.logic.node_credentials import ADMIN_USER
-from amr.logic.placement import (
+from amr.logic.operations.node_state import NodeTarget
+from amr.logic.render.valkey_conf import render_moving_slots_settings
+from amr.logic.security.node_credentials import ADMIN_USER
+from amr.logic.topology.placement import (
     choose_node_ports,
     count_new_nodes,
     plan_nodes,
@@ -29,8 +31,7 @@ from amr.logic.placement import (
     plan_used_ports,
     render_shard_note,
 )
-from amr.logic.plan import NodeTarget
-from amr.logic.resharding import (
+from amr.logic.topology.resharding import (
     SlotMove,
     choose_slot_owners,
     parse_cluster_nodes,
@@ -40,7 +41,6 @@ from amr.logic.resharding import (
     plan_slot_moves,
     plan_stale_slot_states,
 )
-from amr.logic.valkey_conf import render_moving_slots_settings
 from amr.model.enums import ProvisioningState, ResourceState, Toggle
 from amr.model.node import Role
 from amr.model.resources import Cluster, Database

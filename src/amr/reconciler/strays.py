@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 
 from amr.errors import AmrError
+from amr.logic.operations.recovery import plan_stray_nodes
 from amr.logic.outcomes import Outcome, warning
-from amr.logic.recovery import plan_stray_nodes
 from amr.model.resources import Database
 from amr.nodes.backend import NodeBackend
 from amr.settings import Settings

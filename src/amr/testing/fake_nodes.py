@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from redis.crc import key_slot
 
 from amr.errors import NodeError
-from amr.logic.slots import compress_slots
+from amr.logic.keyspace.slots import compress_slots
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
 
 _ids = itertools.count(1)

@@ -12,5 +12,5 @@ Its parts depend downwards only (import-linter keeps it so, see pyproject.toml):
     replies                 the client's replies: ordering, flush, backpressure
     items | session
 
-The route of a command is decided once, by ``amr.logic.route_decision.choose_route``.
+The route of a command is decided once, by ``amr.logic.dataplane.route_decision.choose_route``.
 """

@@ -1,4 +1,4 @@
-"""One client's big commands (``amr.logic.request_stream``): a command whose incomplete part passes
+"""One client's big commands (``amr.logic.dataplane.request_stream``): a command whose incomplete part passes
 ``STREAM_AT`` is streamed to its node as it arrives when its head names its keys, else held whole,
 each byte past ``STREAM_AT`` reserved from the gateway-wide ``RequestBudget``.
 
@@ -16,8 +16,8 @@ from amr.gateway.routing.link_table import LinkTable
 from amr.gateway.routing.node_link import NodeLink
 from amr.gateway.routing.replies import ReplyQueue
 from amr.gateway.routing.session import Session
-from amr.logic.gateway_resp import RespProtocolError
-from amr.logic.request_stream import CommandScanner, choose_stream_slot, plan_request_hold
+from amr.logic.dataplane.request_stream import CommandScanner, choose_stream_slot, plan_request_hold
+from amr.logic.resp.requests import RespProtocolError
 
 TOO_LARGE_REPLY = b"-ERR Protocol error: request too large\r\n"
 

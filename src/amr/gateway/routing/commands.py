@@ -3,7 +3,7 @@ EXISTS, TOUCH, MGET, MSET), fanned out to every shard (DBSIZE, FLUSHALL/FLUSHDB,
 INFO, SCRIPT LOAD/FLUSH, FUNCTION ...), SCAN shard by shard, AUTH/HELLO on every node connection,
 CLUSTER refused, WATCH/UNWATCH, EXEC/DISCARD without MULTI and the switch to pub/sub.
 
-Each runs a route decision (``amr.logic.route_decision``) as it is: ``run_special`` picks the one
+Each runs a route decision (``amr.logic.dataplane.route_decision``) as it is: ``run_special`` picks the one
 executor of the decision's kind. They take the client's link table and reply queue, not the router.
 """
 
@@ -15,7 +15,8 @@ from amr.gateway.routing.items import Link, Merged, Part, Pending
 from amr.gateway.routing.link_table import LinkTable
 from amr.gateway.routing.node_link import NodeLink
 from amr.gateway.routing.replies import ReplyQueue
-from amr.logic.command_routing import (
+from amr.logic.dataplane.auth import REFUSED_AUTH, classify_command
+from amr.logic.dataplane.command_routing import (
     ALL_FIRST,
     ALL_SUM,
     AUTH,
@@ -35,8 +36,7 @@ from amr.logic.command_routing import (
     WATCH,
     plan_split,
 )
-from amr.logic.gateway_auth import REFUSED_AUTH, classify_command
-from amr.logic.reply_merge import (
+from amr.logic.dataplane.reply_merge import (
     INVALID_CURSOR_REPLY,
     choose_random_key,
     merge_concat,
@@ -47,8 +47,8 @@ from amr.logic.reply_merge import (
     merge_sum,
     parse_scan_cursor,
 )
-from amr.logic.resp_frames import render_command
-from amr.logic.route_decision import Route
+from amr.logic.dataplane.route_decision import Route
+from amr.logic.resp.frames import render_command
 
 OK = b"+OK\r\n"
 # A WATCH must stay on the node its transaction will run on: never redirected.

@@ -29,7 +29,7 @@ class Pending:
 
 
 class Streamed(Pending):
-    """A big command sent to its node as it arrived (``amr.logic.request_stream``): the router
+    """A big command sent to its node as it arrived (``amr.logic.dataplane.request_stream``): the router
     does not have it to send again, so a redirect (its slot moving, a failover) reaches the client
     as TRYAGAIN, which it may retry."""
 

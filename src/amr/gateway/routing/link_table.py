@@ -1,6 +1,6 @@
 """One client's node connections: which one a command goes over, retries, and lost connections.
 
-While the client's commands are stateless (``amr.logic.link_sharing``) they go over lanes on
+While the client's commands are stateless (``amr.logic.dataplane.link_sharing``) they go over lanes on
 connections shared with the listener's other clients of the same identity (``pool``); after its
 first stateful command, over connections of its own (``NodeLink``), opened on first use and
 authenticated by replaying the client's AUTH/HELLO.
@@ -21,8 +21,8 @@ from amr.gateway.routing.node_link import NodeLink
 from amr.gateway.routing.pool import Lane, LinkPool
 from amr.gateway.routing.replies import ReplyQueue
 from amr.gateway.routing.session import Session
-from amr.logic.cluster_slots import parse_redirect
-from amr.logic.resp_frames import render_command
+from amr.logic.dataplane.cluster_slots import parse_redirect
+from amr.logic.resp.frames import render_command
 
 # A command may be redirected or retried this many times before its error goes to the client.
 MAX_TRIES = 20

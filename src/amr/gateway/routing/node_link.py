@@ -17,7 +17,7 @@ from typing import Protocol, cast
 
 from amr.gateway.routing.items import Item, Pending
 from amr.gateway.routing.owners import PoolUser
-from amr.logic.resp_frames import ReplyFrameError, ReplyFramer
+from amr.logic.resp.frames import ReplyFrameError, ReplyFramer
 
 log = logging.getLogger(__name__)
 

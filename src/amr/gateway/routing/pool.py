@@ -3,7 +3,7 @@
 Routing each client over connections of its own makes every engine process wake up for every
 request of every client. Instead, clients that authenticate the same way (the exact bytes of their
 replayed AUTH/HELLO: same user, password and protocol version, so the same ACL and reply format)
-send their stateless commands (``amr.logic.link_sharing``) over one ``SharedLink`` per node, which
+send their stateless commands (``amr.logic.dataplane.link_sharing``) over one ``SharedLink`` per node, which
 writes once per event-loop pass for all of them: the engine reads many clients' commands per read.
 
 A shared link's queue of owed replies knows whose each one is: a reply is delivered to its item and
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from amr.gateway.routing.items import Item, Swallow
 from amr.gateway.routing.node_link import NodeConnection
 from amr.gateway.routing.owners import PoolUser
-from amr.logic.resp_frames import ReplyFrameError, ReplyFramer
+from amr.logic.resp.frames import ReplyFrameError, ReplyFramer
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """EnterpriseCluster routing for one authenticated client connection.
 
-The client's commands are parsed with hiredis; for each, ``amr.logic.route_decision.choose_route``
+The client's commands are parsed with hiredis; for each, ``amr.logic.dataplane.route_decision.choose_route``
 decides the route once (its kind, its slot's node, whether it may share a node connection) and the
 router runs that decision: one command to one node here, everything else in ``commands``
 (split per slot, fanned out, SCAN, AUTH, WATCH, pub/sub), transactions in ``txn``. Replies are put
@@ -14,7 +14,7 @@ it wait until every earlier reply is in, so that nothing it sent on a shared con
 overtaken on its own.
 
 Memory: a command whose incomplete part passes 1 MB is streamed to its node as it arrives when its
-head names its keys, else held from the gateway-wide ``RequestBudget`` (``amr.logic.request_stream``);
+head names its keys, else held from the gateway-wide ``RequestBudget`` (``amr.logic.dataplane.request_stream``);
 a big bulk reply on the client's own connection passes through as it arrives (``NodeLink``); a
 client not reading while 64 MB of its replies wait here is closed (``ReplyQueue.flush``).
 """
@@ -34,12 +34,12 @@ from amr.gateway.routing.pool import LinkPool
 from amr.gateway.routing.replies import MAX_PENDING, ReplyQueue
 from amr.gateway.routing.session import ClientConnection
 from amr.gateway.routing.txn import Transaction
-from amr.logic.command_routing import CROSSSLOT_REPLY, KEYED, MULTI, QUIT
-from amr.logic.gateway_resp import RequestParser, RespProtocolError
-from amr.logic.request_reading import measure_command, parse_inline_commands
-from amr.logic.request_stream import MAX_HELD_COMMAND, STREAM_AT
-from amr.logic.resp_frames import render_command
-from amr.logic.route_decision import choose_route
+from amr.logic.dataplane.command_routing import CROSSSLOT_REPLY, KEYED, MULTI, QUIT
+from amr.logic.dataplane.request_reading import measure_command, parse_inline_commands
+from amr.logic.dataplane.request_stream import MAX_HELD_COMMAND, STREAM_AT
+from amr.logic.dataplane.route_decision import choose_route
+from amr.logic.resp.frames import render_command
+from amr.logic.resp.requests import RequestParser, RespProtocolError
 
 # What the auth phase held may not hold a bigger incomplete command than a held one may.
 MAX_REQUEST_BYTES = MAX_HELD_COMMAND

@@ -6,7 +6,7 @@ order with their replies swallowed. A later command for another slot is refused 
 transaction is marked failed, so EXEC is answered with EXECABORT and the node discards it, as the
 engine does with a command refused while queuing. A WATCH before MULTI pins the transaction to the
 watched slot's node from the start. Each command comes with its route decision
-(``amr.logic.route_decision``): its kind and the slot of its keys.
+(``amr.logic.dataplane.route_decision``): its kind and the slot of its keys.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from amr.gateway.routing.items import Link, Pending, Swallow
 from amr.gateway.routing.link_table import LinkTable
 from amr.gateway.routing.replies import ReplyQueue
-from amr.logic.command_routing import BLOCKED, CROSSSLOT_REPLY, DISCARD, EXEC, SUBSCRIBE
+from amr.logic.dataplane.command_routing import BLOCKED, CROSSSLOT_REPLY, DISCARD, EXEC, SUBSCRIBE
 
 DISCARD_RAW = b"*1\r\n$7\r\nDISCARD\r\n"
 EXECABORT_REPLY = b"-EXECABORT Transaction discarded because of previous errors.\r\n"

@@ -7,9 +7,16 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from amr.logic.foreign_nodes import ForeignNode, render_foreign_repair_cause
-from amr.logic.node_actions import Action, AddSlots, ClusterMeet, ClusterReplicate, ConfigSet, SetDefaultUser
-from amr.logic.plan import ObservedNode
+from amr.logic.operations.foreign_nodes import ForeignNode, render_foreign_repair_cause
+from amr.logic.operations.node_actions import (
+    Action,
+    AddSlots,
+    ClusterMeet,
+    ClusterReplicate,
+    ConfigSet,
+    SetDefaultUser,
+)
+from amr.logic.operations.node_state import ObservedNode
 from amr.model.events import DatabaseEvent, EventKind
 from amr.model.node import ProcessState
 
@@ -169,7 +176,7 @@ def plan_foreign_node_events(
     now: datetime,
 ) -> list[DatabaseEvent]:
     """Decide the ``repair`` events of a tick that found nodes amr did not create in the database's
-    cluster (``foreign``, see ``amr.logic.foreign_nodes``): one per foreign node, naming it in its
+    cluster (``foreign``, see ``amr.logic.operations.foreign_nodes``): one per foreign node, naming it in its
     cause (it is no node of the database, so the event names no node). ``repaired``: the tick ended
     with the cluster as planned."""
     return [

@@ -7,8 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from amr.errors import GatewayError
-from amr.logic.firewall import AddressRange, plan_allowed_sources
-from amr.logic.versioned_file import parse_versioned_json
+from amr.logic.render.versioned_file import parse_versioned_json
+from amr.logic.security.firewall import AddressRange, plan_allowed_sources
 from amr.model.enums import ClientProtocol, ClusteringPolicy, ProvisioningState, Toggle
 from amr.model.node import Role
 from amr.model.resources import Cluster, Database

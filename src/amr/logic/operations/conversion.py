@@ -5,7 +5,7 @@ clustered policy, each shard's data holder (its primary) restarts in cluster mod
 cluster node started with keys claims the slots they hash to); only then are the other nodes of the
 shard (replicas) recreated empty in cluster mode, so they full-sync from it as cluster replicas and
 never claim slots with data of their own. The replica keeps its copy until the primary runs clustered
-with the data. The usual topology planning (amr.logic.plan) then gives out the slots nobody owns and
+with the data. The usual topology planning (amr.logic.operations.plan) then gives out the slots nobody owns and
 makes the replicas replicate.
 
 Each step is decided from what the nodes show (a running node's ``cluster_enabled``, a stopped node's

@@ -11,18 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from amr.logic.foreign_nodes import ForeignNode, choose_foreign_nodes
-from amr.logic.node_actions import Action
-from amr.logic.plan import (
-    NodeEnvironment,
-    NodeTarget,
-    ObservedNode,
+from amr.logic.operations.foreign_nodes import ForeignNode, choose_foreign_nodes
+from amr.logic.operations.node_actions import Action
+from amr.logic.operations.node_state import NodeEnvironment, NodeTarget, ObservedNode
+from amr.logic.operations.plan import (
     choose_shard_primaries,
     observed_primaries,
     plan_database_actions,
     plan_node_targets,
 )
-from amr.logic.routes import node_socket_path
+from amr.logic.render.routes import node_socket_path
 from amr.model.node import NodeSpec
 from amr.model.resources import Cluster, Database
 

@@ -1,8 +1,8 @@
 """Where an EnterpriseCluster client command goes, decided once per command.
 
-``choose_route`` classifies a command (``amr.logic.command_routing`` kinds), finds the one slot its
+``choose_route`` classifies a command (``amr.logic.dataplane.command_routing`` kinds), finds the one slot its
 keys hash to and the node serving that slot, and says whether it may travel on a node connection
-shared with other clients (``amr.logic.link_sharing``). The router executes the decision as it is;
+shared with other clients (``amr.logic.dataplane.link_sharing``). The router executes the decision as it is;
 a transaction reads the same decision to pin itself to a node.
 
 The decision is a plain tuple (``Route``): the router takes one per command, on its hottest path.
@@ -10,8 +10,8 @@ The decision is a plain tuple (``Route``): the router takes one per command, on 
 
 from __future__ import annotations
 
-from amr.logic.cluster_slots import SlotMap
-from amr.logic.command_routing import (
+from amr.logic.dataplane.cluster_slots import SlotMap
+from amr.logic.dataplane.command_routing import (
     KEYED,
     MGET,
     MSET,
@@ -23,10 +23,10 @@ from amr.logic.command_routing import (
     choose_kind,
     choose_slot,
 )
-from amr.logic.link_sharing import choose_shared
+from amr.logic.dataplane.link_sharing import choose_shared
 
 # (kind, slot, socket, shared):
-#   kind    the command's kind (``amr.logic.command_routing``: KEYED, SPLIT_SUM, MGET, SCAN, ...)
+#   kind    the command's kind (``amr.logic.dataplane.command_routing``: KEYED, SPLIT_SUM, MGET, SCAN, ...)
 #   slot    the one slot its keys hash to; -1 for no keys, -2 when they hash to different slots
 #   socket  the node serving ``slot`` ("" without a slot: any node, or the kind's own choice)
 #   shared  whether it may go over a node connection shared with other clients

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from amr.logic.node_credentials import (
+from amr.logic.security.node_credentials import (
     ADMIN_USER,
     GATEWAY_COMMANDS,
     GATEWAY_USER,
@@ -170,7 +170,7 @@ def _narrow_user(name: str, password: str, commands: tuple[str, ...]) -> Interna
 
 
 def render_internal_users(credentials: DatabaseCredentials) -> tuple[InternalUser, ...]:
-    """amr's users on a database's nodes (amr.logic.node_credentials says who uses which):
+    """amr's users on a database's nodes (amr.logic.security.node_credentials says who uses which):
 
     - ``amr-admin``, the control plane: everything;
     - ``amr-replication``, a replica logging in to its primary: PSYNC/SYNC, REPLCONF, PING;

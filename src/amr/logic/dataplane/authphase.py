@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from amr.logic.gateway_auth import REFUSED_AUTH, AuthOutcome, CommandKind, classify_command, judge_reply
-from amr.logic.gateway_resp import Command, ReplyScanner, RequestParser, RespProtocolError
+from amr.logic.dataplane.auth import REFUSED_AUTH, AuthOutcome, CommandKind, classify_command, judge_reply
+from amr.logic.resp.requests import Command, ReplyScanner, RequestParser, RespProtocolError
 
 # What a routed connection's node connections must repeat to act as the client: its credentials and
 # its protocol version.

@@ -1,7 +1,7 @@
 """The one RESP codec amr's own engine clients use (amr.nodes.engine_client, amr.nodes.engine_sync):
 encoding commands, parsing replies incrementally, naming engine errors, hiding secrets.
 
-Commands are encoded by ``amr.logic.resp_frames.render_command``, the encoder of the gateway's data
+Commands are encoded by ``amr.logic.resp.frames.render_command``, the encoder of the gateway's data
 path, so there is one encoder. Replies are parsed by hiredis (C, incremental): slot migration sends
 over a hundred thousand admin commands for a scale-out, and each must cost microseconds. An error
 reply becomes the class ``ENGINE_ERRORS`` names for its first word, in the style of redis-py.
@@ -27,7 +27,7 @@ from amr.errors import (
     EngineRedirect,
     EngineTryAgain,
 )
-from amr.logic.resp_frames import render_command
+from amr.logic.resp.frames import render_command
 
 Arg = str | int | float | bytes
 Command = Sequence[Arg]

@@ -8,10 +8,10 @@ empty. Every action is idempotent, so a crash halfway just replans.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
-from amr.logic.foreign_nodes import ForeignNode, plan_foreign_node_repair
-from amr.logic.node_actions import (
+from amr.logic.keyspace.slots import ALL_SLOTS, plan_slot_ranges, plan_unowned_ranges
+from amr.logic.operations.foreign_nodes import ForeignNode, plan_foreign_node_repair
+from amr.logic.operations.node_actions import (
     Action,
     AddSlots,
     ClusterMeet,
@@ -27,12 +27,9 @@ from amr.logic.node_actions import (
     WaitReady,
     WriteConfig,
 )
-from amr.logic.node_credentials import REPLICATION_USER, DatabaseCredentials
-from amr.logic.resharding import ClusterNodeLine
-from amr.logic.routes import node_socket_path
-from amr.logic.slots import ALL_SLOTS, plan_slot_ranges, plan_unowned_ranges
-from amr.logic.valkey_conf import (
-    InternalUser,
+from amr.logic.operations.node_state import NodeEnvironment, NodeTarget, ObservedNode
+from amr.logic.render.routes import node_socket_path
+from amr.logic.render.valkey_conf import (
     NodeConfigInput,
     default_user_is_current,
     internal_user_is_current,
@@ -45,40 +42,10 @@ from amr.logic.valkey_conf import (
     render_persistence,
     render_valkey_conf,
 )
+from amr.logic.security.node_credentials import REPLICATION_USER
 from amr.model.enums import ClusteringPolicy, Toggle
-from amr.model.node import NodeSpec, ProcessState, Role
+from amr.model.node import NodeSpec, Role
 from amr.model.resources import Cluster, Database
-
-
-@dataclass(frozen=True)
-class NodeEnvironment:
-    """Host facts a node's spec depends on."""
-
-    nodes_dir: str
-    run_dir: str
-    internal_host: str
-    public_host: str
-    # The passwords of amr's own users on this database's nodes (amr.logic.node_credentials).
-    credentials: DatabaseCredentials
-    max_memory_bytes: int
-    # The SKU's client connections, plus room for amr's own (admin, replication, cluster bus).
-    max_clients: int = 10000
-    # How long a restarted primary of an HA database waits for its replica's promotion.
-    rejoin_wait_ms: int = 0
-    # Slots of the database are migrating between its shards (see ``render_moving_slots_settings``).
-    moving_slots: bool = False
-
-
-@dataclass(frozen=True)
-class NodeTarget:
-    """A node as it should be: its spec plus the live settings to hold."""
-
-    spec: NodeSpec
-    live_config: tuple[tuple[str, str], ...]
-    default_user_on: bool
-    default_user_hashes: frozenset[str]
-    # amr's own users the node must have, as this version grants them.
-    internal_users: tuple[InternalUser, ...] = ()
 
 
 def plan_node_targets(
@@ -161,43 +128,6 @@ def plan_node_targets(
     return tuple(targets)
 
 
-@dataclass(frozen=True)
-class ObservedUser:
-    """One of amr's users on a node: enabled, its password hashes, its command rules."""
-
-    on: bool
-    hashes: frozenset[str]
-    commands: str
-
-
-@dataclass(frozen=True)
-class ObservedNode:
-    """What one node looked like when observed. ``None`` fields were not observable."""
-
-    name: str
-    process: ProcessState
-    ready: bool = False
-    config: dict[str, str] = field(default_factory=dict)
-    default_user_on: bool | None = None
-    default_user_hashes: frozenset[str] | None = None
-    default_user_commands: str | None = None  # its command rules, as ACL GETUSER shows them
-    cluster_id: str | None = None
-    cluster_known_ids: frozenset[str] = frozenset()
-    cluster_slots_assigned: int = 0
-    cluster_slot_ranges: tuple[tuple[int, int], ...] = ()  # the slots it owns itself, as ranges
-    cluster_state_ok: bool = False
-    # Slots assigned to any node in this node's view (CLUSTER INFO); None: not known. With
-    # cluster-require-full-coverage off, the state is ok before gossip has told every slot's owner.
-    cluster_slots_seen: int | None = None
-    cluster_primary_id: str | None = None  # for a replica: the id of the primary it follows
-    cluster_nodes: tuple[ClusterNodeLine, ...] = ()  # its CLUSTER NODES lines for the other nodes
-    role: str | None = None  # what ROLE says: "master" or "slave"
-    # amr's users as ACL GETUSER shows them, by name; a missing user is absent. None: not observed.
-    internal_users: Mapping[str, ObservedUser] | None = None
-    config_file: str | None = None  # the valkey.conf on disk
-    snapshot_on_disk: bool = False  # an RDB file the node would load at its next start
-
-
 def observed_primaries(
     db: Database, observed: Mapping[str, ObservedNode], cluster_mode: bool
 ) -> dict[int, str]:
@@ -258,7 +188,7 @@ def plan_database_actions(
 
     Nodes that are not up come first (start them and wait); once all are up, live settings are
     corrected, then the cluster topology (slots on each primary, replicas following their primary).
-    While the nodes' tables hold ``foreign`` nodes (see ``amr.logic.foreign_nodes``) their repair
+    While the nodes' tables hold ``foreign`` nodes (see ``amr.logic.operations.foreign_nodes``) their repair
     replaces the topology planning, which resumes once they are forgotten.
 
     A node whose live settings, default user or internal users (amr's own, see
@@ -359,7 +289,7 @@ def _plan_cluster_topology(
             # Only slots nobody owns: a new database's, or the rest of a converted NoCluster
             # database's (its primary claimed the slots of its keys at its first start in cluster
             # mode). A shard added by a scale-out starts empty and gets its slots by migration
-            # (amr.logic.resharding), never by ADDSLOTS: they are owned by the shards it comes from.
+            # (amr.logic.topology.resharding), never by ADDSLOTS: they are owned by the shards it comes from.
             actions.append(AddSlots(primary.spec, free[0][0], free[0][1], tuple(free[1:])))
         elif not seen.cluster_state_ok:
             actions.append(WaitCluster(primary.spec, f"cluster state of shard {shard} not ok yet"))

@@ -12,7 +12,7 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from amr.logic.supervisor_conf import CORE_PROGRAMS
+from amr.logic.render.supervisor_conf import CORE_PROGRAMS
 
 ENGINE_NAMES = frozenset({"valkey-server", "redis-server"})
 

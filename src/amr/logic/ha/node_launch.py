@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from amr.logic.replication import ReplicationView
+from amr.logic.ha.replication import ReplicationView
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ them. A client's first command that is not shareable moves it to connections of 
 
 from __future__ import annotations
 
-from amr.logic.command_routing import (
+from amr.logic.dataplane.command_routing import (
     AUTH,
     DISCARD,
     EXEC,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amr.logic.command_routing import KEYED, CommandTable, choose_keys, choose_kind, choose_slot
-from amr.logic.gateway_resp import RespProtocolError
+from amr.logic.dataplane.command_routing import KEYED, CommandTable, choose_keys, choose_kind, choose_slot
+from amr.logic.resp.requests import RespProtocolError
 
 # An incomplete command holding more than this is streamed, or held from the budget.
 STREAM_AT = 1 << 20

@@ -1,4 +1,4 @@
-"""What the reconciler can do to a database's nodes: the actions ``amr.logic.plan`` decides and
+"""What the reconciler can do to a database's nodes: the actions ``amr.logic.operations.plan`` decides and
 ``amr.reconciler.nodes`` carries out. Every action is idempotent, so a crash halfway just replans."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from amr.logic.foreign_nodes import BumpEpoch, ClusterForget
+from amr.logic.operations.foreign_nodes import BumpEpoch, ClusterForget
 from amr.model.node import NodeSpec
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from amr.logic.slots import plan_slot_ranges
+from amr.logic.keyspace.slots import plan_slot_ranges
 
 
 @dataclass(frozen=True)

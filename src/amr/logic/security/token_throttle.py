@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
-from amr.logic.gateway_bruteforce import DEFAULT_SLOTS, AuthFailureGuard, choose_source_key
+from amr.logic.security.bruteforce import DEFAULT_SLOTS, AuthFailureGuard, choose_source_key
 
 
 class TokenThrottle:

@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from amr.logic.events import event_id
+from amr.logic.operations.events import event_id
 from amr.model.events import DatabaseEvent, EventKind
 from amr.model.resources import Operation
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from amr.logic.gateway_resp import Reply
-from amr.logic.node_credentials import INTERNAL_USER_PREFIX
-from amr.logic.resp_frames import render_command
+from amr.logic.resp.frames import render_command
+from amr.logic.resp.requests import Reply
+from amr.logic.security.node_credentials import INTERNAL_USER_PREFIX
 
 CommandKind = Literal["auth", "internal", "neutral", "other"]
 

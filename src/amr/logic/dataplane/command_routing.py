@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from amr.logic.keyslot import choose_key_slot
+from amr.logic.keyspace.keyslot import choose_key_slot
 
 # Command kinds. Plain ints: the router compares them on every command.
 KEYED = 0  # keys (possibly none): one slot, or any shard when keyless

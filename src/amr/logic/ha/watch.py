@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from amr.errors import ConfigError
-from amr.logic.routes import node_socket_path
-from amr.logic.versioned_file import parse_versioned_json
+from amr.logic.render.routes import node_socket_path
+from amr.logic.render.versioned_file import parse_versioned_json
 from amr.model.enums import ProvisioningState, Toggle
 from amr.model.ha import HaWatch, WatchedDatabase, WatchedNode, WatchedShard
 from amr.model.resources import Cluster, Database

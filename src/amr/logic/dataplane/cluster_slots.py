@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from amr.logic.keyslot import SLOTS
+from amr.logic.keyspace.keyslot import SLOTS
 from amr.model.routes import ClusterNode
 
 

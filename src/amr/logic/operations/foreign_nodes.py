@@ -20,15 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
-from amr.logic.slots import ALL_SLOTS, compress_slots
+from amr.logic.keyspace.slots import ALL_SLOTS, compress_slots
+from amr.logic.operations.node_state import NodeTarget, ObservedNode
 from amr.model.enums import ProvisioningState, ResourceState
 from amr.model.node import NodeSpec, Role
 from amr.model.resources import Database
-
-if TYPE_CHECKING:  # plan.py imports this module's actions
-    from amr.logic.plan import NodeTarget, ObservedNode
 
 # The first words of the statusMessage of a database whose cluster is not healthy.
 UNHEALTHY_PREFIX = "The database's cluster is not healthy"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import re
 
-from amr.logic.resp_frames import parse_bulk, parse_integer, render_bulk, split_aggregate
+from amr.logic.resp.frames import parse_bulk, parse_integer, render_bulk, split_aggregate
 
 INVALID_CURSOR_REPLY = b"-ERR invalid cursor\r\n"
 _KEYSPACE_LINE = re.compile(rb"^db(\d+):keys=(\d+),expires=(\d+)(?:,avg_ttl=(\d+))?(.*)$")

@@ -1,0 +1,1 @@
+"""The ARM API's input rules: what a request may ask for, with the error that says what to fix."""

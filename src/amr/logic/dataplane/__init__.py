@@ -1,0 +1,1 @@
+"""The gateway's decisions: the auth phase, routing by slot, streaming, reply merging, primaries, listeners."""

@@ -1,0 +1,1 @@
+"""High availability: failover and demotion plans, the HA watch, how a node of an HA database starts."""

@@ -1,0 +1,1 @@
+"""Keys and hash slots: what every cluster-aware part of amr shares."""

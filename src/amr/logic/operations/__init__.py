@@ -1,0 +1,1 @@
+"""What the reconciler decides: node targets and actions, events, lifecycle states, rolling restarts, recovery, conversion."""
