@@ -21,7 +21,7 @@ from amr.reconciler.loop import Reconciler
 from amr.settings import Settings
 from amr.store.repository import SqlStore
 from amr.testing.fake_nodes import FakeNode, FakeNodeBackend
-from tests.unit.reconciler_ticks import tick_until
+from tests.unit.reconciler.reconciler_ticks import tick_until
 
 SUB = "sub-1"
 KEYS = {f"k{i}": str(i) for i in range(300)}

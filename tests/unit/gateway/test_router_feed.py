@@ -14,7 +14,7 @@ from amr.gateway.router_links import NodeLink
 from amr.logic.cluster_slots import SlotMap
 from amr.logic.command_routing import CommandTable
 from amr.logic.resp_frames import render_command
-from tests.unit.test_router_pool import FakeTransport
+from tests.unit.gateway.test_router_pool import FakeTransport
 
 
 def _router(
