@@ -27,6 +27,17 @@ AMR = [sys.executable, "-m", "amr"]
 _bases = itertools.count(0)
 
 
+def _port_base(instance: int) -> int:
+    """The first of 20 ports for the ``instance``-th AmrService of this process. Under pytest-xdist
+    each worker (gw0, gw1 ...) has a block of its own, so parallel workers never share a range; a
+    block holds 50 instances, reused in turn (an instance is destroyed long before its turn comes
+    back). Outside xdist the pid picks one of the blocks after the workers', as two pytest runs may
+    share the machine."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    block = int(worker.removeprefix("gw")) if worker.startswith("gw") else 4 + os.getpid() % 8
+    return 20000 + block * 1000 + (instance % 50) * 20
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,7 +66,7 @@ class AmrService:
 
     def __init__(self, extra_env: dict[str, str] | None = None) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="amr-", dir="/tmp")) / "h"
-        base = 20000 + (os.getpid() % 50) * 200 + next(_bases) * 20
+        base = _port_base(next(_bases))
         self.api_port = free_port()
         self.env = {
             **os.environ,
