@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from amr.logic.keyslot import choose_key_slot
+from amr.pki import ensure_pki
+from amr.settings import Settings
 from tests.integration.amr_service import AmrService
+from tests.integration.gateway_harness import Node, Pki, start_valkey
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +50,43 @@ def service() -> Iterator[AmrService]:
     """A running amr with the resource group ``rg``, shared by the tests of one module (a module
     defining its own ``service`` uses that instead)."""
     yield from running_service()
+
+
+# --- the gateway alone (gateway_harness): a work directory, two nodes and a PKI per module ---
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="amr-"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def nodes(workdir: Path) -> Iterator[dict[str, Node]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    out: dict[str, Node] = {}
+    try:
+        for name in ("a", "b"):
+            proc, node = start_valkey(workdir, name)
+            procs.append(proc)
+            out[name] = node
+        yield out
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture(scope="module")
+def pki(workdir: Path) -> Pki:
+    s = Settings(home=workdir / "pki-home")
+    ensure_pki(s)
+    return Pki(str(s.ca_cert_file), str(s.server_cert_file), str(s.server_key_file), s)
