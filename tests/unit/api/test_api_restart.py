@@ -7,8 +7,7 @@ import dataclasses
 
 from amr.model.enums import OperationStatus, ProvisioningState, ResourceState
 from amr.model.resources import Database, Operation
-from tests.unit.api.test_api_unit import CLUSTER, DATABASE, SUB, Api, create_cluster, create_database, poll
-from tests.unit.api.test_api_unit import api as api  # noqa: F401 - the fixture, registered under its own name
+from tests.unit.api.api_harness import CLUSTER, DATABASE, SUB, Api, create_cluster, create_database, poll
 
 
 def _db(api: Api) -> Database:

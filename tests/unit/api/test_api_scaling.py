@@ -12,9 +12,7 @@ from amr.logic.validation import validate_clustering_change
 from amr.model.enums import ClusteringPolicy
 from amr.model.resources import Cluster, Database
 from amr.settings import GatewaySettings
-from tests.unit.api.test_api_unit import CLUSTER, DATABASE, SUB, Api, api, create_cluster, create_database
-
-__all__ = ["api"]  # the fixture, shared with test_api_unit
+from tests.unit.api.api_harness import CLUSTER, DATABASE, SUB, Api, create_cluster, create_database
 
 OSS, EC, NOC = ClusteringPolicy.OSS_CLUSTER, ClusteringPolicy.ENTERPRISE_CLUSTER, ClusteringPolicy.NO_CLUSTER
 

@@ -4,104 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
-from amr.api.app import create_app
-from amr.api.auth import Principal, TokenService
-from amr.api.context import Services
-from amr.logic.token_throttle import TokenThrottle
 from amr.model.resources import Cluster, Database, Operation
-from amr.settings import ApiSettings, Settings
-from amr.store.repository import SqlStore
-from amr.testing.clock import FakeClock
-from amr.testing.reconciler import FakeReconciler
-
-SUB = "11111111-2222-3333-4444-555555555555"
-TENANT = "tenant-1"
-API = "api-version=2025-07-01"
-GROUPS_API = "api-version=2024-03-01"
-CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Cache/redisEnterprise/cache1"
-DATABASE = CLUSTER + "/databases/default"
-MAX_BODY = 64 * 1024
-TOKEN_FORM = (
-    "grant_type=client_credentials&client_id=client&client_secret=secret"
-    "&scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
+from tests.unit.api.api_harness import (
+    API,
+    CLUSTER,
+    CLUSTER_BODY,
+    DATABASE,
+    GROUPS_API,
+    MAX_BODY,
+    SUB,
+    TENANT,
+    TOKEN_FORM,
+    Api,
+    create_cluster,
+    create_database,
+    poll,
 )
-CLUSTER_BODY = {
-    "location": "eastus",
-    "sku": {"name": "Balanced_B1"},
-    "properties": {"publicNetworkAccess": "Enabled"},
-}
-
-
-@dataclass
-class Api:
-    client: TestClient
-    store: SqlStore
-    reconciler: FakeReconciler
-    clock: FakeClock
-    tokens: TokenService
-    busy_ports: set[int]
-
-    def call(self, method: str, path: str, body: Any = None, query: str = API) -> Any:
-        content = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
-        sep = "&" if "?" in path else "?"
-        return self.client.request(method, f"{path}{sep}{query}" if query else path, content=content)
-
-
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
-    clock = FakeClock()
-    store = SqlStore.open_file(tmp_path / "amr.db")
-    reconciler = FakeReconciler(store, clock.now)
-    tokens = TokenService(b"k" * 32, Principal(TENANT, "client", "secret"), clock.time)
-    busy: set[int] = set()
-    ids = iter(range(1, 1000))
-    services = Services(
-        settings=Settings(home=tmp_path, api=ApiSettings(max_body_bytes=MAX_BODY)),
-        store=store,
-        reconciler=reconciler,
-        tokens=tokens,
-        subscription_id=SUB,
-        tenant_id=TENANT,
-        port_is_free=lambda port: port not in busy,
-        now=clock.now,
-        new_id=lambda: f"op-{next(ids)}",
-        token_throttle=TokenThrottle(limit=3, window=60, cooldown=30),
-        monotonic=clock.time,
-    )
-    token, _ = tokens.issue("client", "secret", "https://management.azure.com/.default")
-    with TestClient(
-        create_app(services), base_url="https://testserver", headers={"Authorization": f"Bearer {token}"}
-    ) as client:
-        yield Api(client, store, reconciler, clock, tokens, busy)
-    store.close()
-
-
-def create_cluster(api: Api, body: dict[str, Any] | None = None) -> None:
-    r = api.call("PUT", f"/subscriptions/{SUB}/resourcegroups/rg1", {"location": "eastus"}, GROUPS_API)
-    assert r.status_code in (200, 201), r.text
-    r = api.call("PUT", CLUSTER, body or CLUSTER_BODY)
-    assert r.status_code == 201, r.text
-    api.reconciler.settle()
-
-
-def create_database(api: Api, properties: dict[str, Any] | None = None) -> dict[str, Any]:
-    r = api.call("PUT", DATABASE, {"properties": properties or {"accessKeysAuthentication": "Enabled"}})
-    assert r.status_code == 201, r.text
-    api.reconciler.settle()
-    return api.call("GET", DATABASE).json()
-
-
-def poll(api: Api, url: str) -> dict[str, Any]:
-    r = api.client.get(url)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def test_cluster_create_is_an_lro(api: Api) -> None:

@@ -25,8 +25,7 @@ from amr.logic.request_stream import (
     plan_request_hold,
 )
 from amr.logic.resp_frames import render_command
-from tests.unit.gateway.test_router_feed import _router as router_on_one_node
-from tests.unit.gateway.test_router_pool import FakeTransport
+from tests.unit.gateway.router_fakes import FakeTransport, router_on_one_node
 
 TABLE = {
     b"set": KeySpec(1, 1, 1),

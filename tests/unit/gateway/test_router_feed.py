@@ -9,28 +9,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from amr.gateway.router import Router
-from amr.gateway.router_budget import RequestBudget
 from amr.gateway.router_links import NodeLink
 from amr.logic.cluster_slots import SlotMap
-from amr.logic.command_routing import CommandTable
 from amr.logic.resp_frames import render_command
-from tests.unit.gateway.test_router_pool import FakeTransport
-
-
-def _router(
-    commands: CommandTable | None = None, budget: RequestBudget | None = None
-) -> tuple[Router, FakeTransport, FakeTransport, list[str]]:
-    client_t, node_t = FakeTransport(), FakeTransport()
-    closed: list[str] = []
-    client: Any = SimpleNamespace(transport=client_t, close_for=closed.append)
-    topology: Any = SimpleNamespace(
-        ready=True, commands=commands or {}, slot_map=SlotMap([0] * 16384, ("/node.sock",)), refresh_soon=lambda: None
-    )
-    router = Router(client, topology, {}, None, budget)
-    link = NodeLink(router, "/node.sock")
-    link.transport = node_t  # type: ignore[assignment]
-    router.start(link, b"")
-    return router, client_t, node_t, closed
+from tests.unit.gateway.router_fakes import FakeTransport, router_on_one_node
 
 
 def test_commands_split_anywhere_reach_the_node_whole_and_replies_return_in_order() -> None:
@@ -44,7 +26,7 @@ async def _split_anywhere() -> None:
     stream = b"".join(commands)
     rng = random.Random(3)
     for _ in range(30):
-        router, client_t, node_t, closed = _router()
+        router, client_t, node_t, closed = router_on_one_node()
         # Cut points include every boundary between two arguments of the first command.
         cuts = sorted({7, 14, 21, *(rng.randrange(len(stream)) for _ in range(20))})
         pos = 0
@@ -62,17 +44,17 @@ async def _split_anywhere() -> None:
 
 
 def test_a_chunk_ending_between_arguments_is_not_taken_for_an_inline_command() -> None:
-    router, client_t, node_t, closed = _router()
+    router, client_t, node_t, closed = router_on_one_node()
     router.feed(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n")
     router.feed(b"$7\r\nabcdefg\r\n")
     assert closed == [] and b"".join(node_t.written) == render_command([b"SET", b"k", b"abcdefg"])
 
 
 def test_malformed_input_gets_an_error_and_closes() -> None:
-    router, client_t, node_t, closed = _router()
+    router, client_t, node_t, closed = router_on_one_node()
     router.feed(b"*2\r\n:1\r\n$1\r\nx\r\n")
     assert client_t.written[-1].startswith(b"-ERR Protocol error") and closed == ["protocol_error"]
-    router, client_t, node_t, closed = _router()
+    router, client_t, node_t, closed = router_on_one_node()
     router.feed(b"*1\r\n$x\r\n")
     assert client_t.written[-1].startswith(b"-ERR Protocol error") and closed == ["protocol_error"]
 
@@ -118,7 +100,7 @@ def test_a_client_with_too_many_unanswered_commands_is_not_read() -> None:
 
 
 async def _a_client_with_too_many_unanswered_commands_is_not_read() -> None:
-    router, client_t, node_t, closed = _router()
+    router, client_t, node_t, closed = router_on_one_node()
     paused: list[bool] = []
     client_t.pause_reading = lambda: paused.append(True)  # type: ignore[method-assign]
     client_t.resume_reading = lambda: paused.append(False)  # type: ignore[method-assign]

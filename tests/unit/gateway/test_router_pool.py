@@ -16,37 +16,13 @@ from amr.logic.cluster_slots import SlotMap
 from amr.logic.command_routing import parse_command_table
 from amr.logic.keyslot import choose_key_slot
 from amr.logic.resp_frames import render_command
+from tests.unit.gateway.router_fakes import FakeTransport
 
 A, B = "/a.sock", "/b.sock"
 TABLE = parse_command_table(
     [[name, -2, [], 1, 1, 1, [], [], [], []] for name in (b"get", b"set", b"incr")]
     + [[b"multi", 1, [], 0, 0, 0, [b"@transaction"], [], [], []]]
 )
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.closing = False
-        self.paused = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def get_write_buffer_size(self) -> int:
-        return sum(map(len, self.written))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    def close(self) -> None:
-        self.closing = True
 
 
 def _cmd(*args: bytes) -> bytes:

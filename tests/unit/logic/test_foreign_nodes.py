@@ -24,7 +24,7 @@ from amr.logic.resharding import ClusterNodeLine
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState
 from amr.model.events import EventKind
 from amr.model.node import ProcessState
-from tests.unit.logic.test_plan import CLUSTER, ENV, KEYS, database, synced_cluster
+from tests.unit.logic.plan_fixtures import CLUSTER, ENV, KEYS, database, synced_cluster
 
 TARGETS = plan_node_targets(database(), CLUSTER, ENV)
 PRIMARY, REPLICA = TARGETS

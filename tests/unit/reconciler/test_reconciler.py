@@ -2,77 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from pathlib import Path
 
 import pytest
 
 from amr.logic.node_credentials import CredentialMasters
-from amr.logic.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
-from amr.model.routes import RouteTable
 from amr.reconciler.loop import Reconciler
 from amr.settings import Settings
 from amr.store.repository import SqlStore
 from amr.testing.fake_nodes import FakeNodeBackend
-
-SUB = "sub-1"
-
-
-@pytest.fixture
-def world(tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = Settings(home=tmp_path)
-    store = SqlStore.open_file(tmp_path / "amr.db")
-    backend = FakeNodeBackend()
-    routes: list[RouteTable] = []
-    reconciler = Reconciler(
-        settings, store, backend, CredentialMasters("admin-pw"), routes.append, lambda port: True
-    )
-    store.insert(ResourceGroup(SUB, "rg", "eastus"))
-    yield store, backend, routes, reconciler
-    store.close()
-
-
-def _cluster(
-    store: SqlStore, ha: bool = True, state: ProvisioningState = ProvisioningState.SUCCEEDED
-) -> Cluster:
-    cluster = Cluster(
-        SUB,
-        "rg",
-        "c1",
-        "eastus",
-        "Balanced_B0",
-        Toggle.ENABLED,
-        high_availability=Toggle.ENABLED if ha else Toggle.DISABLED,
-        provisioning_state=state,
-        resource_state=ResourceState.RUNNING,
-    )
-    store.insert(cluster)
-    return cluster
-
-
-def _database(store: SqlStore, policy: ClusteringPolicy, ha: bool = True) -> Database:
-    db = Database(
-        SUB,
-        "rg",
-        "c1",
-        uid="dabc",
-        port=10000,
-        primary_key="k1",
-        secondary_key="k2",
-        clustering_policy=policy,
-        access_keys_authentication=Toggle.ENABLED,
-        nodes=plan_nodes("dabc", 1, ha, (), [8500, 8501]),
-    )
-    store.insert(db)
-    store.insert(Operation("op1", SUB, "eastus", db.id, "create", start_time="t"))
-    return db
-
-
-def _tick(reconciler: Reconciler) -> list[str]:
-    return asyncio.run(reconciler.tick())
+from tests.unit.reconciler.reconciler_ticks import SUB, _cluster, _database, _tick
 
 
 @pytest.mark.parametrize("policy", list(ClusteringPolicy))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from amr.model.enums import ClusteringPolicy, ResourceState
 from amr.model.events import DatabaseEvent, EventKind, events_prefix
 from amr.model.resources import Database
-from tests.unit.reconciler.test_reconciler import _cluster, _database, _tick, world  # noqa: F401 - the fixture
+from tests.unit.reconciler.reconciler_ticks import _cluster, _database, _tick
 
 FOREIGN = "f" * 40
 
