@@ -13,6 +13,20 @@ from amr.settings import Settings
 from tests.integration.amr_service import AmrService, running_service
 from tests.integration.gateway_harness import Node, Pki, start_valkey
 
+# The integration tests' raw sockets and redis clients are often left to the garbage collector when
+# a test ends (or fails). amr itself runs in subprocesses here, so these warnings are never amr's.
+UNCLOSED_TEST_SOCKETS = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
+    "ignore:unclosed <socket.socket:ResourceWarning",
+    "ignore:unclosed <ssl.SSLSocket:ResourceWarning",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith("tests/integration/"):
+            item.add_marker(UNCLOSED_TEST_SOCKETS)
+
 
 @pytest.fixture(scope="module")
 def amr_service() -> Iterator[AmrService]:

@@ -1,4 +1,6 @@
-"""The amr CLI against an in-memory fake of the amr API (an httpx.MockTransport; no server, no sleeps)."""
+"""The amr CLI against an in-memory fake of the amr API (an httpx.MockTransport; no server, no sleeps):
+the transport details the real API cannot be made to show. The CLI against the real API app is
+test_cli_api.py."""
 
 from __future__ import annotations
 
