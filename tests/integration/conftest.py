@@ -13,12 +13,15 @@ from amr.settings import Settings
 from tests.integration.amr_service import AmrService, running_service
 from tests.integration.gateway_harness import Node, Pki, start_valkey
 
-# The integration tests' raw sockets and redis clients are often left to the garbage collector when
-# a test ends (or fails). amr itself runs in subprocesses here, so these warnings are never amr's.
+# The integration tests' raw sockets, redis clients and the pipes of their client subprocesses are
+# often left to the garbage collector when a test ends (or fails). amr itself runs in subprocesses
+# here, so these warnings are never amr's.
 UNCLOSED_TEST_SOCKETS = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
+    "ignore:Exception ignored in. <_io.FileIO:pytest.PytestUnraisableExceptionWarning",
     "ignore:unclosed <socket.socket:ResourceWarning",
     "ignore:unclosed <ssl.SSLSocket:ResourceWarning",
+    "ignore:unclosed file <_io.TextIOWrapper:ResourceWarning",
 )
 
 
