@@ -141,6 +141,14 @@ class TlsSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    """The log of the API, the gateway and `amr ha` (``AMR_LOG_LEVEL``)."""
+
+    # DEBUG, INFO, WARNING or ERROR.
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
 class Settings:
     """All of amr's settings; ``home`` is AMR_HOME."""
 
@@ -150,6 +158,7 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     ha: HaSettings = field(default_factory=HaSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     # Paths under AMR_HOME (DESIGN.md, "State on disk").
     @property
@@ -239,7 +248,23 @@ _GROUPS: dict[str, type] = {
     "engine": EngineSettings,
     "ha": HaSettings,
     "tls": TlsSettings,
+    "log": LogSettings,
 }
+
+
+def environment_with(overrides: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment with ``overrides`` (``AMR_*`` variables an entry point sets from its
+    command line, such as ``amr serve --api-port``): what ``load_settings`` reads, and what the
+    processes it starts inherit, without changing this process's own environment."""
+    return {**os.environ, **overrides}
+
+
+def process_variable(name: str, env: Mapping[str, str] | None = None) -> str:
+    """The value of ``AMR_*`` variable ``name`` that a parent process sets for one child rather than a
+    setting (the supervisor's ``AMR_GATEWAY_WORKER_INDEX``); "" when unset."""
+    if not name.startswith("AMR_"):
+        raise ValueError(f"{name} is not an amr variable")
+    return (os.environ if env is None else env).get(name, "")
 
 
 def default_home(env: Mapping[str, str]) -> Path:

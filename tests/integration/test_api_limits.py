@@ -323,8 +323,20 @@ def test_guessing_the_client_secret_is_throttled_even_for_the_right_secret(servi
         "scope": "https://management.azure.com/.default",
     }
     with anonymous(service) as client:
-        guesses = [client.post(url, data={**form, "client_secret": f"guess-{i}"}) for i in range(FAILURE_LIMIT)]
+        guesses = [
+            client.post(
+                url,
+                data={**form, "client_secret": f"guess-{i}"},
+                headers={"x-ms-client-request-id": f"guess-request-{i}"},
+            )
+            for i in range(FAILURE_LIMIT)
+        ]
         assert [g.status_code for g in guesses] == [401] * FAILURE_LIMIT
+        # The refusal is logged with the request it happened in (bound per request, not passed).
+        api_log = service.home / "logs" / "api.log"
+        refusal = f"source refused after repeated wrong client secrets [request_id=guess-request-{FAILURE_LIMIT - 1} "
+        wait_until(lambda: refusal in api_log.read_text(), 5, what="the refusal's log line")
+        assert "guess-0" not in api_log.read_text()  # nor any secret
         refused_at = time.monotonic()
         right = client.post(url, data={**form, "client_secret": creds["clientSecret"]})
         assert right.status_code == 429, right.text

@@ -311,6 +311,14 @@ def test_target_down_closes_client_promptly(gateway: Gateway, pki: Pki, workdir:
         except ConnectionResetError:
             pass
         assert time.monotonic() - start < 2
+        client = f"127.0.0.1:{s.getsockname()[1]}"
+    # The connection's log line names its database and client (bound per connection, not passed).
+    line = wait_until(
+        lambda: [line for line in gateway.log().splitlines() if "target unavailable" in line],
+        2.0,
+        what="the connection's log line",
+    )
+    assert f"[database=db-x client={client}]" in line[0], line  # type: ignore[index]
 
 
 def test_malformed_file_keeps_routes_then_recovers(gateway: Gateway, nodes: dict[str, Node]) -> None:

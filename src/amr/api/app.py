@@ -25,6 +25,7 @@ from amr.api import handlers_misc as misc
 from amr.api.context import CACHE_API_VERSIONS, RESOURCES_API_VERSIONS, Request, Response, Services
 from amr.api.limits import RequestLimits
 from amr.errors import AmrError, ArmError, ConcurrencyError
+from amr.logcontext import log_context
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,10 @@ def create_app(services: Services) -> FastAPI:
     @app.api_route("/{path:path}", methods=["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def dispatch(request: HttpRequest, path: str) -> HttpResponse:
         request_id = request.headers.get("x-ms-client-request-id", "")
+        with log_context(request_id=request_id):
+            return await handle(request, path, request_id)
+
+    async def handle(request: HttpRequest, path: str, request_id: str) -> HttpResponse:
         try:
             found = match_route(request.method, "/" + path)
             if found is None:

@@ -1,14 +1,15 @@
-"""``python -m amr.gateway --home DIR``: run the gateway for an AMR_HOME."""
+"""``python -m amr.gateway --home DIR``: run the gateway for an AMR_HOME (the supervisor runs
+``python -m amr gateway``; this form is for running one gateway by hand, with its own log level)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from amr.errors import AmrError
 from amr.gateway.main import run_gateway
+from amr.logcontext import configure_logging
 from amr.settings import load_settings
 
 
@@ -17,12 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", required=True, help="AMR_HOME directory")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        configure_logging("gateway", args.log_level)
         settings = load_settings(Path(args.home))
     except AmrError as e:
         print(f"amr gateway: {e}", file=sys.stderr)

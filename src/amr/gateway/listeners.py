@@ -26,6 +26,7 @@ from amr.gateway.router_pool import LinkPool
 from amr.gateway.router_topology import ClusterTopology
 from amr.gateway.splice import ClientSide
 from amr.gateway.tls import TlsContexts
+from amr.logcontext import bind_log_context, log_context_for
 from amr.logic.gateway_access import SourceMatcher
 from amr.logic.gateway_descriptors import ACCEPT_PAUSE
 from amr.model.routes import Route
@@ -122,7 +123,8 @@ class Listener:
             self.ctx.settings.primary_poll_ms / 1000,
             self._primary_changed,
         )
-        self.tracker.start()
+        # Its polling tasks log about this database's nodes: they run with the database bound.
+        log_context_for(database=self.route.database_id).run(self.tracker.start)
 
     async def _stop_tracker(self) -> None:
         tracker, self.tracker = self.tracker, None
@@ -223,6 +225,8 @@ class Listener:
         assert self._loop is not None
         ctx = self.ctx
         route = self.route
+        # This task's context is the connection's: its transport's callbacks run in a copy of it.
+        bind_log_context(database=route.database_id, client=f"{source}:{source_port}")
 
         def protocol() -> ClientSide:
             return ClientSide(self, source, source_port, accepted_at)

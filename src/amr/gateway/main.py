@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 import ssl
-import sys
 from typing import Any
 
 import uvloop
@@ -79,9 +78,6 @@ def run_gateway(settings: Settings, worker: int = 0) -> None:
     """Run gateway worker ``worker`` in this process until SIGTERM or SIGINT (blocking).
 
     With ``gateway.workers`` > 1 the supervisor runs that many of these processes; they all bind
-    every port with SO_REUSEPORT and the kernel spreads new connections across them."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+    every port with SO_REUSEPORT and the kernel spreads new connections across them. The caller sets
+    up logging (amr.logcontext.configure_logging)."""
     uvloop.run(serve(settings, worker=worker, reuse_port=settings.gateway.workers > 1))

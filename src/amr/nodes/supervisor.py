@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -298,8 +298,15 @@ def file_limit(wanted: int = FILE_LIMIT) -> int:
     return min(wanted, hard)
 
 
-def start_supervisord(settings: Settings, foreground: bool, include_core_programs: bool = True) -> int:
+def start_supervisord(
+    settings: Settings,
+    foreground: bool,
+    include_core_programs: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> int:
     """Start this AMR_HOME's supervisord and return its pid.
+
+    ``env`` is the environment of supervisord, and so of every program it runs (None: this process's).
 
     ``foreground=True`` replaces the current process with ``supervisord -n`` (does not return).
     Otherwise supervisord daemonizes itself and this returns once its socket answers.
@@ -325,11 +332,19 @@ def start_supervisord(settings: Settings, foreground: bool, include_core_program
     argv = [*_supervisord_command(), "-c", str(conf)]
     if foreground:
         argv.insert(len(argv) - 2, "-n")
-        os.execv(argv[0], argv)
+        if env is None:
+            os.execv(argv[0], argv)
+        os.execve(argv[0], argv, env)
     try:
         # supervisord forks and the parent exits at once; errors before that land on stderr.
         proc = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, cwd=settings.home
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=settings.home,
+            env=None if env is None else dict(env),
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ConfigError(f"cannot start supervisord ({' '.join(argv)}): {e}") from e

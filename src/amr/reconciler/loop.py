@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from amr.errors import AmrError, NodeError
+from amr.logcontext import log_context_for
 from amr.logic.foreign_nodes import plan_health_status
 from amr.logic.lifecycle import plan_deleting, plan_running
 from amr.logic.node_credentials import CredentialMasters
@@ -189,9 +190,12 @@ class Reconciler:
         for db in self._store.list(Database):
             if db.key in self._database_tasks:
                 continue
-            task = asyncio.get_running_loop().create_task(self._settle_database(db))
+            # Every line logged while settling it (and its outcome) names the database.
+            context = log_context_for(database=db.id)
+            task = asyncio.get_running_loop().create_task(self._settle_database(db), context=context)
             self._database_tasks[db.key] = task
-            task.add_done_callback(functools.partial(self._database_settled, db.key, log_outcome=not wait))
+            settled = functools.partial(self._database_settled, db.key, log_outcome=not wait)
+            task.add_done_callback(settled, context=log_context_for(database=db.id))
             started.append(task)
         if wait and started:
             outcomes += [o for o in await asyncio.gather(*started) if o]

@@ -291,11 +291,19 @@ class Scaler:
         for batch in plan_move_batches(moves, BATCH_SLOTS):
             pairs.setdefault((batch[0].source, batch[0].target), []).append(batch)
 
+        failed = asyncio.Event()
+
         async def lane(batches: list[list[SlotMove]]) -> None:
             for batch in batches:
+                if failed.is_set():
+                    return  # another lane failed: this round replans, start nothing more
                 source, target = primaries[batch[0].source], primaries[batch[0].target]
                 others = [p for s, p in primaries.items() if s not in (source.shard, target.shard)]
-                result = await self._migrator.move_slots(source, target, others, [m.slot for m in batch])
+                try:
+                    result = await self._migrator.move_slots(source, target, others, [m.slot for m in batch])
+                except BaseException:
+                    failed.set()
+                    raise
                 self.moved_keys += result.keys
 
         # redis-py hands each concurrent pipeline a connection of its own from the client's pool.
@@ -305,7 +313,12 @@ class Scaler:
             for index in range(LANES)
             if (part := batches[index::LANES])
         ]
-        await asyncio.gather(*(lane(part) for part in lanes))
+        # Every lane ends before a failure is raised: a lane left running would go on moving slots
+        # (and logging each one, the settings being back to normal) after this round gave up.
+        outcomes = await asyncio.gather(*(lane(part) for part in lanes), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _drop_leaving_shards(self, db: Database, wanted: int) -> None:
         """The leaving shards own no slot any more: drop their nodes from the record first (so a crash

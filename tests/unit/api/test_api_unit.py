@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from amr.logcontext import LogContextFilter, current_log_context
 from amr.model.resources import Cluster, Database, Operation
 from tests.unit.api.api_harness import (
     API,
@@ -209,6 +211,18 @@ def test_token_endpoint_refuses_a_source_after_wrong_secrets_even_with_the_right
     assert api.client.post(url, content=TOKEN_FORM).headers["Retry-After"] == "1"
     api.clock.advance(1)
     assert api.client.post(url, content=TOKEN_FORM).status_code == 200
+
+
+def test_a_requests_log_lines_carry_its_request_id(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.handler.addFilter(LogContextFilter())
+    url = f"/{TENANT}/oauth2/v2.0/token"
+    wrong = TOKEN_FORM.replace("client_secret=secret", "client_secret=guess")
+    with caplog.at_level(logging.WARNING, logger="amr.api"):
+        for i in range(3):
+            api.client.post(url, content=wrong, headers={"x-ms-client-request-id": f"req-{i}"})
+    (refusal,) = [r for r in caplog.records if "source refused" in r.getMessage()]
+    assert refusal.request_id == "req-2"  # type: ignore[attr-defined]
+    assert current_log_context() == {}
 
 
 def test_right_secrets_and_other_errors_do_not_count_towards_the_throttle(api: Api) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from amr.logcontext import current_log_context
 from amr.logic.node_credentials import CredentialMasters
 from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
@@ -199,3 +200,20 @@ def test_a_create_completes_once_the_gateway_listens_on_its_port(tmp_path: Path)
     assert saved is not None and saved.provisioning_state is ProvisioningState.SUCCEEDED
     assert checks == [10000, 10000, 10000]
     store.close()
+
+
+def test_settling_a_database_binds_it_to_the_log_context(world) -> None:  # type: ignore[no-untyped-def]
+    store, backend, _, reconciler = world
+    _cluster(store)
+    db = _database(store, ClusteringPolicy.NO_CLUSTER)
+    bound: list[dict[str, str]] = []
+    ensure_node = backend.ensure_node
+
+    async def recording(spec):  # type: ignore[no-untyped-def]
+        bound.append(dict(current_log_context()))
+        await ensure_node(spec)
+
+    backend.ensure_node = recording
+    _tick(reconciler)
+    assert bound and all(b == {"database": db.id} for b in bound)
+    assert current_log_context() == {}
