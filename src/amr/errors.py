@@ -74,3 +74,58 @@ class StoreError(AmrError):
 
 class ConcurrencyError(StoreError):
     """A record changed between read and write (optimistic concurrency)."""
+
+
+class EngineUnreachable(NodeError):
+    """A node's socket could not be reached, or the connection broke or stopped making sense.
+    ``gone`` is True when nothing listens there (the node's process is not running)."""
+
+    def __init__(self, message: str, gone: bool = False) -> None:
+        super().__init__(message)
+        self.gone = gone
+
+
+class EngineError(NodeError):
+    """The engine answered with an error reply; ``code`` is its first word (``WRONGPASS``, ``MOVED``).
+    The classes below are picked by code in ``amr.logic.engine_codec.ENGINE_ERRORS``, as redis-py
+    picks its exception classes."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class EngineAuthError(EngineError):
+    """NOAUTH, WRONGPASS: the connection is not (or could not be) authenticated."""
+
+
+class EnginePermissionError(EngineError):
+    """NOPERM: the user may not run that command or touch that key or channel."""
+
+
+class EngineLoadingError(EngineError):
+    """LOADING: the node is alive but still loading its dataset."""
+
+
+class EngineBusyError(EngineError):
+    """BUSY: a script or function is running."""
+
+
+class EngineRedirect(EngineError):
+    """MOVED, ASK: the slot is served by another node."""
+
+
+class EngineTryAgain(EngineError):
+    """TRYAGAIN: a multi-key command met a slot that is migrating."""
+
+
+class EngineClusterDown(EngineError):
+    """CLUSTERDOWN: the cluster cannot serve the slot now."""
+
+
+class EngineReadOnly(EngineError):
+    """READONLY: a write reached a replica."""
+
+
+class EngineMasterDown(EngineError):
+    """MASTERDOWN: a replica lost its primary and does not serve stale data."""

@@ -1,4 +1,5 @@
-"""AMR_HOME: creating it on first start and reading the secrets it keeps.
+"""AMR_HOME: creating it on first start, reading the secrets it keeps, following the files the control
+plane rewrites in it (``FollowedFile``).
 
 Layout (DESIGN.md, State on disk): mode 0700 for the home and its directories, 0600 for every file
 that holds a secret. Secrets never leave AMR_HOME and are never logged.
@@ -185,3 +186,50 @@ def read_secret(settings: Settings, name: str) -> str:
         return (settings.secrets_dir / name).read_text().strip()
     except OSError as e:
         raise ConfigError(f"cannot read the secret {name} in {settings.secrets_dir}: {e}") from e
+
+
+@dataclass(frozen=True)
+class FileLook:
+    """What one look at a followed file found. ``changed``: the file is not as last read; then
+    ``text`` is its new contents (None: it is gone) unless ``error`` says why it could not be read.
+    An ``error`` without ``changed``: it could not even be looked at (the last contents stand)."""
+
+    changed: bool
+    text: str | None = None
+    error: str = ""
+
+
+class FollowedFile:
+    """A file another process replaces atomically (routes.json, ha/watch.json), looked at with one
+    cheap ``os.stat`` and read again only when its mtime, size or inode changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int, int] | None | bool = False  # False: never read
+
+    def forget(self) -> None:
+        """Read the file again at the next look, changed or not."""
+        self._stamp = False
+
+    def look(self) -> FileLook:
+        """Whether the file changed since the last look, and its contents if so."""
+        try:
+            st = os.stat(self.path)
+            stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        except OSError as e:
+            return FileLook(False, error=str(e))
+        if stamp == self._stamp:
+            return FileLook(False)
+        self._stamp = stamp
+        if stamp is None:
+            return FileLook(True)
+        try:
+            return FileLook(True, self.path.read_text())
+        except OSError as e:
+            # Transient (EMFILE, a race with the writer): read it again at the next look.
+            self._stamp = False
+            return FileLook(True, error=str(e))
+        except UnicodeDecodeError as e:
+            return FileLook(True, error=str(e))

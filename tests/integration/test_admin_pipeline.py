@@ -1,4 +1,4 @@
-"""The admin connection's raw pipelines (amr.nodes.raw_pipeline) against a real valkey-server."""
+"""The admin connection's raw pipelines (amr.nodes.engine_client via amr.nodes.admin) against a real valkey-server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from amr.errors import NodeError
+from amr.errors import EngineError, EnginePermissionError, NodeError
 from amr.nodes.admin import UnixValkeyAdmin
 from amr.nodes.engine import find_server_binary
 from amr.settings import load_settings
@@ -167,3 +167,34 @@ def test_a_cancelled_pipeline_never_hands_its_reply_to_the_next(node: Node) -> N
             await admin.close()
 
     assert asyncio.run(run()) == [1, ["v"]]
+
+
+def test_execute_shapes_replies_and_maps_engine_errors(node: Node) -> None:
+    node.client().acl_setuser("limited", enabled=True, passwords=["+limited-pw"], commands=["+ping", "+info"])
+
+    async def run() -> None:
+        admin = UnixValkeyAdmin(node.socket, USER, "not-the-password", legacy_password=PASSWORD)
+        limited = UnixValkeyAdmin(node.socket, "limited", "limited-pw")
+        try:
+            info = await admin.execute("INFO", "replication")
+            assert (
+                isinstance(info, dict)
+                and info["role"] == "master"
+                and isinstance(info["master_repl_offset"], int)
+            )
+            assert await admin.execute("PING") is True
+            assert await admin.execute("CONFIG", "GET", "maxmemory-policy") == [
+                "maxmemory-policy",
+                "noeviction",
+            ]
+            with pytest.raises(EnginePermissionError) as info_error:
+                await limited.execute("FLUSHALL")
+            assert info_error.value.code == "NOPERM"
+            with pytest.raises(EngineError, match="ERR") as unknown:
+                await admin.execute("NOSUCHCOMMAND", PASSWORD)
+            assert PASSWORD not in str(unknown.value)
+        finally:
+            await admin.close()
+            await limited.close()
+
+    asyncio.run(run())

@@ -27,7 +27,7 @@ from amr.gateway.router_topology import ClusterTopology
 from amr.gateway.splice import ClientSide
 from amr.gateway.tls import TlsContexts
 from amr.logcontext import bind_log_context, log_context_for
-from amr.logic.gateway_access import SourceMatcher
+from amr.logic.firewall import SourceMatcher
 from amr.logic.gateway_descriptors import ACCEPT_PAUSE
 from amr.model.routes import Route
 

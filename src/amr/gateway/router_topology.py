@@ -13,14 +13,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-import hiredis
-
+from amr.errors import NodeError
 from amr.gateway.context import GatewayContext
 from amr.logic.cluster_slots import SlotMap, empty_slot_map, parse_cluster_slots
 from amr.logic.command_routing import CommandTable, parse_command_table
 from amr.logic.node_credentials import GATEWAY_USER
-from amr.logic.resp_frames import render_command
 from amr.model.routes import ClusterNode
+from amr.nodes.engine_client import EngineConnection
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +29,6 @@ FETCH_TIMEOUT = 2.0
 # Connections waiting for the first slot map get an error after this many failed reads.
 READY_ATTEMPTS = 30
 NOT_READY_REPLY = b"-CLUSTERDOWN the gateway cannot read the slot map yet\r\n"
-
-
-class _ReplyError(Exception):
-    pass
-
-
-async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *args: str) -> object:
-    writer.write(render_command([a.encode() for a in args]))
-    parser = hiredis.Reader()
-    while True:
-        reply = parser.gets()
-        if reply is not False:
-            if isinstance(reply, hiredis.ReplyError):
-                raise _ReplyError(str(reply).split(" ", 1)[0])
-            return reply
-        data = await reader.read(1 << 16)
-        if not data:
-            raise EOFError("node closed the connection")
-        parser.feed(data)
 
 
 class ClusterTopology:
@@ -139,7 +119,7 @@ class ClusterTopology:
             try:
                 async with asyncio.timeout(FETCH_TIMEOUT):
                     slot_map = await self._fetch(node)
-            except (OSError, EOFError, TimeoutError, ValueError, _ReplyError, hiredis.ProtocolError) as e:
+            except (NodeError, TimeoutError, ValueError) as e:
                 errors.append(f"{node.socket}: {type(e).__name__} {e}")
                 continue
             if not slot_map.primaries:
@@ -157,12 +137,11 @@ class ClusterTopology:
         return False
 
     async def _fetch(self, node: ClusterNode) -> SlotMap:
-        reader, writer = await asyncio.open_unix_connection(node.socket)
+        password = self.ctx.node_password_for(node.socket) if self.ctx.node_password else ""
+        connection = await EngineConnection.open(node.socket, GATEWAY_USER, password)
         try:
-            if self.ctx.node_password:
-                await _ask(reader, writer, "AUTH", GATEWAY_USER, self.ctx.node_password_for(node.socket))
             if self.ctx.command_table is None:
-                self.ctx.command_table = parse_command_table(await _ask(reader, writer, "COMMAND", "INFO"))
-            return parse_cluster_slots(await _ask(reader, writer, "CLUSTER", "SLOTS"), self.nodes)
+                self.ctx.command_table = parse_command_table(await connection.execute("COMMAND", "INFO"))
+            return parse_cluster_slots(await connection.execute("CLUSTER", "SLOTS"), self.nodes)
         finally:
-            writer.close()
+            connection.close()

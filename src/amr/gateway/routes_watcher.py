@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from amr.errors import GatewayError
 from amr.gateway.context import GatewayContext
 from amr.gateway.listeners import Listener
 from amr.gateway.tls import TlsContexts
+from amr.home import FollowedFile
 from amr.logic.gateway_plan import plan_listener_changes
 from amr.logic.routes import parse_route_table
 from amr.model.routes import Route, RouteTable
@@ -19,11 +19,11 @@ from amr.model.routes import Route, RouteTable
 log = logging.getLogger(__name__)
 
 EMPTY_TABLE = RouteTable(routes=(), cert_file="", key_file="")
-FileStamp = tuple[int, int, int]
 
 
 class RoutesWatcher:
-    """Polls the routes file (a cheap ``os.stat``) and applies each change to the listeners.
+    """Polls the routes file (a cheap ``os.stat``, amr.home.FollowedFile) and applies each change to
+    the listeners.
 
     A missing file means no routes; a malformed one is logged once per change and the previous routes
     stay. A port that cannot be bound (or a TLS route whose certificate cannot load) is logged once per
@@ -46,7 +46,7 @@ class RoutesWatcher:
         self.listeners: dict[int, Listener] = {}
         self.tls = TlsContexts()
         self._table = EMPTY_TABLE
-        self._stamp: FileStamp | None | bool = False  # False: never read
+        self._file = FollowedFile(routes_file)
         self._start_errors: dict[int, str] = {}
         self._stat_error = ""
 
@@ -55,39 +55,23 @@ class RoutesWatcher:
         return {r.port: r for r in self._table.routes}
 
     def _read_table(self) -> None:
-        try:
-            st = os.stat(self.routes_file)
-            stamp: FileStamp | None = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
-            stamp = None
-        except OSError as e:
-            if self._stat_error != str(e):
-                log.error("cannot read %s: %s; keeping the previous routes", self.routes_file, e)
-            self._stat_error = str(e)
+        look = self._file.look()
+        if look.error:
+            if self._stat_error != look.error:
+                log.error("cannot read %s: %s; keeping the previous routes", self.routes_file, look.error)
+            self._stat_error = look.error
             return
-        if stamp == self._stamp:
-            self._stat_error = ""
+        self._stat_error = ""
+        if not look.changed:
             return
-        self._stamp = stamp
-        if stamp is None:
-            self._stat_error = ""
+        if look.text is None:
             if self._table.routes:
                 log.info("%s is gone: no routes", self.routes_file)
             self._table = EMPTY_TABLE
             return
         try:
-            text = self.routes_file.read_text()
-        except OSError as e:
-            # Transient (EMFILE, a race with the writer): read it again on the next poll.
-            self._stamp = False
-            if self._stat_error != str(e):
-                log.error("cannot read %s: %s; keeping the previous routes", self.routes_file, e)
-            self._stat_error = str(e)
-            return
-        self._stat_error = ""
-        try:
-            table = parse_route_table(text)
-        except (UnicodeDecodeError, GatewayError) as e:
+            table = parse_route_table(look.text)
+        except GatewayError as e:
             log.error("%s: %s; keeping the previous routes", self.routes_file, e)
             return
         self._table = table

@@ -3,8 +3,8 @@
 Each tick reads the watch file, probes every watched node at once (one snapshot), lets
 ``amr.logic.ha_failover`` decide which replicas to promote and which replaced NoCluster primaries to
 demote, sends them ``CLUSTER FAILOVER TAKEOVER`` / ``REPLICAOF NO ONE`` / ``REPLICAOF <host> <port>``
-and returns what it did as outcome lines. It runs as its own supervised program and needs nothing
-from the control plane but the watch file, so a failover happens while the API is down.
+and returns what it did as outcomes (amr.logic.outcomes). It runs as its own supervised program and
+needs nothing from the control plane but the watch file, so a failover happens while the API is down.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from amr.logic.ha_failover import (
     plan_failovers,
 )
 from amr.logic.node_credentials import HA_USER
+from amr.logic.outcomes import Outcome, Severity
 from amr.model.ha import HaWatch, NodeProbe, WatchedNode
 from amr.settings import HaSettings
 
@@ -72,8 +73,8 @@ class Coordinator:
     def probes(self) -> dict[str, NodeProbe]:
         return {name: w.probe for name, w in self._nodes.items()}
 
-    async def tick(self) -> list[str]:
-        """One pass: read the watch, probe, decide, act; return what changed, one line each."""
+    async def tick(self) -> list[Outcome]:
+        """One pass: read the watch, probe, decide, act; return what changed, one outcome each."""
         watch = self._watch_file.read()
         await self._follow(watch)
         results = await asyncio.gather(*(self._probe(w) for w in self._nodes.values()))
@@ -83,7 +84,7 @@ class Coordinator:
         s = self._settings
         probes = self.probes
         self._attempts = plan_attempts_to_keep(self._attempts, probes, now, s.failover_timeout_ms)
-        outcomes = []
+        outcomes: list[Outcome] = []
         for takeover in plan_failovers(
             watch, probes, now, s.down_after_ms, self._attempts, s.failover_timeout_ms, s.gone_after_ms
         ):
@@ -106,7 +107,7 @@ class Coordinator:
         state = describe_ha_state(watch, probes, now, s.down_after_ms)
         if state != self._state:
             self._state = state
-            outcomes.append(state)
+            outcomes.append(Outcome(Severity.INFO, state))
         return outcomes
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -117,12 +118,7 @@ class Coordinator:
                 started = self._clock()
                 try:
                     for outcome in await self.tick():
-                        level = (
-                            logging.WARNING
-                            if outcome.startswith(("promoted", "made", "could not"))
-                            else logging.INFO
-                        )
-                        log.log(level, "ha: %s", outcome)
+                        log.log(outcome.severity, "ha: %s", outcome.message)
                 except Exception:
                     log.exception("HA tick failed; retrying")
                 pause = max(0.0, interval - (self._clock() - started))

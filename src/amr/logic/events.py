@@ -8,15 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from amr.logic.foreign_nodes import ForeignNode, render_foreign_repair_cause
-from amr.logic.plan import (
-    Action,
-    AddSlots,
-    ClusterMeet,
-    ClusterReplicate,
-    ConfigSet,
-    ObservedNode,
-    SetDefaultUser,
-)
+from amr.logic.node_actions import Action, AddSlots, ClusterMeet, ClusterReplicate, ConfigSet, SetDefaultUser
+from amr.logic.plan import ObservedNode
 from amr.model.events import DatabaseEvent, EventKind
 from amr.model.node import ProcessState
 

@@ -64,16 +64,42 @@ def plan_allowed_sources(
 
 def source_allowed(source: str, allowed: tuple[AddressRange, ...] | None) -> bool:
     """Whether a connection from ``source`` may proceed under ``allowed`` (None: everyone)."""
-    if allowed is None:
-        return True
-    try:
-        address = ipaddress.ip_address(source.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    for first, last in allowed:
-        low, high = ipaddress.ip_address(first), ipaddress.ip_address(last)
-        if low.version == address.version and int(low) <= int(address) <= int(high):
+    return SourceMatcher(allowed).allows(source)
+
+
+class SourceMatcher:
+    """Decides whether a source address may connect under a route's allowed ranges, parsed once (the
+    gateway builds one per route and asks it on every accept): ``None`` allows everyone, an empty
+    tuple nobody. A range whose ends are not addresses of one family matches nothing."""
+
+    __slots__ = ("allowed", "_v4", "_v6")
+
+    def __init__(self, allowed: tuple[AddressRange, ...] | None) -> None:
+        self.allowed = allowed
+        self._v4: list[tuple[int, int]] = []
+        self._v6: list[tuple[int, int]] = []
+        for first, last in allowed or ():
+            try:
+                low, high = ipaddress.ip_address(first), ipaddress.ip_address(last)
+            except ValueError:
+                continue
+            if low.version != high.version:
+                continue
+            (self._v4 if low.version == 4 else self._v6).append((int(low), int(high)))
+
+    def allows(self, source: str) -> bool:
+        """Whether a connection from ``source`` (as the socket reports it) may proceed."""
+        if self.allowed is None:
             return True
-    return False
+        try:
+            address = ipaddress.ip_address(source.split("%", 1)[0])
+        except ValueError:
+            return False
+        # A dual-stack listener reports IPv4 clients as IPv4-mapped IPv6: rules name them as IPv4.
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        value = int(address)
+        for low, high in self._v4 if address.version == 4 else self._v6:
+            if low <= value <= high:
+                return True
+        return False

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from amr.logic.gateway_resp import Reply, encode_request
+from amr.logic.gateway_resp import Reply
 from amr.logic.node_credentials import INTERNAL_USER_PREFIX
+from amr.logic.resp_frames import render_command
 
 CommandKind = Literal["auth", "internal", "neutral", "other"]
 
@@ -43,7 +44,7 @@ AuthOutcome = Literal["success", "failure", "not_required", "pending"]
 # the engine can only refuse with its own WRONGPASS (no ACL user name may contain a space), in the
 # same place in the pipeline, so the client's replies stay in order and the internal name and its
 # password never reach the engine.
-REFUSED_AUTH = encode_request((b"AUTH", b"amr refused", b"-"))
+REFUSED_AUTH = render_command((b"AUTH", b"amr refused", b"-"))
 
 
 def is_internal_user(name: bytes) -> bool:

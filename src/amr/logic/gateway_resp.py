@@ -71,14 +71,6 @@ class Command:
     raw: bytes
 
 
-def encode_request(args: tuple[bytes, ...]) -> bytes:
-    """One command as a RESP array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    for a in args:
-        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(parts)
-
-
 def _parse_int(text: bytes | bytearray) -> int | None:
     """A reply's length: an optional minus sign and digits."""
     body = text[1:] if text[:1] == b"-" else text

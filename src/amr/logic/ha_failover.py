@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from amr.logic.outcomes import Outcome, Severity
 from amr.model.ha import HaWatch, NodeProbe, WatchedDatabase, WatchedNode, WatchedShard
 
 
@@ -166,13 +167,16 @@ def plan_demotions(watch: HaWatch | None, probes: Mapping[str, NodeProbe]) -> li
     return demotions
 
 
-def describe_demotion(demotion: Demotion, error: str = "") -> str:
-    """The outcome line of one demotion: done, or failed with ``error``."""
+def describe_demotion(demotion: Demotion, error: str = "") -> Outcome:
+    """The outcome of one demotion: done (a warning: a replaced primary came back), or failed with
+    ``error`` (an error: two primaries stay)."""
     what = (
         f"node {demotion.stale.name} of database {demotion.database_id} shard {demotion.shard}, a primary "
         f"replaced by {demotion.successor.name}, a replica of it"
     )
-    return f"could not make {what}: {error}" if error else f"made {what}"
+    if error:
+        return Outcome(Severity.ERROR, f"could not make {what}: {error}")
+    return Outcome(Severity.WARNING, f"made {what}")
 
 
 def plan_attempts_to_keep(
@@ -193,13 +197,14 @@ def plan_attempts_to_keep(
     return kept
 
 
-def describe_takeover(takeover: Takeover, error: str = "") -> str:
-    """The outcome line of one takeover: done, or failed with ``error``."""
+def describe_takeover(takeover: Takeover, error: str = "") -> Outcome:
+    """The outcome of one takeover: done (a warning: a primary failed), or failed with ``error`` (an
+    error: the shard has no primary until a retry takes)."""
     where = f"node {takeover.replica.name} of database {takeover.database_id} shard {takeover.shard}"
     why = f"primary {takeover.failed_primary} did not answer for {takeover.down_for:.1f} s"
     if error:
-        return f"could not promote {where} after {why}: {error}"
-    return f"promoted {where} after {why}"
+        return Outcome(Severity.ERROR, f"could not promote {where} after {why}: {error}")
+    return Outcome(Severity.WARNING, f"promoted {where} after {why}")
 
 
 def describe_ha_state(

@@ -8,6 +8,7 @@ from typing import Any
 
 from amr.errors import ConfigError
 from amr.logic.routes import node_socket_path
+from amr.logic.versioned_file import parse_versioned_json
 from amr.model.enums import ProvisioningState, Toggle
 from amr.model.ha import HaWatch, WatchedDatabase, WatchedNode, WatchedShard
 from amr.model.resources import Cluster, Database
@@ -77,34 +78,29 @@ def render_ha_watch(watch: HaWatch) -> str:
 
 def parse_ha_watch(text: str) -> HaWatch:
     """Parse ha/watch.json text; raise ConfigError saying what is wrong."""
-    try:
-        data: Any = json.loads(text)
-        if data.get("version") != WATCH_FORMAT_VERSION:
-            raise ConfigError(f"HA watch file version {data.get('version')!r} is not {WATCH_FORMAT_VERSION}")
-        return HaWatch(
-            tuple(
-                WatchedDatabase(
-                    id=str(db["id"]),
-                    uid=str(db["uid"]),
-                    shards=tuple(
-                        WatchedShard(
-                            int(s["shard"]),
-                            tuple(
-                                WatchedNode(str(n["name"]), str(n["socket"]), int(n["port"]))
-                                for n in s["nodes"]
-                            ),
-                        )
-                        for s in db["shards"]
-                    ),
-                    cluster=_flag(db.get("cluster", True)),
-                )
-                for db in data["databases"]
+    return parse_versioned_json(text, WATCH_FORMAT_VERSION, "HA watch file", ConfigError, _watch)
+
+
+def _watch(data: Any) -> HaWatch:
+    return HaWatch(
+        tuple(
+            WatchedDatabase(
+                id=str(db["id"]),
+                uid=str(db["uid"]),
+                shards=tuple(
+                    WatchedShard(
+                        int(s["shard"]),
+                        tuple(
+                            WatchedNode(str(n["name"]), str(n["socket"]), int(n["port"])) for n in s["nodes"]
+                        ),
+                    )
+                    for s in db["shards"]
+                ),
+                cluster=_flag(db.get("cluster", True)),
             )
+            for db in data["databases"]
         )
-    except ConfigError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ConfigError(f"HA watch file is malformed: {e}") from e
+    )
 
 
 def _flag(value: Any) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from amr.errors import GatewayError
 from amr.logic.firewall import AddressRange, plan_allowed_sources
+from amr.logic.versioned_file import parse_versioned_json
 from amr.model.enums import ClientProtocol, ClusteringPolicy, ProvisioningState, Toggle
 from amr.model.node import Role
 from amr.model.resources import Cluster, Database
@@ -76,19 +77,15 @@ def render_route_table(table: RouteTable) -> str:
 
 def parse_route_table(text: str) -> RouteTable:
     """Parse routes.json text; raise GatewayError saying what is wrong."""
-    try:
-        data: Any = json.loads(text)
-        if data.get("version") != ROUTES_FORMAT_VERSION:
-            raise GatewayError(f"routes file version {data.get('version')!r} is not {ROUTES_FORMAT_VERSION}")
-        routes = tuple(_parse_route(r) for r in data["routes"])
-        ports = [r.port for r in routes]
-        if len(set(ports)) != len(ports):
-            raise GatewayError("routes file lists a port twice")
-        return RouteTable(routes=routes, cert_file=str(data["certFile"]), key_file=str(data["keyFile"]))
-    except GatewayError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise GatewayError(f"routes file is malformed: {e}") from e
+    return parse_versioned_json(text, ROUTES_FORMAT_VERSION, "routes file", GatewayError, _route_table)
+
+
+def _route_table(data: Any) -> RouteTable:
+    routes = tuple(_parse_route(r) for r in data["routes"])
+    ports = [r.port for r in routes]
+    if len(set(ports)) != len(ports):
+        raise GatewayError("routes file lists a port twice")
+    return RouteTable(routes=routes, cert_file=str(data["certFile"]), key_file=str(data["keyFile"]))
 
 
 def plan_route_table(

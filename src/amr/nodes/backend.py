@@ -12,7 +12,8 @@ class ValkeyAdmin(Protocol):
     """An authenticated admin connection to one node (the internal admin user)."""
 
     async def execute(self, *args: str | int | bytes) -> object:
-        """Run one command and return redis-py's decoded reply; raise NodeError on failure."""
+        """Run one command and return its reply as redis-py shaped it (INFO as a dict: see
+        amr.logic.engine_codec); raise NodeError on failure (an EngineError for an error reply)."""
         ...
 
     async def pipeline(self, commands: Sequence[Sequence[str | int | bytes]]) -> list[object]:

@@ -5,15 +5,15 @@ primary, then exec valkey-server (amr.logic.node_launch decides how and when).
 and ``launch.json`` written by the node backend: the private network to join (amr.nodes.netns) and,
 for a node with peers (an HA database), the peers to ask. A node's
 first start asks nobody (it holds no data yet; its peers start at the same moment). The process
-execs the engine, so the supervisor's pid is the engine's. It imports only the standard library and
-amr.logic.node_launch and amr.nodes.netns, so a start costs a few tens of milliseconds.
+execs the engine, so the supervisor's pid is the engine's. It imports only the standard library,
+amr.logic, amr.nodes.netns and the small amr.nodes.engine_sync client, so a start costs a few tens of
+milliseconds.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -21,6 +21,7 @@ from pathlib import Path
 from amr.logic.node_credentials import HA_USER, REPLICATION_USER
 from amr.logic.node_launch import choose_launch, describe_peers
 from amr.logic.replication import ReplicationView, parse_replication_view
+from amr.nodes.engine_sync import ask_peer
 from amr.nodes.netns import NamespaceError, enter
 
 LAUNCH_FILE = "launch.json"
@@ -34,47 +35,13 @@ _POLL_INTERVAL = 0.1
 _NETWORK_WAIT = 10.0
 
 
-def _command(*args: str) -> bytes:
-    out = [f"*{len(args)}\r\n".encode()]
-    for a in args:
-        data = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-def _read_reply(stream: socket.socket, buffer: bytearray) -> bytes | None:
-    """Read one simple or bulk reply; None for an error reply."""
-    while b"\r\n" not in buffer:
-        chunk = stream.recv(65536)
-        if not chunk:
-            raise OSError("connection closed")
-        buffer += chunk
-    line, _, rest = bytes(buffer).partition(b"\r\n")
-    if line.startswith(b"$"):
-        size = int(line[1:])
-        while len(rest) < size + 2:
-            chunk = stream.recv(65536)
-            if not chunk:
-                raise OSError("connection closed")
-            rest += chunk
-        buffer[:] = rest[size + 2 :]
-        return rest[:size]
-    buffer[:] = rest
-    return None if line.startswith(b"-") else line[1:]
-
-
 def probe_peer(host: str, port: int, user: str, password: str) -> ReplicationView | None:
     """A peer's replication view, or None if it does not answer (down, loading, refusing us)."""
     try:
-        with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT) as stream:
-            stream.sendall(_command("AUTH", user, password) + _command("INFO", "replication"))
-            buffer = bytearray()
-            if _read_reply(stream, buffer) is None:
-                return None
-            info = _read_reply(stream, buffer)
+        info = ask_peer(host, port, user, password, ("INFO", "replication"), _PROBE_TIMEOUT)
     except (OSError, ValueError):
         return None
-    return parse_replication_view(info.decode(errors="replace")) if info else None
+    return parse_replication_view(info.decode(errors="replace")) if isinstance(info, bytes) and info else None
 
 
 def _secrets(directory: Path) -> dict[str, str]:

@@ -18,14 +18,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from amr.errors import NodeError
+from amr.errors import EngineUnreachable, NodeError
+from amr.logic.engine_codec import is_error_reply, redact
 from amr.logic.node_credentials import ADMIN_USER, CredentialMasters
 from amr.logic.supervisor_conf import NODE_PROGRAM_PREFIX, render_node_program, supervisor_program_name
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
 from amr.nodes.admin import UnixValkeyAdmin
 from amr.nodes.engine import find_server_binary
+from amr.nodes.engine_client import EngineConnection
 from amr.nodes.launch import LAUNCH_FILE, NODE_SECRETS_FILE, STARTED_MARKER
-from amr.nodes.resp import redact
 from amr.nodes.supervisor import SupervisorClient, include_dir
 from amr.settings import Settings
 
@@ -310,34 +311,29 @@ class LocalNodeBackend:
             return await asyncio.wait_for(self._ping_once(spec), _PING_TIMEOUT)
         except TimeoutError:
             return "PING timed out"
-        except (OSError, asyncio.IncompleteReadError, ValueError) as e:
-            return f"{type(e).__name__}: {e}"
+        except EngineUnreachable as e:
+            cause = e.__cause__ or e
+            return f"{type(cause).__name__}: {cause}"
 
     async def _ping_once(self, spec: NodeSpec) -> str:
-        reader, writer = await asyncio.open_unix_connection(spec.socket)
+        connection = await EngineConnection.open(spec.socket, decode=True)
         try:
-            auth = pong = ""
+            auth: object = ""
+            pong: object = ""
             # The node's own password, or (a node an older amr started) the master itself, which
             # was every node's admin password then; convergence replaces it.
             for password in (self._masters.admin_for(spec.database_uid), self._masters.admin):
-                writer.write(_resp("AUTH", ADMIN_USER, password) + _resp("PING"))
-                await writer.drain()
-                auth = (await reader.readline()).decode(errors="replace").strip()
-                pong = (await reader.readline()).decode(errors="replace").strip()
-                if auth == "+OK":
+                auth, pong = await connection.send([("AUTH", ADMIN_USER, password), ("PING",)])
+                if not is_error_reply(auth):
                     break
         finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except OSError:
-                pass
-        if auth.startswith(("-WRONGPASS", "-NOPERM")):
-            raise NodeError(f"node {spec.name} rejected the admin user: {redact(auth[1:])}")
-        if auth != "+OK":
-            return f"AUTH answered {redact(auth)!r}"
-        if pong != "+PONG":
-            return f"PING answered {redact(pong)!r}"
+            connection.close()
+        if is_error_reply(auth) and str(auth).startswith(("WRONGPASS", "NOPERM")):
+            raise NodeError(f"node {spec.name} rejected the admin user: {redact(str(auth))}")
+        if is_error_reply(auth) or auth != "OK":
+            return f"AUTH answered {redact(_reply_line(auth))!r}"
+        if is_error_reply(pong) or pong != "PONG":
+            return f"PING answered {redact(_reply_line(pong))!r}"
         return ""
 
     def _failure_message(
@@ -381,12 +377,9 @@ def _status(name: str, info: dict[str, Any]) -> NodeStatus:
     return NodeStatus(name=name, state=state, pid=pid, description=description)
 
 
-def _resp(*args: str) -> bytes:
-    out = [f"*{len(args)}\r\n".encode()]
-    for a in args:
-        b = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
+def _reply_line(reply: object) -> str:
+    """A short reply as the engine wrote it (``-ERR ...``, ``+OK``), for messages."""
+    return f"-{reply}" if is_error_reply(reply) else f"+{reply}"
 
 
 def _write_if_changed(path: Path, text: str) -> bool:

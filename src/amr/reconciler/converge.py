@@ -7,21 +7,16 @@ import time
 from collections.abc import Callable
 
 from amr.errors import NodeError
-from amr.logic.foreign_nodes import choose_foreign_nodes, validate_cluster_health
+from amr.logic.database_pass import DatabaseSnapshot, plan_database_pass, plan_node_locations
+from amr.logic.foreign_nodes import validate_cluster_health
+from amr.logic.node_actions import describe_actions
 from amr.logic.node_credentials import CredentialMasters
-from amr.logic.plan import (
-    NodeEnvironment,
-    NodeTarget,
-    choose_shard_primaries,
-    describe_actions,
-    observed_primaries,
-    plan_database_actions,
-    plan_node_targets,
-)
+from amr.logic.plan import NodeEnvironment, NodeTarget
 from amr.model.resources import Cluster, Database
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
 from amr.reconciler.events import ConvergeTrace, EventRecorder, StatusRecorder
+from amr.reconciler.migrating import MigratingDatabases
 from amr.reconciler.nodes import execute_action, observe_node
 from amr.settings import Settings
 
@@ -34,7 +29,8 @@ ReportHealth = Callable[[Database, tuple[str, ...]], None]
 
 class NodeConverger:
     """Brings a database's nodes to what its record and cache say (``converge``), and tells what
-    each node should run (``environment``, ``current_targets``). ``report_health`` hears about a
+    each node should run (``environment``, ``current_targets``). Each pass observes the nodes once
+    (``observe``) and decides once (``plan_database_pass``). ``report_health`` hears about a
     clustered database's health: at once when a foreign node shows up, when a converge ends (healthy,
     or still not after its deadline)."""
 
@@ -44,79 +40,78 @@ class NodeConverger:
         backend: NodeBackend,
         events: EventRecorder,
         masters: CredentialMasters,
-        resharding: Callable[[Database], bool],
+        migrating: MigratingDatabases,
         report_health: ReportHealth | None = None,
     ) -> None:
         self._settings = settings
         self._backend = backend
         self._events = events
         self._masters = masters
-        self._resharding = resharding
+        self._migrating = migrating
         self._report_health = report_health or (lambda db, problems: None)
+
+    async def observe(
+        self,
+        db: Database,
+        cluster: Cluster,
+        env: NodeEnvironment | None = None,
+        backend: NodeBackend | None = None,
+    ) -> DatabaseSnapshot:
+        """Observe every node of ``db`` once, into the snapshot one pass decides on."""
+        env = env or self.environment(db, cluster)
+        backend = backend or self._backend
+        cluster_mode = db.clustering_policy.cluster_mode
+        locations = plan_node_locations(db, env)
+        observed = {spec.name: await observe_node(backend, spec, cluster_mode) for spec in locations}
+        return DatabaseSnapshot(db, cluster, env, observed, self._events.last_primaries(db))
 
     async def current_targets(self, db: Database, cluster: Cluster) -> tuple[NodeTarget, ...]:
         """The database's nodes with the roles they have now (a switchover moves the primary)."""
-        env = self.environment(db, cluster)
-        cluster_mode = db.clustering_policy.cluster_mode
-        targets = plan_node_targets(db, cluster, env)
-        observed = {t.spec.name: await observe_node(self._backend, t.spec, cluster_mode) for t in targets}
-        primaries = choose_shard_primaries(db, observed, cluster_mode, self._events.last_primaries(db))
-        return plan_node_targets(db, cluster, env, primaries)
+        return plan_database_pass(await self.observe(db, cluster)).targets
 
-    async def converge(self, db: Database, cluster: Cluster, trace: ConvergeTrace | None = None) -> str:
+    async def converge(
+        self, db: Database, cluster: Cluster, trace: ConvergeTrace | None = None
+    ) -> tuple[str, ...]:
+        """Observe, plan and act until the plan is empty; returns the steps taken (none: the nodes
+        were in sync), each once. Raises NodeError when they are not in sync by the deadline."""
         env = self.environment(db, cluster)
         backend = StatusRecorder(self._backend)
-        targets = plan_node_targets(db, cluster, env)
-        keys = (db.primary_key, db.secondary_key)
-        replication = env.credentials.replication
         deadline = time.monotonic() + self._settings.engine.start_timeout * 2
         done: list[str] = []
         cluster_mode = db.clustering_policy.cluster_mode
         saw_foreign = False
         while True:
-            observed = {t.spec.name: await observe_node(backend, t.spec, cluster_mode) for t in targets}
-            # Plan on the roles the nodes have now: a failover is accepted, never undone.
-            primaries = choose_shard_primaries(db, observed, cluster_mode, self._events.last_primaries(db))
-            targets = plan_node_targets(db, cluster, env, primaries)
-            # While slots migrate the scaler owns the node tables (it forgets the shards it removed).
-            foreign = choose_foreign_nodes(targets, observed) if cluster_mode and not env.moving_slots else ()
-            actions = plan_database_actions(
-                db.clustering_policy, targets, observed, keys, replication, foreign
-            )
+            snapshot = await self.observe(db, cluster, env, backend)
+            plan = plan_database_pass(snapshot)
+            observed = snapshot.observed
             if trace is not None:
-                trace.see(
-                    backend.statuses,
-                    observed,
-                    actions,
-                    observed_primaries(db, observed, cluster_mode),
-                    foreign,
-                )
-            if foreign:
+                trace.see(backend.statuses, observed, plan.actions, plan.clear_primaries, plan.foreign)
+            if plan.foreign:
                 saw_foreign = True
-                self._report_health(db, validate_cluster_health(targets, observed, foreign))
-            if not actions:
+                self._report_health(db, validate_cluster_health(plan.targets, observed, plan.foreign))
+            if not plan.actions:
                 if cluster_mode and not saw_foreign:
                     # Healthy once a pass finds nothing foreign: the pass that removed a foreign
                     # node leaves the next one (a tick later) to confirm none came back.
                     self._report_health(db, ())
-                return "; ".join(done) if done else "in sync"
+                return tuple(done)
             if time.monotonic() > deadline:
                 if cluster_mode:
-                    self._report_health(db, validate_cluster_health(targets, observed, foreign))
+                    self._report_health(db, validate_cluster_health(plan.targets, observed, plan.foreign))
                 raise NodeError(
-                    f"the nodes did not reach the desired state: still to do {describe_actions(actions)}"
+                    f"the nodes did not reach the desired state: still to do {describe_actions(plan.actions)}"
                 )
-            step = describe_actions(actions)
+            step = describe_actions(plan.actions)
             if not done or done[-1] != step:  # waits repeat; log each step once
                 done.append(step)
-            for action in actions:
+            for action in plan.actions:
                 await execute_action(self._backend, action, self._settings.engine.start_timeout)
 
     def environment(self, db: Database, cluster: Cluster) -> NodeEnvironment:
         sku = sku_by_name(cluster.sku_name)
         memory = sku.max_memory_bytes if sku else 1024**3
         s = self._settings
-        moving = self._resharding(db)
+        moving = db in self._migrating
         return NodeEnvironment(
             nodes_dir=str(s.nodes_dir),
             run_dir=str(s.run_dir),
@@ -129,3 +124,8 @@ class NodeConverger:
             moving_slots=moving,
             max_clients=(sku.max_connections if sku else 10000) + RESERVED_CLIENTS,
         )
+
+
+def describe_steps(steps: tuple[str, ...]) -> str:
+    """The steps a converge took, as one line for an outcome."""
+    return "; ".join(steps) if steps else "in sync"

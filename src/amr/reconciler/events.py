@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,7 +21,8 @@ from amr.logic.events import (
     plan_repairs,
 )
 from amr.logic.foreign_nodes import ForeignNode
-from amr.logic.plan import Action, EnsureNode, ObservedNode
+from amr.logic.node_actions import Action, EnsureNode
+from amr.logic.plan import ObservedNode
 from amr.model.enums import ProvisioningState, ResourceState
 from amr.model.events import DatabaseEvent, EventKind, NodePids, events_prefix
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
@@ -96,9 +97,9 @@ class ConvergeTrace:
     def see(
         self,
         statuses: dict[str, NodeStatus],
-        observed: dict[str, ObservedNode],
-        actions: list[Action],
-        primaries: dict[int, str] | None = None,
+        observed: Mapping[str, ObservedNode],
+        actions: Sequence[Action],
+        primaries: Mapping[int, str] | None = None,
         foreign: tuple[ForeignNode, ...] = (),
     ) -> None:
         self.primaries.update(primaries or {})

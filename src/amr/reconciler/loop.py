@@ -1,9 +1,11 @@
 """The reconciler: drives what the API accepted (the store) into running nodes and gateway routes.
 
-Each tick reads the store, settles resource groups, clusters and databases that have work pending,
-checks every running database (which is how a restarted control plane adopts the nodes it finds
-running, without restarting them), and writes the gateway's route table. Each database converges by
-observe -> plan -> act until its plan is empty.
+Each tick reads the store, settles resource groups and caches (amr.reconciler.caches) and databases
+that have work pending, sweeps stray nodes (amr.reconciler.strays), checks every running database
+(which is how a restarted control plane adopts the nodes it finds running, without restarting them),
+and writes the gateway's route table and the HA watch (amr.reconciler.publish). Each database
+converges pass by pass (amr.reconciler.converge): observe once, decide once, act, until the plan is
+empty.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,29 +21,28 @@ from datetime import UTC, datetime
 from amr.errors import AmrError, NodeError
 from amr.logcontext import log_context_for
 from amr.logic.foreign_nodes import plan_health_status
-from amr.logic.lifecycle import plan_deleting, plan_running
+from amr.logic.lifecycle import plan_running
 from amr.logic.node_credentials import CredentialMasters
+from amr.logic.outcomes import Outcome, Severity, info, warning
 from amr.logic.placement import render_shard_note
-from amr.logic.plan import (
-    plan_node_targets,
-)
-from amr.logic.recovery import plan_stray_nodes
-from amr.logic.routes import plan_route_table
+from amr.logic.plan import plan_node_targets
 from amr.model.enums import OperationStatus, ProvisioningState, ResourceState
 from amr.model.ha import HaWatch
 from amr.model.node import ProcessState, Role
-from amr.model.resources import Cluster, Database, FirewallRule, Operation, OperationError, ResourceGroup
+from amr.model.resources import Cluster, Database, Operation, OperationError
 from amr.model.routes import RouteTable
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
-from amr.reconciler.converge import NodeConverger
+from amr.reconciler.caches import CacheSettler
+from amr.reconciler.converge import NodeConverger, describe_steps
 from amr.reconciler.conversion import Converter
 from amr.reconciler.events import ConvergeTrace, EventRecorder
-from amr.reconciler.ha_watch import HaWatchPublisher
 from amr.reconciler.ledger import Ledger
-from amr.reconciler.nodes import observe_node
+from amr.reconciler.migrating import MigratingDatabases
+from amr.reconciler.publish import DataPlanePublisher
 from amr.reconciler.rolling import RestartRunner
 from amr.reconciler.scaling import Scaler
+from amr.reconciler.strays import StraySweeper
 from amr.settings import Settings
 from amr.store.repository import Store
 
@@ -51,9 +51,6 @@ log = logging.getLogger(__name__)
 IDLE_INTERVAL = 2.0
 # How long a create waits for the gateway to listen on the database's port before it completes anyway.
 ENDPOINT_WAIT = 5.0
-_UNHEALTHY = "unhealthy database"
-# How often the reconciler looks for node directories and programs no record lists (first tick too).
-STRAY_SWEEP_INTERVAL = 30.0
 
 
 class Reconciler:
@@ -72,31 +69,28 @@ class Reconciler:
         write_ha_watch: Callable[[HaWatch], None] | None = None,
     ) -> None:
         self._settings = settings
-        # Databases whose failover is paused while their nodes convert to cluster mode (by uid).
-        self._failover_paused: set[str] = set()
         self._store = store
         self._backend = backend
-        self._write_routes = write_routes
         self._port_is_free = port_is_free
         self._port_is_listening = port_is_listening
-        self._ha_watch = HaWatchPublisher(write_ha_watch)
+        self._publisher = DataPlanePublisher(settings, store, write_routes, write_ha_watch)
         self._now = now
         self._wake = asyncio.Event()
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._database_tasks: dict[str, asyncio.Task[str | None]] = {}
-        self._last_routes: RouteTable | None = None
-        self._next_stray_sweep = 0.0
+        self._database_tasks: dict[str, asyncio.Task[Outcome | None]] = {}
         self._events = EventRecorder(store, now)
         self._ledger = Ledger(store, now, self.notify)
-        self._nodes = NodeConverger(
-            settings, backend, self._events, masters,
-            lambda db: self._scaler.resharding(db), self._report_health,
-        )  # fmt: skip
+        # The converger reads which databases migrate slots, the scaler marks them and converges
+        # through the converger: both are wired here, neither needs the other's back.
+        migrating = MigratingDatabases()
+        self._nodes = NodeConverger(settings, backend, self._events, masters, migrating, self._report_health)
         self._scaler = Scaler(
-            settings, store, backend, self._ledger, masters.admin_for, self._lock, self._nodes.converge,
-            self._nodes.current_targets, port_is_free, self.notify,
+            settings, store, backend, self._ledger, masters.admin_for, self._lock, self._nodes, migrating,
+            port_is_free, self.notify,
         )  # fmt: skip
+        self._caches = CacheSettler(store, self._ledger, self._scaler)
+        self._strays = StraySweeper(settings, store, backend)
         self._converter = Converter(backend, settings.engine.start_timeout, self._pause_failover)
         self._restarts = RestartRunner(
             store, backend, self._events, self._lock, self._nodes.current_targets, self._nodes.converge,
@@ -119,13 +113,8 @@ class Reconciler:
         cluster = self._store.get(Cluster, db.cluster_key)
         if cluster is None:
             return []
-        down = []
-        cluster_mode = db.clustering_policy.cluster_mode
-        for target in plan_node_targets(db, cluster, self._nodes.environment(db, cluster)):
-            seen = await observe_node(self._backend, target.spec, cluster_mode)
-            if not seen.ready:
-                down.append(f"{target.spec.name} ({seen.process.value})")
-        return down
+        observed = (await self._nodes.observe(db, cluster)).observed
+        return [f"{name} ({seen.process.value})" for name, seen in observed.items() if not seen.ready]
 
     async def used_memory(self, db: Database) -> int:
         total = 0
@@ -164,7 +153,7 @@ class Reconciler:
             self._wake.clear()
             try:
                 for outcome in await self.tick(wait=False):
-                    log.info("reconcile: %s", outcome)
+                    log.log(outcome.severity, "reconcile: %s", outcome.message)
             except Exception:
                 log.exception("reconcile tick failed; retrying")
             try:
@@ -172,20 +161,19 @@ class Reconciler:
             except TimeoutError:
                 pass
 
-    async def tick(self, wait: bool = True) -> list[str]:
-        """One pass over everything; returns what it did, one line per change.
+    async def tick(self, wait: bool = True) -> list[Outcome]:
+        """One pass over everything; returns what it did, one outcome per change.
 
         Each database settles in its own task, so a slow one (a node still starting) never holds up
         another database or the next tick; a database whose task is still running is skipped. With
         ``wait`` the tick also waits for those tasks and returns their outcomes (tests use this);
         without it their outcomes are logged when they finish.
         """
-        outcomes: list[str] = self._restarts.resume_interrupted()
-        self._publish_routes()
+        outcomes: list[Outcome] = self._restarts.resume_interrupted()
+        self._publisher.publish()
         self._ledger.prune_operations()
-        outcomes += await self._settle_groups()
-        outcomes += await self._settle_clusters()
-        outcomes += await self._remove_stray_nodes()
+        outcomes += await self._caches.settle()
+        outcomes += await self._strays.sweep_if_due()
         started = []
         for db in self._store.list(Database):
             if db.key in self._database_tasks:
@@ -199,41 +187,10 @@ class Reconciler:
             started.append(task)
         if wait and started:
             outcomes += [o for o in await asyncio.gather(*started) if o]
-        self._publish_routes()
+        self._publisher.publish()
         return outcomes
 
-    async def _remove_stray_nodes(self) -> list[str]:
-        """Remove node directories and programs that no database record lists: what a delete or a
-        failed create left behind when a crash cut it short. Runs every STRAY_SWEEP_INTERVAL."""
-        now = time.monotonic()
-        if now < self._next_stray_sweep:
-            return []
-        self._next_stray_sweep = now + STRAY_SWEEP_INTERVAL
-        try:
-            # Listed before the records are read: a node is created only after its record is written.
-            directories = await self._backend.list_node_directories()
-            programs = [s.name for s in await self._backend.list_nodes()]
-        except AmrError as e:
-            log.warning("cannot look for stray nodes: %s", e)
-            return []
-        recorded = [n.name for db in self._store.list(Database) for n in db.nodes]
-        outcomes = []
-        for stray in plan_stray_nodes(recorded, directories, programs):
-            directory = stray.directory or str(self._settings.nodes_dir / stray.name)
-            try:
-                await self._backend.remove_node(stray.name, directory)
-            except AmrError as e:
-                log.warning("cannot remove stray node %s: %s", stray.name, e)
-                continue
-            if stray.directory:
-                try:
-                    os.rmdir(os.path.dirname(directory))  # its database's directory, once empty
-                except OSError:
-                    pass
-            outcomes.append(f"removed stray node {stray.name}: no database lists it")
-        return outcomes
-
-    def _database_settled(self, key: str, task: asyncio.Task[str | None], *, log_outcome: bool) -> None:
+    def _database_settled(self, key: str, task: asyncio.Task[Outcome | None], *, log_outcome: bool) -> None:
         self._database_tasks.pop(key, None)
         if task.cancelled():
             return
@@ -245,76 +202,22 @@ class Reconciler:
         if not outcome:
             return
         if log_outcome:
-            log.info("reconcile: %s", outcome)
-        if not outcome.startswith(_UNHEALTHY):
+            log.log(outcome.severity, "reconcile: %s", outcome.message)
+        if outcome.changed_state:
             # The database changed state: its cache or group may move on now, and routes may change.
-            self._publish_routes()
+            self._publisher.publish()
             self.notify()
-
-    # --- resource groups and clusters --------------------------------------------------------------
-
-    async def _settle_groups(self) -> list[str]:
-        outcomes = []
-        for group in self._store.list(ResourceGroup):
-            if group.provisioning_state is not ProvisioningState.DELETING:
-                continue
-            clusters = self._store.list(Cluster, group.key + "/")
-            for cluster in clusters:
-                self._mark_cluster_deleting(cluster)
-            if not clusters and self._ledger.delete(group):
-                self._ledger.complete(group.id, ("delete",))
-                outcomes.append(f"deleted resource group {group.id}")
-        return outcomes
-
-    def _mark_cluster_deleting(self, cluster: Cluster) -> None:
-        if cluster.provisioning_state is not ProvisioningState.DELETING:
-            self._ledger.replace(cluster, plan_deleting(cluster))
-
-    async def _settle_clusters(self) -> list[str]:
-        outcomes = []
-        for cluster in self._store.list(Cluster):
-            state = cluster.provisioning_state
-            dbs = self._store.list(Database, cluster.key + "/")
-            if state is ProvisioningState.CREATING:
-                if self._finish_cluster(cluster, "create"):
-                    outcomes.append(f"created cache {cluster.id}")
-            elif state is ProvisioningState.DELETING:
-                for db in dbs:
-                    if db.provisioning_state is not ProvisioningState.DELETING:
-                        self._ledger.replace(db, plan_deleting(db))
-                if not dbs and self._ledger.delete(cluster):
-                    for rule in self._store.list(FirewallRule, cluster.key + "/firewallrules/"):
-                        self._store.delete(rule)
-                    self._ledger.complete(cluster.id, ("delete",))
-                    outcomes.append(f"deleted cache {cluster.id}")
-            elif state is ProvisioningState.UPDATING:
-                pending = False
-                for db in dbs:
-                    pending |= await self._propagate_cluster_change(cluster, db)
-                if not pending and self._finish_cluster(cluster, "update"):
-                    outcomes.append(f"updated cache {cluster.id}")
-        return outcomes
-
-    async def _propagate_cluster_change(self, cluster: Cluster, db: Database) -> bool:
-        """Carry a cluster change into its database; True while the database still has work."""
-        return await self._scaler.propagate(cluster, db)
-
-    def _finish_cluster(self, cluster: Cluster, action: str) -> bool:
-        if not self._ledger.replace(cluster, plan_running(cluster)):
-            return False
-        self._ledger.complete(cluster.id, (action,))
-        return True
 
     # --- databases ---------------------------------------------------------------------------------
 
-    async def _settle_database(self, db: Database) -> str | None:
+    async def _settle_database(self, db: Database) -> Outcome | None:
         cluster = self._store.get(Cluster, db.cluster_key)
         async with self._lock(db.key):
             db = self._store.get(Database, db.key) or db
             state = db.provisioning_state
             if state is ProvisioningState.DELETING or cluster is None:
                 await self._remove_database(db)
-                return f"deleted database {db.id}"
+                return info(f"deleted database {db.id}")
             if state is ProvisioningState.FAILED:
                 if db.resource_state is ResourceState.CREATE_FAILED:
                     # A failed create leaves nothing running; this also finishes a cleanup that a
@@ -328,16 +231,18 @@ class Reconciler:
             reshapes = state is ProvisioningState.UPDATING and db.clustering_policy.cluster_mode
             try:
                 converted = await self._convert(db, cluster) if reshapes else ""
-                plan = await self._nodes.converge(db, cluster, trace)
+                steps = await self._nodes.converge(db, cluster, trace)
+                plan = describe_steps(steps)
                 if converted:
                     plan = f"{converted}; {plan}"
                 if reshapes and await self._scaler.settle_shards(cluster, db):
                     self._events.record(db, trace, steady)
-                    return f"updating database {db.id}: reaching the SKU's shard count ({plan})"
+                    return info(f"updating database {db.id}: reaching the SKU's shard count ({plan})")
             except AmrError as e:
                 self._events.record(db, trace, steady)
                 if not state.busy:
-                    return f"{_UNHEALTHY} {db.id}: {e}"
+                    # Nothing changed in the store: no one waiting on this database may move on.
+                    return warning(f"unhealthy database {db.id}: {e}", changed_state=False)
                 outcome = self._fail_database(db, e)
                 if state is ProvisioningState.CREATING:
                     await self._remove_nodes(db)
@@ -355,16 +260,16 @@ class Reconciler:
                     note = render_shard_note(sku, db.shard_count, db.clustering_policy)
                     done = dataclasses.replace(done, status_message=note)
                 if not self._ledger.replace(db, done):
-                    return f"database {db.id} changed while it converged; replanning"
+                    return info(f"database {db.id} changed while it converged; replanning")
                 self._ledger.complete(db.id, (action,))
-                return f"{action}d database {db.id}: {plan}"
+                return info(f"{action}d database {db.id}: {plan}")
             if steady:
                 upgrade = await self._restarts.start_upgrade_if_due(
                     db, cluster, str(self._settings.nodes_dir)
                 )
                 if upgrade:
                     return upgrade
-            return None if plan == "in sync" else f"repaired database {db.id}: {plan}"
+            return warning(f"repaired database {db.id}: {plan}") if steps else None
 
     async def _wait_for_endpoint(self, db: Database) -> None:
         """Wait (a little) until the gateway listens on the new database's port, so a client that
@@ -386,18 +291,15 @@ class Reconciler:
                 db, plan_node_targets(db, cluster, self._nodes.environment(db, cluster))
             )
         finally:
-            if db.uid in self._failover_paused:
-                self._failover_paused.discard(db.uid)
-                self._publish_routes()
+            self._publisher.resume_failover(db.uid)
 
     async def _pause_failover(self, db: Database) -> None:
         """Take ``db`` out of the HA watch before a conversion restarts its nodes, so that `amr ha`
         never takes a planned restart for a failure; then give the coordinator time to read it."""
-        self._failover_paused.add(db.uid)
-        self._publish_routes()
+        self._publisher.pause_failover(db.uid)
         await asyncio.sleep(3 * max(self._settings.ha.poll_ms, 10) / 1000)
 
-    def _fail_database(self, db: Database, error: AmrError) -> str:
+    def _fail_database(self, db: Database, error: AmrError) -> Outcome:
         creating = db.provisioning_state is ProvisioningState.CREATING
         code = "DatabaseCreateFailed" if creating else "DatabaseUpdateFailed"
         verb = "created" if creating else "updated"
@@ -409,16 +311,16 @@ class Reconciler:
             status_message=db.status_message if creating else reason.message,
         )
         if not self._ledger.replace(db, failed):
-            return f"database {db.id} changed while it converged; replanning"
+            return info(f"database {db.id} changed while it converged; replanning")
         self._ledger.complete(db.id, ("create" if creating else "update",), reason)
-        return f"database {db.id} failed: {error}"
+        return Outcome(Severity.ERROR, f"database {db.id} failed: {error}")
 
-    async def _remove_leftover_nodes(self, db: Database) -> str | None:
+    async def _remove_leftover_nodes(self, db: Database) -> Outcome | None:
         statuses = [await self._backend.node_status(n.name) for n in db.nodes]
         if all(s.state is ProcessState.ABSENT for s in statuses):
             return None
         await self._remove_nodes(db)
-        return f"removed the nodes of failed database {db.id}"
+        return warning(f"removed the nodes of failed database {db.id}")
 
     async def _remove_nodes(self, db: Database) -> None:
         for node in db.nodes:
@@ -436,11 +338,11 @@ class Reconciler:
         if current is not None and not self._ledger.delete(current):
             return
         self._events.forget(db)
-        self._failover_paused.discard(db.uid)
+        self._publisher.forget(db.uid)
         self._ledger.complete(db.id, ("delete",))
         gone = OperationError("ResourceDeleted", "The database was deleted before this operation finished.")
         self._ledger.complete(db.id, ("create", "update", "flush"), gone, status=OperationStatus.CANCELED)
-        self._publish_routes()
+        self._publisher.publish()
 
     async def _flush(self, db: Database, operation: Operation) -> None:
         cluster = self._store.get(Cluster, db.cluster_key)
@@ -480,26 +382,3 @@ class Reconciler:
 
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
-
-    def _publish_routes(self) -> None:
-        clusters = {c.key: c for c in self._store.list(Cluster)}
-        rules: dict[str, list[tuple[str, str]]] = {}
-        for rule in self._store.list(FirewallRule):
-            rules.setdefault(rule.cluster_key, []).append((rule.start_ip, rule.end_ip))
-        s = self._settings
-        table = plan_route_table(
-            self._store.list(Database),
-            clusters,
-            str(s.run_dir),
-            str(s.server_cert_file),
-            str(s.server_key_file),
-            rules,
-            s.gateway.private_network_list,
-            s.gateway.max_connections_per_database,
-        )
-        if table != self._last_routes:
-            self._write_routes(table)
-            self._last_routes = table
-        self._ha_watch.publish(
-            self._store.list(Database), clusters, str(s.run_dir), frozenset(self._failover_paused)
-        )

@@ -9,16 +9,13 @@ from typing import Any
 
 from amr.errors import NodeError
 from amr.logic.foreign_nodes import BumpEpoch, ClusterForget
-from amr.logic.node_credentials import INTERNAL_USERS, REPLICATION_USER
-from amr.logic.plan import (
+from amr.logic.node_actions import (
     Action,
     AddSlots,
     ClusterMeet,
     ClusterReplicate,
     ConfigSet,
     EnsureNode,
-    ObservedNode,
-    ObservedUser,
     RemoveSnapshot,
     SetDefaultUser,
     SetInternalUser,
@@ -28,6 +25,8 @@ from amr.logic.plan import (
     WaitReady,
     WriteConfig,
 )
+from amr.logic.node_credentials import INTERNAL_USERS, REPLICATION_USER
+from amr.logic.plan import ObservedNode, ObservedUser
 from amr.logic.resharding import parse_cluster_nodes
 from amr.model.node import NodeSpec, ProcessState
 from amr.nodes.backend import NodeBackend

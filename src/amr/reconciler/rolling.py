@@ -1,7 +1,7 @@
 """Restarting a database's nodes as a long-running operation: the restart action (rolling or all at
 once) and Azure's upgradeDBRedisVersion, which is a rolling restart onto the engine binary the settings
-name. amr.logic.rolling decides each step from one observation of the nodes; this module observes, acts
-and records.
+name. amr.logic.rolling decides each step from one observation of the nodes
+(amr.reconciler.rolling_observe); this module acts and records.
 
 A restart holds the database's reconcile lock from start to end, so the reconciler never starts a node
 it is restarting or corrects a role it is switching; it converges the database once before it begins
@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from amr.errors import AmrError, ConcurrencyError, NodeError
+from amr.logic.outcomes import Outcome, Severity, info, warning
 from amr.logic.plan import NodeTarget
 from amr.logic.rolling import (
     ACTION_RESTART,
@@ -29,14 +30,11 @@ from amr.logic.rolling import (
     Done,
     RestartNodes,
     RestartSnapshot,
-    RollingNode,
     Switchover,
     Wait,
     choose_conflicting_operation,
     describe_action,
     describe_switchover,
-    parse_info_fields,
-    parse_rolling_node,
     plan_restart_event,
     plan_restart_step,
 )
@@ -46,6 +44,7 @@ from amr.model.resources import Cluster, Database, Operation, OperationError
 from amr.nodes.backend import NodeBackend
 from amr.nodes.handover import hand_over
 from amr.reconciler.events import EventRecorder
+from amr.reconciler.rolling_observe import execute, observe_role, observe_rolling_nodes
 from amr.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ SWITCHOVER_ATTEMPTS = 3
 POLL_INTERVAL = 0.05
 
 Targets = Callable[[Database, Cluster], Awaitable[tuple[NodeTarget, ...]]]
-Converge = Callable[[Database, Cluster], Awaitable[str]]
+Converge = Callable[[Database, Cluster], Awaitable[tuple[str, ...]]]
 
 
 class _Gone(AmrError):
@@ -108,11 +107,11 @@ class RestartRunner:
         self._tasks[operation.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(operation.id, None))
 
-    async def start_upgrade_if_due(self, db: Database, cluster: Cluster, nodes_dir: str) -> str | None:
+    async def start_upgrade_if_due(self, db: Database, cluster: Cluster, nodes_dir: str) -> Outcome | None:
         """Start a rolling upgrade of a settled database whose nodes run another engine binary than
         ``engine.server_binary`` names now (the setting changed and the control plane restarted): what
         Azure's upgradeDBRedisVersion does, without waiting to be asked.
-        Returns the outcome line, or None when nothing is due or another operation runs."""
+        Returns the outcome, or None when nothing is due or another operation runs."""
         drifted = [
             n.name
             for n in db.nodes
@@ -132,7 +131,7 @@ class RestartRunner:
         )
         self._store.insert(operation)
         self.start(operation)
-        return (
+        return info(
             f"nodes {', '.join(drifted)} of database {db.id} run another engine binary than "
             f"engine.server_binary names; started a rolling upgrade (operation {operation.id})"
         )
@@ -141,19 +140,19 @@ class RestartRunner:
         """Another background operation of this control plane (a flush): not an interrupted one."""
         self._own.add(operation.id)
 
-    def resume_interrupted(self) -> list[str]:
+    def resume_interrupted(self) -> list[Outcome]:
         """Once per control plane: resume the restarts a previous one did not finish, and fail its
         flushes. Synchronous, so it runs before the API takes a request."""
         if self._resumed:
             return []
         self._resumed = True
-        outcomes = []
+        outcomes: list[Outcome] = []
         for op in self._store.list(Operation):
             if op.status.done or op.id in self._own:
                 continue
             if op.action in RESTART_ACTIONS:
                 self.start(op)
-                outcomes.append(f"resumed the {describe_action(op.action)} of {op.resource_id}")
+                outcomes.append(warning(f"resumed the {describe_action(op.action)} of {op.resource_id}"))
             elif op.action == "flush":
                 error = OperationError(
                     "FlushInterrupted",
@@ -161,7 +160,7 @@ class RestartRunner:
                     "deleted; flush the database again.",
                 )
                 self._finish(op.id, OperationStatus.FAILED, error)
-                outcomes.append(f"failed the interrupted flush of {op.resource_id}")
+                outcomes.append(Outcome(Severity.ERROR, f"failed the interrupted flush of {op.resource_id}"))
         return outcomes
 
     # --- one operation ----------------------------------------------------------------------------
@@ -207,7 +206,7 @@ class RestartRunner:
             while True:
                 db, cluster = self._load(operation)
                 targets = {t.spec.name: t for t in await self._targets(db, cluster)}
-                nodes = await self._observe(db, targets, cluster_mode)
+                nodes = await observe_rolling_nodes(self._backend, db, targets, cluster_mode)
                 step = plan_restart_step(
                     RestartSnapshot(nodes, operation.node_pids, rolling, cluster_mode, persistence, upgrade)
                 )
@@ -271,44 +270,6 @@ class RestartRunner:
                 continue
         raise NodeError("could not record the operation's progress in the store")
 
-    async def _observe(
-        self, db: Database, targets: dict[str, NodeTarget], cluster_mode: bool
-    ) -> tuple[RollingNode, ...]:
-        nodes: list[RollingNode] = []
-        for node in db.nodes:
-            spec = targets[node.name].spec
-            status = await self._backend.node_status(node.name)
-            pid = status.pid if status.state is ProcessState.RUNNING else None
-            seen = RollingNode(node.name, node.shard, pid)
-            if pid is not None:
-                try:
-                    role = await self._execute(spec, "ROLE")
-                    replication = parse_info_fields(await self._execute(spec, "INFO", "replication"))
-                    cluster = (
-                        parse_info_fields(await self._execute(spec, "CLUSTER", "INFO"))
-                        if cluster_mode
-                        else None
-                    )
-                    seen = parse_rolling_node(node.name, node.shard, pid, role, replication, cluster)
-                except NodeError as e:
-                    log.debug("node %s not answering: %s", node.name, e)
-            nodes.append(seen)
-        # A replica's offset is read again, after every primary's: one at least as far as its
-        # primary's then has every write the primary had acknowledged by then.
-        for i, seen in enumerate(nodes):
-            if not (seen.ready and seen.role == "slave"):
-                continue
-            try:
-                replication = parse_info_fields(
-                    await self._execute(targets[seen.name].spec, "INFO", "replication")
-                )
-            except NodeError:
-                nodes[i] = RollingNode(seen.name, seen.shard, seen.pid)
-                continue
-            again = parse_rolling_node(seen.name, seen.shard, seen.pid, ["slave"], replication)
-            nodes[i] = dataclasses.replace(again, cluster_ok=seen.cluster_ok)
-        return tuple(nodes)
-
     async def _restart_nodes(self, db: Database, targets: dict[str, NodeTarget], step: RestartNodes) -> None:
         results = await asyncio.gather(
             *(self._restart_node(db, targets[name].spec, step.cause) for name in step.names),
@@ -349,7 +310,7 @@ class RestartRunner:
         started = self._clock()
         try:
             if cluster_mode:
-                await self._execute(new, "CLUSTER", "FAILOVER")
+                await execute(self._backend, new, "CLUSTER", "FAILOVER")
             else:
                 # Writes pause on the primary until the replica has every one, then the two switch;
                 # the gateway follows the new primary by itself (amr.nodes.handover).
@@ -359,7 +320,8 @@ class RestartRunner:
             return str(e)
         deadline = started + SWITCHOVER_TIMEOUT_MS / 1000 + 5
         while self._clock() < deadline:
-            if await self._role(new) == "master" and await self._role(old) == "slave":
+            roles = (await observe_role(self._backend, new), await observe_role(self._backend, old))
+            if roles == ("master", "slave"):
                 took = int((self._clock() - started) * 1000)
                 cause = describe_switchover(step, upgrade, took)
                 self._events.record_switchover(db, step.shard, step.old_primary, step.new_primary, cause)
@@ -375,20 +337,6 @@ class RestartRunner:
         finally:
             await primary.close()
             await replica.close()
-
-    async def _role(self, spec: NodeSpec) -> str | None:
-        try:
-            reply = await self._execute(spec, "ROLE")
-        except NodeError:
-            return None
-        return str(reply[0]) if isinstance(reply, list) and reply else None
-
-    async def _execute(self, spec: NodeSpec, *args: str | int) -> object:
-        admin = self._backend.admin(spec)
-        try:
-            return await admin.execute(*args)
-        finally:
-            await admin.close()
 
     def _finish(
         self, op_id: str, status: OperationStatus, error: OperationError | None, message: str = ""

@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 from amr.errors import AmrError, NodeError
@@ -47,7 +47,9 @@ from amr.model.resources import Cluster, Database
 from amr.model.sku import sku_by_name
 from amr.nodes.backend import NodeBackend
 from amr.nodes.slot_migration import ShardPrimary, SlotMigrator
+from amr.reconciler.converge import NodeConverger
 from amr.reconciler.ledger import Ledger
+from amr.reconciler.migrating import MigratingDatabases
 from amr.settings import Settings
 from amr.store.repository import Store
 
@@ -59,12 +61,10 @@ LANES = 2
 # How long a finished migration waits for every node to agree on the new layout.
 AGREE_TIMEOUT = 30.0
 
-Converge = Callable[[Database, Cluster], Awaitable[str]]
-Targets = Callable[[Database, Cluster], Awaitable[tuple[NodeTarget, ...]]]
-
 
 class Scaler:
-    """Carries cache changes into databases; owns the slot migration tasks (one per database)."""
+    """Carries cache changes into databases; owns the slot migration tasks (one per database), and
+    marks the databases they migrate in ``migrating``. Converges databases through ``nodes``."""
 
     def __init__(
         self,
@@ -74,8 +74,8 @@ class Scaler:
         ledger: Ledger,
         admin_password_for: Callable[[str], str],
         lock: Callable[[str], asyncio.Lock],
-        converge: Converge,
-        current_targets: Targets,
+        nodes: NodeConverger,
+        migrating: MigratingDatabases,
         port_is_free: Callable[[int], bool],
         notify: Callable[[], None],
     ) -> None:
@@ -84,20 +84,15 @@ class Scaler:
         self._backend = backend
         self._ledger = ledger
         self._lock = lock
-        self._converge = converge
-        self._current_targets = current_targets
+        self._converge = nodes.converge
+        self._current_targets = nodes.current_targets
         self._port_is_free = port_is_free
         self._notify = notify
         self._admin_password_for = admin_password_for  # by database uid
         self._migrator = SlotMigrator(ADMIN_USER)
         self._tasks: dict[str, asyncio.Task[str]] = {}
-        self._resharding: set[str] = set()
+        self._migrating = migrating
         self.moved_keys = 0  # keys moved since start (for logs and benchmarks)
-
-    def resharding(self, db: Database) -> bool:
-        """Whether slots of ``db`` are being migrated now (its shards' memory limits are relaxed
-        meanwhile: a shard may hold more than its final share until the slots are spread)."""
-        return db.key in self._resharding
 
     def wanted_shards(self, db: Database, cluster: Cluster) -> int:
         """The shard count the cache's SKU asks for (capped by the installation's setting)."""
@@ -219,7 +214,7 @@ class Scaler:
         self._notify()
 
     async def _reshard(self, db_key: str, cluster_key: str) -> str:
-        self._resharding.add(db_key)
+        self._migrating.begin(db_key)
         try:
             started, moved, rounds = time.monotonic(), 0, 0
             while True:
@@ -234,7 +229,7 @@ class Scaler:
                 moved += count
                 rounds += 1
         finally:
-            self._resharding.discard(db_key)
+            self._migrating.end(db_key)
 
     async def _reshard_round(self, db: Database, cluster: Cluster) -> int | None:
         """One observe-plan-act round; the number of slots moved, or None when there is nothing left."""
@@ -306,7 +301,7 @@ class Scaler:
                     raise
                 self.moved_keys += result.keys
 
-        # redis-py hands each concurrent pipeline a connection of its own from the client's pool.
+        # The engine pool hands each concurrent pipeline a connection of its own.
         lanes = [
             part
             for _, batches in sorted(pairs.items())

@@ -4,55 +4,31 @@ an injected clock: it probes, promotes once, and reconnects to a node that comes
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from amr.ha.coordinator import Coordinator
 from amr.ha.watch import WatchFile
 from amr.logic.ha_watch import render_ha_watch
+from amr.logic.outcomes import Outcome, Severity
 from amr.model.ha import HaWatch, WatchedDatabase, WatchedNode, WatchedShard
 from amr.settings import HaSettings
+from amr.testing.fake_engine import FakeEngineSocket
 
 
-class FakeNode:
+class FakeNode(FakeEngineSocket):
     """Answers AUTH, PING, INFO replication and CLUSTER FAILOVER like a cluster node would."""
 
     def __init__(self, path: str, info: str) -> None:
-        self.path = path
+        super().__init__(path)
         self.info = info
-        self.commands: list[list[str]] = []
-        self.server: asyncio.AbstractServer | None = None
-        self.clients: list[asyncio.StreamWriter] = []
         self.loading = False
 
-    async def start(self) -> None:
-        self.server = await asyncio.start_unix_server(self._serve, self.path)
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            for writer in self.clients:
-                writer.transport.abort()
-            self.clients.clear()
-            await self.server.wait_closed()
-            self.server = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.clients.append(writer)
-        try:
-            while True:
-                count = int((await reader.readuntil(b"\r\n"))[1:-2])
-                args = []
-                for _ in range(count):
-                    size = int((await reader.readuntil(b"\r\n"))[1:-2])
-                    args.append((await reader.readexactly(size + 2))[:-2].decode())
-                self.commands.append(args)
-                writer.write(self._answer(args))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    def _answer(self, args: list[str]) -> bytes:
+    def answer(self, args: list[str], session: dict[str, Any]) -> bytes:
         name = args[0].upper()
         if name == "PING" and self.loading:
             return b"-LOADING Valkey is loading the dataset in memory\r\n"
@@ -110,17 +86,21 @@ def test_a_primary_that_stops_answering_is_replaced_once(tmp_path: Path) -> None
         await primary.start()
         await replica.start()
         try:
-            assert await coordinator.tick() == ["watching 1 database(s), 2 node(s): every node answers"]
+            assert await coordinator.tick() == [
+                Outcome(Severity.INFO, "watching 1 database(s), 2 node(s): every node answers")
+            ]
             assert primary.commands[0] == ["AUTH", "amr-ha", "secret"]
             await primary.stop()
             clock.now += 0.5
             (line,) = await coordinator.tick()
-            assert "does not answer; failover after 1000 ms" in line
+            assert line.severity is Severity.INFO
+            assert "does not answer; failover after 1000 ms" in line.message
             assert not any(c[0] == "CLUSTER" for c in replica.commands)
             clock.now += 0.6
             outcomes = await coordinator.tick()
-            assert outcomes[0] == (
-                "promoted node d1-0-1 of database db-id shard 0 after primary d1-0-0 did not answer for 1.1 s"
+            assert outcomes[0] == Outcome(
+                Severity.WARNING,
+                "promoted node d1-0-1 of database db-id shard 0 after primary d1-0-0 did not answer for 1.1 s",
             )
             assert replica.commands[-1] == ["CLUSTER", "FAILOVER", "TAKEOVER"]
             # The replica is primary now: nothing more, however long the old one stays away.
@@ -161,7 +141,8 @@ def test_a_primary_whose_process_is_gone_is_replaced_after_gone_after_ms(tmp_pat
             assert not any(c[0] == "CLUSTER" for c in replica.commands)
             clock.now += 0.1
             outcomes = await coordinator.tick()
-            assert outcomes[0].startswith("promoted node d1-0-1 of database db-id shard 0")
+            assert outcomes[0].severity is Severity.WARNING
+            assert outcomes[0].message.startswith("promoted node d1-0-1 of database db-id shard 0")
             assert replica.commands[-1] == ["CLUSTER", "FAILOVER", "TAKEOVER"]
         finally:
             await coordinator.close()
@@ -175,14 +156,16 @@ def test_a_takeover_that_does_not_take_is_retried_after_the_failover_timeout(tmp
     async def scenario(tmp_path: Path) -> None:
         primary, replica, _, coordinator, clock = _setup(tmp_path)
         await replica.start()
-        replica._answer = lambda args: (  # type: ignore[method-assign]
-            b"-ERR not now\r\n" if args[0] == "CLUSTER" else FakeNode._answer(replica, args)
+        replica.answer = lambda args, session: (  # type: ignore[method-assign]
+            b"-ERR not now\r\n" if args[0] == "CLUSTER" else FakeNode.answer(replica, args, session)
         )
         try:
             await coordinator.tick()
             clock.now += 1.5
             outcomes = await coordinator.tick()
-            assert outcomes[0].startswith("could not promote node d1-0-1") and "ERR not now" in outcomes[0]
+            assert outcomes[0].severity is Severity.ERROR
+            assert outcomes[0].message.startswith("could not promote node d1-0-1")
+            assert "ERR not now" in outcomes[0].message
             clock.now += 5
             await coordinator.tick()
             assert sum(c[0] == "CLUSTER" for c in replica.commands) == 1
@@ -202,7 +185,7 @@ def test_nothing_happens_without_the_watch_file(tmp_path: Path) -> None:
         await replica.start()
         watch_file.unlink()
         try:
-            assert await coordinator.tick() == ["no HA watch file: nothing to watch"]
+            assert await coordinator.tick() == [Outcome(Severity.INFO, "no HA watch file: nothing to watch")]
             clock.now += 30
             await coordinator.tick()
             assert replica.commands == []
@@ -211,3 +194,23 @@ def test_nothing_happens_without_the_watch_file(tmp_path: Path) -> None:
             await replica.stop()
 
     run(scenario, tmp_path)
+
+
+def test_each_outcome_is_logged_at_its_severity(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario(tmp_path: Path) -> None:
+        _, _, watch_file, coordinator, _ = _setup(tmp_path)
+        watch_file.unlink()
+        stop = asyncio.Event()
+        task = asyncio.create_task(coordinator.run(stop))
+        for _ in range(200):
+            if any(r.name == "amr.ha.coordinator" for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    with caplog.at_level(logging.INFO, logger="amr.ha.coordinator"):
+        run(scenario, tmp_path)
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "amr.ha.coordinator"]
+    assert logged == [(logging.INFO, "ha: no HA watch file: nothing to watch")]
+    assert Severity.WARNING == logging.WARNING and Severity.ERROR == logging.ERROR

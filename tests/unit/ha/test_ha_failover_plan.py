@@ -24,6 +24,7 @@ from amr.logic.ha_failover import (
 )
 from amr.logic.ha_watch import parse_ha_watch, plan_ha_watch, render_ha_watch
 from amr.logic.node_credentials import CredentialMasters
+from amr.logic.outcomes import Outcome, Severity
 from amr.logic.placement import plan_nodes
 from amr.logic.replication import ReplicationView, parse_replication_view
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
@@ -280,10 +281,13 @@ def test_down_for() -> None:
 
 
 def test_outcome_lines() -> None:
-    assert describe_takeover(TAKEOVER) == (
-        f"promoted node d1-0-1 of database {DB.id} shard 0 after primary d1-0-0 did not answer for 1.2 s"
+    assert describe_takeover(TAKEOVER) == Outcome(
+        Severity.WARNING,
+        f"promoted node d1-0-1 of database {DB.id} shard 0 after primary d1-0-0 did not answer for 1.2 s",
     )
-    assert describe_takeover(TAKEOVER, "ERR boom").startswith("could not promote node d1-0-1")
+    failed = describe_takeover(TAKEOVER, "ERR boom")
+    assert failed.severity is Severity.ERROR
+    assert failed.message.startswith("could not promote node d1-0-1") and failed.message.endswith("ERR boom")
     assert describe_ha_state(None, {}, NOW, 1000) == "no HA watch file: nothing to watch"
     assert describe_ha_state(HaWatch(), {}, NOW, 1000).startswith("no clustered database")
     assert describe_ha_state(WATCH, probes(up(P), up(R, "slave", P)), NOW, 1000) == (
@@ -415,9 +419,11 @@ def test_plan_demotions(seen: dict[str, NodeProbe], expected: list[tuple[Watched
     assert plan_demotions(WATCH, seen) == []
     assert plan_demotions(None, seen) == []
     for d in planned:
-        assert describe_demotion(d) == (
-            f"made node {P.name} of database {DB.id} shard 0, a primary replaced by {R.name}, a replica of it"
+        assert describe_demotion(d) == Outcome(
+            Severity.WARNING,
+            f"made node {P.name} of database {DB.id} shard 0, a primary replaced by {R.name}, a replica of it",
         )
+        assert describe_demotion(d, "ERR no").severity is Severity.ERROR
 
 
 def test_a_primary_says_its_replication_ids() -> None:

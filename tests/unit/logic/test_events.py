@@ -14,7 +14,8 @@ from amr.logic.events import (
     plan_pids_to_keep,
     plan_repairs,
 )
-from amr.logic.plan import ConfigSet, EnsureNode, ObservedNode, SetDefaultUser, WaitReady
+from amr.logic.node_actions import ConfigSet, EnsureNode, SetDefaultUser, WaitReady
+from amr.logic.plan import ObservedNode
 from amr.model.events import DatabaseEvent, EventKind
 from amr.model.node import NodeSpec, ProcessState, Role
 

@@ -7,19 +7,21 @@ import dataclasses
 import pytest
 
 from amr.logic.gateway_primary import RoleAnswer, choose_primary, parse_role_reply
-from amr.logic.node_credentials import CredentialMasters
-from amr.logic.placement import plan_nodes
-from amr.logic.plan import (
+from amr.logic.node_actions import (
     AddSlots,
     ClusterMeet,
     ClusterReplicate,
+    SetInternalUser,
+    WaitCluster,
+    WriteConfig,
+)
+from amr.logic.node_credentials import CredentialMasters
+from amr.logic.placement import plan_nodes
+from amr.logic.plan import (
     NodeEnvironment,
     NodeTarget,
     ObservedNode,
     ObservedUser,
-    SetInternalUser,
-    WaitCluster,
-    WriteConfig,
     choose_shard_primaries,
     plan_database_actions,
     plan_node_targets,

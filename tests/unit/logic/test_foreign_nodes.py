@@ -19,7 +19,8 @@ from amr.logic.foreign_nodes import (
     plan_health_status,
     validate_cluster_health,
 )
-from amr.logic.plan import AddSlots, ObservedNode, plan_database_actions, plan_node_targets
+from amr.logic.node_actions import AddSlots
+from amr.logic.plan import ObservedNode, plan_database_actions, plan_node_targets
 from amr.logic.resharding import ClusterNodeLine
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState
 from amr.model.events import EventKind

@@ -7,8 +7,7 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amr.logic.firewall import source_allowed
-from amr.logic.gateway_access import SourceMatcher
+from amr.logic.firewall import SourceMatcher, source_allowed
 from amr.logic.gateway_bruteforce import AuthFailureGuard, choose_source_key, init_table, table_size
 from amr.logic.gateway_descriptors import DescriptorPressure
 

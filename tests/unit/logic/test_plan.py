@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from amr.logic.plan import (
+from amr.logic.node_actions import (
     AddSlots,
     ClusterMeet,
     ClusterReplicate,
@@ -17,9 +17,8 @@ from amr.logic.plan import (
     WaitReady,
     WriteConfig,
     describe_actions,
-    plan_database_actions,
-    plan_node_targets,
 )
+from amr.logic.plan import plan_database_actions, plan_node_targets
 from amr.logic.valkey_conf import password_hash
 from amr.model.enums import AofFrequency, ClusteringPolicy, EvictionPolicy, RdbFrequency, Toggle
 from amr.model.node import ProcessState, Role

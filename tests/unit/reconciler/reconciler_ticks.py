@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from amr.logic.outcomes import Outcome
 from amr.logic.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation
@@ -63,5 +64,5 @@ def _database(store: SqlStore, policy: ClusteringPolicy, ha: bool = True) -> Dat
     return db
 
 
-def _tick(reconciler: Reconciler) -> list[str]:
+def _tick(reconciler: Reconciler) -> list[Outcome]:
     return asyncio.run(reconciler.tick())

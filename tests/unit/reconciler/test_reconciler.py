@@ -9,6 +9,7 @@ import pytest
 
 from amr.logcontext import current_log_context
 from amr.logic.node_credentials import CredentialMasters
+from amr.logic.outcomes import Severity
 from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
 from amr.reconciler.loop import Reconciler
@@ -24,7 +25,9 @@ def test_create_converges_nodes_and_completes_the_operation(world, policy: Clust
     _cluster(store)
     db = _database(store, policy)
     outcomes = _tick(reconciler)
-    assert any(o.startswith(f"created database {db.id}") for o in outcomes)
+    assert any(
+        o.severity is Severity.INFO and o.message.startswith(f"created database {db.id}") for o in outcomes
+    )
     saved = store.get(Database, db.key)
     assert saved is not None
     assert saved.provisioning_state is ProvisioningState.SUCCEEDED
@@ -65,7 +68,9 @@ def test_a_dead_node_is_restarted_and_reported(world) -> None:  # type: ignore[n
     _tick(reconciler)
     backend.kill("dabc-0-1")
     outcomes = _tick(reconciler)
-    assert any(o.startswith(f"repaired database {db.id}") for o in outcomes)
+    assert any(
+        o.severity is Severity.WARNING and o.message.startswith(f"repaired database {db.id}") for o in outcomes
+    )
     assert "dabc-0-1" in backend.nodes
 
 

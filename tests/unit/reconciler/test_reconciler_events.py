@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from amr.logic.node_credentials import CredentialMasters
+from amr.logic.outcomes import Outcome, Severity
 from amr.logic.placement import plan_nodes
 from amr.model.enums import ClusteringPolicy, ProvisioningState, ResourceState, Toggle
 from amr.model.events import DatabaseEvent, EventKind, NodePids, events_prefix
@@ -44,7 +45,7 @@ class World:
             self.clock.now,
         )
 
-    def tick(self, reconciler: Reconciler | None = None) -> list[str]:
+    def tick(self, reconciler: Reconciler | None = None) -> list[Outcome]:
         self.clock.advance(1)
         return asyncio.run((reconciler or self.reconciler).tick())
 
@@ -234,7 +235,10 @@ def test_a_correction_that_does_not_hold_is_not_told_every_tick(world: World) ->
         outcomes = world.tick(reconciler) + world.tick(reconciler)
     finally:
         fake_nodes.FakeAdmin.execute = real  # type: ignore[method-assign]
-    assert any("unhealthy" in o for o in outcomes), outcomes
+    assert any(
+        o.message.startswith("unhealthy database") and o.severity is Severity.WARNING and not o.changed_state
+        for o in outcomes
+    ), outcomes
     assert world.events() == []
 
 

@@ -24,7 +24,7 @@ def test_a_foreign_node_is_forgotten_told_in_the_state_and_recorded(world) -> No
     outcomes = _tick(reconciler)
 
     assert FOREIGN not in primary.known and FOREIGN not in replica.known
-    assert any("ClusterForget(dabc-0-0)" in o for o in outcomes), outcomes
+    assert any("ClusterForget(dabc-0-0)" in o.message for o in outcomes), outcomes
     assert primary.epoch > max(epochs)  # the primary bumped its epoch; the replica is no primary
     saved = store.get(Database, db.key)
     assert saved is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from amr.logic.node_credentials import CredentialMasters
+from amr.logic.outcomes import Outcome, Severity
 from amr.logic.placement import plan_nodes
 from amr.logic.recovery import ProcessFacts, StrayNode, choose_orphan_processes, plan_stray_nodes
 from amr.model.enums import AofFrequency, ClusteringPolicy, ProvisioningState, ResourceState, Toggle
@@ -93,7 +94,7 @@ def test_stray_nodes_are_removed_and_recorded_ones_kept(world) -> None:  # type:
     store, backend, reconciler, db = world
     backend.directories["gone-0-0"] = "/h/nodes/gone/gone-0-0"
     outcomes = asyncio.run(reconciler.tick())
-    assert "removed stray node gone-0-0: no database lists it" in outcomes
+    assert Outcome(Severity.WARNING, "removed stray node gone-0-0: no database lists it") in outcomes
     assert backend.removed == ["gone-0-0"]
     assert sorted(backend.nodes) == [n.name for n in db.nodes]
 
@@ -115,7 +116,9 @@ def test_persistence_change_is_applied_live_and_written_to_the_config(world) -> 
         ),
     )
     outcomes = asyncio.run(reconciler.tick())
-    assert any(o.startswith("updated database") for o in outcomes), outcomes
+    assert any(o.severity is Severity.INFO and o.message.startswith("updated database") for o in outcomes), (
+        outcomes
+    )
     for node in backend.nodes.values():
         assert (node.config["appendonly"], node.config["appendfsync"]) == ("yes", "always")
         assert "appendonly yes" in node.spec.config.splitlines()  # the file a restart reads

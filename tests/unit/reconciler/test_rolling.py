@@ -12,6 +12,7 @@ import pytest
 
 from amr.errors import NodeError
 from amr.logic.node_credentials import CredentialMasters
+from amr.logic.outcomes import Outcome, Severity
 from amr.logic.placement import plan_nodes
 from amr.logic.rolling import (
     ACTION_RESTART,
@@ -195,7 +196,7 @@ class World:
             self.clock.now,
         )
 
-    def tick(self, reconciler: Reconciler | None = None) -> list[str]:
+    def tick(self, reconciler: Reconciler | None = None) -> list[Outcome]:
         self.clock.advance(1)
         return asyncio.run((reconciler or self.reconciler).tick())
 
@@ -368,7 +369,9 @@ def test_a_new_engine_binary_is_rolled_out_by_itself(world: World) -> None:
     async def go() -> Operation:
         world.clock.advance(1)
         outcomes = await world.reconciler.tick()
-        assert any("started a rolling upgrade" in line for line in outcomes), outcomes
+        assert any(o.severity is Severity.INFO and "started a rolling upgrade" in o.message for o in outcomes), (
+            outcomes
+        )
         (op,) = [o for o in world.store.list(Operation) if o.action == "upgrade"]
         return await world.finished(op.id)
 
