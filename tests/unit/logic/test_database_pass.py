@@ -9,7 +9,7 @@ from amr.logic.node_actions import EnsureNode, WaitReady
 from amr.logic.plan import ObservedNode, plan_node_targets
 from amr.logic.resharding import ClusterNodeLine
 from amr.model.node import ProcessState, Role
-from tests.unit.logic.test_failover_plan import CLUSTER, ENV, NOC, OSS, database, switched_cluster
+from tests.unit.logic.failover_fixtures import CLUSTER, ENV, NOC, OSS, database, switched_cluster
 
 
 def test_a_pass_plans_on_the_roles_the_nodes_have_now() -> None:
