@@ -34,13 +34,33 @@ test: lint
 	command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	test -x /usr/bin/python3 && command -v setpriv nsenter >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq python3 util-linux)
-	$(BIN)/pytest -q tests
+	$(call run_tests,tests)
 
+# Unit tests are CPU-bound: one worker per core.
 unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n auto --dist loadfile tests/unit
 
 integration: $(STAMP)
-	$(BIN)/pytest -q tests/integration
+	$(call run_tests,tests/integration)
+
+# Tests run in two pytest runs: every module not marked serial side by side on TEST_WORKERS workers
+# (each worker takes whole modules: a module's shared amr service starts once), then the serial ones
+# (tests/conftest.py says which and why) alone. The workers mostly wait on processes, so more workers
+# than the machine's 2 cores pay off. Both runs end with pytest's -ra summary; when one failed, the
+# last lines are the failed test ids of both (pytest's last-failed cache, cleared by the first run).
+# A serial run that finds no serial tests (exit 5) is not a failure.
+TEST_WORKERS ?= 4
+define run_tests
+	@failed=0; \
+	$(BIN)/pytest -q --cache-clear -n $(TEST_WORKERS) --dist loadfile -m "not serial" $(1) || failed=1; \
+	$(BIN)/pytest -q -m serial $(1); serial=$$?; \
+	[ $$serial = 0 ] || [ $$serial = 5 ] || failed=1; \
+	if [ $$failed != 0 ]; then \
+		echo "=== failed in $(1) (both runs) ==="; \
+		$(BIN)/python -c 'import json; print(*json.load(open(".pytest_cache/v/cache/lastfailed")), sep="\n")'; \
+	fi; \
+	exit $$failed
+endef
 
 bench: $(STAMP)
 	$(BIN)/python bench/provision.py

@@ -17,14 +17,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
+
+from amr.logic.keyspace.keyslot import choose_key_slot
 
 AMR = [sys.executable, "-m", "amr"]
 _bases = itertools.count(0)
+
+
+def _port_base(instance: int) -> int:
+    """The first of 20 ports for the ``instance``-th AmrService of this process. Under pytest-xdist
+    each worker (gw0, gw1 ...) has a block of its own, so parallel workers never share a range; a
+    block holds 50 instances, reused in turn (an instance is destroyed long before its turn comes
+    back). Outside xdist the pid picks one of the blocks after the workers', as two pytest runs may
+    share the machine."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    block = int(worker.removeprefix("gw")) if worker.startswith("gw") else 4 + os.getpid() % 8
+    return 20000 + block * 1000 + (instance % 50) * 20
 
 
 def free_port() -> int:
@@ -34,9 +48,10 @@ def free_port() -> int:
 
 
 def wait_until(
-    condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+    condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = ""
 ) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    """Poll ``condition`` until it returns something truthy (and return that); fail after ``timeout``
+    seconds with the last error it raised. The one wait of the test suite: no bare sleeps."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while time.monotonic() < deadline:
@@ -55,7 +70,7 @@ class AmrService:
 
     def __init__(self, extra_env: dict[str, str] | None = None) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="amr-", dir="/tmp")) / "h"
-        base = 20000 + (os.getpid() % 50) * 200 + next(_bases) * 20
+        base = _port_base(next(_bases))
         self.api_port = free_port()
         self.env = {
             **os.environ,
@@ -182,3 +197,44 @@ class AmrService:
             if exe.endswith("valkey-server") and cwd.parent.parent == self.home / "nodes":
                 found[pid] = (cwd.name, parent)
         return {name: pid for pid, (name, parent) in found.items() if parent not in found}
+
+
+def running_service(extra_env: dict[str, str] | None = None) -> Iterator[AmrService]:
+    """A running amr with the resource group ``rg``, destroyed afterwards (the body of a fixture)."""
+    svc = AmrService(extra_env).start()
+    try:
+        svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True)
+        yield svc
+    finally:
+        svc.destroy()
+
+
+# Four shards per database, as the sharding and scaling tests use.
+FOUR_SHARDS = {"AMR_ENGINE_MAX_SHARDS_PER_DATABASE": "4"}
+
+
+def first_shard_key(prefix: str) -> str:
+    """A key named ``prefix<n>`` in the first of four shards' slots (0-4095): on the node whose
+    INFO an EnterpriseCluster endpoint answers INFO with (blocked_clients)."""
+    return next(f"{prefix}{i}" for i in range(1000) if choose_key_slot(f"{prefix}{i}".encode()) < 4096)
+
+
+def create_cache(service: AmrService, name: str, sku: str, policy: str, ha: str = "Disabled") -> redis.Redis:
+    """A cache (in resource group ``rg``) with access keys, and a TLS client of its database."""
+    service.amr_json(
+        "redisenterprise", "create", "--cluster-name", name, "-g", "rg", "-l", "eastus", "--sku", sku,
+        "--access-keys-authentication", "Enabled", "--clustering-policy", policy, "--high-availability", ha,
+    )  # fmt: skip
+    return cache_client(service, name)
+
+
+def cache_client(service: AmrService, name: str, **kwargs: Any) -> redis.Redis:
+    """A TLS client of a cache's database with its primary key, once the database answers."""
+    db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
+    key = service.primary_key(name)
+    client = redis.Redis(
+        host="localhost", port=db["properties"]["port"], password=key, ssl=True,
+        ssl_ca_certs=service.ca_file, decode_responses=True, **kwargs,
+    )  # fmt: skip
+    wait_until(client.ping, 30, what=f"{name} answers")
+    return client

@@ -15,6 +15,7 @@ from amr.errors import EngineError, EnginePermissionError, NodeError
 from amr.nodes.admin import UnixValkeyAdmin
 from amr.nodes.engine import find_server_binary
 from amr.settings import load_settings
+from tests.integration.amr_service import wait_until
 
 USER = "amr-admin"
 PASSWORD = "s3cret-admin-pw"
@@ -33,16 +34,7 @@ class Node:
     def start(self) -> None:
         binary = find_server_binary(load_settings(home=self.conf.parent, env={}))
         self.process = subprocess.Popen([binary, str(self.conf)], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if self.client().ping():
-                    return
-            except redis.exceptions.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("valkey-server did not start")
-            time.sleep(0.02)
+        wait_until(lambda: self.client().ping(), 10, what="valkey-server to start")
 
     def kill(self) -> None:
         if self.process is not None:

@@ -17,28 +17,16 @@ import pytest
 import redis
 
 from amr.logic.security.node_credentials import CredentialMasters, database_uid_of_node
-from tests.integration.amr_service import AmrService, wait_until
-from tests.integration.conftest import FOUR_SHARDS, first_shard_key, running_service
+from tests.integration.amr_service import (
+    FOUR_SHARDS,
+    AmrService,
+    cache_client,
+    create_cache,
+    first_shard_key,
+    running_service,
+    wait_until,
+)
 from tests.integration.ha_load import admin_password
-
-
-def _create(service: AmrService, name: str, sku: str, policy: str, ha: str = "Disabled") -> redis.Redis:
-    service.amr_json(
-        "redisenterprise", "create", "--cluster-name", name, "-g", "rg", "-l", "eastus", "--sku", sku,
-        "--access-keys-authentication", "Enabled", "--clustering-policy", policy, "--high-availability", ha,
-    )  # fmt: skip
-    return _client(service, name)
-
-
-def _client(service: AmrService, name: str, **kwargs: Any) -> redis.Redis:
-    db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
-    key = service.primary_key(name)
-    client = redis.Redis(
-        host="localhost", port=db["properties"]["port"], password=key, ssl=True,
-        ssl_ca_certs=service.ca_file, decode_responses=True, **kwargs,
-    )  # fmt: skip
-    wait_until(client.ping, 30, what=f"{name} answers")
-    return client
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +36,7 @@ def service() -> Iterator[AmrService]:
 
 @pytest.fixture(scope="module")
 def ec(service: AmrService) -> redis.Redis:
-    client = _create(service, "ec", "Balanced_B20", "EnterpriseCluster")
+    client = create_cache(service, "ec", "Balanced_B20", "EnterpriseCluster")
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "ec", "-g", "rg")
     assert db["properties"]["shardCount"] == 4
     assert "runs 4 (engine.max_shards_per_database caps it)" in db["properties"]["statusMessage"]
@@ -57,7 +45,7 @@ def ec(service: AmrService) -> redis.Redis:
 
 @pytest.fixture(scope="module")
 def single(service: AmrService) -> redis.Redis:
-    return _create(service, "one", "Balanced_B1", "NoCluster")
+    return create_cache(service, "one", "Balanced_B1", "NoCluster")
 
 
 def _slot_spread(keys: list[str]) -> int:
@@ -175,7 +163,7 @@ def test_blocking_pop_is_woken_by_another_client_and_pub_sub_delivers(
 ) -> None:
     queue = first_shard_key("queue")
     ec.delete(queue)
-    other = _client(service, "ec")
+    other = cache_client(service, "ec")
     result: list[Any] = []
     waiter = threading.Thread(target=lambda: result.append(ec.blpop([queue], timeout=20)))
     waiter.start()
@@ -198,7 +186,7 @@ def test_blocking_pop_is_woken_by_another_client_and_pub_sub_delivers(
 
 
 def test_a_resp3_client_works(service: AmrService, ec: redis.Redis) -> None:
-    client = _client(service, "ec", protocol=3)
+    client = cache_client(service, "ec", protocol=3)
     client.flushdb()
     client.hset("r3", mapping={"f": "v"})
     assert client.hgetall("r3") == {"f": "v"}
@@ -370,8 +358,8 @@ def test_high_availability_shard_failover_is_followed(service: AmrService) -> No
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 
-    _create(service, "echa", "Balanced_B3", "EnterpriseCluster", ha="Enabled")
-    client = _client(service, "echa", retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 20))
+    create_cache(service, "echa", "Balanced_B3", "EnterpriseCluster", ha="Enabled")
+    client = cache_client(service, "echa", retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 20))
     keys = [f"ha:{i}" for i in range(200)]
     client.mset({k: k for k in keys})
     assert client.dbsize() == 200

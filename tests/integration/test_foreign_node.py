@@ -28,8 +28,7 @@ from redis.cluster import RedisCluster
 
 from amr.logic.keyspace.keyslot import choose_key_slot
 from amr.nodes.engine import embedded_server_binary
-from tests.integration.amr_service import AmrService, free_port, wait_until
-from tests.integration.conftest import running_service
+from tests.integration.amr_service import AmrService, free_port, running_service, wait_until
 from tests.integration.ha_load import admin_client
 
 # Where the database's nodes listen for each other (their cluster bus is at port + 10000).

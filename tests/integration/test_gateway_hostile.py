@@ -31,17 +31,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_gateway import (
+from tests.integration.amr_service import free_port, wait_until
+from tests.integration.gateway_harness import (
     PASSWORD,
+    Client,
+    EnvGateway,
     Node,
     Pki,
-    free_port,
-    nodes,  # noqa: F401  (fixture)
-    pki,  # noqa: F401  (fixture)
-    wait_for,
-    workdir,  # noqa: F401  (fixture)
+    encode,
+    make_gateway,
+    route,
+    start,
 )
-from tests.integration.test_gateway_security import Client, EnvGateway, encode, make_gateway, route, start
 
 WHOAMI_A = b"$1\r\na\r\n"
 
@@ -138,7 +139,7 @@ def test_random_bytes_plain_and_tls(gw: EnvGateway, nodes: dict[str, Node], pki:
         return any(e["event"] in ("tls_failure", "disconnect") for e in events)
 
     for source, sport in tls_seen:
-        wait_for(functools.partial(ended, source, sport), 3.0, f"end of {source}:{sport}")
+        wait_until(functools.partial(ended, source, sport), 3.0, what=f"end of {source}:{sport}")
     assert gw.events("auth_success", source="127.0.0.2")
     assert not [e for e in gw.events("auth_success") if e["source"].startswith("127.0.3.")]
 
@@ -211,8 +212,8 @@ def test_ten_thousand_idle_connections(
             )
             if i % 2500 == 0:
                 check(good)  # during
-        wait_for(lambda: fd_count(pid) >= base_fds + IDLE_CONNECTIONS, 20, "all connections accepted")
-        wait_for(lambda: len(gw.events("connect", port=port)) >= IDLE_CONNECTIONS + 2, 10, "connect events")
+        wait_until(lambda: fd_count(pid) >= base_fds + IDLE_CONNECTIONS, 20, what="all connections accepted")
+        wait_until(lambda: len(gw.events("connect", port=port)) >= IDLE_CONNECTIONS + 2, 10, what="connect events")
         fds, rss = fd_count(pid), rss_kb(pid)
         per_conn = (rss - base_rss) * 1024 / IDLE_CONNECTIONS
         print(
@@ -229,7 +230,7 @@ def test_ten_thousand_idle_connections(
     finally:
         for s in socks:
             s.close()
-    wait_for(lambda: fd_count(pid) <= base_fds + 2, 20, "all idle connections closed")
+    wait_until(lambda: fd_count(pid) <= base_fds + 2, 20, what="all idle connections closed")
     print(f"after closing them: VmRSS {rss_kb(pid)} KB")
     check(good)
     good.close()
@@ -264,8 +265,8 @@ def test_idle_tls_connections_memory(
                 ("127.0.0.1", tport), timeout=10, source_address=(f"127.0.9.{i % 250 + 1}", 0)
             )
             socks.append(ctx.wrap_socket(raw, server_hostname="localhost"))
-        wait_for(
-            lambda: len(gw.events("connect", port=tport)) >= IDLE_TLS_CONNECTIONS + 1, 10, "connect events"
+        wait_until(
+            lambda: len(gw.events("connect", port=tport)) >= IDLE_TLS_CONNECTIONS + 1, 10, what="connect events"
         )
         fds, rss = fd_count(pid), rss_kb(pid)
         per_conn = (rss - base_rss) * 1024 / IDLE_TLS_CONNECTIONS
@@ -318,7 +319,7 @@ def test_client_that_never_reads(gw: EnvGateway, nodes: dict[str, Node], pki: Pk
         return done
 
     time.sleep(0.5)
-    wait_for(settled, 10, "gateway memory to settle")
+    wait_until(settled, 10, what="gateway memory to settle")
     grown = rss_kb(pid) - base_rss
     print(f"never-reading client ({'tls' if tls else 'plain'}): gateway VmRSS grew {grown} KB")
     assert grown < NEVER_READ_RSS_BOUND_KB
@@ -391,8 +392,8 @@ def test_out_of_descriptors(limited_gw: LimitedGateway, nodes: dict[str, Node]) 
         socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(f"127.0.8.{i + 1}", 0))
         for i in range(FD_LIMIT + 20)
     ]
-    wait_for(lambda: "out of file descriptors" in gw.log(), 5, "the exhaustion warning")
-    wait_for(lambda: fd_count(pid) >= FD_LIMIT - 1, 5, "descriptors used up")
+    wait_until(lambda: "out of file descriptors" in gw.log(), 5, what="the exhaustion warning")
+    wait_until(lambda: fd_count(pid) >= FD_LIMIT - 1, 5, what="descriptors used up")
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     time.sleep(1.0)
     busy = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from amr.logic.dataplane.auth import NO_AUTH_COMMANDS
 from amr.logic.resp.requests import RequestParser, RespProtocolError
-from tests.integration.test_gateway_security import run_nopass_valkey
+from tests.integration.gateway_harness import run_nopass_valkey
 
 LIMIT = 16384
 PREFIX = b'EVAL "return ARGV" 0 '

@@ -6,189 +6,36 @@ Different clients come from different loopback source addresses (all of 127/8 is
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import shutil
 import socket
 import ssl
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
-from amr.logic.resp.requests import ReplyScanner
-from amr.model.routes import Route
-from tests.integration.test_gateway import (
+from tests.integration.amr_service import free_port, wait_until
+from tests.integration.gateway_harness import (
     PASSWORD,
-    VALKEY,
-    Gateway,
+    Client,
+    EnvGateway,
     Node,
     Pki,
-    free_port,
-    nodes,  # noqa: F401  (fixture)
-    pki,  # noqa: F401  (fixture)
-    port_open,
-    wait_for,
-    workdir,  # noqa: F401  (fixture)
+    encode,
+    make_gateway,
+    route,
+    run_nopass_valkey,
+    start,
 )
-
-ENV = {
-    "AMR_GATEWAY_BIND_HOST": "127.0.0.1,127.0.0.3",
-    "AMR_GATEWAY_AUTH_TIMEOUT": "1",
-    "AMR_GATEWAY_AUTH_FAILURE_LIMIT": "3",
-    "AMR_GATEWAY_AUTH_FAILURE_WINDOW": "30",
-    "AMR_GATEWAY_AUTH_COOLDOWN": "2",
-}
-
-
-class EnvGateway(Gateway):
-    """The gateway subprocess with AMR_GATEWAY_* settings from ``env``."""
-
-    def __init__(self, home: Path, certs: Pki, env: dict[str, str]) -> None:
-        super().__init__(home, certs)
-        self.env = env
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AMR_")}
-        env.update(self.env)
-        with open(self.log_file, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "amr.gateway", "--home", str(self.home), "--log-level", "DEBUG"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    @property
-    def audit_file(self) -> Path:
-        return self.home / "logs" / "connections.jsonl"
-
-    def events(self, event: str | None = None, **match: Any) -> list[dict[str, Any]]:
-        if not self.audit_file.exists():
-            return []
-        out = []
-        for line in self.audit_file.read_text().splitlines():
-            e = json.loads(line)
-            if (event is None or e["event"] == event) and all(e.get(k) == v for k, v in match.items()):
-                out.append(e)
-        return out
-
-    def wait_event(self, event: str | None, timeout: float = 3.0, **match: Any) -> dict[str, Any]:
-        found = wait_for(lambda: self.events(event, **match), timeout, f"audit event {event} {match}")
-        assert isinstance(found, list)
-        return found[-1]
-
-
-def make_gateway(certs: Pki, **overrides: str) -> Iterator[EnvGateway]:
-    home = Path(tempfile.mkdtemp(prefix="amr-gws-"))
-    gw = EnvGateway(home, certs, {**ENV, **overrides})
-    try:
-        yield gw
-    finally:
-        gw.stop()
-        log = gw.log()
-        print(log)
-        audit = (
-            "\n".join(p.read_text() for p in (home / "logs").glob("connections*"))
-            if (home / "logs").exists()
-            else ""
-        )
-        shutil.rmtree(home, ignore_errors=True)
-        assert PASSWORD not in log
-        assert PASSWORD not in audit, "a password reached the audit log"
-        assert "Traceback" not in log, log
-        assert " WARNING " not in log, log
 
 
 @pytest.fixture
 def gw(pki: Pki) -> Iterator[EnvGateway]:  # noqa: F811
     yield from make_gateway(pki)
-
-
-def start(gw: EnvGateway, *routes: Route) -> None:
-    gw.set_routes(*routes)
-    gw.start()
-    for r in routes:
-        wait_for(functools.partial(port_open, r.port), 10, f"gateway port {r.port}")
-        # The probe connection must be gone before a test counts connections.
-        gw.wait_event(None, port=r.port)
-
-
-def route(port: int, node: Node, tls: bool = False, **kw: Any) -> Route:
-    return Route(port=port, tls=tls, target=node.socket_path, database_id=f"db-{node.name}", **kw)
-
-
-def encode(*args: str | bytes) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a.encode() if isinstance(a, str) else a
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
-
-
-class Client:
-    """A raw RESP client on a socket bound to a chosen source address."""
-
-    def __init__(
-        self, port: int, source: str = "127.0.0.1", host: str = "127.0.0.1", tls: Pki | None = None
-    ) -> None:
-        raw = socket.create_connection((host, port), timeout=5, source_address=(source, 0))
-        self.sock: socket.socket = raw
-        if tls is not None:
-            ctx = ssl.create_default_context(cafile=tls.ca)
-            self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
-        self.scanner = ReplyScanner()
-        self.buf = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def call(self, *args: str | bytes) -> bytes:
-        self.send(encode(*args))
-        return self.replies(1)[0]
-
-    def replies(self, n: int) -> list[bytes]:
-        """The next ``n`` replies, each as its raw bytes."""
-        out: list[bytes] = []
-        data = b""
-        while len(out) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"closed after {out!r} + {data!r}")
-            for off, part in enumerate(chunk):
-                data += bytes((part,))
-                if self.scanner.feed(bytes((part,))):
-                    out.append(data)
-                    data = b""
-                _ = off
-        return out
-
-    def auth(self) -> None:
-        assert self.call("AUTH", PASSWORD) == b"+OK\r\n"
-
-    def closed_by_peer(self, timeout: float = 2.0) -> bytes:
-        """Everything the gateway still sends until it closes; AssertionError if it stays open."""
-        self.sock.settimeout(timeout)
-        got = b""
-        try:
-            while chunk := self.sock.recv(65536):
-                got += chunk
-        except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
-            pass
-        except TimeoutError as e:
-            raise AssertionError(f"still open after {timeout}s, received {got!r}") from e
-        return got
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_binds_every_address(gw: EnvGateway, nodes: dict[str, Node]) -> None:  # noqa: F811
@@ -280,7 +127,7 @@ def test_connection_limit(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> N
         finally:
             c.close()
 
-    wait_for(slot_free, 2.0, "a freed slot")
+    wait_until(slot_free, 2.0, what="a freed slot")
     for c in clients:
         c.close()
 
@@ -326,7 +173,7 @@ def test_connection_limit_counts_all_routes_of_a_database(
         finally:
             c.close()
 
-    wait_for(slot_free, 2.0, "a slot freed on another port of the database")
+    wait_until(slot_free, 2.0, what="a slot freed on another port of the database")
     for c in clients:
         assert c.call("PING") == b"+PONG\r\n"
         c.close()
@@ -462,7 +309,7 @@ def test_brute_force_blocks_source_for_cooldown(gw: EnvGateway, nodes: dict[str,
 
     time.sleep(1.0)
     assert not port_open_from(port, "127.0.0.30")
-    wait_for(works_again, 3.0, "cooldown over")
+    wait_until(works_again, 3.0, what="cooldown over")
 
 
 def port_open_from(port: int, source: str) -> bool:
@@ -528,43 +375,12 @@ def test_audit_rotation(small_audit_gw: EnvGateway, nodes: dict[str, Node]) -> N
         c.auth()
         c.close()
     logs = gw.home / "logs"
-    wait_for(lambda: (logs / "connections.jsonl.2").exists(), 3.0, "two rotations")
+    wait_until(lambda: (logs / "connections.jsonl.2").exists(), 3.0, what="two rotations")
     assert not (logs / "connections.jsonl.3").exists()
     for f in logs.glob("connections*"):
         assert f.stat().st_size <= 2048
         for line in f.read_text().splitlines():
             json.loads(line)
-
-
-def run_nopass_valkey(workdir: Path) -> Iterator[Node]:  # noqa: F811
-    """A valkey-server whose default user needs no password, on a unix socket in ``workdir``."""
-    d = workdir / "nopass"
-    d.mkdir(exist_ok=True)
-    sock = str(d / "v.sock")
-    proc = subprocess.Popen(
-        [
-            str(VALKEY),
-            "--port",
-            "0",
-            "--unixsocket",
-            sock,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(d),
-        ],
-        cwd=d,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: redis.Redis(unix_socket_path=sock).ping(), 10, "nopass valkey")
-        yield Node(sock, "nopass")
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 @pytest.fixture
@@ -597,7 +413,7 @@ def test_half_closed_pipeline_of_guesses_is_judged_one_by_one(gw: EnvGateway, no
     got = c.closed_by_peer(5)
     assert got.startswith(b"-WRONGPASS") and got.count(b"-WRONGPASS") == 2, got
     assert got.endswith(b"+OK\r\n+PONG\r\n"), got
-    wait_for(lambda: len(gw.events("auth_failure", source="127.0.0.70")) == 2, 3, "both failures audited")
+    wait_until(lambda: len(gw.events("auth_failure", source="127.0.0.70")) == 2, 3, what="both failures audited")
     # The same pipeline with one more wrong guess: the third failure blocks, and neither the right
     # key nor PING after it reaches the engine.
     c = Client(port, source="127.0.0.71")

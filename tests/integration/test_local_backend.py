@@ -10,14 +10,12 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
 import pytest
@@ -36,29 +34,11 @@ from amr.nodes.supervisor import (
     supervisord_running,
 )
 from amr.settings import Settings, load_settings
-
-T = TypeVar("T")
+from tests.integration.amr_service import free_port, wait_until
 
 ADMIN_USER = "amr-admin"
 MASTERS = CredentialMasters(admin="s3cret-admin-master")
 ADMIN_PASSWORD = MASTERS.admin_for("db1")  # every node here belongs to database db1
-
-
-def poll(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.01) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def node_config(directory: Path, sock: str, port: int = 0, extra: str = "") -> str:
@@ -156,7 +136,7 @@ def test_supervisord_foreground(settings: Settings) -> None:
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(settings.home)])
     try:
-        poll(lambda: supervisord_running(settings) or proc.poll() is not None, timeout=10)
+        wait_until(lambda: supervisord_running(settings) or proc.poll() is not None, timeout=10)
         assert proc.poll() is None, "foreground supervisord exited"
         # execv: supervisord runs in the very process we started.
         assert client_for(settings).call_sync("getPID") == proc.pid
@@ -305,7 +285,7 @@ def test_stop_supervisord_leaves_no_process(settings: Settings, backend: LocalNo
     assert stop_supervisord(settings) is True
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert poll(lambda: not home_processes(settings.home), timeout=5) is True
+    assert wait_until(lambda: not home_processes(settings.home), timeout=5) is True
 
 
 def test_engine_reason_parsing() -> None:

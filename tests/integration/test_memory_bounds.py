@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.integration.amr_service import AmrService, wait_until
-from tests.integration.conftest import FOUR_SHARDS, running_service
+from tests.integration.amr_service import FOUR_SHARDS, AmrService, running_service, wait_until
 from tests.integration.ha_load import admin_client, node_name, routes_of
 
 MB = 1 << 20

@@ -8,18 +8,9 @@ import sys
 from pathlib import Path
 
 from tests.integration.amr_service import AmrService, wait_until
+from tests.quickstart import QUICKSTART
 
 ROOT = Path(__file__).resolve().parents[2]
-
-QUICKSTART = """
-set -euo pipefail
-amr group create -n rg-amr-lab -l eastus
-amr redisenterprise create --cluster-name amr-lab -g rg-amr-lab -l eastus --sku Balanced_B0 \\
-    --access-keys-authentication Enabled
-amr redisenterprise database list-keys --cluster-name amr-lab -g rg-amr-lab
-eval "$(amr redisenterprise database show-connection --cluster-name amr-lab -g rg-amr-lab --format env)"
-python examples/quickstart.py
-"""
 
 
 def test_quickstart_flow_then_group_delete_removes_everything(amr_service: AmrService) -> None:

@@ -19,8 +19,7 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from amr.logic.keyspace.slots import plan_slot_ranges
-from tests.integration.amr_service import AmrService, wait_until
-from tests.integration.conftest import FOUR_SHARDS, running_service
+from tests.integration.amr_service import FOUR_SHARDS, AmrService, running_service, wait_until
 from tests.integration.ha_load import Writer, admin_client, missing_writes
 
 API = "?api-version=2025-07-01"

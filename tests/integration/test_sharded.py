@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import pytest
 from redis.cluster import RedisCluster
 
-from tests.integration.amr_service import AmrService, wait_until
-from tests.integration.conftest import FOUR_SHARDS, running_service
+from tests.integration.amr_service import FOUR_SHARDS, AmrService, running_service, wait_until
 from tests.integration.ha_load import admin_client
 
 KEYS = 100_000

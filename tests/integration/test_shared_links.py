@@ -20,10 +20,16 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.integration.amr_service import AmrService, wait_until
-from tests.integration.conftest import FOUR_SHARDS, first_shard_key, running_service
+from tests.integration.amr_service import (
+    FOUR_SHARDS,
+    AmrService,
+    cache_client,
+    create_cache,
+    first_shard_key,
+    running_service,
+    wait_until,
+)
 from tests.integration.ha_load import admin_client, node_name, routes_of
-from tests.integration.test_enterprise_cluster import _client, _create
 
 THREAD_DEADLINE = 60
 
@@ -35,7 +41,7 @@ def service() -> Iterator[AmrService]:
 
 @pytest.fixture(scope="module")
 def ec(service: AmrService) -> redis.Redis:
-    return _create(service, "mux", "Balanced_B20", "EnterpriseCluster")
+    return create_cache(service, "mux", "Balanced_B20", "EnterpriseCluster")
 
 
 def _port(client: redis.Redis) -> int:
@@ -85,7 +91,7 @@ def test_clients_of_one_key_share_a_connection_per_node_and_get_only_their_own_r
     service: AmrService, ec: redis.Redis
 ) -> None:
     port = _port(ec)
-    clients = [_client(service, "mux") for _ in range(8)]
+    clients = [cache_client(service, "mux") for _ in range(8)]
     problems: list[str] = []
     _run_threads(
         [lambda c=c, i=i: _pipelined_load(c, f"share{i}", 30, problems) for i, c in enumerate(clients)]
@@ -109,14 +115,14 @@ def test_stateful_clients_keep_their_own_connections_beside_the_shared_ones(
 ) -> None:
     queue = first_shard_key("muxq")
     ec.delete(queue)
-    blocker = _client(service, "mux")
+    blocker = cache_client(service, "mux")
     popped: list[Any] = []
     waiter = threading.Thread(target=lambda: popped.append(blocker.blpop([queue], timeout=30)), daemon=True)
     waiter.start()
     wait_until(lambda: ec.info("clients")["blocked_clients"] == 1, 10, what="BLPOP blocked")
 
-    plain = [_client(service, "mux") for _ in range(3)]
-    tx_client, named, subscriber = (_client(service, "mux") for _ in range(3))
+    plain = [cache_client(service, "mux") for _ in range(3)]
+    tx_client, named, subscriber = (cache_client(service, "mux") for _ in range(3))
     named.client_setname("mux-named")
     pubsub = subscriber.pubsub()
     pubsub.subscribe("mux-news")
@@ -215,7 +221,7 @@ def test_a_node_killed_under_pipelining_clients_gives_replies_or_clean_errors(
 ) -> None:
     port = _port(ec)
     # No retries by redis-py itself: a connection the gateway closes shows as an error here.
-    clients = [_client(service, "mux", socket_timeout=20, retry=Retry(NoBackoff(), 0)) for _ in range(6)]
+    clients = [cache_client(service, "mux", socket_timeout=20, retry=Retry(NoBackoff(), 0)) for _ in range(6)]
     stop = threading.Event()
     problems: list[str] = []
     outcomes: dict[str, int] = {"ok": 0, "error": 0}

@@ -121,7 +121,7 @@ def test_every_api_route_is_documented_in_api_md() -> None:
 
 
 def test_readme_quick_start_is_what_test_quickstart_runs() -> None:
-    from tests.integration.test_quickstart import QUICKSTART
+    from tests.quickstart import QUICKSTART
 
     readme = (ROOT / "README.md").read_text()
     start = readme.index("## Quick start")
