@@ -50,6 +50,8 @@ def test_create_cluster_with_database(run: Runner) -> None:
     assert all("/operationsstatus/" in q.url.path.lower() for q in statuses)
     assert len(statuses) == 2 * (POLLS + 1)
     assert r.err == ""  # stderr is not a tty: no progress
+    cache_calls = [q for q in run.requests if "/providers/Microsoft.Cache/" in q.url.path]
+    assert cache_calls and all(q.url.params["api-version"] == "2025-07-01" for q in cache_calls)
 
 
 def test_modules_are_sent_and_the_refusal_printed(run: Runner) -> None:
@@ -159,3 +161,4 @@ def test_delete_cluster_and_skus(run: Runner, app: InProcessApi) -> None:
     assert run("redisenterprise", "list", "-g", "rg1").json() == []
     r = run("redisenterprise", "delete", "-n", "cache1", "-g", "rg1", "--yes")  # 204: absent is fine
     assert r.code == 0, r.err
+    assert [q.method for q in run.requests[-2:]] == ["POST", "DELETE"]  # token, then the one DELETE

@@ -20,6 +20,7 @@ def test_group_create_show_list(run: Runner, app: InProcessApi) -> None:
     assert len([q for q in run.requests if is_token_request(q)]) == 4
     arm_calls = [q for q in run.requests if not is_token_request(q)]
     assert len(arm_calls) == 4
+    assert all(q.url.params["api-version"] == "2024-03-01" for q in arm_calls)
     for q in arm_calls:
         assert app.tokens.verify(q.headers["Authorization"])["appid"] == app.principal.client_id
 
