@@ -86,5 +86,31 @@ def test_the_cycle_finder_finds_a_circle() -> None:
 
 
 def test_no_module_is_over_400_lines() -> None:
-    long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    long = {
+        name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
     assert long == {}
+
+
+def test_every_amr_import_names_a_module_that_exists() -> None:
+    """mypy does not see a missing amr module (missing imports are ignored for third parties), and a
+    process only fails when it imports it: a module moved or deleted under an importer fails here."""
+    modules = _modules()
+    missing = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and (node.module or "").startswith("amr.")
+            ):
+                target = node.module or ""
+                if target not in modules:
+                    missing.append(f"{name} imports {target}")
+            elif isinstance(node, ast.Import):
+                missing += [
+                    f"{name} imports {a.name}"
+                    for a in node.names
+                    if a.name.startswith("amr.") and a.name not in modules
+                ]
+    assert missing == []

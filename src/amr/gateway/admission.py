@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from amr.gateway.context import GatewayContext
 from amr.gateway.router_topology import ClusterTopology
 from amr.gateway.routing.pool import LinkPool
-from amr.logic.gateway_access import SourceMatcher
+from amr.logic.security.firewall import SourceMatcher
 from amr.model.routes import Route
 
 MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
