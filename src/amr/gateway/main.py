@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import ssl
 from typing import Any
 
@@ -17,6 +16,7 @@ from amr.gateway.guard_table import GUARD_FILE, SharedAuthFailureGuard, open_sha
 from amr.gateway.routes_watcher import RoutesWatcher
 from amr.home import read_secret
 from amr.settings import Settings
+from amr.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_exception_handler)
     stop = stop or asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            pass
+    stop_on_signals(stop)
     gw = settings.gateway
     audit = AuditLog(audit_path_for_worker(settings.audit_file, worker), gw.audit_max_bytes, gw.audit_backups)
     try:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from amr.ha.coordinator import Coordinator
 from amr.ha.watch import WatchFile
 from amr.logic.ha.watch import WATCH_FILE_NAME
 from amr.logic.security.node_credentials import CredentialMasters
 from amr.settings import Settings
+from amr.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +18,8 @@ log = logging.getLogger(__name__)
 async def serve(settings: Settings, ha_master: str, stop: asyncio.Event | None = None) -> None:
     """Coordinate failovers of the databases in ``AMR_HOME/ha/watch.json`` until ``stop`` is set (or
     SIGTERM/SIGINT)."""
-    loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            pass
+    stop_on_signals(stop)
     path = settings.ha_dir / WATCH_FILE_NAME
     h = settings.ha
     coordinator = Coordinator(WatchFile(path), CredentialMasters(ha=ha_master).ha_for, h, settings.engine.internal_host)
