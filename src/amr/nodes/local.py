@@ -27,7 +27,8 @@ from amr.nodes.admin import UnixValkeyAdmin
 from amr.nodes.engine import find_server_binary
 from amr.nodes.engine_client import EngineConnection
 from amr.nodes.launch import LAUNCH_FILE, NODE_SECRETS_FILE, STARTED_MARKER
-from amr.nodes.supervisor import SupervisorClient, include_dir
+from amr.nodes.supervisor import SupervisorClient
+from amr.nodes.supervisord import include_dir
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)
