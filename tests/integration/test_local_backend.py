@@ -24,7 +24,8 @@ from amr.errors import ConfigError, NodeError
 from amr.logic.security.node_credentials import CredentialMasters
 from amr.model.node import NodeSpec, ProcessState, Role
 from amr.nodes.engine import find_server_binary
-from amr.nodes.local import LocalNodeBackend, engine_reason
+from amr.nodes.local import LocalNodeBackend
+from amr.nodes.readiness import engine_reason
 from amr.nodes.supervisor import SupervisorClient
 from amr.nodes.supervisord import (
     client_for,
