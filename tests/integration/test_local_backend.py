@@ -24,9 +24,10 @@ from amr.errors import ConfigError, NodeError
 from amr.logic.security.node_credentials import CredentialMasters
 from amr.model.node import NodeSpec, ProcessState, Role
 from amr.nodes.engine import find_server_binary
-from amr.nodes.local import LocalNodeBackend, engine_reason
-from amr.nodes.supervisor import (
-    SupervisorClient,
+from amr.nodes.local import LocalNodeBackend
+from amr.nodes.readiness import engine_reason
+from amr.nodes.supervisor import SupervisorClient
+from amr.nodes.supervisord import (
     client_for,
     include_dir,
     start_supervisord,
@@ -131,7 +132,7 @@ def test_supervisord_start_refuses_second_and_stops_clean(settings: Settings) ->
 def test_supervisord_foreground(settings: Settings) -> None:
     code = (
         "import sys; from pathlib import Path; from amr.settings import load_settings; "
-        "from amr.nodes.supervisor import start_supervisord; "
+        "from amr.nodes.supervisord import start_supervisord; "
         "start_supervisord(load_settings(home=Path(sys.argv[1]), env={}), True, include_core_programs=False)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(settings.home)])

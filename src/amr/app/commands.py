@@ -33,7 +33,7 @@ def serve(settings: Settings, detach: bool, env: Mapping[str, str]) -> int:
     as the environment of every process it starts."""
     from amr.home import ensure_home
     from amr.nodes.netns import private_network_supported
-    from amr.nodes.supervisor import start_supervisord
+    from amr.nodes.supervisord import start_supervisord
     from amr.pki import ensure_pki
 
     ensure_home(settings)
@@ -70,7 +70,7 @@ def reload(settings: Settings) -> int:
     """Restart the control plane and the HA coordinator so they read amr.toml again; with a new
     engine.server_binary the control plane then upgrades every database by a rolling restart. The
     gateway and the nodes keep running."""
-    from amr.nodes.supervisor import restart_programs
+    from amr.nodes.supervisord import restart_programs
 
     if not restart_programs(settings, ("api", "ha")):
         print(f"amr is not running (home {settings.home})")
@@ -87,7 +87,7 @@ def reload(settings: Settings) -> int:
 
 def stop(settings: Settings) -> int:
     """Stop the supervisor and every process it runs."""
-    from amr.nodes.supervisor import stop_supervisord
+    from amr.nodes.supervisord import stop_supervisord
 
     if stop_supervisord(settings):
         print("amr stopped")

@@ -10,7 +10,9 @@ from typing import Any, TextIO
 
 import httpx
 
-from amr.cli.client import DEFAULT_POLL_INTERVAL, ArmClient, CliError, Credentials, load_credentials
+from amr.cli.client import DEFAULT_POLL_INTERVAL, ArmClient
+from amr.cli.credentials import Credentials, load_credentials
+from amr.cli.errors import CliError
 from amr.settings import Settings, load_settings
 
 CONFIRM_PROMPT = "Are you sure you want to perform this operation? (y/n): "

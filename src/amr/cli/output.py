@@ -9,7 +9,7 @@ from typing import Any
 import jmespath
 import jmespath.exceptions
 
-from amr.cli.client import CliError
+from amr.cli.errors import CliError
 
 FORMATS = ("json", "jsonc", "table", "tsv", "none")
 

@@ -15,8 +15,9 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from amr.cli.client import ArmClient, Credentials
+from amr.cli.client import ArmClient
 from amr.cli.context import Context
+from amr.cli.credentials import Credentials
 from amr.cli.main import main
 from amr.errors import ArmError
 from amr.settings import load_settings

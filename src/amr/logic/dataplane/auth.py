@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Literal
 
 from amr.logic.resp.frames import render_command
-from amr.logic.resp.requests import Reply
+from amr.logic.resp.reply_scanner import Reply
 from amr.logic.security.node_credentials import INTERNAL_USER_PREFIX
 
 CommandKind = Literal["auth", "internal", "neutral", "other"]

@@ -12,7 +12,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from amr.logic.dataplane.auth import REFUSED_AUTH, AuthOutcome, CommandKind, classify_command, judge_reply
-from amr.logic.resp.requests import Command, ReplyScanner, RequestParser, RespProtocolError
+from amr.logic.resp.reply_scanner import ReplyScanner
+from amr.logic.resp.requests import Command, RequestParser, RespProtocolError
 
 # What a routed connection's node connections must repeat to act as the client: its credentials and
 # its protocol version.

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from amr.logic.dataplane.auth import REFUSED_AUTH, classify_command
 from amr.logic.dataplane.authphase import INTERNAL_USER_REASON, AuthPhase, AuthVerdict, PendingLimitError
-from amr.logic.resp.requests import INLINE_MAX, REPLY_LINE_MAX, RequestParser, RespProtocolError
+from amr.logic.resp.reply_scanner import REPLY_LINE_MAX
+from amr.logic.resp.requests import INLINE_MAX, RequestParser, RespProtocolError
 
 LIMIT = 16384
 

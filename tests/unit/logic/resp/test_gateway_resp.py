@@ -7,9 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amr.logic.dataplane.auth import classify_command, judge_reply
+from amr.logic.resp.reply_scanner import Reply, ReplyScanner
 from amr.logic.resp.requests import (
-    Reply,
-    ReplyScanner,
     RequestParser,
     RespProtocolError,
     parse_engine_int,
