@@ -31,17 +31,28 @@ class Identity:
     client_secret: str
 
 
-def write_private(path: Path, data: bytes | str) -> None:
-    """Write a file atomically with mode 0600 from the first byte."""
+def write_private(path: Path, data: bytes | str, *, durable: bool = True) -> None:
+    """Write a file atomically with mode 0600 from the first byte; ``durable``: on disk (fsync)
+    before it replaces the old one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data.encode() if isinstance(data, str) else data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def write_reconciler_heartbeat(settings: Settings, passes: int, at: float) -> None:
+    """Say that the reconciler of this process completed its ``passes``-th pass at ``at`` (unix time):
+    ``{"passes": N, "at": T, "pid": P}`` in ``settings.reconciler_heartbeat_file``, atomically, mode
+    0600. The pid tells a restarted control plane's count (from 1 again) from the old one's."""
+    text = json.dumps({"passes": passes, "at": at, "pid": os.getpid()}) + "\n"
+    # Not synced to disk: only the latest beat matters, and a crash makes it stale anyway.
+    write_private(settings.reconciler_heartbeat_file, text, durable=False)
 
 
 def _user_name(uid: int) -> str:

@@ -225,6 +225,11 @@ class Settings:
         return self.home / "run"
 
     @property
+    def reconciler_heartbeat_file(self) -> Path:
+        """Rewritten by the reconciler after each pass it completes (amr.home.write_reconciler_heartbeat)."""
+        return self.run_dir / "reconciler.json"
+
+    @property
     def sentinel_dir(self) -> Path:
         return self.home / "sentinel"
 

@@ -5,7 +5,8 @@ that have work pending, sweeps stray nodes (amr.reconciler.strays), checks every
 (which is how a restarted control plane adopts the nodes it finds running, without restarting them),
 and writes the gateway's route table and the HA watch (amr.reconciler.publish). Each database
 converges pass by pass (amr.reconciler.converge): observe once, decide once, act, until the plan is
-empty.
+empty. After each tick it completes, the loop rewrites ``AMR_HOME/run/reconciler.json`` (how many
+ticks, when): how an operator, or a test waiting for something not to happen, sees it is alive.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from amr.errors import AmrError, NodeError
+from amr.home import write_reconciler_heartbeat
 from amr.logcontext import log_context_for
 from amr.logic.operations.foreign_nodes import plan_health_status
 from amr.logic.operations.lifecycle import plan_running
@@ -148,7 +150,9 @@ class Reconciler:
     # --- the loop ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Tick forever: at once when notified, else every IDLE_INTERVAL seconds."""
+        """Tick forever: at once when notified, else every IDLE_INTERVAL seconds. After each tick that
+        completes, the heartbeat file says how many have (amr.home.write_reconciler_heartbeat)."""
+        passes = 0
         while True:
             self._wake.clear()
             try:
@@ -156,6 +160,12 @@ class Reconciler:
                     log.log(outcome.severity, "reconcile: %s", outcome.message)
             except Exception:
                 log.exception("reconcile tick failed; retrying")
+            else:
+                passes += 1
+                try:
+                    write_reconciler_heartbeat(self._settings, passes, self._now().timestamp())
+                except OSError as e:  # only observers read it: never a reason to stop reconciling
+                    log.warning("cannot write the reconciler's heartbeat: %s", e)
             try:
                 await asyncio.wait_for(self._wake.wait(), IDLE_INTERVAL)
             except TimeoutError:
