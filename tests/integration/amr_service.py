@@ -25,6 +25,8 @@ import httpx
 import redis
 
 from amr.logic.keyspace.keyslot import choose_key_slot
+from amr.reconciler.loop import IDLE_INTERVAL
+from amr.settings import Settings
 
 AMR = [sys.executable, "-m", "amr"]
 _bases = itertools.count(0)
@@ -181,6 +183,50 @@ class AmrService:
             f"/subscriptions/{self.subscription}/resourceGroups/{group}/providers/"
             f"Microsoft.Cache/redisEnterprise/{cluster}"
         )
+
+    # --- the reconciler's passes ---
+    def reconciler_heartbeat(self) -> dict[str, Any]:
+        """What the reconciler last wrote to AMR_HOME/run/reconciler.json (``passes``, ``at``, ``pid``);
+        {} before its first pass."""
+        try:
+            return dict(json.loads(Settings(home=self.home).reconciler_heartbeat_file.read_text()))
+        except FileNotFoundError:
+            return {}
+
+    def reconciler_passes(self) -> int:
+        """How many passes the running control plane's reconciler has completed."""
+        return int(self.reconciler_heartbeat().get("passes", 0))
+
+    def wait_passes(
+        self,
+        n: int = 2,
+        timeout: float | None = None,
+        meanwhile: Callable[[], None] | None = None,
+        interval: float = 0.05,
+    ) -> None:
+        """Wait until the reconciler completed ``n`` more passes than it had: how a test waits for
+        something *not* to happen, then asserts it did not. Two at least: the first may have begun
+        before the wait, and a pass starts each database's check without waiting for it (the next
+        pass comes an idle interval later). A restarted control plane counts from 1 again (another
+        pid). ``meanwhile`` runs at each poll; an AssertionError from it fails the wait at once."""
+        start = self.reconciler_heartbeat()
+        broken: list[AssertionError] = []
+
+        def done() -> bool:
+            if meanwhile is not None:
+                try:
+                    meanwhile()
+                except AssertionError as e:
+                    broken.append(e)
+                    return True
+            now = self.reconciler_heartbeat()
+            same = now.get("pid") == start.get("pid")
+            return int(now.get("passes", 0)) - (int(start.get("passes", 0)) if same else 0) >= n
+
+        timeout = timeout or 20 + n * IDLE_INTERVAL
+        wait_until(done, timeout, interval=interval, what=f"{n} more reconciler passes")
+        if broken:
+            raise broken[0]
 
     def node_pids(self) -> dict[str, int]:
         """valkey-server processes of this installation, by node name. A node's forked children

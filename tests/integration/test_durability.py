@@ -402,7 +402,7 @@ def test_aof_and_rdb_together_are_refused_and_change_nothing() -> None:
         props = _db(service, "c1")["properties"]
         assert props["persistence"] == {"aofEnabled": True, "aofFrequency": "1s", "rdbEnabled": False}
         assert props["provisioningState"] == "Succeeded"
-        time.sleep(2.5)  # a reconcile tick, which must find nothing to do
+        service.wait_passes(2)  # reconciler passes, which must find nothing to do
         assert _conf(node_dir) == conf_before
         assert service.node_pids() == pids
         info = _node_client(service, node_dir.name, _keys(service, "c1")["primaryKey"]).info("persistence")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from typing import Any
 
 from tests.integration.amr_service import AmrService, wait_until
@@ -67,9 +66,9 @@ def test_kill_is_a_restart_and_stop_serve_a_recovery_without_spurious_restarts()
             node = e["properties"]["node"]
             assert e["properties"]["newPid"] == after[node]
             assert e["properties"]["oldPid"] == new_pids[node]
-        # Two more idle ticks (2 s apart): still the one restart from the kill, nothing spurious
-        # from the control plane coming back. Nothing to poll for: this waits for an absence.
-        time.sleep(4.5)
+        # Two more reconciler passes: still the one restart from the kill, nothing spurious from the
+        # control plane coming back.
+        service.wait_passes(2)
         events = _events(service)
         assert [k for k, _ in _kinds(events)].count("restart") == 1, events
         assert _kinds(_events(service, "--top", "2")) == _kinds(events)[-2:]

@@ -111,9 +111,9 @@ def test_control_plane_crash_changes_nothing_on_the_data_path() -> None:
             return service.amr("redisenterprise", "show", "--cluster-name", "c1", "-g", "rg").returncode == 0
 
         wait_until(api_back, 60, interval=0.2, what="the supervisor to restart the API")
-        # Give the new reconciler time to observe (and adopt) the running nodes.
         wait_until(lambda: len(writes) > written_at_kill + 200, 20, what="writes after the restart")
-        time.sleep(2.5)
+        # The new reconciler observes (and adopts) the running nodes while the writer keeps writing.
+        service.wait_passes(2)
         stop.set()
         writer.join(10)
 
@@ -229,8 +229,8 @@ def test_a_node_that_fails_to_start_fails_the_database_and_leaves_nothing_behind
             return not leftovers
 
         wait_until(nothing_left, 20, interval=0.1, what="the failed nodes to be cleaned up")
-        # And it stays clean: the supervisor does not bring a removed node back.
-        time.sleep(1)
+        # And it stays clean: neither the supervisor nor the reconciler brings a removed node back.
+        service.wait_passes(2)
         assert nothing_left()
         assert not [
             pid
