@@ -200,7 +200,9 @@ def _closed(sock: ssl.SSLSocket) -> bool:
         return True
 
 
-def test_fifty_connections_trickling_headers_are_closed_within_the_header_timeout(service: AmrService) -> None:
+def test_fifty_connections_trickling_headers_are_closed_within_the_header_timeout(
+    service: AmrService,
+) -> None:
     socks = [tls_connection(service) for _ in range(50)]
     started = time.monotonic()
     closed_after: dict[int, float] = {}
@@ -232,7 +234,9 @@ def test_fifty_connections_trickling_headers_are_closed_within_the_header_timeou
             s.close()
     assert len(closed_after) == 50, f"{50 - len(closed_after)} trickling connections are still open"
     slowest, fastest = max(closed_after.values()), min(closed_after.values())
-    print(f"50 trickling connections closed after {fastest:.2f}..{slowest:.2f} s (header timeout {HEADER_TIMEOUT} s)")
+    print(
+        f"50 trickling connections closed after {fastest:.2f}..{slowest:.2f} s (header timeout {HEADER_TIMEOUT} s)"
+    )
     assert HEADER_TIMEOUT - 0.5 <= fastest and slowest <= HEADER_TIMEOUT + 2.0
     assert api_answers(service)
 
@@ -242,7 +246,9 @@ def test_trickled_body_is_408_within_the_body_timeout(service: AmrService) -> No
     sock = tls_connection(service)
     sock.settimeout(0.3)
     started = time.monotonic()
-    sock.sendall(f"POST /{tenant}/oauth2/v2.0/token HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n".encode())
+    sock.sendall(
+        f"POST /{tenant}/oauth2/v2.0/token HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n".encode()
+    )
     answer = b""
     try:
         while time.monotonic() - started < BODY_TIMEOUT + 10:

@@ -461,7 +461,9 @@ def test_large_values_and_a_long_pipeline_pass_through_flow_control(ec: redis.Re
     assert ec.delete(*keys, "big") == len(keys) + 1
 
 
-def test_an_authenticated_client_cannot_switch_to_an_internal_user(service: AmrService, ec: redis.Redis) -> None:
+def test_an_authenticated_client_cannot_switch_to_an_internal_user(
+    service: AmrService, ec: redis.Redis
+) -> None:
     # The router reads every command after authentication too: AUTH as amr's admin user, with its
     # real password, is answered WRONGPASS and the connection stays the default user.
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "ec", "-g", "rg")

@@ -28,7 +28,9 @@ def test_serve_api_port_reaches_the_api_without_amr_api_port_in_the_environment(
         svc.env["AMR_API_PORT"] = str(svc.api_port)
         assert svc.amr("group", "create", "-n", "rg", "-l", "eastus", check=True).returncode == 0
         api = next(p for p in svc.pids_under_home() if b" api " in _cmdline(p))
-        assert f"AMR_API_PORT={svc.api_port}".encode() in Path(f"/proc/{api}/environ").read_bytes().split(b"\0")
+        assert f"AMR_API_PORT={svc.api_port}".encode() in Path(f"/proc/{api}/environ").read_bytes().split(
+            b"\0"
+        )
     finally:
         svc.destroy()
 

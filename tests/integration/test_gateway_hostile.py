@@ -213,7 +213,9 @@ def test_ten_thousand_idle_connections(
             if i % 2500 == 0:
                 check(good)  # during
         wait_until(lambda: fd_count(pid) >= base_fds + IDLE_CONNECTIONS, 20, what="all connections accepted")
-        wait_until(lambda: len(gw.events("connect", port=port)) >= IDLE_CONNECTIONS + 2, 10, what="connect events")
+        wait_until(
+            lambda: len(gw.events("connect", port=port)) >= IDLE_CONNECTIONS + 2, 10, what="connect events"
+        )
         fds, rss = fd_count(pid), rss_kb(pid)
         per_conn = (rss - base_rss) * 1024 / IDLE_CONNECTIONS
         print(
@@ -266,7 +268,9 @@ def test_idle_tls_connections_memory(
             )
             socks.append(ctx.wrap_socket(raw, server_hostname="localhost"))
         wait_until(
-            lambda: len(gw.events("connect", port=tport)) >= IDLE_TLS_CONNECTIONS + 1, 10, what="connect events"
+            lambda: len(gw.events("connect", port=tport)) >= IDLE_TLS_CONNECTIONS + 1,
+            10,
+            what="connect events",
         )
         fds, rss = fd_count(pid), rss_kb(pid)
         per_conn = (rss - base_rss) * 1024 / IDLE_TLS_CONNECTIONS

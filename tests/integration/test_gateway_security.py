@@ -413,7 +413,9 @@ def test_half_closed_pipeline_of_guesses_is_judged_one_by_one(gw: EnvGateway, no
     got = c.closed_by_peer(5)
     assert got.startswith(b"-WRONGPASS") and got.count(b"-WRONGPASS") == 2, got
     assert got.endswith(b"+OK\r\n+PONG\r\n"), got
-    wait_until(lambda: len(gw.events("auth_failure", source="127.0.0.70")) == 2, 3, what="both failures audited")
+    wait_until(
+        lambda: len(gw.events("auth_failure", source="127.0.0.70")) == 2, 3, what="both failures audited"
+    )
     # The same pipeline with one more wrong guess: the third failure blocks, and neither the right
     # key nor PING after it reaches the engine.
     c = Client(port, source="127.0.0.71")

@@ -33,7 +33,9 @@ def amr(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def as_nobody(*command: str) -> None:
-    subprocess.run(list(command), user=NOBODY.pw_uid, group=NOBODY.pw_gid, extra_groups=[], check=True, cwd="/tmp")
+    subprocess.run(
+        list(command), user=NOBODY.pw_uid, group=NOBODY.pw_gid, extra_groups=[], check=True, cwd="/tmp"
+    )
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
@@ -137,7 +139,10 @@ def test_home_under_a_parent_others_may_write_without_the_sticky_bit_is_refused(
     home = parent / "h"
     result = amr(home, "serve", "--detach")
     assert result.returncode != 0
-    assert f"{parent}, above AMR_HOME {home}, is writable by group or others without the sticky bit" in result.stderr
+    assert (
+        f"{parent}, above AMR_HOME {home}, is writable by group or others without the sticky bit"
+        in result.stderr
+    )
     assert not home.exists()
     # A symlink to a good home does not hide that parent either.
     good = scratch / "good"
@@ -164,10 +169,15 @@ def _directory_owned_by_nobody(engine: Path) -> None:
     [
         (_binary_owned_by_nobody, "is owned by nobody (uid 65534), who could change what amr runs"),
         (_binary_writable_by_others, "is writable by group or others (mode 0757)"),
-        (_directory_owned_by_nobody, "is owned by nobody (uid 65534), who could replace engine.server_binary"),
+        (
+            _directory_owned_by_nobody,
+            "is owned by nobody (uid 65534), who could replace engine.server_binary",
+        ),
     ],
 )
-def test_engine_binary_nobody_can_change_is_refused_and_never_run(scratch: Path, weaken: object, mention: str) -> None:
+def test_engine_binary_nobody_can_change_is_refused_and_never_run(
+    scratch: Path, weaken: object, mention: str
+) -> None:
     engines = scratch / "engines"
     engines.mkdir(mode=0o755)
     marker = scratch / "engine-ran"
@@ -181,7 +191,9 @@ def test_engine_binary_nobody_can_change_is_refused_and_never_run(scratch: Path,
     for args in (("serve", "--detach"), ("api",), ("reload",)):
         result = amr(home, *args)
         assert result.returncode != 0, result.stdout
-        assert "amr refuses to run the engine binary" in result.stderr and mention in result.stderr, result.stderr
+        assert "amr refuses to run the engine binary" in result.stderr and mention in result.stderr, (
+            result.stderr
+        )
     assert not marker.exists(), "amr ran a binary nobody can change"
     assert processes_mentioning(str(home)) == []
     with pytest.raises(ConfigError, match="refuses to run the engine binary"):

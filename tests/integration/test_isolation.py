@@ -31,7 +31,9 @@ def _delete_caches_after(service: AmrService) -> Iterator[None]:
     """Each test's caches go when it ends: the service's node port range is small."""
     yield
     for cache in service.amr_json("redisenterprise", "list", "-g", "rg"):
-        service.amr("redisenterprise", "delete", "--cluster-name", cache["name"], "-g", "rg", "--yes", check=True)
+        service.amr(
+            "redisenterprise", "delete", "--cluster-name", cache["name"], "-g", "rg", "--yes", check=True
+        )
 
 
 def _create(service: AmrService, cluster: str, policy: str) -> None:

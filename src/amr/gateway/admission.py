@@ -19,6 +19,7 @@ from amr.model.routes import Route
 
 MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
 
+
 class ListenerView(Protocol):
     """What a client connection asks of the listener that accepted it (``amr.gateway.listeners``)."""
 
@@ -50,7 +51,11 @@ class ListenerView(Protocol):
 
 
 def admit_connection(
-    listener: ListenerView, source: str, count_key: str, transport: asyncio.Transport, audit: Callable[..., None]
+    listener: ListenerView,
+    source: str,
+    count_key: str,
+    transport: asyncio.Transport,
+    audit: Callable[..., None],
 ) -> bool:
     """Count a new connection from ``source`` against its database's limit (``count_key``); or refuse
     it (``audit`` told why, unless the route is gone) and close its transport."""

@@ -345,7 +345,11 @@ class ClientSide(asyncio.Protocol):
         held = phase.take_held() + phase.take_rest()
         listener = self.listener
         router = Router(
-            self, listener.cluster_topology(), dict(phase.replay), listener.link_pool(), listener.ctx.request_budget
+            self,
+            listener.cluster_topology(),
+            dict(phase.replay),
+            listener.link_pool(),
+            listener.ctx.request_budget,
         )
         self.router = router
         up.detached = True

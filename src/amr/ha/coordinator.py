@@ -137,7 +137,9 @@ class Coordinator:
     async def _follow(self, watch: HaWatch | None) -> None:
         """Open connections to nodes new in the watch, close those of nodes gone from it."""
         wanted = {n.name: n for db in (watch.databases if watch else ()) for s in db.shards for n in s.nodes}
-        uids = {n.name: db.uid for db in (watch.databases if watch else ()) for s in db.shards for n in s.nodes}
+        uids = {
+            n.name: db.uid for db in (watch.databases if watch else ()) for s in db.shards for n in s.nodes
+        }
         for name in list(self._nodes):
             if wanted.get(name) != self._nodes[name].node:
                 await self._nodes.pop(name).connection.close()

@@ -22,7 +22,9 @@ async def serve(settings: Settings, ha_master: str, stop: asyncio.Event | None =
     stop_on_signals(stop)
     path = settings.ha_dir / WATCH_FILE_NAME
     h = settings.ha
-    coordinator = Coordinator(WatchFile(path), CredentialMasters(ha=ha_master).ha_for, h, settings.engine.internal_host)
+    coordinator = Coordinator(
+        WatchFile(path), CredentialMasters(ha=ha_master).ha_for, h, settings.engine.internal_host
+    )
     log.info(
         "HA coordinator started: watch file %s, down after %d ms, poll every %d ms, failover timeout %d ms",
         path, h.down_after_ms, h.poll_ms, h.failover_timeout_ms,

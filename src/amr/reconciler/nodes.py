@@ -117,7 +117,9 @@ async def _observe_cluster(admin: Any, observed: ObservedNode) -> ObservedNode:
         cluster_state_ok=fields.get("cluster_state", "").strip() == "ok",
         cluster_slots_seen=_int_or_none(fields.get("cluster_slots_assigned")),
         cluster_primary_id=primary_id,
-        cluster_nodes=tuple(line for line in parse_cluster_nodes(nodes_text, keep_noaddr=True) if not line.myself),
+        cluster_nodes=tuple(
+            line for line in parse_cluster_nodes(nodes_text, keep_noaddr=True) if not line.myself
+        ),
     )
 
 

@@ -57,7 +57,6 @@ async def observe_rolling_nodes(
     return tuple(nodes)
 
 
-
 async def observe_role(backend: NodeBackend, spec: NodeSpec) -> str | None:
     """What ROLE says the node is ("master", "slave"); None when it does not answer."""
     try:

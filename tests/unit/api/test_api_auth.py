@@ -166,7 +166,11 @@ def test_signed_token_missing_a_claim_is_401(missing: str) -> None:
     del claims[missing]
     with pytest.raises(ArmError) as e:
         service(clock).verify(f"Bearer {signed(claims)}")
-    assert (e.value.code, e.value.status, missing in e.value.message) == ("InvalidAuthenticationToken", 401, True)
+    assert (e.value.code, e.value.status, missing in e.value.message) == (
+        "InvalidAuthenticationToken",
+        401,
+        True,
+    )
 
 
 def test_nbf_within_the_clock_skew_is_accepted() -> None:

@@ -26,10 +26,16 @@ def test_only_the_engine_client_opens_node_connections() -> None:
 
 def test_commands_are_encoded_in_one_place() -> None:
     # reply_merge renders merged *replies* for the router, not commands.
-    assert _files_matching(r'b"\*%d\\r\\n"|f"\*\{len\(') == {"logic/resp/frames.py", "logic/dataplane/reply_merge.py"}
+    assert _files_matching(r'b"\*%d\\r\\n"|f"\*\{len\(') == {
+        "logic/resp/frames.py",
+        "logic/dataplane/reply_merge.py",
+    }
 
 
 def test_replies_are_parsed_by_the_codec_or_the_data_path_only() -> None:
     # The router parses its clients' commands with hiredis; engine replies go through the codec.
-    assert _files_matching(r"^import hiredis|^from hiredis") == {"logic/resp/engine_codec.py", "gateway/routing/router.py"}
+    assert _files_matching(r"^import hiredis|^from hiredis") == {
+        "logic/resp/engine_codec.py",
+        "gateway/routing/router.py",
+    }
     assert _files_matching(r"^import redis\b|^from redis(\.asyncio|\.exceptions)? import") == set()

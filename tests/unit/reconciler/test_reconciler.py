@@ -69,7 +69,8 @@ def test_a_dead_node_is_restarted_and_reported(world) -> None:  # type: ignore[n
     backend.kill("dabc-0-1")
     outcomes = _tick(reconciler)
     assert any(
-        o.severity is Severity.WARNING and o.message.startswith(f"repaired database {db.id}") for o in outcomes
+        o.severity is Severity.WARNING and o.message.startswith(f"repaired database {db.id}")
+        for o in outcomes
     )
     assert "dabc-0-1" in backend.nodes
 

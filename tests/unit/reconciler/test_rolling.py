@@ -369,9 +369,9 @@ def test_a_new_engine_binary_is_rolled_out_by_itself(world: World) -> None:
     async def go() -> Operation:
         world.clock.advance(1)
         outcomes = await world.reconciler.tick()
-        assert any(o.severity is Severity.INFO and "started a rolling upgrade" in o.message for o in outcomes), (
-            outcomes
-        )
+        assert any(
+            o.severity is Severity.INFO and "started a rolling upgrade" in o.message for o in outcomes
+        ), outcomes
         (op,) = [o for o in world.store.list(Operation) if o.action == "upgrade"]
         return await world.finished(op.id)
 

@@ -52,9 +52,22 @@ class BigCommands:
     """The client's command waiting to stream (``head``), the one streaming (``stream``), and the one
     held whole (``holding``, ``held`` bytes of it reserved from ``budget``; ``paused``: waiting for room)."""
 
-    __slots__ = ("session", "replies", "table", "budget", "head", "stream", "holding", "held", "paused", "carry")
+    __slots__ = (
+        "session",
+        "replies",
+        "table",
+        "budget",
+        "head",
+        "stream",
+        "holding",
+        "held",
+        "paused",
+        "carry",
+    )
 
-    def __init__(self, session: Session, replies: ReplyQueue, table: LinkTable, budget: RequestBudget) -> None:
+    def __init__(
+        self, session: Session, replies: ReplyQueue, table: LinkTable, budget: RequestBudget
+    ) -> None:
         self.session = session
         self.replies = replies
         self.table = table

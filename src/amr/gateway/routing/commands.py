@@ -136,7 +136,9 @@ def scan(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes],
     table.link(primaries[shard]).send(raw, Part(merged, 0, raw, -1))
 
 
-def refuse_cluster(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+def refuse_cluster(
+    table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes
+) -> None:
     """CLUSTER ...: not on an EnterpriseCluster endpoint."""
     sub = args[1].decode("utf-8", "replace")[:64] if len(args) > 1 else ""
     replies.fifo.append(

@@ -46,9 +46,7 @@ class Streamed(Pending):
 
 
 _REDIRECTS = frozenset({b"-MOVED", b"-ASK", b"-TRYAGAIN", b"-CLUSTERDOWN"})
-STREAMED_REDIRECT_REPLY = (
-    b"-TRYAGAIN a large command cannot be resent while its slot moves or its shard fails over; send it again\r\n"
-)
+STREAMED_REDIRECT_REPLY = b"-TRYAGAIN a large command cannot be resent while its slot moves or its shard fails over; send it again\r\n"
 
 
 class Merged(Pending):

@@ -44,6 +44,7 @@ from amr.logic.resp.requests import RequestParser, RespProtocolError
 # What the auth phase held may not hold a bigger incomplete command than a held one may.
 MAX_REQUEST_BYTES = MAX_HELD_COMMAND
 OK = b"+OK\r\n"
+NOT_BULK_STRINGS = b"-ERR Protocol error: expected an array of bulk strings\r\n"
 
 
 class Router:
@@ -76,7 +77,8 @@ class Router:
         # Leaving the shared connections: ``waiting`` holds the commands until every reply is in.
         self.draining = False
         # Big commands (``big``). ``tail``: the incomplete command's bytes while it may still be streamed.
-        self.big = BigCommands(self, self.replies, self.table, budget if budget is not None else RequestBudget())
+        budget = budget if budget is not None else RequestBudget()
+        self.big = BigCommands(self, self.replies, self.table, budget)
         self.tail: list[bytes] = []
 
     @property
@@ -209,7 +211,7 @@ class Router:
             TypeError,
             AttributeError,
         ):  # an argument that is not a bulk string (an integer, a nested array)
-            self.replies.refuse(b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error")
+            self.replies.refuse(NOT_BULK_STRINGS, "protocol_error")
             return
         finally:
             self.table.write_batch()

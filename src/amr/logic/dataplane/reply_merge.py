@@ -115,7 +115,9 @@ def merge_info(frames: list[bytes]) -> bytes:
     head, _, tail = first.partition(b"# Keyspace\r\n")
     rest = tail.split(b"\r\n")
     kept = [line for line in rest if not _KEYSPACE_LINE.match(line)]
-    lines = [b"db%s:keys=%d,expires=%d,avg_ttl=%d" % (db, k, e, t) for db, (k, e, t) in sorted(totals.items())]
+    lines = [
+        b"db%s:keys=%d,expires=%d,avg_ttl=%d" % (db, k, e, t) for db, (k, e, t) in sorted(totals.items())
+    ]
     # The section's own lines come first, then whatever followed them (other sections).
     body = head + b"# Keyspace\r\n" + b"\r\n".join(lines + kept)
     if frames[0][:1] == b"=":

@@ -81,5 +81,3 @@ class ObservedNode:
     internal_users: Mapping[str, ObservedUser] | None = None
     config_file: str | None = None  # the valkey.conf on disk
     snapshot_on_disk: bool = False  # an RDB file the node would load at its next start
-
-

@@ -175,7 +175,6 @@ def choose_shard_primaries(
     return chosen
 
 
-
 def plan_database_actions(
     policy: ClusteringPolicy,
     targets: tuple[NodeTarget, ...],

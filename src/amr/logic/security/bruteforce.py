@@ -198,12 +198,15 @@ class AuthFailureGuard:
         n = 0
         for off in range(HEADER.size, len(self._buf), SLOT.size):
             d, start, until, count, previous = SLOT.unpack_from(self._buf, off)
-            if d != _EMPTY and (self._blocked_until(until, now) or self._counting(start, count + previous, now)):
+            if d != _EMPTY and (
+                self._blocked_until(until, now) or self._counting(start, count + previous, now)
+            ):
                 n += 1
         return n
 
     def __len__(self) -> int:
         """Slots in use (by a source with failures counted or a block, current or not)."""
         return sum(
-            SLOT.unpack_from(self._buf, off)[0] != _EMPTY for off in range(HEADER.size, len(self._buf), SLOT.size)
+            SLOT.unpack_from(self._buf, off)[0] != _EMPTY
+            for off in range(HEADER.size, len(self._buf), SLOT.size)
         )

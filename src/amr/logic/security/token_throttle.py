@@ -19,9 +19,7 @@ class TokenThrottle:
     table's slots).
     """
 
-    def __init__(
-        self, limit: int, window: float, cooldown: float, max_sources: int = DEFAULT_SLOTS
-    ) -> None:
+    def __init__(self, limit: int, window: float, cooldown: float, max_sources: int = DEFAULT_SLOTS) -> None:
         self._guard = AuthFailureGuard(limit, window, cooldown, slots=max_sources)
         self._until: OrderedDict[bytes, float] = OrderedDict()
         self._max_sources = max(max_sources, 1)

@@ -76,7 +76,11 @@ def test_validate_binary(mode: int, uid: int, mention: str | None) -> None:
 
 
 def test_validate_chain_reports_every_bad_parent() -> None:
-    chain = [facts(DIR | 0o755, 0, "/"), facts(DIR | 0o777, 0, "/shared"), facts(DIR | 0o755, OTHER, "/shared/u")]
+    chain = [
+        facts(DIR | 0o755, 0, "/"),
+        facts(DIR | 0o777, 0, "/shared"),
+        facts(DIR | 0o755, OTHER, "/shared/u"),
+    ]
     problems = validate_chain(chain, ME, "AMR_HOME /shared/u/h")
     assert len(problems) == 2
     assert problems[0].startswith("/shared,") and problems[1].startswith("/shared/u,")
