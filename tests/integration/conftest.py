@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +19,7 @@ from tests.integration.gateway_harness import Node, Pki, start_valkey
 # here, so these warnings are never amr's.
 UNCLOSED_TEST_SOCKETS = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
+    "ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning",
     "ignore:Exception ignored in. <_io.FileIO:pytest.PytestUnraisableExceptionWarning",
     "ignore:unclosed <socket.socket:ResourceWarning",
     "ignore:unclosed <ssl.SSLSocket:ResourceWarning",
@@ -29,6 +31,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith("tests/integration/"):
             item.add_marker(UNCLOSED_TEST_SOCKETS)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def collect_leaked_client_sockets() -> Iterator[None]:
+    """Finalise what a module's tests left to the garbage collector when the module ends, in its last
+    test's teardown (under the filters above): otherwise the warnings fire whenever the collector next
+    runs, which under xdist may be in a unit test the same worker runs next."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="module")
