@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from amr.errors import EngineError, EnginePermissionError, NodeError
 from amr.nodes.admin import UnixValkeyAdmin
 from amr.nodes.engine import find_server_binary
 from amr.settings import load_settings
+from amr.testing.waits import wait_until_async
 from tests.integration.amr_service import wait_until
 
 USER = "amr-admin"
@@ -154,10 +154,11 @@ def test_a_cancelled_pipeline_never_hands_its_reply_to_the_next(node: Node) -> N
         admin = UnixValkeyAdmin(node.socket, USER, PASSWORD)
         try:
             blocked = asyncio.create_task(admin.pipeline([("BLPOP", "empty-list", 5)]))
-            deadline = time.monotonic() + 5
-            while await asyncio.to_thread(lambda: node.client().info("clients")["blocked_clients"]) == 0:
-                assert time.monotonic() < deadline, "BLPOP never blocked"
-                await asyncio.sleep(0.01)
+            await wait_until_async(
+                lambda: asyncio.to_thread(lambda: node.client().info("clients")["blocked_clients"]),
+                5,
+                what="the BLPOP to block",
+            )
             blocked.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await blocked

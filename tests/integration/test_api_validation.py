@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -459,15 +458,13 @@ def test_patch_eviction_policy_is_a_long_running_operation(env: Env) -> None:
     assert "/operationsStatus/" in status_url and f"api-version={CACHE_API}" in status_url
     assert "/operationResults/" in response.headers["Location"]
 
-    deadline = time.monotonic() + 30
-    while True:
+    def finished() -> Any:
         status = env.http.get(status_url)
         assert status.status_code == 200, status.text
-        if status.json()["status"] == "Succeeded":
-            break
-        assert status.json()["status"] in ("InProgress", "Pending"), status.text
-        assert time.monotonic() < deadline, f"operation still {status.json()['status']}"
-        time.sleep(0.2)
+        assert status.json()["status"] in ("Succeeded", "InProgress", "Pending"), status.text
+        return status if status.json()["status"] == "Succeeded" else None
+
+    status = wait_until(finished, 30, interval=0.2, what="the operation to succeed")
     assert status.json()["name"] in status_url
     result = env.http.get(response.headers["Location"])
     assert result.status_code in (200, 204), result.text

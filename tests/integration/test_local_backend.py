@@ -35,6 +35,7 @@ from amr.nodes.supervisord import (
     supervisord_running,
 )
 from amr.settings import Settings, load_settings
+from amr.testing.waits import wait_until_async
 from tests.integration.amr_service import free_port, wait_until
 
 ADMIN_USER = "amr-admin"
@@ -198,13 +199,12 @@ def test_node_lifecycle(settings: Settings, supervisor: SupervisorClient, backen
         # kill -9: the supervisor restarts it.
         assert status.pid is not None
         os.kill(status.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while True:
+
+        async def restarted() -> bool:
             now = await backend.node_status("n1")
-            if now.state is ProcessState.RUNNING and now.pid and now.pid != status.pid:
-                break
-            assert time.monotonic() < deadline, f"not restarted: {now}"
-            await asyncio.sleep(0.02)
+            return now.state is ProcessState.RUNNING and bool(now.pid) and now.pid != status.pid
+
+        await wait_until_async(restarted, 10, what="the supervisor to restart the killed node")
         await backend.wait_ready(spec, timeout=10)
 
         # A stopped node is started again by ensure_node.

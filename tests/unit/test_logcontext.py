@@ -21,6 +21,7 @@ from amr.logcontext import (
     parse_log_level,
     render_log_fields,
 )
+from amr.testing.waits import wait_until_async
 
 
 @pytest.fixture
@@ -171,10 +172,7 @@ def test_protocol_callbacks_run_with_the_binding_of_the_task_that_made_the_trans
 
         await loop.create_task(accept())
         theirs.sendall(b"PING\r\n")
-        for _ in range(100):
-            if seen:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(lambda: seen, 1, what="the protocol callback")
         theirs.close()
 
     uvloop.run(main())

@@ -18,6 +18,7 @@ from amr.logic.outcomes import Outcome, Severity
 from amr.model.ha import HaWatch, WatchedDatabase, WatchedNode, WatchedShard
 from amr.settings import HaSettings
 from amr.testing.fake_engine import FakeEngineSocket
+from amr.testing.waits import wait_until_async
 
 
 class FakeNode(FakeEngineSocket):
@@ -202,10 +203,9 @@ def test_each_outcome_is_logged_at_its_severity(tmp_path: Path, caplog: pytest.L
         watch_file.unlink()
         stop = asyncio.Event()
         task = asyncio.create_task(coordinator.run(stop))
-        for _ in range(200):
-            if any(r.name == "amr.ha.coordinator" for r in caplog.records):
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            lambda: any(r.name == "amr.ha.coordinator" for r in caplog.records), 2, what="a coordinator line"
+        )
         stop.set()
         await task
 

@@ -22,6 +22,7 @@ from amr.settings import Settings
 from amr.store.repository import SqlStore
 from amr.testing.clock import FakeClock
 from amr.testing.fake_nodes import FakeNodeBackend
+from amr.testing.waits import wait_until_async
 
 
 def _reconciler(settings: Settings, store: SqlStore, clock: FakeClock) -> Reconciler:
@@ -39,11 +40,7 @@ def _beat(settings: Settings) -> dict[str, Any]:
 
 
 async def _until(condition: Callable[[], bool]) -> None:
-    for _ in range(500):  # 5 s at most
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the reconciler loop did not get there")
+    await wait_until_async(condition, 5, what="the reconciler loop to get there")
 
 
 def _running(reconciler: Reconciler, body: Callable[[], Coroutine[Any, Any, None]]) -> None:
