@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amr.errors import ConfigError
+from amr.files import write_atomic
 from amr.logic.security.path_trust import PathFacts, validate_binary, validate_chain, validate_owned
 from amr.settings import Settings
 
@@ -32,18 +33,10 @@ class Identity:
 
 
 def write_private(path: Path, data: bytes | str, *, durable: bool = True) -> None:
-    """Write a file atomically with mode 0600 from the first byte; ``durable``: on disk (fsync)
-    before it replaces the old one."""
+    """Write a file atomically with mode 0600 from the first byte (its directory made 0700 if
+    missing); ``durable``: on disk (fsync) before it replaces the old one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data.encode() if isinstance(data, str) else data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_atomic(path, data, durable=durable)
 
 
 def write_reconciler_heartbeat(settings: Settings, passes: int, at: float) -> None:

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from amr.errors import NodeError
+from amr.files import write_atomic
 from amr.logic.security.node_credentials import DatabaseCredentials
 from amr.model.node import NodeSpec
 from amr.nodes.launch import LAUNCH_FILE, NODE_SECRETS_FILE
@@ -74,17 +75,7 @@ def write_if_changed(path: Path, text: str) -> bool:
             return False
     except FileNotFoundError:
         pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
     return True
 
 

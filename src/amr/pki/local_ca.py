@@ -11,7 +11,6 @@ import ipaddress
 import logging
 import os
 import ssl
-import tempfile
 from pathlib import Path
 
 from cryptography import x509
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from amr.errors import ConfigError
+from amr.files import write_atomic
 from amr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,8 @@ def issue_server_certificate(settings: Settings) -> None:
     )
     _ensure_dir(settings.pki_dir)
     # Key first: a reader that sees the new certificate must find its key already in place.
-    _write_atomic(_own_key_file(settings), _key_pem(key), 0o600)
-    _write_atomic(_own_cert_file(settings), cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(_own_key_file(settings), _key_pem(key), mode=0o600)
+    write_atomic(_own_cert_file(settings), cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     log.info("issued server certificate for %s, valid until %s", public_host, cert.not_valid_after_utc)
 
 
@@ -183,8 +183,8 @@ def _create_ca(settings: Settings) -> None:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_atomic(_ca_key_file(settings), _key_pem(key), 0o600)
-    _write_atomic(settings.ca_cert_file, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(_ca_key_file(settings), _key_pem(key), mode=0o600)
+    write_atomic(settings.ca_cert_file, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     log.info("created local CA in %s", settings.pki_dir)
 
 
@@ -245,22 +245,3 @@ def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
 def _ensure_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path, 0o700)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory; the temp file is created with
-    ``mode`` already (mkstemp makes it 0600), so a key is never readable by others."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
