@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from amr.gateway.audit import AuditLog
+from amr.gateway.client_directory import ClientDirectory
 from amr.gateway.router_budget import RequestBudget
 from amr.logic.dataplane.command_routing import KeySpec
 from amr.logic.dataplane.descriptors import DescriptorPressure
@@ -38,6 +40,16 @@ class GatewayContext:
     command_table: dict[bytes, KeySpec] | None = None
     # Incomplete EnterpriseCluster commands held whole by this process's routers (router_budget).
     request_budget: RequestBudget = field(default_factory=RequestBudget)
+    # The tenant clients this process serves, for CLIENT LIST/INFO/KILL (this process alone unless
+    # ``create`` says which worker it is); it asks the nodes with the password above.
+    clients: ClientDirectory = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.clients = ClientDirectory(self.node_password_for_socket)
+
+    def node_password_for_socket(self, socket: str) -> str:
+        """The ``amr-gateway`` password on that node ("" without the gateway's master secret)."""
+        return self.node_password_for(socket) if self.node_password else ""
 
     def node_password_for(self, socket: str) -> str:
         """The ``amr-gateway`` password on the nodes of the database ``socket`` belongs to."""
@@ -50,11 +62,16 @@ class GatewayContext:
         audit: AuditLog,
         node_password: str = "",
         guard: AuthFailureGuard | None = None,
+        worker: int = 0,
+        run_dir: Path | None = None,
     ) -> GatewayContext:
         """A context counting failed AUTHs in ``guard`` (the workers' shared table), or in a table
-        of its own."""
+        of its own; worker ``worker`` of ``settings.workers``, asking the others about their
+        clients through sockets in ``run_dir`` (None: this process alone)."""
         if guard is None:
             guard = AuthFailureGuard(
                 settings.auth_failure_limit, settings.auth_failure_window, settings.auth_cooldown
             )
-        return cls(settings=settings, audit=audit, guard=guard, node_password=node_password)
+        ctx = cls(settings=settings, audit=audit, guard=guard, node_password=node_password)
+        ctx.clients = ClientDirectory(ctx.node_password_for_socket, worker, settings.workers, run_dir)
+        return ctx

@@ -53,17 +53,16 @@ async def serve(
         node_password = ""
     # Failed AUTHs are counted in one table all workers share (so the limit holds across them).
     guard = open_shared_guard(settings.routes_file.parent / GUARD_FILE, gw)
+    ctx = GatewayContext.create(gw, audit, node_password, guard, worker, settings.run_dir)
     watcher = RoutesWatcher(
-        settings.routes_file,
-        gw.bind_hosts,
-        gw.route_poll_interval,
-        GatewayContext.create(gw, audit, node_password, guard),
-        reuse_port=reuse_port,
+        settings.routes_file, gw.bind_hosts, gw.route_poll_interval, ctx, reuse_port=reuse_port
     )
     log.info("gateway started; routes from %s", settings.routes_file)
     try:
+        await ctx.clients.start()
         await watcher.run(stop)
     finally:
+        await ctx.clients.close()
         audit.close()
         if isinstance(guard, SharedAuthFailureGuard):
             guard.close()

@@ -5,11 +5,10 @@ bytes. Until the client has authenticated, ``amr.logic.dataplane.authphase`` par
 (bounded, with the engine's own parsing rules), the client side forwards them in order (one that can
 decide authentication at a time) and the node's replies go back through the same phase to learn which
 one answers AUTH/HELLO AUTH and what it said; input the phase cannot read as the engine would is
-refused, and a connection that has not authenticated at the deadline is cut, whatever it sent. On the
-first success each side's ``_splice`` is set to the other side's ``transport.write`` and from then on
-``data_received`` is a counter add and that write: no parsing, copies or logging of payload.
-Admission (limits, late firewall changes) is ``amr.gateway.admission``'s; the node side and the
-flow control between the two are ``amr.gateway.upstream``'s.
+refused, and a connection that has not authenticated at the deadline is cut, whatever it sent. Then
+the client's bytes go to the node through ``amr.gateway.splice_intercept`` (a C framing scan per
+chunk, for the commands the gateway answers itself) and the node's straight to the client: no copies
+or logging of payload. Admission is ``amr.gateway.admission``'s, the node side ``upstream``'s.
 """
 
 from __future__ import annotations
@@ -21,8 +20,10 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from amr.gateway.admission import ListenerView, admit_connection, release_connection, set_no_delay
+from amr.gateway.client_ops import RoutedIdentity
 from amr.gateway.routing.node_link import NodeLink
 from amr.gateway.routing.router import Router
+from amr.gateway.splice_intercept import SpliceInterceptor
 from amr.gateway.upstream import WRITE_HIGH_WATER, WRITE_LOW_WATER, UpstreamSide, pause_peer, resume_peer
 from amr.logic.dataplane.authphase import AuthPhase, PendingLimitError
 from amr.logic.resp.requests import RespProtocolError
@@ -30,7 +31,6 @@ from amr.logic.resp.requests import RespProtocolError
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
-
 BUFFER_LIMIT_REPLY = b"-ERR too much data before authentication\r\n"
 
 
@@ -45,7 +45,7 @@ class ClientSide(asyncio.Protocol):
         "listener", "source", "source_port", "accepted_at", "database_id", "port", "transport", "upstream",
         "bytes_in", "reason", "admitted", "authenticated", "closed", "_splice", "_phase", "_early",
         "_client_eof", "_eof_forwarded", "_tls", "_timer", "_connect_task", "_started", "_count_key",
-        "target", "router",
+        "target", "router", "clients",
     )  # fmt: skip
 
     def __init__(self, listener: ListenerView, source: str, source_port: int, accepted_at: float) -> None:
@@ -75,10 +75,12 @@ class ClientSide(asyncio.Protocol):
         self.target = ""  # the node socket this connection goes to, once it connects
         # An EnterpriseCluster connection, once authenticated: routes commands across the shards.
         self.router: Router | None = None
+        # Once authenticated: what answers its CLIENT commands (and knows its client id).
+        self.clients: SpliceInterceptor | RoutedIdentity | None = None
 
     # -- events ---------------------------------------------------------------------------------
 
-    def _audit(self, event: str, reason: str | None = None, **extra: int) -> None:
+    def audit(self, event: str, reason: str | None = None, **extra: int) -> None:
         self.listener.ctx.audit.event(
             event, self.database_id, self.port, self.source, self.source_port, reason, **extra
         )
@@ -90,7 +92,7 @@ class ClientSide(asyncio.Protocol):
         self.transport = transport = cast(asyncio.Transport, transport)
         listener = self.listener
         ctx = listener.ctx
-        if not admit_connection(listener, self.source, self._count_key, transport, self._audit):
+        if not admit_connection(listener, self.source, self._count_key, transport, self.audit):
             return
         self.admitted = True
         self._started = ctx.clock()
@@ -98,7 +100,7 @@ class ClientSide(asyncio.Protocol):
         self._tls = transport.get_extra_info("ssl_object") is not None
         set_no_delay(transport)
         listener.connections.add(self)
-        self._audit("connect")
+        self.audit("connect")
         remaining = self.accepted_at + ctx.settings.auth_timeout - self._started
         self._timer = asyncio.get_running_loop().call_later(max(remaining, 0.0), self._auth_timed_out)
 
@@ -138,10 +140,11 @@ class ClientSide(asyncio.Protocol):
         t = up.transport if up is not None else None
         if t is None:
             return  # forwarded once the node connection is up
-        if phase is not None:
-            rest = phase.take_rest()  # an incomplete command: the node drops it at EOF
-            if rest and not t.is_closing():
-                t.write(rest)
+        rest = phase.take_rest() if phase is not None else b""
+        if isinstance(self.clients, SpliceInterceptor):
+            rest = self.clients.take_held()
+        if rest and not t.is_closing():
+            t.write(rest)  # an incomplete command: the node drops it at EOF
         self._eof_forwarded = True
         if not t.is_closing() and t.can_write_eof():
             t.write_eof()
@@ -170,6 +173,8 @@ class ClientSide(asyncio.Protocol):
             return
         self.closed = True
         self._forget()
+        if self.clients is not None:
+            self.clients.forget()
         router = self.router
         if router is not None:
             router.close()
@@ -179,7 +184,7 @@ class ClientSide(asyncio.Protocol):
             if up.transport is not None and not up.transport.is_closing():
                 up.transport.close()
         duration = int((self.listener.ctx.clock() - self._started) * 1000)
-        self._audit(
+        self.audit(
             "disconnect",
             self.reason or "client_closed",
             durationMs=duration,
@@ -201,30 +206,26 @@ class ClientSide(asyncio.Protocol):
         self._phase = None
         self._early = []
 
-    def close_for(self, reason: str) -> None:
-        """Close both sides (flushing what is already written), recording ``reason``."""
+    def close_for(self, reason: str, at_once: bool = False) -> None:
+        """Close both sides, recording ``reason``: after what is already written, or ``at_once``."""
         self.reason = self.reason or reason
         self._splice = None
         for t in (self.transport, self.upstream.transport if self.upstream else None):
-            if t is not None and not t.is_closing():
+            if t is not None and at_once:
+                t.abort()
+            elif t is not None and not t.is_closing():
                 t.close()
         if self.router is not None:
             self.router.close()
 
     def abort(self, reason: str) -> None:
         """Close both sides at once, dropping unsent data."""
-        self.reason = self.reason or reason
-        self._splice = None
-        for t in (self.transport, self.upstream.transport if self.upstream else None):
-            if t is not None:
-                t.abort()
-        if self.router is not None:
-            self.router.close()
+        self.close_for(reason, at_once=True)
 
-    def _refuse(self, reply: bytes, event: str | None, reason: str) -> None:
+    def refuse(self, reply: bytes, event: str | None, reason: str) -> None:
         """Answer with a RESP error and close (the rest of the client's input is not forwarded)."""
         if event is not None:
-            self._audit(event, reason)
+            self.audit(event, reason)
         self._phase = None
         t = self.transport
         if t is not None and not t.is_closing():
@@ -234,13 +235,18 @@ class ClientSide(asyncio.Protocol):
     def upstream_lost(self) -> None:
         self.close_for("node_closed")
 
+    def answer_clients(self, args: tuple[bytes, ...], node: str, done: Callable[[bytes, bool], None]) -> None:
+        """CLIENT LIST/INFO/KILL/ID of an EnterpriseCluster connection (``amr.gateway.client_ops``)."""
+        if isinstance(self.clients, RoutedIdentity):
+            self.clients.answer_later(args, node, done)
+
     # -- authentication phase -------------------------------------------------------------------
 
     def _auth_timed_out(self) -> None:
         self._timer = None
         if self.authenticated or self.closed:
             return
-        self._audit("auth_timeout", "not authenticated in time")
+        self.audit("auth_timeout", "not authenticated in time")
         self.abort("auth_timeout")
 
     def _first_data(self, data: bytes) -> None:
@@ -270,15 +276,15 @@ class ClientSide(asyncio.Protocol):
         try:
             forward = phase.client_data(data)
         except PendingLimitError:
-            self._refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "pending bytes over the limit")
+            self.refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "pending bytes over the limit")
             return
         except RespProtocolError as e:
             if e.too_big:
-                self._refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "request too large")
+                self.refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "request too large")
             else:
                 # Input the phase cannot read as the engine would is never forwarded (the message is
                 # one of the parser's fixed texts, never the client's bytes).
-                self._refuse(e.reply, "protocol_error", str(e))
+                self.refuse(e.reply, "protocol_error", str(e))
             return
         if forward:
             self._send_upstream(forward)
@@ -300,7 +306,7 @@ class ClientSide(asyncio.Protocol):
         ctx = self.listener.ctx
         for verdict in verdicts:
             if verdict.outcome == "failure":
-                self._audit("auth_failure", verdict.error_code)
+                self.audit("auth_failure", verdict.error_code)
                 if ctx.guard.record_failure(self.source, ctx.clock()):
                     self.close_for("auth_blocked")
                     return
@@ -319,7 +325,7 @@ class ClientSide(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._audit("auth_success", how)
+        self.audit("auth_success", how)
         phase, self._phase = self._phase, None
         up = self.upstream
         t = self.transport
@@ -330,12 +336,11 @@ class ClientSide(asyncio.Protocol):
             return
         # What the phase held behind the authenticating command, and an incomplete command.
         rest = phase.take_held() + phase.take_rest() if phase is not None else b""
-        if rest:
-            up.transport.write(rest)
         if t.is_closing() or up.transport.is_closing():
             return
-        self._splice = up.transport.write
-        up._splice = t.write
+        self.clients = clients = SpliceInterceptor(self, up, self.listener.ctx.clients, self.target)
+        self._splice = clients.client_data
+        clients.start(rest)
         if self._client_eof:
             self._forward_eof()
 
@@ -344,14 +349,12 @@ class ClientSide(asyncio.Protocol):
         that node (nothing else is in flight on it: the phase held what followed the AUTH)."""
         held = phase.take_held() + phase.take_rest()
         listener = self.listener
+        replay = dict(phase.replay)
         router = Router(
-            self,
-            listener.cluster_topology(),
-            dict(phase.replay),
-            listener.link_pool(),
-            listener.ctx.request_budget,
+            self, listener.cluster_topology(), replay, listener.link_pool(), listener.ctx.request_budget
         )
         self.router = router
+        self.clients = RoutedIdentity(listener.ctx.clients, self, replay)
         up.detached = True
         self.upstream = None
         transport = up.transport

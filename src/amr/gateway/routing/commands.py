@@ -21,6 +21,7 @@ from amr.logic.dataplane.command_routing import (
     ALL_SUM,
     AUTH,
     BLOCKED,
+    CLIENTS,
     CROSSSLOT_REPLY,
     DISCARD,
     EXEC,
@@ -224,9 +225,25 @@ def subscribe(table: LinkTable, replies: ReplyQueue, route: Route, args: list[by
     table.connect(link)
 
 
+def clients(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """CLIENT LIST/INFO/KILL/ID: answered by the gateway over the database's connections, in order."""
+    pending = Pending()
+    replies.fifo.append(pending)
+
+    def done(reply: bytes, close_after: bool) -> None:
+        if table.session.closed:
+            return
+        pending.reply = reply
+        replies.flush()
+        if close_after:  # it killed itself: closed once its reply is written
+            replies.client.close_for("client_killed")
+
+    replies.client.answer_clients(tuple(args), table.topology.slot_map.primaries[0], done)
+
+
 _EXECUTORS: dict[int, Special] = {
     SPLIT_SUM: split, MGET: split, MSET: split,
     ALL_SUM: fan_out, ALL_FIRST: fan_out, KEYS: fan_out, RANDOMKEY: fan_out, INFO: fan_out,
     SCAN: scan, BLOCKED: refuse_cluster, AUTH: auth, SUBSCRIBE: subscribe, WATCH: watch,
-    UNWATCH: unwatch, EXEC: to_any_node, DISCARD: to_any_node,
+    UNWATCH: unwatch, EXEC: to_any_node, DISCARD: to_any_node, CLIENTS: clients,
 }  # fmt: skip

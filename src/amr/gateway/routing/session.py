@@ -7,6 +7,7 @@ than the ``Router`` itself, so that they import nothing above them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -21,6 +22,10 @@ class ClientConnection(Protocol):
 
     def abort(self, reason: str) -> None:
         """Close both sides at once, dropping unsent data."""
+
+    def answer_clients(self, args: tuple[bytes, ...], node: str, done: Callable[[bytes, bool], None]) -> None:
+        """Answer CLIENT LIST/INFO/KILL/ID over the database's connections (``node`` checks the
+        filter's syntax); ``done(reply, close_after)`` gets the answer later."""
 
 
 class Session(Protocol):

@@ -34,6 +34,7 @@ UNWATCH = 15
 AUTH = 16  # AUTH, HELLO: every open node connection, remembered for new ones
 SUBSCRIBE = 17  # SUBSCRIBE PSUBSCRIBE SSUBSCRIBE: the connection becomes a pub/sub splice
 QUIT = 18
+CLIENTS = 19  # CLIENT LIST/INFO/KILL/ID: answered by the gateway, over the database's connections
 
 _SPECIAL: dict[bytes, int] = {
     b"del": SPLIT_SUM, b"unlink": SPLIT_SUM, b"exists": SPLIT_SUM, b"touch": SPLIT_SUM,
@@ -43,6 +44,8 @@ _SPECIAL: dict[bytes, int] = {
     b"auth": AUTH, b"hello": AUTH, b"subscribe": SUBSCRIBE, b"psubscribe": SUBSCRIBE,
     b"ssubscribe": SUBSCRIBE, b"quit": QUIT,
 }  # fmt: skip
+# CLIENT subcommands about the connections themselves: the gateway's, not any one node's.
+_CLIENTS_SUBCOMMANDS = frozenset({b"list", b"info", b"kill", b"id"})
 # Subcommands that change every shard's state, so every shard must run them.
 _ALL_SUBCOMMANDS = frozenset(
     {b"script|load", b"script|flush", b"function|load", b"function|delete", b"function|flush",
@@ -116,6 +119,8 @@ def choose_kind(name: bytes, args: list[bytes]) -> int:
     kind = _SPECIAL.get(name)
     if kind is not None:
         return kind
+    if name == b"client" and len(args) > 1 and args[1].lower() in _CLIENTS_SUBCOMMANDS:
+        return CLIENTS
     if (name == b"script" or name == b"function") and len(args) > 1:
         if name + b"|" + args[1].lower() in _ALL_SUBCOMMANDS:
             return ALL_FIRST

@@ -29,6 +29,9 @@ _DENIED_COMMANDS = (
     # As in Azure (Redis Enterprise): a pause would hold amr's own probes too, and make a healthy
     # primary look dead to the failover coordinator.
     "client|pause", "client|unpause", "client|no-evict",
+    # The gateway answers these itself, over the tenant's own clients only (amr.gateway.client_ops):
+    # the engine would list amr's connections and close them, and knows no client's real address.
+    "client|list", "client|kill",
 )  # fmt: skip
 _ALLOWED_CLUSTER_SUBCOMMANDS = (
     "info", "slots", "shards", "nodes", "keyslot", "myid", "myshardid", "countkeysinslot",

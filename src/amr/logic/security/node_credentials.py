@@ -32,7 +32,11 @@ INTERNAL_USERS = (ADMIN_USER, REPLICATION_USER, HA_USER, GATEWAY_USER)
 # anything; the others are narrow on purpose.
 REPLICATION_COMMANDS = ("psync", "sync", "replconf", "ping")
 HA_COMMANDS = ("ping", "info", "role", "replicaof", "cluster|failover")
-GATEWAY_COMMANDS = ("role", "ping", "cluster|slots", "cluster|shards", "cluster|myid", "command|info")
+# The gateway lists and kills a tenant's clients for it (tenants may not: they would reach amr's own).
+GATEWAY_COMMANDS = (
+    "role", "ping", "cluster|slots", "cluster|shards", "cluster|myid", "command|info", "client|list",
+    "client|kill",
+)  # fmt: skip
 
 
 def derive_password(master: str, database_uid: str, purpose: str) -> str:

@@ -159,7 +159,8 @@ def test_internal_users_are_added_live_with_the_config_file() -> None:
     users = {a.user: a for a in actions if isinstance(a, SetInternalUser)}
     assert users["amr-gateway"].rule == (
         "reset", "on", password_hash(CREDENTIALS.gateway), "resetchannels", "-@all", "+role", "+ping",
-        "+cluster|slots", "+cluster|shards", "+cluster|myid", "+command|info",
+        "+cluster|slots", "+cluster|shards", "+cluster|myid", "+command|info", "+client|list",
+        "+client|kill",
     )  # fmt: skip
     assert users["amr-ha"].rule[-5:] == ("+ping", "+info", "+role", "+replicaof", "+cluster|failover")
     # The replication user comes with the credentials replicas log in with; no one else's does.

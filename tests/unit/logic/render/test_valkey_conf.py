@@ -208,10 +208,13 @@ def test_tenants_may_not_pause_clients_and_an_older_default_user_is_set_again() 
 
     rule = render_default_user_rule(True, KEYS)
     assert {"-client|pause", "-client|unpause", "-client|no-evict"} <= set(rule)
-    assert "-client" not in rule  # CLIENT LIST, KILL, SETNAME ... stay, as in Azure
+    # CLIENT LIST and KILL are the gateway's to run for them (over their own clients only); the rest
+    # of CLIENT (SETNAME, ID, INFO, TRACKING ...) stays, as in Azure.
+    assert {"-client|list", "-client|kill"} <= set(rule) and "-client" not in rule
     current = " ".join(w for w in rule if w[:1] in "+-")
     assert default_user_is_current(rule, current)
     assert not default_user_is_current(rule, current.replace(" -client|pause", ""))  # an older amr's
+    assert not default_user_is_current(rule, current.replace(" -client|kill", ""))
     assert default_user_is_current(rule, None)  # unknown: nothing to decide on
 
 
