@@ -74,7 +74,7 @@ async def _validate(directory: ClientDirectory, socket: str, request: ClientRequ
 
 
 async def answer_spliced(
-    directory: ClientDirectory, socket: str, caller: int | None, args: tuple[bytes, ...]
+    directory: ClientDirectory, socket: str, caller: int | None, args: tuple[bytes, ...], resp3: bool
 ) -> Answer:
     """A spliced client's CLIENT LIST/INFO/KILL on node ``socket`` (``caller``: its engine id)."""
     request = parse_client_request(args)
@@ -96,15 +96,16 @@ async def answer_spliced(
             )
             return count if isinstance(count, int) else 0
 
-        return await _decide(request, entries, -1 if caller is None else caller, kill)
+        return await _decide(request, entries, -1 if caller is None else caller, kill, resp3)
     except NodeError:
         return Answer(NODE_UNAVAILABLE)
 
 
-async def _decide(request: ClientRequest, entries: list[ClientEntry], caller: int, kill: _Kill) -> Answer:
-    """The answer to ``request`` over the tenant's clients ``entries``."""
+async def _decide(
+    request: ClientRequest, entries: list[ClientEntry], caller: int, kill: _Kill, resp3: bool
+) -> Answer:
+    """The answer to ``request`` over the tenant's clients ``entries`` (``resp3``: the caller's protocol)."""
     me = next((e for e in entries if e.id == caller), None)
-    resp3 = me is not None and me.get("resp") == "3"
     if me is not None and request.action in _COMMAND_NAMES:
         # Its line shows what it ran, not the gateway's stand-in (a PING, or nothing).
         me = me.with_fields({"cmd": _COMMAND_NAMES[request.action]})
@@ -202,7 +203,7 @@ class RoutedIdentity:
         async def kill(ids: list[int]) -> int:
             return await directory.close_routed(self.database, ids)
 
-        return await _decide(request, entries, self.id, kill)
+        return await _decide(request, entries, self.id, kill, self.resp == 3)
 
 
 def _identity(replay: dict[bytes, tuple[bytes, ...]]) -> tuple[str, int]:

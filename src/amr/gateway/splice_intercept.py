@@ -4,7 +4,7 @@ refused as in the authentication phase).
 
 Client to node: ``SpliceScanner`` returns None for a chunk holding none of them, which goes to the
 node as it is, so the splice stays a write per chunk. A taken-over command is replaced by a barrier
-(``PING <token>``). Node to client: bytes go straight to the client, except while the connection's
+(``UNSUBSCRIBE <token>``). Node to client: bytes go straight to the client, except while the connection's
 CLIENT ID answer or a barrier's answer is awaited; ``BarrierWatch`` then finds it, the node is not
 read while the gateway works out the answer (``amr.gateway.client_ops``), and the answer takes the
 barrier's place. The connection's engine id (from CLIENT ID, sent as it authenticated) and its
@@ -24,7 +24,7 @@ from amr.gateway.client_ops import FAILED, Answer, ConnectionView, answer_splice
 from amr.gateway.upstream import UpstreamSide
 from amr.logic.dataplane.barrier import CLIENT_ID_COMMAND, PREFIX_LEN, BarrierWatch, Found, parse_id_reply
 from amr.logic.dataplane.client_admin import parse_client_request, render_context_refusal
-from amr.logic.dataplane.splice_scan import SILENT_PING, InternalAuth, SpliceScanner, TakenOver
+from amr.logic.dataplane.splice_scan import InternalAuth, SpliceScanner, TakenOver
 from amr.logic.resp.requests import RespProtocolError
 
 log = logging.getLogger(__name__)
@@ -109,13 +109,8 @@ class SpliceInterceptor:
             self._to_node(b"".join(out))
 
     def _take_over(self, command: TakenOver) -> bytes:
-        """What the node gets in the command's place: a barrier, or a plain PING when the client
-        expects no reply (a kill then runs at once)."""
-        if not command.reply:
-            if parse_client_request(command.args) is not None and command.args[1].lower() == b"kill":
-                self._spawn(command, None)
-            return SILENT_PING
-        serial, barrier = self.watch.add(command.in_multi)
+        """What the node gets in the command's place: a barrier, answered in the command's turn."""
+        serial, barrier = self.watch.add()
         self.ops[serial] = command
         self.up._splice = self.node_data
         return barrier
@@ -159,42 +154,39 @@ class SpliceInterceptor:
             self.up._splice = write
 
     def _found(self, found: Found, after: bytes) -> bool:
-        """A barrier's reply; True if the rest (``after``) waits for the answer."""
+        """A barrier's confirmation; True if the rest (``after``) waits for the answer."""
         for serial in [s for s in self.ops if s < found.serial]:
-            del self.ops[serial]  # the engine never answered those: nothing to say for them
+            del self.ops[serial]  # the engine never ran those (a DISCARDed MULTI): nothing to say
         command = self.ops.pop(found.serial, None)
         if command is None:
             return False
         request = parse_client_request(command.args)
-        if found.subscribed and request is not None:
-            self._to_client(render_context_refusal(request.action))
+        if request is not None and found.subscriptions and not found.resp3:
+            # RESP2 pub/sub mode: the engine would have refused it.
+            if command.reply:
+                self._to_client(render_context_refusal(request.action))
             return False
         self.busy = True
         self.buffer = after
         if self.up.transport is not None:
             self.up.transport.pause_reading()
-        self._spawn(command, found)
-        return True
-
-    def _spawn(self, command: TakenOver, found: Found | None) -> None:
-        task = asyncio.get_running_loop().create_task(self._answer(command, found is not None))
+        task = asyncio.get_running_loop().create_task(self._answer(command, found.resp3))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return True
 
-    async def _answer(self, command: TakenOver, reply: bool) -> None:
+    async def _answer(self, command: TakenOver, resp3: bool) -> None:
         try:
-            answer = await answer_spliced(self.directory, self.socket, self.node_id, command.args)
+            answer = await answer_spliced(self.directory, self.socket, self.node_id, command.args, resp3)
         except Exception:  # noqa: BLE001 - an answer that failed must not stall the connection
             log.exception("CLIENT command failed")
             answer = Answer(FAILED)
         if self.closed:
             return
-        if reply:
+        if command.reply:  # not under CLIENT REPLY OFF or SKIP
             self._to_client(answer.reply)
         if answer.close_caller:
             self.client.close_for("client_killed")
-            return
-        if not reply:
             return
         self.busy = False
         if self.up.transport is not None and not self.up.transport.is_closing():

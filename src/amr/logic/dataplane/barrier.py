@@ -1,17 +1,19 @@
 """Where, in a spliced connection's node replies, the reply to a command the gateway took over
 belongs, without reading the replies.
 
-The gateway sends the engine ``PING <token>`` in place of the command it answers itself (a
+The gateway sends the engine ``UNSUBSCRIBE <token>`` in place of the command it answers itself (a
 *barrier*): the engine answers it in the client's order, after every command sent before it (inside
-MULTI, as an element of EXEC's reply). ``BarrierWatch`` finds the token's bulk string in the byte
-stream and gives back what came before it, so the gateway writes its own reply exactly there. A
-token is a per-connection random prefix and a serial number: no reply can hold it unless the
-client knew it, and it only exists once the command is on its way to the engine.
+MULTI, as an element of EXEC's reply), whatever the connection's state: a pub/sub confirmation is
+sent even under CLIENT REPLY OFF or SKIP, in RESP2 pub/sub mode, and changes nothing when the
+client never subscribed to the token. ``BarrierWatch`` finds that confirmation in the byte stream
+and gives back what came before it, so the gateway writes its own reply exactly there. A token is a
+per-connection random prefix and a serial number: no reply can hold it unless the client knew it,
+and it only exists once the command is on its way to the engine.
 
-In RESP2 pub/sub mode the engine answers PING with ``*2 pong <token>``: the watch reports that form
-(``subscribed``), in which the engine would have refused the command, and drops it whole. A barrier
-the engine never answers (a DISCARDed MULTI, replies turned off inside one) is dropped when a later
-one is found. A CLIENT ID sent at authentication is answered first: ``parse_id_reply`` reads it.
+The confirmation also says the client's protocol (an array in RESP2, a push in RESP3) and how many
+subscriptions it has (RESP2 with some: pub/sub mode, where the engine would have refused the
+command). A barrier the engine never answers (a DISCARDed MULTI) is dropped when a later one is
+found. A CLIENT ID sent at authentication is answered first: ``parse_id_reply`` reads it.
 """
 
 from __future__ import annotations
@@ -24,17 +26,21 @@ from amr.logic.resp.frames import render_command
 PREFIX_LEN = 20  # hex characters of a connection's random token prefix
 _SERIAL_LEN = 8
 TOKEN_LEN = PREFIX_LEN + _SERIAL_LEN
-_PONG = b"*2\r\n$4\r\npong\r\n"  # the head of PING's reply in RESP2 pub/sub mode
+_HEADS = (b"*3\r\n$11\r\nunsubscribe\r\n", b">3\r\n$11\r\nunsubscribe\r\n")  # RESP2, RESP3
+_HEAD_LEN = len(_HEADS[0])
+_COUNT_MAX = 24  # ":<count>\r\n"
 
 CLIENT_ID_COMMAND = render_command((b"CLIENT", b"ID"))
 
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """A barrier's reply: which one (``serial``) and whether it came in the RESP2 pub/sub form."""
+    """A barrier's confirmation: which barrier (``serial``), whether the client speaks RESP3, and
+    how many channels and patterns it is subscribed to."""
 
     serial: int
-    subscribed: bool
+    resp3: bool
+    subscriptions: int
 
 
 def parse_id_reply(buf: bytes) -> tuple[int | None, int] | None:
@@ -64,7 +70,7 @@ def _suffix_in(buf: bytes, pattern: bytes) -> int:
 
 
 class BarrierWatch:
-    """The barriers one spliced connection has in flight, and the search for their replies."""
+    """The barriers one spliced connection has in flight, and the search for their confirmations."""
 
     __slots__ = ("prefix", "needle", "pending", "serial", "tail")
 
@@ -72,21 +78,21 @@ class BarrierWatch:
         assert len(prefix) == PREFIX_LEN
         self.prefix = prefix
         self.needle = b"$%d\r\n" % TOKEN_LEN + prefix
-        self.pending: deque[tuple[int, bool]] = deque()  # (serial, sent inside MULTI)
+        self.pending: deque[int] = deque()  # serials in flight
         self.serial = 0
-        self.tail = b""  # the end of what was fed that may be the start of a barrier's reply
+        self.tail = b""  # the end of what was fed that may be the start of a confirmation
 
-    def add(self, in_multi: bool) -> tuple[int, bytes]:
+    def add(self) -> tuple[int, bytes]:
         """A new barrier: its serial and the command to send the engine in the taken-over one's place."""
         self.serial += 1
-        self.pending.append((self.serial, in_multi))
+        self.pending.append(self.serial)
         token = self.prefix + b"%08x" % (self.serial & 0xFFFFFFFF)
-        return self.serial, render_command((b"PING", token))
+        return self.serial, render_command((b"UNSUBSCRIBE", token))
 
     def feed(self, data: bytes) -> tuple[list[bytes | Found], bytes]:
-        """Take node bytes; return the pieces up to the first barrier reply in them (the bytes
-        before it, then ``Found``), and the bytes after it, not read yet. Bytes that may be the
-        start of a barrier's reply are kept back until the rest arrives."""
+        """Take node bytes; return the pieces up to the first barrier confirmation in them (the
+        bytes before it, then ``Found``), and the bytes after it, not read yet. Bytes that may be
+        the start of a confirmation are kept back until the rest arrives."""
         buf = self.tail + data if self.tail else data
         self.tail = b""
         needle = self.needle
@@ -94,40 +100,47 @@ class BarrierWatch:
         while True:
             i = buf.find(needle, start)
             if i < 0:
-                keep = max(_suffix_in(buf, _PONG + needle), _suffix_in(buf, needle))
+                keep = max(_suffix_in(buf, head + needle) for head in _HEADS)
                 return self._hold(buf, len(buf) - keep), b""
-            end = i + len(needle) + _SERIAL_LEN + 2
-            pong = i >= len(_PONG) and buf[i - len(_PONG) : i] == _PONG
-            if end > len(buf):
-                return self._hold(buf, i - len(_PONG) if pong else i), b""
-            serial = _serial(buf[end - _SERIAL_LEN - 2 : end - 2]) if buf[end - 2 : end] == b"\r\n" else None
-            barrier = self._take(serial) if serial is not None else None
-            if barrier is None:
+            head = buf[i - _HEAD_LEN : i] if i >= _HEAD_LEN else b""
+            if head not in _HEADS:
+                start = i + 1  # not a confirmation's (it cannot be: the token is the gateway's)
+                continue
+            token_end = i + len(needle) + _SERIAL_LEN
+            end = buf.find(b"\r\n", token_end + 2, token_end + 2 + _COUNT_MAX)
+            if end < 0:
+                if len(buf) - token_end < 2 + _COUNT_MAX:
+                    return self._hold(buf, i - _HEAD_LEN), b""
                 start = i + 1
                 continue
-            # Inside MULTI the token is an element of EXEC's reply: "*2 pong" before it is not PING's.
-            subscribed = pong and not barrier[1]
-            begin = i - len(_PONG) if subscribed else i
+            serial = _number(buf[token_end - _SERIAL_LEN : token_end], 16)
+            count = _number(buf[token_end + 3 : end], 10)
+            if serial is None or count is None or buf[token_end : token_end + 3] != b"\r\n:":
+                start = i + 1
+                continue
+            if not self._take(serial):
+                start = i + 1
+                continue
+            begin = i - _HEAD_LEN
             out: list[bytes | Found] = [buf[:begin]] if begin else []
-            out.append(Found(barrier[0], subscribed))
-            return out, buf[end:]
+            out.append(Found(serial, head == _HEADS[1], count))
+            return out, buf[end + 2 :]
 
     def _hold(self, buf: bytes, at: int) -> list[bytes | Found]:
         self.tail = buf[at:]
         return [buf[:at]] if at > 0 else []
 
-    def _take(self, serial: int) -> tuple[int, bool] | None:
-        """The pending barrier ``serial`` (dropping older ones the engine never answered)."""
-        if not any(s == serial for s, _ in self.pending):
-            return None
-        barrier = self.pending.popleft()
-        while barrier[0] != serial:
-            barrier = self.pending.popleft()
-        return barrier
+    def _take(self, serial: int) -> bool:
+        """Whether ``serial`` is in flight; it (and older ones the engine never answered) is done."""
+        if serial not in self.pending:
+            return False
+        while self.pending.popleft() != serial:
+            pass
+        return True
 
 
-def _serial(text: bytes) -> int | None:
+def _number(text: bytes, base: int) -> int | None:
     try:
-        return int(text, 16)
+        return int(text, base)
     except ValueError:
         return None
