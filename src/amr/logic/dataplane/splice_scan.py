@@ -128,17 +128,19 @@ class SpliceScanner:
         """Take client bytes; None when they hold nothing the scanner acts on (forward ``data`` as
         it is), else the pieces to forward. Raise RespProtocolError for input the engine would not
         read the same way."""
+        first = data[0]
         carry = self.carry
         lazy = self.lazy
         if lazy is not None:
             self.lazy = None
-            if data[:1] == b"$":  # the array goes on: it was incomplete
+            if first == 0x24:  # "$": the array goes on, it was incomplete
                 carry = lazy[0] + lazy[1] - _total(lazy[2])
-        if self.held_inline or (carry == 0 and data[:1] != b"*"):
+        if (carry == 0 and first != 0x2A) or self.held_inline:  # an inline command ("*" starts RESP)
             return self._from_boundary(self._release() + data)
         reader = self.reader
         reader.feed(data)
         commands: list[list[bytes]] = []
+        append = commands.append
         notable = False
         gets = reader.gets
         try:
@@ -150,16 +152,23 @@ class SpliceScanner:
                     name = args[0]
                     if 3 < len(name) < 7 and name.lower() in _NAMES:
                         notable = True
-                commands.append(args)
+                append(args)
                 args = gets()
         except (hiredis.ProtocolError, _Unusual, TypeError, AttributeError):
             return self._recover(commands, data, carry)
-        if not notable and not self.held:
-            if commands and not reader.has_data() and _may_end_at(data, commands[-1]):
-                self.skip_next = False  # CLIENT REPLY SKIP skipped the first of them
-                self.carry = 0
-                self.lazy = (carry, len(data), commands)
-                return None
+        if (
+            not notable
+            and commands
+            and not self.held
+            and not reader.has_data()
+            # It may end where its last command ends (if only by chance, the next chunk says so).
+            and data.endswith(b"\r\n")
+            and data.endswith(commands[-1][-1] if commands[-1] else b"*0", 0, len(data) - 2)
+        ):
+            self.skip_next = False  # CLIENT REPLY SKIP skipped the first of them
+            self.carry = 0
+            self.lazy = (carry, len(data), commands)
+            return None
         return self._place(commands, data, carry)
 
     # -- where commands lie -------------------------------------------------------------------------
@@ -319,15 +328,6 @@ class SpliceScanner:
 
 def _total(commands: list[list[bytes]]) -> int:
     return sum(measure_command(args) for args in commands)
-
-
-def _may_end_at(data: bytes, args: list[bytes]) -> bool:
-    """Whether ``data`` may end where the command ``args`` ends (its last argument and CRLF end
-    it): if not, it ends inside a later, incomplete command. (If it does only by chance, the next
-    chunk says so: it goes on with that command's next element, a ``$``.)"""
-    if not args:
-        return data.endswith(b"*0\r\n")
-    return data.endswith(b"\r\n") and data.endswith(args[-1], 0, len(data) - 2)
 
 
 def _well_formed(sub: bytes, argc: int) -> bool:
