@@ -236,19 +236,68 @@ def test_inside_multi_in_a_pipeline_and_over_resp3(
         resp3.close()
 
 
+class Raw:
+    """A hand-driven TLS connection to a cache, authenticated: bytes in, bytes out."""
+
+    def __init__(self, service: AmrService, cache: str, port: int) -> None:
+        ctx = ssl.create_default_context(cafile=service.ca_file)
+        raw = socket.create_connection(("localhost", port), timeout=5)
+        self.addr = f"127.0.0.1:{raw.getsockname()[1]}"
+        self.conn = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.conn.sendall(f"AUTH {service.primary_key(cache)}\r\n".encode())
+        assert self.read_until(b"+OK\r\n") == b"+OK\r\n"
+
+    def read_until(self, end: bytes) -> bytes:
+        got = b""
+        while not got.endswith(end):
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def test_a_subscribed_resp2_client_gets_the_engines_refusal(
     caches: dict[str, int], service: AmrService
 ) -> None:
-    ctx = ssl.create_default_context(cafile=service.ca_file)
-    with (
-        socket.create_connection(("localhost", caches["noc"]), timeout=5) as raw,
-        ctx.wrap_socket(raw, server_hostname="localhost") as conn,
-    ):
-        conn.sendall(f"AUTH {service.primary_key('noc')}\r\nSUBSCRIBE ch\r\nCLIENT LIST\r\nPING\r\n".encode())
-        got = b""
-        while b"pong" not in got:
-            got += conn.recv(4096)
-    assert b"-ERR Can't execute 'client|list'" in got and got.index(b"client|list") < got.index(b"pong")
+    raw = Raw(service, "noc", caches["noc"])
+    try:
+        raw.conn.sendall(b"SUBSCRIBE ch\r\nCLIENT LIST\r\nPING\r\n")
+        got = raw.read_until(b"$0\r\n\r\n")  # PING's answer in pub/sub mode: [pong, ""]
+        assert b"-ERR Can't execute 'client|list'" in got and got.index(b"client|list") < got.index(b"pong")
+    finally:
+        raw.close()
+
+
+def test_typed_split_and_replies_off(
+    caches: dict[str, int], service: AmrService, tenants: dict[str, list[Tenant]]
+) -> None:
+    """An inline command typed into a terminal, a command arriving a byte at a time behind a big one,
+    and a kill under CLIENT REPLY OFF (it happens; nothing is answered)."""
+    victim = tenants["noc"][1]
+    raw = Raw(service, "noc", caches["noc"])
+    try:
+        raw.conn.sendall(b"client info\r\n")
+        assert f"addr={raw.addr} ".encode() in raw.read_until(b"\n\r\n")
+        big = b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$200000\r\n" + b"v" * 200000 + b"\r\n"
+        listing = b"*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n"
+        raw.conn.sendall(big + listing[:7])
+        for i in range(7, len(listing)):
+            raw.conn.sendall(listing[i : i + 1])
+        got = raw.read_until(b"\n\r\n")
+        assert got.startswith(b"+OK\r\n$") and victim.addr.encode() in got
+        raw.conn.sendall(
+            b"CLIENT REPLY OFF\r\nCLIENT KILL ADDR "
+            + victim.addr.encode()
+            + b"\r\nCLIENT REPLY ON\r\nPING\r\n"
+        )
+        assert raw.read_until(b"+PONG\r\n") == b"+OK\r\n+PONG\r\n"
+        wait_until(lambda: not victim.alive(), 5, what="the victim closed")
+    finally:
+        raw.close()
 
 
 def test_an_internal_user_cannot_log_in_after_authenticating(
