@@ -163,6 +163,13 @@ class ClientDirectory:
                         raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def forget_nodes(self, sockets: Sequence[str]) -> None:
+        """These nodes are no longer served (their route went away): close the connections to them."""
+        for socket in sockets:
+            _, idle = self._engines.pop(socket, (None, []))
+            for connection in idle:
+                connection.close()
+
     # -- life cycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -316,4 +316,6 @@ class Listener:
         for conn in list(self.connections):
             conn.abort("route_removed")
         self.connections.clear()
+        route = self.route
+        self.ctx.clients.forget_nodes([route.target, *route.candidates, *(n.socket for n in route.nodes)])
         log.info("stopped listening on port %s (closed %d connections)", self.route.port, count)
