@@ -23,6 +23,7 @@ from amr.logic.dataplane.client_admin import (
     ClientRequest,
     choose_clients,
     choose_known,
+    choose_validation_error,
     choose_victims,
     format_addr,
     parse_client_list,
@@ -70,7 +71,10 @@ async def _validate(directory: ClientDirectory, socket: str, request: ClientRequ
     if request.validation is None:
         return None
     (check,) = await directory.engine(socket, [request.validation])
-    return _error_frame(check) if is_error_reply(check) else None
+    if not is_error_reply(check):
+        return None
+    error = choose_validation_error(request, str(check))
+    return None if error is None else _error_frame(error)
 
 
 async def answer_spliced(

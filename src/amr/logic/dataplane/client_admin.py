@@ -133,6 +133,8 @@ def parse_filter(rest: list[bytes]) -> ClientFilter | None:
             if kind is None:
                 return None
             values["type"] = kind
+        elif option == b"skipme" and value.lower() not in (b"yes", b"no"):
+            return None
         elif option in (b"addr", b"laddr", b"user", b"maxage", b"skipme"):
             values[option.decode()] = value.decode("utf-8", "replace")
         else:
@@ -152,6 +154,16 @@ def parse_filter(rest: list[bytes]) -> ClientFilter | None:
         maxage,
         None if skipme is None else skipme.lower() == "yes",
     )
+
+
+def choose_validation_error(request: ClientRequest, error: str) -> str | None:
+    """The engine's error for the request's filter (``error``, from its ``validation``) the client
+    gets; None when only an older engine's narrower CLIENT LIST grammar refused it (valkey before
+    8.1 and redis take TYPE and ID there, but every filter in CLIENT KILL) and amr reads it."""
+    if error.startswith("ERR syntax error") and request.validation is not None:
+        if parse_filter(list(request.validation[4:])) is not None:
+            return None
+    return error
 
 
 def parse_client_list(text: bytes | str) -> list[ClientEntry]:

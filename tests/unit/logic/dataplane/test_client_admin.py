@@ -13,6 +13,7 @@ from amr.logic.dataplane.client_admin import (
     ClientRequest,
     choose_clients,
     choose_known,
+    choose_validation_error,
     choose_victims,
     client_type,
     format_addr,
@@ -152,3 +153,24 @@ def test_replies() -> None:
     assert render_kill_reply("kill_addr", 0) == b"-ERR No such client\r\n"
     assert render_context_refusal("list").startswith(b"-ERR Can't execute 'client|list': only (P|S)SUBSCRIBE")
     assert format_addr("::1", 5) == "[::1]:5" and format_addr("10.0.0.1", 5) == "10.0.0.1:5"
+
+
+@pytest.mark.parametrize(
+    "args, error, given",
+    [
+        # valkey 8.1 checks CLIENT LIST's filters as CLIENT KILL's: its errors stand.
+        (
+            (b"CLIENT", b"KILL", b"TYPE", b"bogus"),
+            "ERR Unknown client type 'bogus'",
+            "ERR Unknown client type 'bogus'",
+        ),
+        ((b"CLIENT", b"LIST", b"ID", b"abc"), "ERR syntax error", "ERR syntax error"),
+        ((b"CLIENT", b"KILL", b"SKIPME", b"maybe"), "ERR syntax error", "ERR syntax error"),
+        # An older engine's CLIENT LIST knows only TYPE and ID: a filter amr reads is not an error.
+        ((b"CLIENT", b"KILL", b"ADDR", b"1.2.3.4:5", b"SKIPME", b"yes"), "ERR syntax error", None),
+    ],
+)
+def test_the_engines_errors_for_a_filter(args: tuple[bytes, ...], error: str, given: str | None) -> None:
+    request = parse_client_request(args)
+    assert request is not None
+    assert choose_validation_error(request, error) == given
