@@ -40,6 +40,8 @@ _NAMES = frozenset({b"client", b"auth", b"hello", b"reset"})
 # An incomplete command that may be one the gateway takes over is held back up to this size; a
 # bigger one would not be: RespProtocolError (no real CLIENT, AUTH or HELLO command is this big).
 HOLD_LIMIT = 64 << 10
+# A chunk up to this size that may end inside an array keeps its commands until the next chunk says.
+LAZY_KEEP = 2048
 
 _INVALID = "Protocol error: invalid request"
 
@@ -167,7 +169,13 @@ class SpliceScanner:
         ):
             self.skip_next = False  # CLIENT REPLY SKIP skipped the first of them
             self.carry = 0
-            self.lazy = (carry, len(data), commands)
+            # A small chunk's commands are kept to size them later (an idle connection keeps
+            # little); a big one's are sized now.
+            size = len(data)
+            if size <= LAZY_KEEP:
+                self.lazy = (carry, size, commands)
+            else:
+                self.lazy = (carry - _total(commands), size, [])
             return None
         return self._place(commands, data, carry)
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from amr.logic.dataplane.auth import REFUSED_AUTH
 from amr.logic.dataplane.splice_scan import (
     HOLD_LIMIT,
+    LAZY_KEEP,
     InternalAuth,
     Piece,
     SpliceScanner,
@@ -181,6 +182,11 @@ def test_an_array_that_goes_on_in_the_next_chunk_is_found_out() -> None:
     assert feed_all(scanner, first) == [first]
     rest = b"$4\r\nLIST\r\n" + cmd("CLIENT", "INFO")
     # That CLIENT LIST's start was forwarded: it goes to the engine (which refuses it to tenants).
+    assert feed_all(scanner, rest) == [b"$4\r\nLIST\r\n", over("CLIENT", "INFO")]
+    # The same after a chunk too big to keep its commands (their sizes are kept instead).
+    scanner = SpliceScanner()
+    first = cmd("GET", "client") * 200 + b"*2\r\n$6\r\nclient\r\n"
+    assert len(first) > LAZY_KEEP and feed_all(scanner, first) == [first]
     assert feed_all(scanner, rest) == [b"$4\r\nLIST\r\n", over("CLIENT", "INFO")]
     # One that does not end like the last command is held whole, and taken over.
     scanner = SpliceScanner()
