@@ -40,8 +40,9 @@ _NAMES = frozenset({b"client", b"auth", b"hello", b"reset"})
 # An incomplete command that may be one the gateway takes over is held back up to this size; a
 # bigger one would not be: RespProtocolError (no real CLIENT, AUTH or HELLO command is this big).
 HOLD_LIMIT = 64 << 10
-# A chunk up to this size that may end inside an array keeps its commands until the next chunk says.
-LAZY_KEEP = 2048
+# A chunk up to this size that may end inside an array is kept until the next chunk says (a bigger
+# one's commands are placed at once).
+LAZY_KEEP = 8192
 
 _INVALID = "Protocol error: invalid request"
 
@@ -104,19 +105,22 @@ class SpliceScanner:
     that may be taken over) are neither forwarded nor returned until it completes; ``take_held``
     gives them back (the client half-closed)."""
 
-    __slots__ = ("reader", "carry", "lazy", "held", "held_inline", "replies_off", "skip_next")
+    __slots__ = ("reader", "carry", "lazy", "held", "held_inline", "replies_off", "skip_next", "careful")
 
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
         # Bytes of the incomplete RESP command the reader holds (0: at a command boundary).
         self.carry = 0
-        # The previous chunk ended between two array elements: (carry before it, its size, the
-        # commands it completed), to work ``carry`` out if the next bytes go on with that array.
-        self.lazy: tuple[int, int, list[list[bytes]]] | None = None
+        # The previous chunk, if it may have ended between two elements of an array (it started a
+        # command): read again to work ``carry`` out if the next bytes go on with that array.
+        self.lazy: bytes | None = None
         self.held = b""  # the start of an incomplete command, not forwarded (fed to the reader
         self.held_inline = False  # unless it is an inline line)
         self.replies_off = False
         self.skip_next = False
+        # Whether the next chunk needs more than the fast path (something held, an incomplete
+        # command, a reply to skip).
+        self.careful = False
 
     def take_held(self) -> bytes:
         held, self.held = self.held, b""
@@ -124,59 +128,75 @@ class SpliceScanner:
             self.reader = hiredis.Reader()
             self.carry = 0
             self.held_inline = False
+            self._settle()
         return held
 
     def feed(self, data: bytes) -> list[Piece] | None:
         """Take client bytes; None when they hold nothing the scanner acts on (forward ``data`` as
         it is), else the pieces to forward. Raise RespProtocolError for input the engine would not
         read the same way."""
+        if self.careful or data[0] != 0x2A:  # "*": a command starts here, in RESP
+            pieces = self._feed_carefully(data)
+        else:
+            # The fast path: frame and look at the names only; most chunks hold whole commands.
+            reader = self.reader
+            reader.feed(data)
+            gets = reader.gets
+            last = None
+            try:
+                args = gets()
+                while args is not False:
+                    # Anything but an array whose first element is a bulk string raises here.
+                    name = args[0]
+                    if 3 < len(name) < 7 and name.lower() in _NAMES:
+                        break
+                    last = args
+                    args = gets()
+                else:
+                    if (
+                        last is not None
+                        and len(data) <= LAZY_KEEP
+                        and not reader.has_data()
+                        # It may end where its last command ends (if only by chance, the next
+                        # chunk says so).
+                        and data.endswith(last[-1] + b"\r\n")
+                    ):
+                        self.lazy = data
+                        return None
+            except (hiredis.ProtocolError, TypeError, IndexError, KeyError, AttributeError):
+                pass
+            # Read again, placing each command (the chunk starts a command: a new reader will do).
+            self.lazy = None
+            self.reader = hiredis.Reader()
+            pieces = self._feed_carefully(data)
+        self._settle()
+        return pieces
+
+    def _settle(self) -> None:
+        self.careful = bool(self.held) or self.carry != 0 or self.skip_next
+
+    def _feed_carefully(self, data: bytes) -> list[Piece]:
+        """``feed`` placing every command: the chunk may continue one, hold an inline one or one
+        the scanner acts on, or follow something held or a reply to skip."""
         first = data[0]
         carry = self.carry
-        lazy = self.lazy
-        if lazy is not None:
-            self.lazy = None
-            if first == 0x24:  # "$": the array goes on, it was incomplete
-                carry = lazy[0] + lazy[1] - _total(lazy[2])
-        if (carry == 0 and first != 0x2A) or self.held_inline:  # an inline command ("*" starts RESP)
+        lazy, self.lazy = self.lazy, None
+        if lazy is not None and first == 0x24:  # "$": the array goes on, it was incomplete
+            carry = _incomplete(lazy)
+        if (carry == 0 and first != 0x2A) or self.held_inline:  # an inline command
             return self._from_boundary(self._release() + data)
         reader = self.reader
         reader.feed(data)
         commands: list[list[bytes]] = []
-        append = commands.append
-        notable = False
-        gets = reader.gets
         try:
-            args = gets()
+            args = reader.gets()
             while args is not False:
                 if type(args) is not list:
                     raise _Unusual()
-                if args:
-                    name = args[0]
-                    if 3 < len(name) < 7 and name.lower() in _NAMES:
-                        notable = True
-                append(args)
-                args = gets()
-        except (hiredis.ProtocolError, _Unusual, TypeError, AttributeError):
+                commands.append(args)
+                args = reader.gets()
+        except (hiredis.ProtocolError, _Unusual):
             return self._recover(commands, data, carry)
-        if (
-            not notable
-            and commands
-            and not self.held
-            and not reader.has_data()
-            # It may end where its last command ends (if only by chance, the next chunk says so).
-            and data.endswith(b"\r\n")
-            and data.endswith(commands[-1][-1] if commands[-1] else b"*0", 0, len(data) - 2)
-        ):
-            self.skip_next = False  # CLIENT REPLY SKIP skipped the first of them
-            self.carry = 0
-            # A small chunk's commands are kept to size them later (an idle connection keeps
-            # little); a big one's are sized now.
-            size = len(data)
-            if size <= LAZY_KEEP:
-                self.lazy = (carry, size, commands)
-            else:
-                self.lazy = (carry - _total(commands), size, [])
-            return None
         return self._place(commands, data, carry)
 
     # -- where commands lie -------------------------------------------------------------------------
@@ -334,8 +354,16 @@ class SpliceScanner:
         return None
 
 
-def _total(commands: list[list[bytes]]) -> int:
-    return sum(measure_command(args) for args in commands)
+def _incomplete(chunk: bytes) -> int:
+    """The bytes of the incomplete command at the end of ``chunk``, which starts a command."""
+    reader = hiredis.Reader()
+    reader.feed(chunk)
+    done = 0
+    args = reader.gets()
+    while args is not False:
+        done += measure_command(args)
+        args = reader.gets()
+    return len(chunk) - done
 
 
 def _well_formed(sub: bytes, argc: int) -> bool:
