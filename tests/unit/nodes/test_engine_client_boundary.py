@@ -21,7 +21,8 @@ def _files_matching(pattern: str) -> set[str]:
 
 
 def test_only_the_engine_client_opens_node_connections() -> None:
-    assert _files_matching(r"open_unix_connection\(") == {"nodes/engine_client.py"}
+    # gateway.peers connects gateway workers to each other's sockets, never to a node.
+    assert _files_matching(r"open_unix_connection\(") == {"nodes/engine_client.py", "gateway/peers.py"}
 
 
 def test_commands_are_encoded_in_one_place() -> None:
@@ -33,9 +34,11 @@ def test_commands_are_encoded_in_one_place() -> None:
 
 
 def test_replies_are_parsed_by_the_codec_or_the_data_path_only() -> None:
-    # The router parses its clients' commands with hiredis; engine replies go through the codec.
+    # The router and the splice scanner frame their clients' commands with hiredis; engine replies
+    # go through the codec.
     assert _files_matching(r"^import hiredis|^from hiredis") == {
         "logic/resp/engine_codec.py",
         "gateway/routing/router.py",
+        "logic/dataplane/splice_scan.py",
     }
     assert _files_matching(r"^import redis\b|^from redis(\.asyncio|\.exceptions)? import") == set()
