@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 FAILED = b"-ERR the gateway could not answer this command\r\n"
 NODE_UNAVAILABLE = b"-ERR the gateway could not ask the database's node about its clients\r\n"
 _COMMAND_NAMES = {"list": "client|list", "info": "client|info"}
+# Errors about the gateway's connection itself (a node an older amr set up, not converged yet).
+_OWN_ERRORS = ("NOPERM", "NOAUTH", "WRONGPASS")
 # Closes the clients with these ids; how many it closed.
 _Kill = Callable[[list[int]], Awaitable[int]]
 
@@ -73,6 +75,8 @@ async def _validate(directory: ClientDirectory, socket: str, request: ClientRequ
     (check,) = await directory.engine(socket, [request.validation])
     if not is_error_reply(check):
         return None
+    if str(check).startswith(_OWN_ERRORS):
+        return NODE_UNAVAILABLE  # the gateway's own user was refused: not the client's business
     error = choose_validation_error(request, str(check))
     return None if error is None else _error_frame(error)
 
