@@ -30,9 +30,19 @@ _DENIED_COMMANDS = (
     # primary look dead to the failover coordinator.
     "client|pause", "client|unpause", "client|no-evict",
 )  # fmt: skip
-_ALLOWED_CLUSTER_SUBCOMMANDS = (
-    "info", "slots", "shards", "nodes", "keyslot", "myid", "myshardid", "countkeysinslot",
-    "getkeysinslot", "links",
+# Subcommands of denied commands that tenants keep: they read, change nothing, and show nothing of
+# amr's own users or connections. Read-only CLUSTER subcommands let cluster-aware clients discover
+# the topology. ACL WHOAMI (the caller's own user), CAT (the command categories, as COMMAND shows
+# them), GENPASS (random bytes) and HELP; not LIST, USERS, GETUSER (amr's users and password hashes),
+# DRYRUN (what amr's users may run), LOG (failed logins to amr's users, amr's connections; LOG RESET
+# would erase it) nor anything that changes users. MODULE LIST and HELP; not LOAD/LOADEX/UNLOAD.
+_ALLOWED_SUBCOMMANDS = (
+    *(f"cluster|{s}" for s in (
+        "info", "slots", "shards", "nodes", "keyslot", "myid", "myshardid", "countkeysinslot",
+        "getkeysinslot", "links",
+    )),
+    "acl|whoami", "acl|cat", "acl|genpass", "acl|help",
+    "module|list", "module|help",
 )  # fmt: skip
 
 _EVICTION = {
@@ -138,18 +148,18 @@ def render_default_user_rule(enabled: bool, keys: tuple[str, ...]) -> list[str]:
     rule = ["reset", "on" if enabled else "off"]
     rule += [password_hash(k) for k in keys if k]
     rule += ["~*", "&*", "+@all"] + [f"-{c}" for c in _DENIED_COMMANDS]
-    rule += [f"+cluster|{s}" for s in _ALLOWED_CLUSTER_SUBCOMMANDS]
+    rule += [f"+{s}" for s in _ALLOWED_SUBCOMMANDS]
     return rule
 
 
 def default_user_is_current(rule: list[str] | tuple[str, ...], commands: str | None) -> bool:
-    """Whether the ``default`` user's command rules (as ACL GETUSER shows them; None: unknown) deny
-    every command ``rule`` denies: a node an older amr set up may let tenants run one this version
-    keeps for itself, and gets the rule again, live."""
+    """Whether the ``default`` user's command rules (as ACL GETUSER shows them; None: unknown) are
+    every command rule of ``rule``: a node an older amr set up may let tenants run a command this
+    version keeps for itself, or refuse one it now grants, and gets the rule again, live."""
     if commands is None:
         return True
     have = set(commands.split())
-    return all(word in have for word in rule if word.startswith("-"))
+    return all(word in have for word in rule if word[:1] in "+-")
 
 
 @dataclass(frozen=True)
