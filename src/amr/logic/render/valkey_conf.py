@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from amr.logic.render.announce import ClientAnnouncement, render_announce_settings
 from amr.logic.security.node_credentials import (
     ADMIN_USER,
     GATEWAY_COMMANDS,
@@ -232,6 +233,8 @@ class NodeConfigInput:
     primary_port: int | None  # the primary's port, for a replica of a non-clustered database
     max_clients: int = 10000
     moving_slots: bool = False  # see render_moving_slots_settings
+    # What a clustered node tells clients about where nodes are (amr.logic.render.announce).
+    client_announcement: ClientAnnouncement | None = None
 
 
 def render_valkey_conf(c: NodeConfigInput) -> str:
@@ -282,9 +285,12 @@ def render_valkey_conf(c: NodeConfigInput) -> str:
             'cluster-config-file "nodes.conf"',
             "cluster-node-timeout 5000",
             f"cluster-port {c.port + CLUSTER_BUS_OFFSET}",
+            # Peers reach each other on the internal address; clients are told the public one.
             f"cluster-announce-ip {c.internal_host}",
-            f"cluster-announce-hostname {c.public_host}",
-            "cluster-preferred-endpoint-type hostname",
+            *(
+                f"{name} {value}"
+                for name, value in render_announce_settings(c.public_host, c.client_announcement)
+            ),
             "cluster-require-full-coverage no",
             "cluster-allow-replica-migration no",
         ]

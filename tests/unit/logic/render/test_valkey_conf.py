@@ -270,3 +270,18 @@ def test_a_default_user_without_the_granted_introspection_is_set_again() -> None
     current = " ".join(w for w in rule if w[:1] in "+-")
     assert default_user_is_current(rule, current)
     assert not default_user_is_current(rule, current.replace(" +acl|whoami", ""))  # an older amr's
+
+
+def test_the_rendered_config_of_a_clustered_node_announces_no_internal_address_to_clients() -> None:
+    from amr.logic.render.announce import ClientAnnouncement
+
+    conf = render_valkey_conf(
+        dataclasses.replace(
+            BASE, public_host="localhost", client_announcement=ClientAnnouncement("127.0.0.1", "ip")
+        )
+    ).splitlines()
+    # The bus and replication keep the internal address; clients are told the public one.
+    assert "cluster-announce-ip 127.0.0.2" in conf
+    assert "cluster-announce-client-ipv4 127.0.0.1" in conf
+    assert "cluster-preferred-endpoint-type ip" in conf
+    assert "cluster-announce-hostname localhost" in conf
