@@ -186,8 +186,15 @@ class Router:
                 else:
                     self.dispatch(args, raw)
                 if self.closed or self.closing:  # QUIT: what follows it is not run
-                    return
+                    break
                 args = reader.gets()
+            if self.closed:
+                return
+            if self.closing:
+                # QUIT's +OK (and the replies before it) are still to be written: this writes what
+                # is complete, and ``replies_written`` closes the client once the rest is.
+                self.replies.flush()
+                return
             self.carry = carry = max(carry, 0)
             if completed:
                 big.holding = False
@@ -263,6 +270,9 @@ class Router:
                 self.dispatch(args, render_command(args))
             if self.closed:
                 return b""
+            if self.closing:  # an inline QUIT: answered, and nothing after it runs
+                self.replies.flush()
+                return b""
         if read.too_big:
             self.replies.refuse(b"-ERR Protocol error: too big inline request\r\n", "protocol_error")
             return b""
@@ -289,7 +299,7 @@ class Router:
         sharing = table.pool is not None
         route = choose_route(args[0].lower(), args, topology.commands, topology.slot_map, sharing)
         kind, slot, socket, shared = route
-        if self.txn is not None:
+        if self.txn is not None and kind != QUIT:  # QUIT is never queued, as in the engine
             if self.txn.command(kind, slot, socket, raw):
                 self.txn = None
             return
