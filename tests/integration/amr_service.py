@@ -260,8 +260,7 @@ FOUR_SHARDS = {"AMR_ENGINE_MAX_SHARDS_PER_DATABASE": "4"}
 
 
 def first_shard_key(prefix: str) -> str:
-    """A key named ``prefix<n>`` in the first of four shards' slots (0-4095): on the node whose
-    INFO an EnterpriseCluster endpoint answers INFO with (blocked_clients)."""
+    """A key named ``prefix<n>`` in the first of four shards' slots (0-4095)."""
     return next(f"{prefix}{i}" for i in range(1000) if choose_key_slot(f"{prefix}{i}".encode()) < 4096)
 
 

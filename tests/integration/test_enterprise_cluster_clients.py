@@ -21,6 +21,7 @@ from tests.integration.amr_service import (
     read_until,
     running_service,
 )
+from tests.integration.ha_load import admin_client, routes_of
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,40 @@ def test_quit_is_answered_and_closes_the_connection(service: AmrService, ec: red
         assert _read_to_eof(sock) == b"+OK\r\n$6\r\nquit:0\r\n+OK\r\n"
         sock.close()
     assert ec.exists("quit:after") == 0
+
+
+# --- INFO ----------------------------------------------------------------------------------------
+
+
+def _primaries(service: AmrService, client: redis.Redis) -> list[redis.Redis]:
+    """Admin clients of the primaries behind an EnterpriseCluster endpoint, one per shard."""
+    port = int(client.connection_pool.connection_kwargs["port"])
+    nodes = [admin_client(service.home, n["socket"]) for n in routes_of(service.home, port)["nodes"]]
+    return [n for n in nodes if n.info("replication")["role"] == "master"]
+
+
+def test_info_shows_one_database_that_is_not_a_cluster(service: AmrService, ec: redis.Redis) -> None:
+    ec.flushdb()
+    keys = [f"info:{i}" for i in range(40)]
+    ec.mset({k: "v" for k in keys})
+    for k in keys[:10]:
+        ec.expire(k, 1000)
+    primaries = _primaries(service, ec)
+    assert len(primaries) == 4 and all(p.info("cluster")["cluster_enabled"] == 1 for p in primaries)
+    info = ec.info("everything")
+    # What tools read to pick the cluster protocol says: not a cluster (redis-py's own test set-up
+    # reads cluster_enabled).
+    assert info["cluster_enabled"] == 0 and info["server_mode"] == "standalone"
+    assert info["db0"]["keys"] == 40 and info["db0"]["expires"] == 10
+    # What adds up across shards is summed (counters taken after the endpoint's INFO only grow).
+    after = [p.info("everything") for p in primaries]
+    assert sum(i["db0"]["keys"] for i in after) == 40
+    assert info["total_commands_processed"] <= sum(i["total_commands_processed"] for i in after)
+    assert info["total_commands_processed"] > max(i["total_commands_processed"] for i in after) // 2
+    assert info["maxmemory"] == sum(i["maxmemory"] for i in after) > 0
+    assert info["cmdstat_mset"]["calls"] == sum(
+        i["cmdstat_mset"]["calls"] for i in after if "cmdstat_mset" in i
+    )
+    assert info["keyspace_hits"] <= sum(i["keyspace_hits"] for i in after)
+    # One section, as a single node answers it.
+    assert set(ec.info("cluster")) == {"cluster_enabled"} and ec.info("cluster")["cluster_enabled"] == 0

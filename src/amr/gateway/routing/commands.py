@@ -36,13 +36,13 @@ from amr.logic.dataplane.command_routing import (
     WATCH,
     plan_split,
 )
+from amr.logic.dataplane.info_merge import merge_info
 from amr.logic.dataplane.reply_merge import (
     INVALID_CURSOR_REPLY,
     choose_random_key,
     merge_concat,
     merge_first,
     merge_in_order,
-    merge_info,
     merge_scan,
     merge_sum,
     parse_scan_cursor,
