@@ -12,14 +12,17 @@ from typing import Any
 import pytest
 import redis
 
+from amr.logic.keyspace.keyslot import choose_key_slot
 from tests.integration.amr_service import (
     FOUR_SHARDS,
     AmrService,
     cache_client,
+    create_cache,
     enterprise_cluster,
     raw_connection,
     read_until,
     running_service,
+    wait_until,
 )
 from tests.integration.ha_load import admin_client, routes_of
 
@@ -32,6 +35,12 @@ def service() -> Iterator[AmrService]:
 @pytest.fixture(scope="module")
 def ec(service: AmrService) -> redis.Redis:
     return enterprise_cluster(service, "ec")
+
+
+@pytest.fixture(scope="module")
+def one(service: AmrService) -> redis.Redis:
+    """A NoCluster database: one node, the behaviour the EnterpriseCluster endpoint must match."""
+    return create_cache(service, "one", "Balanced_B1", "NoCluster")
 
 
 def _raw(service: AmrService, name: str) -> ssl.SSLSocket:
@@ -107,3 +116,136 @@ def test_info_shows_one_database_that_is_not_a_cluster(service: AmrService, ec: 
     assert info["keyspace_hits"] <= sum(i["keyspace_hits"] for i in after)
     # One section, as a single node answers it.
     assert set(ec.info("cluster")) == {"cluster_enabled"} and ec.info("cluster")["cluster_enabled"] == 0
+
+
+# --- pub/sub -------------------------------------------------------------------------------------
+
+
+def _subscribed(pubsub: Any, kind: str, count: int | None = None) -> dict[str, Any]:
+    """The next confirmation of ``kind`` on ``pubsub`` (and its count, when given)."""
+    message = wait_until(lambda: pubsub.get_message(timeout=0.5), 10, what=kind)
+    assert message["type"] == kind, message
+    if count is not None:
+        assert message["data"] == count, message
+    return dict(message)
+
+
+def _shard_of(key: str) -> int:
+    """Which of four shards serves ``key`` (each serves a quarter of the slots, in order)."""
+    return choose_key_slot(key.encode()) * 4 // 16384
+
+
+def test_publish_and_pubsub_count_every_subscriber_of_the_database(
+    service: AmrService, ec: redis.Redis
+) -> None:
+    subscribers = [cache_client(service, "ec").pubsub() for _ in range(6)]
+    for p in subscribers[:5]:
+        p.subscribe("news")
+        _subscribed(p, "subscribe", 1)
+    subscribers[5].psubscribe("ne*")
+    _subscribed(subscribers[5], "psubscribe", 1)
+    # Six receivers: five on the channel, one by pattern; each gets the message once.
+    assert ec.publish("news", "hello") == 6
+    for p in subscribers:
+        message = wait_until(lambda p=p: p.get_message(timeout=0.5), 10, what="the message")
+        assert message["data"] == "hello"
+        assert p.get_message(timeout=0.2) is None  # delivered once, not once per shard
+    assert ec.pubsub_numsub("news", "other") == [("news", 5), ("other", 0)]
+    assert ec.pubsub_numpat() == 1
+    assert "news" in ec.pubsub_channels() and ec.pubsub_channels("n*") == ["news"]
+    # A pipeline of publishes counts the same.
+    pipe = ec.pipeline(transaction=False)
+    for i in range(10):
+        pipe.publish("news", i)
+    assert pipe.execute() == [6] * 10
+    for p in subscribers:
+        p.close()
+    wait_until(lambda: ec.publish("news", "gone") == 0, 10, what="unsubscribed on close")
+
+
+def test_sharded_subscriptions_across_shards_on_one_connection(service: AmrService, ec: redis.Redis) -> None:
+    channels = [f"sch{i}" for i in range(40)]
+    by_shard: dict[int, str] = {}
+    for ch in channels:
+        by_shard.setdefault(_shard_of(ch), ch)
+    assert len(by_shard) == 4
+    picked = [by_shard[s] for s in range(4)]
+    pubsub = cache_client(service, "ec").pubsub()
+    for n, ch in enumerate(picked, 1):
+        pubsub.ssubscribe(ch)
+        # The count is the connection's, over every shard (each node counts only its own).
+        assert _subscribed(pubsub, "ssubscribe", n)["channel"] == ch
+    assert ec.pubsub_shardnumsub(*picked) == [(ch, 1) for ch in picked]
+    assert sorted(ec.pubsub_shardchannels()) == sorted(picked)
+    for ch in picked:
+        assert ec.spublish(ch, f"to {ch}") == 1
+        message = wait_until(lambda: pubsub.get_sharded_message(timeout=0.5), 10, what=ch)
+        assert message["channel"] == ch and message["data"] == f"to {ch}"
+    # Unsubscribing one, then all: the counts go down to 0 and nothing leaks (no MOVED).
+    pubsub.sunsubscribe(picked[0])
+    assert _subscribed(pubsub, "sunsubscribe", 3)["channel"] == picked[0]
+    pubsub.sunsubscribe()
+    counts = sorted(_subscribed(pubsub, "sunsubscribe")["data"] for _ in range(3))
+    assert counts == [0, 1, 2]
+    assert ec.pubsub_shardnumsub(*picked) == [(ch, 0) for ch in picked]
+    pubsub.close()
+    # On the wire: channels of several slots in one SSUBSCRIBE are refused as the engine refuses
+    # them, and no reply names an internal node.
+    sock = _raw(service, "ec")
+    sock.sendall(b"SSUBSCRIBE %s %s\r\nSSUBSCRIBE %s\r\nSSUBSCRIBE %s\r\n" % (
+        picked[0].encode(), picked[1].encode(), picked[2].encode(), picked[3].encode()))  # fmt: skip
+    got = read_until(sock, b":2\r\n")
+    assert got.startswith(b"-CROSSSLOT") and b"MOVED" not in got and b":1\r\n" in got
+    sock.close()
+
+
+def test_a_client_subscribed_in_resp3_still_publishes_and_pings(service: AmrService, ec: redis.Redis) -> None:
+    client = cache_client(service, "ec", protocol=3)
+    pubsub = client.pubsub()
+    pubsub.subscribe("r3news")
+    _subscribed(pubsub, "subscribe", 1)
+    assert ec.publish("r3news", "x") == 1
+    assert wait_until(lambda: pubsub.get_message(timeout=0.5), 10)["data"] == "x"
+    pubsub.ping()
+    assert wait_until(lambda: pubsub.get_message(timeout=0.5), 10)["type"] == "pong"
+    pubsub.close()
+
+
+# --- MONITOR -------------------------------------------------------------------------------------
+
+
+def _watch_commands(monitor: Any, wanted: set[str]) -> set[str]:
+    """Read MONITOR lines until every command in ``wanted`` (as "cmd key") was seen."""
+    seen: set[str] = set()
+    while not wanted <= seen:
+        entry = monitor.next_command()
+        seen.add(entry["command"].lower())
+    return seen
+
+
+@pytest.mark.parametrize("name", ["ec", "one"])
+def test_monitor_streams_the_commands_of_every_shard(
+    service: AmrService, request: pytest.FixtureRequest, name: str
+) -> None:
+    """As on a single node (NoCluster, spliced to its one node): MONITOR answers OK and streams
+    every command the database runs, here from all four shards; the connection stays open."""
+    request.getfixturevalue(name)
+    watched = cache_client(service, name, socket_timeout=10)
+    other = cache_client(service, name)
+    keys = [f"mon:{i}" for i in range(8)]
+    with watched.monitor() as monitor:
+        wanted = {f"set {k} {i}" for i, k in enumerate(keys)}
+        if name == "ec":
+            assert len({_shard_of(k) for k in keys}) == 4
+        for i, k in enumerate(keys):
+            other.set(k, i)
+        _watch_commands(monitor, wanted)
+        # Its own commands still run (PING), but not ones on keys, as on a single node.
+        monitor.connection.send_command("PING")
+        while monitor.connection.read_response() != "PONG":
+            pass
+        monitor.connection.send_command("GET", keys[0])
+        with pytest.raises(redis.ResponseError, match="Replica can't interact with the keyspace"):
+            while True:
+                monitor.connection.read_response()
+    assert other.get(keys[0]) == "0"

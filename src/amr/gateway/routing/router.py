@@ -106,12 +106,7 @@ class Router:
                 self.replies.refuse(e.reply, "protocol_error")
                 return
             for cmd in commands:
-                args = list(cmd.args)
-                if self.waiting is not None:
-                    self.waiting.append((args, cmd.raw))
-                else:
-                    self.dispatch(args, cmd.raw)
-                if self.closed or self.closing:
+                if not self._take(list(cmd.args), cmd.raw):
                     break
             self.replies.flush()
             if self.closed or self.closing:
@@ -188,12 +183,9 @@ class Router:
                 if self.closed or self.closing:  # QUIT: what follows it is not run
                     break
                 args = reader.gets()
-            if self.closed:
-                return
-            if self.closing:
-                # QUIT's +OK (and the replies before it) are still to be written: this writes what
-                # is complete, and ``replies_written`` closes the client once the rest is.
-                self.replies.flush()
+            if self.closed or self.closing:
+                if not self.closed:  # QUIT: what is complete is written; ``replies_written`` closes
+                    self.replies.flush()
                 return
             self.carry = carry = max(carry, 0)
             if completed:
@@ -214,10 +206,7 @@ class Router:
         except hiredis.ProtocolError:
             self.replies.refuse(b"-ERR Protocol error: invalid request\r\n", "protocol_error")
             return
-        except (
-            TypeError,
-            AttributeError,
-        ):  # an argument that is not a bulk string (an integer, a nested array)
+        except (TypeError, AttributeError):  # an argument not a bulk string (an integer, an array)
             self.replies.refuse(NOT_BULK_STRINGS, "protocol_error")
             return
         finally:
@@ -264,14 +253,9 @@ class Router:
         read = parse_inline_commands(self.inline + data)
         self.inline = b""
         for args in read.commands:
-            if self.waiting is not None:
-                self.waiting.append((args, render_command(args)))
-            else:
-                self.dispatch(args, render_command(args))
-            if self.closed:
-                return b""
-            if self.closing:  # an inline QUIT: answered, and nothing after it runs
-                self.replies.flush()
+            if not self._take(args, render_command(args)):
+                if not self.closed:  # an inline QUIT: answered, and nothing after it runs
+                    self.replies.flush()
                 return b""
         if read.too_big:
             self.replies.refuse(b"-ERR Protocol error: too big inline request\r\n", "protocol_error")
@@ -281,6 +265,14 @@ class Router:
             self.replies.flush()
         return read.rest
 
+    def _take(self, args: list[bytes], raw: bytes) -> bool:
+        """Run one command (or keep it until the cluster is ready); False once the input has ended."""
+        if self.waiting is not None:
+            self.waiting.append((args, raw))
+        else:
+            self.dispatch(args, raw)
+        return not (self.closed or self.closing)
+
     def dispatch(self, args: list[bytes], raw: bytes) -> None:
         """Route one command: decide its route (``choose_route``), then run that decision."""
         if self.draining:
@@ -289,10 +281,7 @@ class Router:
             return
         pubsub = self.table.pubsub
         if pubsub is not None:
-            if pubsub.transport is not None:
-                pubsub.transport.write(raw)
-            else:
-                pubsub.early.append(raw)
+            pubsub.command(args, raw)
             return
         table = self.table
         topology = self.topology

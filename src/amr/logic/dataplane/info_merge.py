@@ -18,6 +18,7 @@ The node's own layout is kept: its sections in its order, each field where it ha
 
 from __future__ import annotations
 
+from amr.logic.dataplane.reply_merge import first_error
 from amr.logic.resp.frames import parse_bulk, render_bulk
 
 # Fields the database shows as one node would, whatever each shard says.
@@ -202,9 +203,9 @@ def merge_info_texts(texts: list[bytes]) -> bytes:
 def merge_info(frames: list[bytes]) -> bytes:
     """INFO fanned out to every shard: the database's INFO (``merge_info_texts``), in the reply type
     the first shard used (a bulk string, or RESP3's verbatim text); the first error wins."""
-    for frame in frames:
-        if frame[:1] in (b"-", b"!"):
-            return frame
+    err = first_error(frames)
+    if err is not None:
+        return err
     body = merge_info_texts([parse_bulk(f) or b"" for f in frames])
     if frames[0][:1] == b"=":
         return b"=%d\r\ntxt:%s\r\n" % (len(body) + 4, body)

@@ -15,6 +15,7 @@ from amr.logic.dataplane.command_routing import (
     DISCARD,
     EXEC,
     KEYED,
+    MONITOR,
     MULTI,
     SUBSCRIBE,
     UNWATCH,
@@ -23,7 +24,7 @@ from amr.logic.dataplane.command_routing import (
 )
 
 # Kinds the router runs on the client's own connections: transactions, credentials, subscriptions.
-_DEDICATED_KINDS = frozenset({MULTI, EXEC, DISCARD, WATCH, UNWATCH, AUTH, SUBSCRIBE})
+_DEDICATED_KINDS = frozenset({MULTI, EXEC, DISCARD, WATCH, UNWATCH, AUTH, SUBSCRIBE, MONITOR})
 # In a connection category, yet answered the same on any connection.
 _STATELESS = frozenset({b"ping", b"echo", b"command", b"quit"})
 # CLIENT SETINFO only labels the connection (redis-py sends it on every connect); HELP is text.

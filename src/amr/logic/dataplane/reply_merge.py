@@ -11,7 +11,8 @@ from amr.logic.resp.frames import parse_bulk, parse_integer, render_bulk, split_
 INVALID_CURSOR_REPLY = b"-ERR invalid cursor\r\n"
 
 
-def _error(frames: list[bytes]) -> bytes | None:
+def first_error(frames: list[bytes]) -> bytes | None:
+    """The first error reply among the shards' replies (None if none failed)."""
     for frame in frames:
         if frame[:1] in (b"-", b"!"):
             return frame
@@ -20,7 +21,7 @@ def _error(frames: list[bytes]) -> bytes | None:
 
 def merge_sum(frames: list[bytes]) -> bytes:
     """DEL/UNLINK/EXISTS/TOUCH/DBSIZE: the sum of the shards' integers."""
-    err = _error(frames)
+    err = first_error(frames)
     if err is not None:
         return err
     return b":%d\r\n" % sum(parse_integer(f) or 0 for f in frames)
@@ -28,14 +29,14 @@ def merge_sum(frames: list[bytes]) -> bytes:
 
 def merge_first(frames: list[bytes]) -> bytes:
     """MSET, FLUSHALL, FLUSHDB, SCRIPT LOAD...: the first shard's reply when none failed."""
-    err = _error(frames)
+    err = first_error(frames)
     return err if err is not None else frames[0]
 
 
 def merge_in_order(frames: list[bytes], positions: list[list[int]], total: int) -> bytes:
     """MGET: each shard answered an array for the keys at ``positions[i]`` of the original command;
     the client gets one array in its own key order."""
-    err = _error(frames)
+    err = first_error(frames)
     if err is not None:
         return err
     values: list[bytes] = [b""] * total
@@ -47,7 +48,7 @@ def merge_in_order(frames: list[bytes], positions: list[list[int]], total: int) 
 
 def merge_concat(frames: list[bytes]) -> bytes:
     """KEYS: every shard's array, one after the other."""
-    err = _error(frames)
+    err = first_error(frames)
     if err is not None:
         return err
     items = [item for frame in frames for item in split_aggregate(frame)]
@@ -56,7 +57,7 @@ def merge_concat(frames: list[bytes]) -> bytes:
 
 def choose_random_key(frames: list[bytes], rng: random.Random) -> bytes:
     """RANDOMKEY: one shard's key, at random among the shards that have keys (null when none does)."""
-    err = _error(frames)
+    err = first_error(frames)
     if err is not None:
         return err
     found = [f for f in frames if parse_bulk(f) is not None]
