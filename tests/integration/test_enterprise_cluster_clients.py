@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.cache import CacheConfig, TrackingMode
+from redis.connection import CacheProxyConnection
 
 from amr.logic.keyspace.keyslot import choose_key_slot
 from tests.integration.amr_service import (
@@ -249,3 +251,63 @@ def test_monitor_streams_the_commands_of_every_shard(
             while True:
                 monitor.connection.read_response()
     assert other.get(keys[0]) == "0"
+
+
+# --- client-side caching -------------------------------------------------------------------------
+
+
+def _keys_on_every_shard(prefix: str, n: int) -> list[str]:
+    keys = [f"{prefix}{i}" for i in range(n)]
+    assert len({_shard_of(k) for k in keys}) == 4
+    return keys
+
+
+@pytest.mark.parametrize("mode", [TrackingMode.PLAIN, TrackingMode.OPTIN, TrackingMode.OPTOUT])
+def test_client_side_caching_is_invalidated_on_every_shard(
+    service: AmrService, ec: redis.Redis, mode: TrackingMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py's own client-side cache (RESP3 tracking): a value another client overwrites is
+    never served stale from the cache, whichever shard holds it."""
+    # redis-py enables its cache only for a server that calls itself "redis" (7.4 or later); the
+    # engine is Valkey 8.1, which has the same tracking. Nothing else of redis-py is changed.
+    monkeypatch.setattr(CacheProxyConnection, "DEFAULT_SERVER_NAME", "valkey")
+    keys = _keys_on_every_shard(f"csc-{mode.value}:", 16)
+    ec.mset({k: "old" for k in keys})
+    # OPTIN/OPTOUT: every key cached but one, so CLIENT CACHING YES (or NO) goes before reads.
+    skip = keys[0]
+    config = CacheConfig(
+        tracking_mode=mode,
+        cache_predicate=None if mode is TrackingMode.PLAIN else lambda cmd, ks: skip not in ks,
+    )
+    cached = cache_client(service, "ec", protocol=3, cache_config=config)
+    assert [cached.get(k) for k in keys] == ["old"] * 16
+    cache = cached.get_cache()
+    assert cache is not None and cache.size == (16 if mode is TrackingMode.PLAIN else 15)
+    assert [cached.get(k) for k in keys] == ["old"] * 16
+    ec.mset({k: "new" for k in keys})
+    # Invalidations arrive as pushes, which redis-py reads before it answers from its cache.
+    wait_until(lambda: [cached.get(k) for k in keys] == ["new"] * 16, 10, what="every key invalidated")
+    cached.close()
+
+
+def test_every_invalidation_reaches_a_tracking_connection(service: AmrService, ec: redis.Redis) -> None:
+    """On the wire, as the issue measured it: 16 keys read with tracking on, overwritten by another
+    client, give 16 invalidation pushes (3 of 16 arrived when tracking reached one shard only)."""
+    keys = _keys_on_every_shard("inv:", 16)
+    ec.mset({k: "1" for k in keys})
+    sock = _raw(service, "ec")
+    sock.sendall(b"HELLO 3\r\nCLIENT TRACKING ON\r\n")
+    assert read_until(sock, b"+OK\r\n").endswith(b"+OK\r\n")
+    sock.sendall(b"".join(b"GET %s\r\n" % k.encode() for k in keys))
+    assert read_until(sock, b"$1\r\n1\r\n" * 16).count(b"$1\r\n1\r\n") == 16
+    ec.mset({k: "2" for k in keys})
+    pushes = b""
+    while pushes.count(b">2\r\n$10\r\ninvalidate\r\n") < 16:
+        chunk = sock.recv(65536)
+        assert chunk, pushes
+        pushes += chunk
+    assert sorted(k for k in keys if f"${len(k)}\r\n{k}\r\n".encode() in pushes) == sorted(keys)
+    # REDIRECT cannot follow invalidations from every shard: refused, saying why.
+    sock.sendall(b"CLIENT TRACKING ON REDIRECT 1\r\n")
+    assert read_until(sock, b"\r\n").startswith(b"-ERR CLIENT TRACKING REDIRECT is not available")
+    sock.close()

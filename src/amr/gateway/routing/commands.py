@@ -22,10 +22,12 @@ from amr.logic.dataplane.command_routing import (
     ALL_SUM,
     AUTH,
     BLOCKED,
+    CLIENT,
     CROSSSLOT_REPLY,
     DISCARD,
     EXEC,
     INFO,
+    KEYED,
     KEYS,
     MGET,
     MONITOR,
@@ -53,6 +55,7 @@ from amr.logic.dataplane.reply_merge import (
     parse_scan_cursor,
 )
 from amr.logic.dataplane.route_decision import Route
+from amr.logic.dataplane.tracking import TRACKING_REPLAY, choose_caching_reply, plan_tracking
 from amr.logic.resp.frames import render_command
 
 OK = b"+OK\r\n"
@@ -170,8 +173,13 @@ def auth(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes],
     def merge(frames: list[bytes]) -> bytes:
         reply = merge_first(frames)
         if reply[:1] not in (b"-", b"!"):
-            table.replay.pop(name, None)
-            table.replay[name] = tuple(args)
+            replay = table.replay
+            replay.pop(name, None)
+            replay[name] = tuple(args)
+            # Tracking is replayed last: a new connection runs it once authenticated.
+            tracking = replay.pop(TRACKING_REPLAY, None)
+            if tracking is not None:
+                replay[TRACKING_REPLAY] = tracking
         return reply
 
     merged = Merged(len(links), merge)
@@ -206,8 +214,54 @@ def unwatch(table: LinkTable, replies: ReplyQueue, route: Route, args: list[byte
         p.reply = OK
 
 
+def client(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """CLIENT TRACKING on every node connection; CLIENT CACHING answered here (both
+    ``amr.logic.dataplane.tracking``); any other CLIENT subcommand on one node, as a keyless command."""
+    sub = args[1].lower() if len(args) > 1 else b""
+    if sub == b"tracking":
+        tracking(table, replies, args, raw)
+    elif sub == b"caching":
+        replies.fifo.append(Pending(reply=choose_caching_reply(args, table.tracking)))
+    else:
+        to_any_node(table, replies, route, args, raw)
+
+
+def tracking(table: LinkTable, replies: ReplyQueue, args: list[bytes], raw: bytes) -> None:
+    """CLIENT TRACKING ON|OFF: refused (REDIRECT), or run on every node connection of the client's
+    and replayed on the ones it opens later. It is replayed from now on, so that a connection opened
+    by the commands pipelined after it tracks too; an error takes it back."""
+    plan = plan_tracking(args, table.tracking)
+    if plan.reply is not None:
+        replies.fifo.append(Pending(reply=plan.reply))
+        return
+    if plan.node_args is None:
+        to_any_node(table, replies, (KEYED, -1, "", False), args, raw)
+        return
+    links: list[Link] = [lk for lk in table.links.values() if not lk.closed] or [table.any_link()]
+    node_raw = render_command(plan.node_args)
+    replay = table.replay
+    before = replay.pop(TRACKING_REPLAY, None)
+    if plan.mode is not None:
+        replay[TRACKING_REPLAY] = plan.node_args
+
+    def merge(frames: list[bytes]) -> bytes:
+        reply = merge_first(frames)
+        if reply[:1] in (b"-", b"!"):
+            replay.pop(TRACKING_REPLAY, None)
+            if before is not None:
+                replay[TRACKING_REPLAY] = before
+        else:
+            table.tracking = plan.mode
+        return reply
+
+    merged = Merged(len(links), merge)
+    replies.fifo.append(merged)
+    for index, link in enumerate(links):
+        link.send(node_raw, Part(merged, index, node_raw, -1))
+
+
 def to_any_node(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
-    """EXEC or DISCARD without MULTI: the engine's error."""
+    """A keyless command on any node (EXEC or DISCARD without MULTI: the engine's error)."""
     p = Pending(raw)
     replies.fifo.append(p)
     table.any_link().send(raw, p)
@@ -252,5 +306,5 @@ _EXECUTORS: dict[int, Special] = {
     ALL_SUM: fan_out, ALL_FIRST: fan_out, KEYS: fan_out, RANDOMKEY: fan_out, INFO: fan_out,
     SCAN: scan, BLOCKED: refuse_cluster, AUTH: auth, SUBSCRIBE: subscribe, WATCH: watch,
     UNWATCH: unwatch, EXEC: to_any_node, DISCARD: to_any_node, PUBLISH: to_node, PUBSUB: pubsub_query,
-    MONITOR: monitor,
+    MONITOR: monitor, CLIENT: client,
 }  # fmt: skip

@@ -55,7 +55,7 @@ class LinkTable:
 
     __slots__ = (
         "session", "replies", "topology", "replay", "replayed", "links", "lanes", "pool", "batching",
-        "dirty", "pubsub", "watch_link", "watch_slot", "rng", "_tasks",
+        "dirty", "pubsub", "watch_link", "watch_slot", "tracking", "rng", "_tasks",
     )  # fmt: skip
 
     def __init__(
@@ -81,6 +81,8 @@ class LinkTable:
         self.pubsub: StreamSession | None = None
         self.watch_link: Link | None = None
         self.watch_slot = -1
+        # The client's CLIENT TRACKING mode (``amr.logic.dataplane.tracking``); None: off.
+        self.tracking: bytes | None = None
         self.rng = random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -220,7 +222,7 @@ class LinkTable:
 
     def link_lost(self, link: NodeLink, reason: str = "node_closed") -> None:
         """A node connection closed: forgotten if it owed nothing; the client is closed otherwise
-        (what happened to the commands it was running is unknown)."""
+        (what happened to the commands it was running is unknown), and always while it tracks keys."""
         if self.links.get(link.socket) is link:
             del self.links[link.socket]
         if self.session.closed:
@@ -230,7 +232,9 @@ class LinkTable:
         if pubsub is not None and pubsub.owns(link):
             self.session.fail("client_quit" if pubsub.quitting else reason)
             return
-        if link is self.watch_link:
+        if link is self.watch_link or self.tracking is not None:
+            # A tracking client: the node forgot the keys it tracked for it, so it must drop its
+            # cache, which it does when its connection closes.
             self.session.fail(reason)
             return
         if any(not isinstance(item, Swallow) for item in link.owed):

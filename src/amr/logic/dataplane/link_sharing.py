@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from amr.logic.dataplane.command_routing import (
     AUTH,
+    CLIENT,
     DISCARD,
     EXEC,
     KEYED,
@@ -45,16 +46,16 @@ def choose_shared(kind: int, name: bytes, args: list[bytes], table: CommandTable
     categories, and a fixed list for when the table is not known). Commands (and CLIENT subcommands)
     the engine does not know are shareable: it answers them with an error and changes nothing."""
     if kind != KEYED:
+        if kind == CLIENT:
+            if len(args) < 2:
+                return False
+            sub = args[1].lower()
+            # A subcommand the engine does not know it refuses, changing nothing (redis-py sends
+            # CLIENT MAINT_NOTIFICATIONS on every connect, for servers that have it).
+            return sub in _STATELESS_CLIENT or (bool(table) and b"client|" + sub not in table)
         return kind not in _DEDICATED_KINDS
     if name in _STATELESS:
         return True
-    if name == b"client":
-        if len(args) < 2:
-            return False
-        sub = args[1].lower()
-        # A subcommand the engine does not know it refuses, changing nothing (redis-py sends CLIENT
-        # MAINT_NOTIFICATIONS on every connect, for servers that have it).
-        return sub in _STATELESS_CLIENT or (bool(table) and b"client|" + sub not in table)
     if name in _STATEFUL:
         return False
     spec = table.get(name)
