@@ -34,7 +34,7 @@ def test_subscriptions_go_to_the_pubsub_node_and_sharded_ones_to_their_shards(mo
 
 
 async def _subscriptions(monkeypatch: Any) -> None:
-    router, client_t, nodes, closed = router_on_nodes(monkeypatch, SLOT_MAP)
+    router, client_t, nodes, closed = router_on_nodes(monkeypatch, SLOT_MAP, {b"get": KeySpec(1, 1, 1)})
     on_a, on_b = _channel(0), _channel(1)
     router.feed(render_command([b"SUBSCRIBE", b"news"]))
     streams = router.table.pubsub
@@ -72,6 +72,10 @@ async def _subscriptions(monkeypatch: Any) -> None:
     assert b"".join(client_t.written).endswith(
         _confirm(b"sunsubscribe", on_a, 1) + _confirm(b"sunsubscribe", on_b, 0)
     )
+    # A command on keys (RESP3 allows them while subscribed) is refused, not sent to some shard.
+    router.feed(render_command([b"GET", b"k"]))
+    assert b"".join(client_t.written).endswith(b"use another connection for commands on keys\r\n")
+    assert b"GET" not in _sent(nodes[A]) + _sent(nodes[B])
     # QUIT: to the pub/sub node, whose closing ends the client's connection as asked.
     router.feed(render_command([b"QUIT"]))
     assert _sent(nodes[A]).endswith(render_command([b"QUIT"]))

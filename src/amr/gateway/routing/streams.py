@@ -1,10 +1,12 @@
 """A client connection in pub/sub or MONITOR mode: what its nodes send comes when it comes, not as
 replies to its commands, from as many nodes as it needs.
 
-- **Pub/sub** (``amr.logic.dataplane.pubsub``): SUBSCRIBE/PSUBSCRIBE (and everything else the client
-  sends from then on) go to the pub/sub node, where PUBLISH counts every subscriber; SSUBSCRIBE and
-  SUNSUBSCRIBE go to their channels' shards, over one node connection per shard, and the
-  subscription counts in their confirmations are made the client's total.
+- **Pub/sub** (``amr.logic.dataplane.pubsub``): SUBSCRIBE/PSUBSCRIBE (and the client's other keyless
+  commands from then on: PING, PUBLISH ...) go to the pub/sub node, where PUBLISH counts every
+  subscriber; SSUBSCRIBE and SUNSUBSCRIBE go to their channels' shards, over one node connection per
+  shard, and the subscription counts in their confirmations are made the client's total. A command
+  on keys (RESP3 allows them on a subscribed connection) is refused: its shard's replies could
+  overtake the others'.
 - **MONITOR** runs on every primary; the client gets one ``+OK`` once all have answered, then every
   shard's lines as they come. Its later commands go to the pub/sub node, and one that names keys
   is answered as a monitoring connection is by the engine (it may not touch the keyspace).
@@ -35,6 +37,15 @@ from amr.logic.resp.frames import render_command
 # What the engine answers a monitoring connection's command that touches the keyspace.
 MONITOR_KEYSPACE_REPLY = b"-ERR Replica can't interact with the keyspace\r\n"
 _REDIRECTS = (b"-MOVED ", b"-ASK ")
+
+
+def _on_keys_refused(name: bytes) -> bytes:
+    """The answer to a command on keys from a subscribed connection (RESP3 allows them)."""
+    return (
+        b"-ERR Can't execute '%s' on a subscribed connection of an EnterpriseCluster endpoint: it only "
+        b"subscribes, publishes and pings; use another connection for commands on keys\r\n"
+        % name[:64].replace(b"\r", b" ").replace(b"\n", b" ")
+    )
 
 
 class StreamLink(NodeLink):
@@ -113,19 +124,19 @@ class Streams:
         name = args[0].lower()
         if name == b"quit":
             self.quitting = True
-        elif self.monitor:
-            if choose_keys(name, args, self.table.topology.commands):
-                self.replies.pubsub_data(MONITOR_KEYSPACE_REPLY)
-                return
-        elif name == b"ssubscribe" and len(args) > 1:
+        elif name == b"ssubscribe" and len(args) > 1 and not self.monitor:
             slot = choose_slot(args[1:])
             if slot == -2:
                 self.replies.pubsub_data(CROSSSLOT_REPLY)
                 return
             self._slot_link(slot).write(raw)
             return
-        elif name == b"sunsubscribe":
+        elif name == b"sunsubscribe" and not self.monitor:
             self._sunsubscribe(args, raw)
+            return
+        elif choose_keys(name, args, self.table.topology.commands):
+            # Keys may be on any shard, and replies from several nodes could overtake each other.
+            self.replies.pubsub_data(MONITOR_KEYSPACE_REPLY if self.monitor else _on_keys_refused(name))
             return
         self._main().write(raw)
 
