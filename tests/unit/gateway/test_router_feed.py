@@ -109,3 +109,33 @@ async def _a_client_with_too_many_unanswered_commands_is_not_read() -> None:
     router.table.links["/node.sock"].data_received(b"$-1\r\n" * 10_001)
     router.replies.flush()
     assert paused == [True, False] and closed == []
+
+
+def test_quit_is_answered_then_the_client_is_closed_and_nothing_after_it_runs() -> None:
+    asyncio.run(_quit_is_answered_then_closed())
+
+
+async def _quit_is_answered_then_closed() -> None:
+    # Alone, pipelined after other commands (answered by the node first), and inline.
+    for stream in (
+        render_command([b"QUIT"]),
+        render_command([b"SET", b"k", b"1"])
+        + render_command([b"QUIT"])
+        + render_command([b"SET", b"x", b"2"]),
+        b"PING\r\nQUIT\r\nSET x 2\r\n",
+    ):
+        router, client_t, node_t, closed = router_on_one_node()
+        router.feed(stream)
+        sent = b"".join(node_t.written)
+        assert b"QUIT" not in sent and b"x" not in sent
+        if sent:
+            router.table.links["/node.sock"].data_received(b"+OK\r\n" if b"SET" in sent else b"+PONG\r\n")
+        await asyncio.sleep(0)
+        assert b"".join(client_t.written).endswith(b"+OK\r\n"), stream
+        assert closed == ["client_quit"], stream
+
+
+def test_quit_inside_a_transaction_is_not_queued() -> None:
+    router, client_t, node_t, closed = router_on_one_node()
+    router.feed(render_command([b"MULTI"]) + render_command([b"QUIT"]))
+    assert b"".join(client_t.written) == b"+OK\r\n+OK\r\n" and closed == ["client_quit"]

@@ -34,6 +34,10 @@ UNWATCH = 15
 AUTH = 16  # AUTH, HELLO: every open node connection, remembered for new ones
 SUBSCRIBE = 17  # SUBSCRIBE PSUBSCRIBE SSUBSCRIBE: the connection becomes a pub/sub splice
 QUIT = 18
+PUBLISH = 19  # to the pub/sub node (``amr.logic.dataplane.pubsub``), where every subscriber is
+PUBSUB = 20  # PUBSUB CHANNELS/NUMSUB/NUMPAT/SHARD...: every shard, replies merged
+MONITOR = 21  # every shard's stream of commands, merged
+CLIENT = 22  # CLIENT ...: TRACKING on every node connection (``amr.logic.dataplane.tracking``), else one node
 
 _SPECIAL: dict[bytes, int] = {
     b"del": SPLIT_SUM, b"unlink": SPLIT_SUM, b"exists": SPLIT_SUM, b"touch": SPLIT_SUM,
@@ -41,7 +45,8 @@ _SPECIAL: dict[bytes, int] = {
     b"keys": KEYS, b"randomkey": RANDOMKEY, b"scan": SCAN, b"info": INFO, b"cluster": BLOCKED,
     b"multi": MULTI, b"exec": EXEC, b"discard": DISCARD, b"watch": WATCH, b"unwatch": UNWATCH,
     b"auth": AUTH, b"hello": AUTH, b"subscribe": SUBSCRIBE, b"psubscribe": SUBSCRIBE,
-    b"ssubscribe": SUBSCRIBE, b"quit": QUIT,
+    b"ssubscribe": SUBSCRIBE, b"quit": QUIT, b"publish": PUBLISH, b"pubsub": PUBSUB,
+    b"monitor": MONITOR, b"client": CLIENT,
 }  # fmt: skip
 # Subcommands that change every shard's state, so every shard must run them.
 _ALL_SUBCOMMANDS = frozenset(
