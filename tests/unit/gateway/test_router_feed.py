@@ -59,6 +59,29 @@ def test_malformed_input_gets_an_error_and_closes() -> None:
     assert client_t.written[-1].startswith(b"-ERR Protocol error") and closed == ["protocol_error"]
 
 
+def test_an_array_inside_a_command_is_refused() -> None:
+    for bad in (b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\nk\r\n", b"*1\r\n*1\r\n$3\r\nGET\r\n"):
+        router, client_t, node_t, closed = router_on_one_node()
+        router.feed(bad)
+        assert client_t.written[-1] == b"-ERR Protocol error: expected an array of bulk strings\r\n"
+        assert closed == ["protocol_error"] and node_t.written == []
+
+
+def test_a_fault_in_routing_is_not_answered_as_the_clients_protocol_error() -> None:
+    # The refusal is for what the client sent; a bug in the router must surface, not close the
+    # client with a message that blames it.
+    router, client_t, node_t, closed = router_on_one_node()
+
+    router.topology.slot_map = None  # type: ignore[assignment]  # routing then fails
+    try:
+        router.feed(b"*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n")
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("the fault was swallowed")
+    assert not any(w.startswith(b"-ERR Protocol error") for w in client_t.written) and closed == []
+
+
 def test_moved_and_ask_are_followed_without_the_client_seeing_them() -> None:
     asyncio.run(_moved_and_ask_are_followed_without_the_client_seeing_them())
 

@@ -166,12 +166,13 @@ class Router:
             args = reader.gets()
             while args is not False:
                 completed = True
-                if type(args) is not list or not args:
-                    self.replies.refuse(
-                        b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error"
-                    )
+                try:
+                    if type(args) is not list or not args:
+                        raise TypeError("not an array")
+                    size = measure_command(args)
+                except TypeError:  # not an array of bulk strings (an integer, a nested array)
+                    self.replies.refuse(NOT_BULK_STRINGS, "protocol_error")
                     return
-                size = measure_command(args)
                 carry -= size
                 # One whole command in this chunk: forward the bytes as they came.
                 raw = data if fresh and size == len(data) else render_command(args)
@@ -205,9 +206,6 @@ class Router:
                 big.hold(self.carry)
         except hiredis.ProtocolError:
             self.replies.refuse(b"-ERR Protocol error: invalid request\r\n", "protocol_error")
-            return
-        except (TypeError, AttributeError):  # an argument not a bulk string (an integer, an array)
-            self.replies.refuse(NOT_BULK_STRINGS, "protocol_error")
             return
         finally:
             self.table.write_batch()
