@@ -6,7 +6,7 @@ told by an environment variable (so the access key never appears in a process li
 - COMPAT_REDIS_URL: the suite's ``--redis-url`` (it holds the password).
 - COMPAT_PORTS, COMPAT_PASSWORD, COMPAT_TLS: redis-py's suite assumes a plaintext server without a
   password on localhost; many of its tests build their own client from ``master_host`` instead of
-  the fixtures. Every TCP connection pool the suite makes for the target's host and ports gets the
+  the fixtures. Every TCP connection the suite makes for the target's host and ports gets the
   target's password (when it gives none) and, with COMPAT_TLS=1, TLS (verified against
   SSL_CERT_FILE), as a user's client of amr would. Other ports (the suite's hard-wired 6379, 16379
   ...) are left alone: they fail against every target alike.
@@ -15,7 +15,7 @@ told by an environment variable (so the access key never appears in a process li
   to COMPAT_INFO_FILE for the report.
 
 Every test phase's outcome goes to COMPAT_RESULTS_FILE as a JSON line (nodeid, when, outcome,
-message, xfail); compat/report.py turns the lines into one outcome per test.
+message, xfail, duration); compat/report.py turns the lines into one outcome per test.
 """
 
 from __future__ import annotations
@@ -34,25 +34,36 @@ def _ports() -> set[int]:
     return {int(p) for p in os.environ.get("COMPAT_PORTS", "").split(",") if p}
 
 
-def _patch_pools() -> None:
-    """Give the target's password and TLS to every TCP pool the suite makes for the target."""
-    ports = _ports()
+def _for_target(kwargs: dict) -> bool:
+    return kwargs.get("host", "localhost") in LOCAL_HOSTS and int(kwargs.get("port", 6379)) in _ports()
+
+
+def _patch_connections() -> None:
+    """Give the target's password and TLS to every TCP connection the suite makes for the target,
+    through a pool or directly (``Connection(**kwargs)``)."""
     password = os.environ.get("COMPAT_PASSWORD") or None
     tls = os.environ.get("COMPAT_TLS") == "1"
-    original = redis.connection.ConnectionPool.__init__
+    plain, secure = redis.connection.Connection, redis.connection.SSLConnection
+    original_init = plain.__init__
 
-    def init(self, connection_class=redis.connection.Connection, *args, **kwargs):
-        plain_tcp = connection_class is redis.connection.Connection
-        is_ssl = connection_class is redis.connection.SSLConnection
-        for_target = kwargs.get("host") in LOCAL_HOSTS and int(kwargs.get("port", 6379)) in ports
-        if for_target and (plain_tcp or is_ssl):
-            if password and kwargs.get("password") is None and kwargs.get("username") is None:
-                kwargs["password"] = password
-            if tls and plain_tcp:
-                connection_class = redis.connection.SSLConnection
-        original(self, connection_class, *args, **kwargs)
+    def new(cls, *args, **kwargs):
+        # A plain connection to a TLS target is made a TLS one (Python then runs its __init__).
+        if tls and cls is plain and _for_target(kwargs):
+            cls = secure
+        return object.__new__(cls)
 
-    redis.connection.ConnectionPool.__init__ = init
+    def init(self, *args, **kwargs):
+        if (
+            password
+            and kwargs.get("password") is None
+            and kwargs.get("username") is None
+            and _for_target(kwargs)
+        ):
+            kwargs["password"] = password
+        original_init(self, *args, **kwargs)
+
+    plain.__new__ = staticmethod(new)
+    plain.__init__ = init
 
 
 def _patch_info() -> None:
@@ -80,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
     url = os.environ.get("COMPAT_REDIS_URL")
     if url:
         config.option.redis_url = url
-    _patch_pools()
+    _patch_connections()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -111,6 +122,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         "outcome": report.outcome,
         "message": _message(report)[:500] if report.outcome != "passed" else "",
         "xfail": hasattr(report, "wasxfail"),
+        "duration": round(report.duration, 3),
     }
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
