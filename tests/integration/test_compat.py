@@ -67,9 +67,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 @pytest.mark.parametrize("client", sorted(RUNS))
-@pytest.mark.parametrize(
-    "target", ["nocluster", "osscluster", "enterprisecluster"]
-)
+@pytest.mark.parametrize("target", ["nocluster", "osscluster", "enterprisecluster"])
 def test_common_commands_work_through_amr_as_on_the_engine(world: World, client: str, target: str) -> None:
     if client == "ioredis" and world.clients.node is None:
         pytest.skip("no node on this machine")
