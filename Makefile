@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run stop test lint unit integration bench bench-endpoint bench-failover bench-sharded bench-resharding clean
+.PHONY: run stop test lint unit integration compat bench bench-endpoint bench-failover bench-sharded bench-resharding clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,8 @@ stop: $(STAMP)
 	$(BIN)/amr stop
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench compat
+	$(BIN)/ruff format --check src tests bench compat
 	$(BIN)/lint-imports
 	$(BIN)/mypy src
 
@@ -62,6 +62,11 @@ define run_tests
 	fi; \
 	exit $$failed
 endef
+
+# Redis clients' own tests and common commands through amr and against the engine itself (compat/run.py
+# says what and how); the clients install into .cache/compat on the first run. COMPAT_ARGS: its options.
+compat: $(STAMP)
+	$(BIN)/python compat/run.py $(COMPAT_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/provision.py

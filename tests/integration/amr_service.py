@@ -260,8 +260,7 @@ FOUR_SHARDS = {"AMR_ENGINE_MAX_SHARDS_PER_DATABASE": "4"}
 
 
 def first_shard_key(prefix: str) -> str:
-    """A key named ``prefix<n>`` in the first of four shards' slots (0-4095): on the node whose
-    INFO an EnterpriseCluster endpoint answers INFO with (blocked_clients)."""
+    """A key named ``prefix<n>`` in the first of four shards' slots (0-4095)."""
     return next(f"{prefix}{i}" for i in range(1000) if choose_key_slot(f"{prefix}{i}".encode()) < 4096)
 
 
@@ -283,4 +282,35 @@ def cache_client(service: AmrService, name: str, **kwargs: Any) -> redis.Redis:
         ssl_ca_certs=service.ca_file, decode_responses=True, **kwargs,
     )  # fmt: skip
     wait_until(client.ping, 30, what=f"{name} answers")
+    return client
+
+
+def raw_connection(service: AmrService, name: str) -> tuple[ssl.SSLSocket, bytes]:
+    """A raw TLS connection to a cache's database endpoint (not authenticated yet) and its primary key."""
+    db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
+    key = service.primary_key(name)
+    ctx = ssl.create_default_context(cafile=service.ca_file)
+    sock = ctx.wrap_socket(
+        socket.create_connection(("localhost", db["properties"]["port"])), server_hostname="localhost"
+    )
+    sock.settimeout(10)
+    return sock, key.encode()
+
+
+def read_until(sock: socket.socket, expected: bytes) -> bytes:
+    """What ``sock`` sends until it ends with ``expected`` (or closes: then what it sent)."""
+    data = b""
+    while not data.endswith(expected):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def enterprise_cluster(service: AmrService, name: str) -> redis.Redis:
+    """A four-shard EnterpriseCluster cache (the service caps shards at four) and a TLS client of it."""
+    client = create_cache(service, name, "Balanced_B20", "EnterpriseCluster")
+    db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
+    assert db["properties"]["shardCount"] == 4
     return client

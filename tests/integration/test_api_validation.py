@@ -369,7 +369,7 @@ def test_unknown_subscription_is_404(env: Env) -> None:
     [
         "/",
         "/nothing/here",
-        "/subscriptions",
+        "/subscriptions/any/unknownThing",
         "/providers/Microsoft.Cache/unknownThing",
         "{cluster}/unknownChild",
         "{cluster}/databases/default/unknownAction",

@@ -22,7 +22,10 @@ from tests.integration.amr_service import (
     AmrService,
     cache_client,
     create_cache,
+    enterprise_cluster,
     first_shard_key,
+    raw_connection,
+    read_until,
     running_service,
     wait_until,
 )
@@ -36,9 +39,8 @@ def service() -> Iterator[AmrService]:
 
 @pytest.fixture(scope="module")
 def ec(service: AmrService) -> redis.Redis:
-    client = create_cache(service, "ec", "Balanced_B20", "EnterpriseCluster")
+    client = enterprise_cluster(service, "ec")
     db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", "ec", "-g", "rg")
-    assert db["properties"]["shardCount"] == 4
     assert "runs 4 (engine.max_shards_per_database caps it)" in db["properties"]["statusMessage"]
     return client
 
@@ -394,51 +396,27 @@ def test_high_availability_shard_failover_is_followed(service: AmrService) -> No
     assert admin_client(service.home, replica).info("replication")["role"] == "master"
 
 
-def _raw_connection(service: AmrService, name: str) -> tuple[Any, bytes]:
-    import socket
-    import ssl
-
-    db = service.amr_json("redisenterprise", "database", "show", "--cluster-name", name, "-g", "rg")
-    key = service.primary_key(name)
-    ctx = ssl.create_default_context(cafile=service.ca_file)
-    sock = ctx.wrap_socket(
-        socket.create_connection(("localhost", db["properties"]["port"])), server_hostname="localhost"
-    )
-    sock.settimeout(10)
-    return sock, key.encode()
-
-
-def _read_until(sock: Any, expected: bytes) -> bytes:
-    data = b""
-    while not data.endswith(expected):
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def test_inline_commands_work_and_malformed_input_gets_an_error_not_a_crash(
     service: AmrService, ec: redis.Redis
 ) -> None:
-    sock, key = _raw_connection(service, "ec")
+    sock, key = raw_connection(service, "ec")
     # AUTH pipelined with commands for several shards, some inline, one split across writes.
     sock.sendall(b"AUTH " + key + b"\r\nSET foo 1\r\n*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\nPI")
     sock.sendall(b"NG\r\nMGET foo bar\r\n")
-    assert _read_until(sock, b"$-1\r\n") == b"+OK\r\n+OK\r\n$1\r\n1\r\n+PONG\r\n*2\r\n$1\r\n1\r\n$-1\r\n"
+    assert read_until(sock, b"$-1\r\n") == b"+OK\r\n+OK\r\n$1\r\n1\r\n+PONG\r\n*2\r\n$1\r\n1\r\n$-1\r\n"
     # A later AUTH goes to every node connection the client has; all of them answer OK as one.
     sock.sendall(b"AUTH " + key + b"\r\nMGET foo bar {bar}x\r\n")
-    assert _read_until(sock, b"$-1\r\n$-1\r\n") == b"+OK\r\n*3\r\n$1\r\n1\r\n$-1\r\n$-1\r\n"
+    assert read_until(sock, b"$-1\r\n$-1\r\n") == b"+OK\r\n*3\r\n$1\r\n1\r\n$-1\r\n$-1\r\n"
     sock.sendall(b"*2\r\n:1\r\n$1\r\nx\r\n")  # an integer where a bulk string belongs
-    reply = _read_until(sock, b"\r\n")
+    reply = read_until(sock, b"\r\n")
     assert reply.startswith(b"-ERR Protocol error")
     assert sock.recv(100) == b""  # closed after the error
     sock.close()
     assert ec.get("foo") == "1" and ec.ping() is True  # the gateway serves on
     # QUIT is answered and ends the connection; what was pipelined after it does not run.
-    sock, key = _raw_connection(service, "ec")
+    sock, key = raw_connection(service, "ec")
     sock.sendall(b"AUTH " + key + b"\r\nQUIT\r\nSET after-quit 1\r\n")
-    assert _read_until(sock, b"\r\n+OK\r\n") == b"+OK\r\n+OK\r\n"
+    assert read_until(sock, b"\r\n+OK\r\n") == b"+OK\r\n+OK\r\n"
     assert sock.recv(100) == b""
     sock.close()
     assert ec.exists("after-quit") == 0

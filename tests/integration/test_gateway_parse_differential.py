@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from amr.logic.dataplane.auth import NO_AUTH_COMMANDS
 from amr.logic.resp.requests import RequestParser, RespProtocolError
-from tests.integration.gateway_harness import run_nopass_valkey
+from tests.integration.gateway_harness import Node, run_nopass_valkey
 
 LIMIT = 16384
 PREFIX = b'EVAL "return ARGV" 0 '
@@ -148,8 +148,9 @@ def test_multibulk_counts_read_like_the_engine(engine: Engine, count: bytes) -> 
         mine: str | list[bytes] = str(e)
     else:
         mine = [b"PONG"] if [c.args for c in commands] == [(b"PING",)] else "no command"
-    if isinstance(mine, str) and "before authentication" in mine:
-        # A count our size limit refuses before any byte of it arrives (the engine would wait).
+    if isinstance(mine, str) and "unauthenticated multibulk length" in mine:
+        # A count our size limit refuses before any byte of it arrives (this engine, with no
+        # password, would wait; one with a password refuses it too: see the test below).
         assert theirs != [b"PONG"], data
     elif isinstance(theirs, str):
         assert isinstance(mine, str)
@@ -170,7 +171,7 @@ def test_nul_and_line_ends(engine: Engine) -> None:
         assert isinstance(theirs, list)
         assert ours(line) == [b"EVAL", b"return ARGV", b"0", *theirs]
     # A NUL in an inline line: the engine never finishes reading the line (it waits until its
-    # 64 KiB inline limit); the phase refuses it at once rather than guess.
+    # 64 KiB inline limit, and then answers "too big inline request"); the phase answers that at once.
     engine.close()
     sock = engine._connect()
     sock.sendall(b"PING\x00\r\n")
@@ -178,12 +179,12 @@ def test_nul_and_line_ends(engine: Engine) -> None:
     with pytest.raises(TimeoutError):
         sock.recv(100)
     engine.close()
-    assert "NUL or 0xFF byte" in str(ours(b"PING\x00\r\n"))
+    assert ours(b"PING\x00\r\n") == "Protocol error: too big inline request"
     # A 0xFF byte: valkey 8.1 drops it, so a line the gateway could read as an unknown command
     # runs as AUTH there; the phase refuses it.
     theirs = engine.request(b'EVAL "return ARGV" 0 AU\xffTH\r\n')
     assert theirs == [b"AUTH"]
-    assert "NUL or 0xFF byte" in str(ours(b"AU\xffTH guess\r\n"))
+    assert "0xFF byte" in str(ours(b"AU\xffTH guess\r\n"))
 
 
 def test_the_commands_the_engine_runs_without_authentication_are_the_ones_the_phase_knows(
@@ -211,3 +212,49 @@ def test_bulk_lengths_read_like_the_engine(engine: Engine, length: bytes) -> Non
     else:
         assert isinstance(theirs, str) and "invalid bulk length" in theirs, theirs
         assert isinstance(mine, str) and "invalid bulk length" in mine, mine
+
+
+def engine_refusal(path: str, data: bytes) -> str:
+    """The error line an engine that wants a password answers ``data`` with before AUTH (the rest of
+    ``data`` may meet a closed socket: the engine refuses as soon as it has read enough)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        try:
+            sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        got = b""
+        while b"\r\n" not in got:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    return got.split(b"\r\n", 1)[0].decode()
+
+
+# What a client sends before AUTH that both refuse: the phase must answer with the engine's text.
+# Lines without an end go on past the engine's 64 KiB inline limit (valkey's Tcl "Protocol desync
+# regression test" sends \x00, *\x00 and $\x00 followed by endless bytes).
+NO_END = 70_000
+REFUSED_BY_BOTH = [
+    b"\x00" + b"payload" * (NO_END // 7),
+    b"*\x00" + b"payload" * (NO_END // 7),
+    b"$\x00" + b"payload" * (NO_END // 7),
+    b"A" * NO_END,
+    b"*" + b"1" * NO_END,
+    b"*1\r\n$" + b"9" * NO_END,
+    b"*" + b"1" * 40 + b"\r\n",
+    b"*3000000000\r\n",
+    b"*100000\r\n",
+    b"*1\r\n$1073741824\r\n",
+    b"*1\r\n$20000\r\n",
+    b"*1\r\n$-10\r\n",
+]
+
+
+@pytest.mark.parametrize("data", REFUSED_BY_BOTH, ids=lambda d: repr(d[:24]))
+def test_refusals_before_authentication_are_the_engines_own(nodes: dict[str, Node], data: bytes) -> None:
+    theirs = engine_refusal(nodes["a"].socket_path, data)
+    assert theirs.startswith("-ERR Protocol error: "), theirs
+    assert theirs == "-ERR " + str(ours(data)), data[:40]

@@ -282,6 +282,72 @@ def test_auth_phase_limits(gw: EnvGateway, nodes: dict[str, Node], pki: Pki) -> 
     assert gw.alive()
 
 
+# valkey's Tcl suite (tests/unit/protocol.tcl, "Protocol desync regression test"): a connection that
+# has not authenticated sends one of these, then "payload" until the server closes it, and expects a
+# "Protocol error" line. What the engine itself answers (after its 64 KiB inline limit):
+DESYNC = [
+    (b"\x00", b"-ERR Protocol error: too big inline request\r\n"),
+    (b"*\x00", b"-ERR Protocol error: too big mbulk count string\r\n"),
+    (b"$\x00", b"-ERR Protocol error: too big inline request\r\n"),
+]
+
+
+def desync(client: Client, seq: bytes) -> bytes:
+    """Send ``seq``, then "payload" until the gateway answers or stops reading (the Tcl test writes
+    until a write fails); return what it answered before closing. Non-blocking, so that TLS records
+    that are not data (1.3 session tickets) neither stop the writes nor count as the answer."""
+    import select
+
+    sock = client.sock
+    sock.sendall(seq)
+    sock.setblocking(False)
+    got, writing = b"", True
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not got.endswith(b"\r\n"):
+        select.select([sock], [sock] if writing else [], [], 0.05)
+        try:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+            continue
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        except (ConnectionResetError, ssl.SSLError):
+            break
+        if writing:
+            try:
+                sock.send(b"payload")
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                writing = False
+    return got
+
+
+def test_protocol_desync_gets_the_engines_error_and_the_gateway_lives(
+    gw: EnvGateway,
+    nodes: dict[str, Node],
+    pki: Pki,  # noqa: F811
+) -> None:
+    port, tport = free_port(), free_port()
+    start(gw, route(port, nodes["a"]), route(tport, nodes["a"], True))
+    good = Client(tport, source="127.0.0.30", tls=pki)
+    good.auth()
+    source = 30
+    for seq, engine_says in DESYNC:
+        for p, tls in ((port, None), (tport, pki)):
+            source += 1
+            client = Client(p, source=f"127.0.0.{source}", tls=tls)
+            assert desync(client, seq) == engine_says, (seq, p)
+            client.close()
+            ev = gw.wait_event("protocol_error", source=f"127.0.0.{source}")
+            assert ev["port"] == p
+            assert good.call("PING") == b"+PONG\r\n"
+    good.close()
+    assert gw.alive()
+
+
 def test_brute_force_blocks_source_for_cooldown(gw: EnvGateway, nodes: dict[str, Node]) -> None:  # noqa: F811
     port = free_port()
     start(gw, route(port, nodes["a"]))

@@ -66,7 +66,9 @@ def test_a_four_shard_oss_cluster_serves_a_cluster_client_and_survives_a_shard_f
     slots = client.execute_command("CLUSTER SLOTS")
     assert sorted(slots) == [(0, 4095), (4096, 8191), (8192, 12287), (12288, 16383)]
     gateway_ports = {entry["primary"][1] for entry in slots.values()}
-    assert all(host == "localhost" for host, _ in (e["primary"] for e in slots.values()))
+    # Announced at the public address (gateway.public_host "localhost" is 127.0.0.1), never the
+    # nodes' internal one.
+    assert all(host == "127.0.0.1" for host, _ in (e["primary"] for e in slots.values()))
     assert len(gateway_ports) == 4  # every shard's primary behind its own gateway port
 
     _write(client, range(KEYS))

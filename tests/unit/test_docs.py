@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,11 +121,36 @@ def test_every_api_route_is_documented_in_api_md() -> None:
     assert not missing, f"docs/api.md does not mention: {', '.join(missing)}"
 
 
+def _readme_block(heading: str) -> str:
+    """The first ``sh`` code block after ``heading`` in the README."""
+    readme = (ROOT / "README.md").read_text()
+    return readme[readme.index(heading) :].split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def _commands(script: str) -> str:
+    return "\n".join(line for line in script.strip().splitlines() if not line.startswith("set "))
+
+
 def test_readme_quick_start_is_what_test_quickstart_runs() -> None:
     from tests.quickstart import QUICKSTART
 
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("## Quick start")
-    block = readme[start:].split("```sh\n", 1)[1].split("```", 1)[0]
-    commands = [line for line in QUICKSTART.strip().splitlines() if not line.startswith("set ")]
-    assert "\n".join(commands) in block, "README.md's quick start differs from test_quickstart.py's"
+    assert _commands(QUICKSTART) in _readme_block("## Quick start"), (
+        "README.md's quick start differs from test_quickstart.py's"
+    )
+
+
+def test_readme_az_quick_start_is_what_test_az_cli_runs() -> None:
+    from tests.az_quickstart import AZ_QUICKSTART
+
+    commands = _commands(AZ_QUICKSTART)
+    assert commands in _readme_block("### With the Azure CLI (az)"), (
+        "README.md's az quick start differs from test_az_cli.py's"
+    )
+    assert commands in (DOCS / "az.md").read_text(), "docs/az.md's quick start differs from test_az_cli.py's"
+
+
+def test_every_difference_the_compatibility_suite_accepts_is_documented() -> None:
+    known = tomllib.loads((ROOT / "compat" / "known_differences.toml").read_text())["difference"]
+    page = (DOCS / "compatibility.md").read_text()
+    missing = [d["reason"] for d in known if f"| {d['reason']} |" not in page]
+    assert not missing, f"docs/compatibility.md does not list: {missing}"

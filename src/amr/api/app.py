@@ -22,8 +22,17 @@ from amr.api import handlers_events as events
 from amr.api import handlers_firewall as firewall
 from amr.api import handlers_groups as groups
 from amr.api import handlers_misc as misc
-from amr.api.context import CACHE_API_VERSIONS, RESOURCES_API_VERSIONS, Request, Response, Services
+from amr.api import handlers_subscriptions as subscriptions
+from amr.api.context import (
+    CACHE_API_VERSIONS,
+    RESOURCES_API_VERSIONS,
+    SUBSCRIPTIONS_API_VERSIONS,
+    Request,
+    Response,
+    Services,
+)
 from amr.api.limits import RequestLimits
+from amr.api.wire_tenancy import METADATA_API_VERSIONS
 from amr.errors import AmrError, ArmError, ConcurrencyError
 from amr.logcontext import log_context
 
@@ -54,7 +63,12 @@ def _r(method: str, path: str, handler: Handler, versions: tuple[str, ...] | Non
 ROUTES: tuple[Route, ...] = (
     _r("POST", "{tenantId}/oauth2/v2.0/token", misc.issue_token, None, authenticated=False),
     _r("GET", "{tenantId}/v2.0/.well-known/openid-configuration", misc.openid_configuration, None, False),
+    _r("GET", "metadata/endpoints", subscriptions.cloud_metadata, METADATA_API_VERSIONS, authenticated=False),
     _r("GET", "providers/Microsoft.Cache/operations", misc.list_operations),
+    _r("GET", "tenants", subscriptions.list_tenants, SUBSCRIPTIONS_API_VERSIONS),
+    _r("GET", "subscriptions", subscriptions.list_subscriptions, SUBSCRIPTIONS_API_VERSIONS),
+    _r("GET", "subscriptions/{subscriptionId}", subscriptions.get_subscription, SUBSCRIPTIONS_API_VERSIONS),
+    _r("GET", "subscriptions/{subscriptionId}/locations", subscriptions.list_locations, SUBSCRIPTIONS_API_VERSIONS),
     _r("GET", "subscriptions/{subscriptionId}/resourcegroups", groups.list_groups, RESOURCES_API_VERSIONS),
     _r("PUT", "subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}", groups.put_group, RESOURCES_API_VERSIONS),
     _r("GET", "subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}", groups.get_group, RESOURCES_API_VERSIONS),

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from amr.api.auth import TokenService
-from amr.api.wire_resources import location_key, operation_status_path
+from amr.api.wire_resources import operation_status_path
 from amr.errors import ArmError
+from amr.logic.arm.locations import location_key
 from amr.logic.operations.lifecycle import R, plan_deleting
 from amr.logic.security.token_throttle import TokenThrottle
 from amr.model.enums import OperationStatus, ProvisioningState
@@ -42,6 +43,17 @@ RESOURCES_API_VERSIONS = (
     "2024-11-01",
     "2025-03-01",
     "2025-04-01",
+)
+# Microsoft.Resources' subscriptions and tenants (az 2.91 and azure-mgmt-resource-subscriptions send
+# 2022-12-01; older SDKs and tools the earlier ones).
+SUBSCRIPTIONS_API_VERSIONS = (
+    "2016-06-01",
+    "2018-06-01",
+    "2019-06-01",
+    "2019-11-01",
+    "2020-01-01",
+    "2021-01-01",
+    "2022-12-01",
 )
 
 

@@ -8,6 +8,7 @@ from amr.api.context import Request, Response, require_subscription
 from amr.api.wire import parse_json_body
 from amr.api.wire_resources import parse_group, render_group
 from amr.errors import ArmError
+from amr.logic.arm.locations import location_key
 from amr.logic.arm.validation import validate_group_name
 from amr.model.enums import OperationStatus, ProvisioningState
 from amr.model.resources import Operation, ResourceGroup, lookup_key
@@ -37,7 +38,7 @@ async def put_group(req: Request) -> Response:
         return Response(201, render_group(new))
     if current.provisioning_state is ProvisioningState.DELETING:
         raise ArmError("ResourceGroupBeingDeleted", f"Resource group '{name}' is being deleted.", 409)
-    if current.location.replace(" ", "").lower() != new.location.replace(" ", "").lower():
+    if location_key(current.location) != location_key(new.location):
         raise ArmError(
             "InvalidResourceGroupLocation",
             f"Resource group '{name}' already exists in location '{current.location}'; a resource group's "

@@ -7,6 +7,7 @@ from typing import Any
 
 from amr.api.wire import as_bool, as_enum, as_int, as_object, as_str, as_tags, field, has_field
 from amr.errors import InvalidParameter
+from amr.logic.arm.locations import location_key, validate_cache_location, validate_group_location
 from amr.logic.arm.validation import DatabaseRequestExtras, validate_minimum_tls, validate_sku
 from amr.model.enums import (
     AofFrequency,
@@ -31,11 +32,6 @@ from amr.model.resources import (
 REDIS_VERSION = "7.2"  # what Valkey 8 reports as redis_version
 
 
-def location_key(location: str) -> str:
-    """The URL form of a location ("East US" -> "eastus")."""
-    return location.replace(" ", "").lower()
-
-
 # --- resource groups -------------------------------------------------------------------------
 
 
@@ -45,6 +41,7 @@ def parse_group(body: dict[str, Any], subscription_id: str, name: str) -> Resour
         raise InvalidParameter(
             "'location' is required for a resource group (for example 'eastus').", "location"
         )
+    validate_group_location(location)
     return ResourceGroup(subscription_id, name, location, as_tags(field(body, "tags")) or {})
 
 
@@ -69,6 +66,7 @@ def parse_cluster_put(
     location = as_str(field(body, "location"), "location")
     if not location:
         raise InvalidParameter("'location' is required (for example 'eastus').", "location")
+    validate_cache_location(location)
     sku = as_object(field(body, "sku"), "sku")
     sku_name = as_str(field(sku, "name"), "sku.name")
     if not sku_name:

@@ -8,6 +8,7 @@ from typing import Any
 
 from amr.cli.common import add_output_args
 from amr.cli.context import Context
+from amr.model.tenancy import SUBSCRIPTION_DISPLAY_NAME
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +33,7 @@ def show(ctx: Context, args: argparse.Namespace) -> Any:
     return {
         "id": c.subscription_id,
         "tenantId": c.tenant_id,
-        "name": "amr local subscription",
+        "name": SUBSCRIPTION_DISPLAY_NAME,
         "user": {"name": c.client_id, "type": "servicePrincipal"},
         "managementEndpoint": c.management_endpoint,
         "caFile": ctx.ca_file,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ CONFIRM_PROMPT = "Are you sure you want to perform this operation? (y/n): "
 class Context:
     """Per-invocation state shared by all command handlers.
 
-    ``transport``, ``poll_interval`` and ``sleep`` are seams for tests; in normal use they stay at
-    their defaults and the client talks HTTPS to the API named in credentials.json.
+    ``transport``, ``poll_interval``, ``sleep`` and ``run_process`` are seams for tests; in normal use
+    they stay at their defaults and the client talks HTTPS to the API named in credentials.json.
     """
 
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
@@ -34,6 +35,7 @@ class Context:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     sleep: Callable[[float], None] | None = None
     quiet: bool = False
+    run_process: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run  # other programs (az)
     _settings: Settings | None = None
     _credentials: Credentials | None = None
     _client: ArmClient | None = None

@@ -31,7 +31,6 @@ from amr.logic.resp.requests import RespProtocolError
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
-BUFFER_LIMIT_REPLY = b"-ERR too much data before authentication\r\n"
 
 
 class ClientSide(asyncio.Protocol):
@@ -275,16 +274,17 @@ class ClientSide(asyncio.Protocol):
             return
         try:
             forward = phase.client_data(data)
-        except PendingLimitError:
-            self.refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "pending bytes over the limit")
+        except PendingLimitError as e:
+            self.refuse(e.reply, "buffer_limit", "pending bytes over the limit")
             return
         except RespProtocolError as e:
+            # Input over the phase's limits, or that it cannot read as the engine would, is never
+            # forwarded. The reply is one of the parser's fixed texts (the engine's own where the
+            # engine refuses the same input), never the client's bytes.
             if e.too_big:
-                self.refuse(BUFFER_LIMIT_REPLY, "buffer_limit", "request too large")
+                self.refuse(e.reply, "buffer_limit", "request too large")
             else:
-                # Input the phase cannot read as the engine would is never forwarded (the message is
-                # one of the parser's fixed texts, never the client's bytes).
-                self.refuse(e.reply, "protocol_error", str(e))
+                self.refuse(e.reply, "protocol_error", e.detail)
             return
         if forward:
             self._send_upstream(forward)

@@ -52,3 +52,13 @@ class NodeStatus:
     state: ProcessState
     pid: int | None = None
     description: str = ""
+
+
+@dataclass(frozen=True)
+class EngineVersion:
+    """Which engine the nodes run (``valkey`` or ``redis``, as its ``--version`` says) and its
+    version, for the settings only some engines know."""
+
+    name: str
+    major: int
+    minor: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from amr.model.node import NodeSpec, NodeStatus
+from amr.model.node import EngineVersion, NodeSpec, NodeStatus
 
 
 class ValkeyAdmin(Protocol):
@@ -26,6 +26,10 @@ class ValkeyAdmin(Protocol):
 
 class NodeBackend(Protocol):
     """Runs nodes. Every method is idempotent."""
+
+    # The engine that nodes started from now on run (None: it cannot be told), for the settings only
+    # some engines know.
+    engine_version: EngineVersion | None
 
     async def ensure_node(self, spec: NodeSpec) -> None:
         """Create the node directory (0700), write valkey.conf if it changed, register the node with

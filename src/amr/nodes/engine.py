@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from amr.errors import ConfigError
+from amr.model.node import EngineVersion
 from amr.settings import Settings
 
 _VERSION = re.compile(r"\b(valkey|redis)\b.*?\bv=(\d+)\.(\d+)", re.IGNORECASE)
@@ -47,6 +48,21 @@ def check_server_binary(path: str) -> str:
             f"amr needs valkey or redis >= {MIN_MAJOR}"
         )
     return text.splitlines()[0]
+
+
+def parse_engine_version(text: str) -> EngineVersion | None:
+    """The engine and version a ``--version`` line names (``Valkey server v=8.1.8 ...``)."""
+    m = _VERSION.search(text)
+    return EngineVersion(m.group(1).lower(), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def engine_version(path: str) -> EngineVersion | None:
+    """The engine ``path`` runs, from its ``--version``; None if it cannot be told."""
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_engine_version(out.stdout + out.stderr)
 
 
 def find_server_binary(settings: Settings) -> str:

@@ -20,7 +20,7 @@ from amr.logic.render.supervisor_conf import NODE_PROGRAM_PREFIX, render_node_pr
 from amr.logic.security.node_credentials import ADMIN_USER, CredentialMasters
 from amr.model.node import NodeSpec, NodeStatus, ProcessState
 from amr.nodes.admin import UnixValkeyAdmin
-from amr.nodes.engine import find_server_binary
+from amr.nodes.engine import engine_version, find_server_binary
 from amr.nodes.launch import STARTED_MARKER
 from amr.nodes.node_files import (
     CONF_NAME,
@@ -61,6 +61,7 @@ class LocalNodeBackend:
         self._supervisor = supervisor
         self._masters = masters
         self.server_binary = find_server_binary(settings)
+        self.engine_version = engine_version(self.server_binary)
         self._readiness = ReadinessProbe(supervisor, masters)
         # Serializes reloadConfig/addProcessGroup/removeProcessGroup sequences of this backend.
         self._lock = asyncio.Lock()

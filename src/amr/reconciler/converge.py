@@ -11,6 +11,7 @@ from amr.logic.operations.database_pass import DatabaseSnapshot, plan_database_p
 from amr.logic.operations.foreign_nodes import validate_cluster_health
 from amr.logic.operations.node_actions import describe_actions
 from amr.logic.operations.node_state import NodeEnvironment, NodeTarget
+from amr.logic.render.announce import choose_client_announcement
 from amr.logic.security.node_credentials import CredentialMasters
 from amr.model.resources import Cluster, Database
 from amr.model.sku import sku_by_name
@@ -123,6 +124,9 @@ class NodeConverger:
             max_memory_bytes=memory if moving else memory // max(1, db.shard_count),
             moving_slots=moving,
             max_clients=(sku.max_connections if sku else 10000) + RESERVED_CLIENTS,
+            client_announcement=choose_client_announcement(
+                s.gateway.public_host, s.gateway.bind_hosts, self._backend.engine_version
+            ),
         )
 
 

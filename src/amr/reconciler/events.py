@@ -42,6 +42,7 @@ class StatusRecorder:
     def __init__(self, backend: NodeBackend) -> None:
         self._backend = backend
         self.statuses: dict[str, NodeStatus] = {}
+        self.engine_version = backend.engine_version
 
     async def node_status(self, name: str) -> NodeStatus:
         status = await self._backend.node_status(name)

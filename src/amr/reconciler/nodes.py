@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 _LIVE_PARAMETERS = (
     "maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "save", "replica-announce-ip",
     "rdbcompression", "loglevel", "client-output-buffer-limit", "maxmemory-clients",
+    "cluster-announce-hostname", "cluster-announce-client-ipv4", "cluster-preferred-endpoint-type",
 )  # fmt: skip
 
 

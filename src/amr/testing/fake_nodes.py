@@ -15,7 +15,7 @@ from redis.crc import key_slot
 
 from amr.errors import NodeError
 from amr.logic.keyspace.slots import compress_slots
-from amr.model.node import NodeSpec, NodeStatus, ProcessState
+from amr.model.node import EngineVersion, NodeSpec, NodeStatus, ProcessState
 
 _ids = itertools.count(1)
 
@@ -67,6 +67,7 @@ class FakeNodeBackend:
         self.directories: dict[str, str] = {}  # node directories without a running node
         self.restarts: list[str] = []  # restart_node calls, in order
         self.server_binary = "valkey-server"  # what nodes started (or restarted) from now run
+        self.engine_version: EngineVersion | None = EngineVersion("valkey", 8, 1)
         self.fail_migrates = 0  # how many MIGRATEs to refuse next (as a target that went away would)
 
     async def ensure_node(self, spec: NodeSpec) -> None:
@@ -89,9 +90,9 @@ class FakeNodeBackend:
                 node.internal_users[parts[1]] = _user_rule(parts[2:])
             elif parts and parts[0] in (
                 "maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "replica-announce-ip",
+                "cluster-announce-hostname", "cluster-announce-client-ipv4", "cluster-preferred-endpoint-type",
+                "client-output-buffer-limit", "maxmemory-clients",
             ):  # fmt: skip
-                node.config[parts[0]] = parts[1]
-            elif parts and parts[0] in ("client-output-buffer-limit", "maxmemory-clients"):
                 node.config[parts[0]] = line.split(" ", 1)[1]
             elif parts and parts[0] == "save":
                 node.config["save"] = line.split(" ", 1)[1].strip('"')

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from amr.gateway.router_budget import RequestBudget
+from amr.gateway.routing.link_table import LinkTable
 from amr.gateway.routing.node_link import NodeLink
 from amr.gateway.routing.router import Router
 from amr.logic.dataplane.cluster_slots import SlotMap
@@ -39,6 +40,9 @@ class FakeTransport:
     def close(self) -> None:
         self.closing = True
 
+    def set_write_buffer_limits(self, high: int, low: int) -> None:
+        pass
+
 
 def router_on_one_node(
     commands: CommandTable | None = None, budget: RequestBudget | None = None
@@ -57,3 +61,31 @@ def router_on_one_node(
     link.transport = node_t  # type: ignore[assignment]
     router.start(link, b"")
     return router, client_t, node_t, closed
+
+
+def router_on_nodes(
+    monkeypatch: Any, slot_map: SlotMap, commands: CommandTable | None = None
+) -> tuple[Router, FakeTransport, dict[str, list[FakeTransport]], list[str]]:
+    """A router whose node connections come up at once on recording transports (each node socket's,
+    in the order they were opened), without sockets."""
+    client_t = FakeTransport()
+    closed: list[str] = []
+    client: Any = SimpleNamespace(transport=client_t, close_for=closed.append)
+    topology: Any = SimpleNamespace(
+        ready=True,
+        commands=commands or {},
+        slot_map=slot_map,
+        refresh_soon=lambda: None,
+        socket_for_port=lambda port: None,
+    )
+    nodes: dict[str, list[FakeTransport]] = {}
+
+    def connect(table: LinkTable, link: NodeLink) -> None:
+        t = FakeTransport()
+        nodes.setdefault(link.socket, []).append(t)
+        link.connection_made(t)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LinkTable, "connect", connect)
+    router = Router(client, topology, {})
+    router.start(None, b"")
+    return router, client_t, nodes, closed

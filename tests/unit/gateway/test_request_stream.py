@@ -30,6 +30,7 @@ from tests.unit.gateway.router_fakes import FakeTransport, router_on_one_node
 TABLE = {
     b"set": KeySpec(1, 1, 1),
     b"publish": KeySpec(0, 0, 0),
+    b"echo": KeySpec(0, 0, 0),
     b"mset": KeySpec(1, -1, 2),
     b"eval": KeySpec(0, 0, 0, movable=True),
     b"sunionstore": KeySpec(1, -1, 1),
@@ -80,8 +81,11 @@ def test_a_command_streams_when_its_keys_come_before_the_big_argument() -> None:
     assert not scanner.done and scanner.arguments_complete == 2
     assert choose_stream_slot(scanner, TABLE) == choose_key_slot(b"k")
     # Keyless: any node.
-    scanner, _ = _scan(b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$5000000\r\nxx")
+    scanner, _ = _scan(b"*3\r\n$4\r\nECHO\r\n$5000000\r\nxx")
     assert choose_stream_slot(scanner, TABLE) == -1
+    # PUBLISH: the pub/sub node, the one serving slot 0.
+    scanner, _ = _scan(b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$5000000\r\nxx")
+    assert choose_stream_slot(scanner, TABLE) == 0
 
 
 @pytest.mark.parametrize(

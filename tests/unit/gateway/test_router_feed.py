@@ -59,6 +59,29 @@ def test_malformed_input_gets_an_error_and_closes() -> None:
     assert client_t.written[-1].startswith(b"-ERR Protocol error") and closed == ["protocol_error"]
 
 
+def test_an_array_inside_a_command_is_refused() -> None:
+    for bad in (b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\nk\r\n", b"*1\r\n*1\r\n$3\r\nGET\r\n"):
+        router, client_t, node_t, closed = router_on_one_node()
+        router.feed(bad)
+        assert client_t.written[-1] == b"-ERR Protocol error: expected an array of bulk strings\r\n"
+        assert closed == ["protocol_error"] and node_t.written == []
+
+
+def test_a_fault_in_routing_is_not_answered_as_the_clients_protocol_error() -> None:
+    # The refusal is for what the client sent; a bug in the router must surface, not close the
+    # client with a message that blames it.
+    router, client_t, node_t, closed = router_on_one_node()
+
+    router.topology.slot_map = None  # type: ignore[assignment]  # routing then fails
+    try:
+        router.feed(b"*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n")
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("the fault was swallowed")
+    assert not any(w.startswith(b"-ERR Protocol error") for w in client_t.written) and closed == []
+
+
 def test_moved_and_ask_are_followed_without_the_client_seeing_them() -> None:
     asyncio.run(_moved_and_ask_are_followed_without_the_client_seeing_them())
 
@@ -109,3 +132,33 @@ async def _a_client_with_too_many_unanswered_commands_is_not_read() -> None:
     router.table.links["/node.sock"].data_received(b"$-1\r\n" * 10_001)
     router.replies.flush()
     assert paused == [True, False] and closed == []
+
+
+def test_quit_is_answered_then_the_client_is_closed_and_nothing_after_it_runs() -> None:
+    asyncio.run(_quit_is_answered_then_closed())
+
+
+async def _quit_is_answered_then_closed() -> None:
+    # Alone, pipelined after other commands (answered by the node first), and inline.
+    for stream in (
+        render_command([b"QUIT"]),
+        render_command([b"SET", b"k", b"1"])
+        + render_command([b"QUIT"])
+        + render_command([b"SET", b"x", b"2"]),
+        b"PING\r\nQUIT\r\nSET x 2\r\n",
+    ):
+        router, client_t, node_t, closed = router_on_one_node()
+        router.feed(stream)
+        sent = b"".join(node_t.written)
+        assert b"QUIT" not in sent and b"x" not in sent
+        if sent:
+            router.table.links["/node.sock"].data_received(b"+OK\r\n" if b"SET" in sent else b"+PONG\r\n")
+        await asyncio.sleep(0)
+        assert b"".join(client_t.written).endswith(b"+OK\r\n"), stream
+        assert closed == ["client_quit"], stream
+
+
+def test_quit_inside_a_transaction_is_not_queued() -> None:
+    router, client_t, node_t, closed = router_on_one_node()
+    router.feed(render_command([b"MULTI"]) + render_command([b"QUIT"]))
+    assert b"".join(client_t.written) == b"+OK\r\n+OK\r\n" and closed == ["client_quit"]

@@ -1,7 +1,8 @@
-"""The router's commands that are not one command to one node: split per slot (DEL, UNLINK,
-EXISTS, TOUCH, MGET, MSET), fanned out to every shard (DBSIZE, FLUSHALL/FLUSHDB, KEYS, RANDOMKEY,
-INFO, SCRIPT LOAD/FLUSH, FUNCTION ...), SCAN shard by shard, AUTH/HELLO on every node connection,
-CLUSTER refused, WATCH/UNWATCH, EXEC/DISCARD without MULTI and the switch to pub/sub.
+"""The router's commands that are not one command to one node by its keys: split per slot (DEL,
+UNLINK, EXISTS, TOUCH, MGET, MSET), fanned out to every shard (DBSIZE, FLUSHALL/FLUSHDB, KEYS,
+RANDOMKEY, INFO, SCRIPT LOAD/FLUSH, FUNCTION ..., PUBSUB queries), SCAN shard by shard, AUTH/HELLO on
+every node connection, CLUSTER refused, WATCH/UNWATCH, EXEC/DISCARD without MULTI, PUBLISH to the
+pub/sub node and the switch to pub/sub or MONITOR mode.
 
 Each runs a route decision (``amr.logic.dataplane.route_decision``) as it is: ``run_special`` picks the one
 executor of the decision's kind. They take the client's link table and reply queue, not the router.
@@ -13,22 +14,27 @@ from collections.abc import Callable
 
 from amr.gateway.routing.items import Link, Merged, Part, Pending
 from amr.gateway.routing.link_table import LinkTable
-from amr.gateway.routing.node_link import NodeLink
 from amr.gateway.routing.replies import ReplyQueue
+from amr.gateway.routing.streams import Streams
 from amr.logic.dataplane.auth import REFUSED_AUTH, classify_command
 from amr.logic.dataplane.command_routing import (
     ALL_FIRST,
     ALL_SUM,
     AUTH,
     BLOCKED,
+    CLIENT,
     CLIENTS,
     CROSSSLOT_REPLY,
     DISCARD,
     EXEC,
     INFO,
+    KEYED,
     KEYS,
     MGET,
+    MONITOR,
     MSET,
+    PUBLISH,
+    PUBSUB,
     RANDOMKEY,
     SCAN,
     SPLIT_SUM,
@@ -37,18 +43,20 @@ from amr.logic.dataplane.command_routing import (
     WATCH,
     plan_split,
 )
+from amr.logic.dataplane.info_merge import merge_info
+from amr.logic.dataplane.pubsub import choose_pubsub_merge
 from amr.logic.dataplane.reply_merge import (
     INVALID_CURSOR_REPLY,
     choose_random_key,
     merge_concat,
     merge_first,
     merge_in_order,
-    merge_info,
     merge_scan,
     merge_sum,
     parse_scan_cursor,
 )
 from amr.logic.dataplane.route_decision import Route
+from amr.logic.dataplane.tracking import TRACKING_REPLAY, choose_caching_reply, plan_tracking
 from amr.logic.resp.frames import render_command
 
 OK = b"+OK\r\n"
@@ -160,14 +168,19 @@ def auth(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes],
         # amr's own users are refused here too: the nodes get an AUTH they can only refuse (and
         # answer WRONGPASS), never the internal name or its password; it is never replayed.
         raw = REFUSED_AUTH
-    links: list[Link] = [lk for lk in table.links.values() if not lk.closed and not lk.splice]
+    links: list[Link] = [lk for lk in table.links.values() if not lk.closed]
     links = links or [table.any_link()]
 
     def merge(frames: list[bytes]) -> bytes:
         reply = merge_first(frames)
         if reply[:1] not in (b"-", b"!"):
-            table.replay.pop(name, None)
-            table.replay[name] = tuple(args)
+            replay = table.replay
+            replay.pop(name, None)
+            replay[name] = tuple(args)
+            # Tracking is replayed last: a new connection runs it once authenticated.
+            tracking = replay.pop(TRACKING_REPLAY, None)
+            if tracking is not None:
+                replay[TRACKING_REPLAY] = tracking
         return reply
 
     merged = Merged(len(links), merge)
@@ -202,27 +215,91 @@ def unwatch(table: LinkTable, replies: ReplyQueue, route: Route, args: list[byte
         p.reply = OK
 
 
+def client(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """CLIENT TRACKING on every node connection; CLIENT CACHING answered here (both
+    ``amr.logic.dataplane.tracking``); any other CLIENT subcommand on one node, as a keyless command."""
+    sub = args[1].lower() if len(args) > 1 else b""
+    if sub == b"tracking":
+        tracking(table, replies, args, raw)
+    elif sub == b"caching":
+        replies.fifo.append(Pending(reply=choose_caching_reply(args, table.tracking)))
+    else:
+        to_any_node(table, replies, route, args, raw)
+
+
+def tracking(table: LinkTable, replies: ReplyQueue, args: list[bytes], raw: bytes) -> None:
+    """CLIENT TRACKING ON|OFF: refused (REDIRECT), or run on every node connection of the client's
+    and replayed on the ones it opens later. It is replayed from now on, so that a connection opened
+    by the commands pipelined after it tracks too; an error takes it back."""
+    plan = plan_tracking(args, table.tracking)
+    if plan.reply is not None:
+        replies.fifo.append(Pending(reply=plan.reply))
+        return
+    if plan.node_args is None:
+        to_any_node(table, replies, (KEYED, -1, "", False), args, raw)
+        return
+    links: list[Link] = [lk for lk in table.links.values() if not lk.closed] or [table.any_link()]
+    node_raw = render_command(plan.node_args)
+    replay = table.replay
+    before = replay.pop(TRACKING_REPLAY, None)
+    if plan.mode is not None:
+        replay[TRACKING_REPLAY] = plan.node_args
+
+    def merge(frames: list[bytes]) -> bytes:
+        reply = merge_first(frames)
+        if reply[:1] in (b"-", b"!"):
+            replay.pop(TRACKING_REPLAY, None)
+            if before is not None:
+                replay[TRACKING_REPLAY] = before
+        else:
+            table.tracking = plan.mode
+        return reply
+
+    merged = Merged(len(links), merge)
+    replies.fifo.append(merged)
+    for index, link in enumerate(links):
+        link.send(node_raw, Part(merged, index, node_raw, -1))
+
+
 def to_any_node(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
-    """EXEC or DISCARD without MULTI: the engine's error."""
+    """A keyless command on any node (EXEC or DISCARD without MULTI: the engine's error)."""
     p = Pending(raw)
     replies.fifo.append(p)
     table.any_link().send(raw, p)
 
 
 def subscribe(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
-    """The client subscribes: from now on it talks to one dedicated node connection, spliced both
-    ways once the replies it is still owed have been written (PUBLISH propagates over the
-    cluster bus, so any node delivers every message; SSUBSCRIBE goes to its channel's node)."""
-    socket = route[2]
-    if not socket:
-        primaries = table.topology.slot_map.primaries
-        socket = primaries[table.rng.randrange(len(primaries))]
-    link = NodeLink(table, socket)
-    link.pubsub = True
-    table.replay_on(link)
-    link.early.append(raw)
-    table.pubsub = link
-    table.connect(link)
+    """The client subscribes: from now on its connection is in pub/sub mode (``streams``), its
+    node's messages passed on once the replies it is still owed have been written."""
+    table.pubsub = streams = Streams(table, replies)
+    streams.command(args, raw)
+
+
+def monitor(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """MONITOR: every shard's commands, from now on (``streams``)."""
+    table.pubsub = streams = Streams(table, replies, monitor=True)
+    streams.start_monitor(raw)
+
+
+def to_node(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """PUBLISH: to the node the route names (the pub/sub node, where its count is the database's)."""
+    p = Pending(raw)
+    replies.fifo.append(p)
+    table.to(route[2]).send(raw, p)
+
+
+def pubsub_query(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
+    """PUBSUB CHANNELS/NUMSUB/NUMPAT/SHARDCHANNELS/SHARDNUMSUB: every shard, answers merged
+    (``amr.logic.dataplane.pubsub``); anything else (HELP, an arity error) from one node."""
+    merge = choose_pubsub_merge(args)
+    if merge is None:
+        to_any_node(table, replies, route, args, raw)
+        return
+    primaries = table.topology.slot_map.primaries
+    merged = Merged(len(primaries), merge)
+    replies.fifo.append(merged)
+    for index, socket in enumerate(primaries):
+        table.link(socket).send(raw, Part(merged, index, raw, -1))
 
 
 def clients(table: LinkTable, replies: ReplyQueue, route: Route, args: list[bytes], raw: bytes) -> None:
@@ -245,5 +322,6 @@ _EXECUTORS: dict[int, Special] = {
     SPLIT_SUM: split, MGET: split, MSET: split,
     ALL_SUM: fan_out, ALL_FIRST: fan_out, KEYS: fan_out, RANDOMKEY: fan_out, INFO: fan_out,
     SCAN: scan, BLOCKED: refuse_cluster, AUTH: auth, SUBSCRIBE: subscribe, WATCH: watch,
-    UNWATCH: unwatch, EXEC: to_any_node, DISCARD: to_any_node, CLIENTS: clients,
+    UNWATCH: unwatch, EXEC: to_any_node, DISCARD: to_any_node, PUBLISH: to_node, PUBSUB: pubsub_query,
+    MONITOR: monitor, CLIENT: client, CLIENTS: clients,
 }  # fmt: skip

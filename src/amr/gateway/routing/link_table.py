@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Protocol
 
 from amr.gateway.router_topology import ClusterTopology
 from amr.gateway.routing.items import Item, Link, Swallow
@@ -23,6 +24,24 @@ from amr.gateway.routing.replies import ReplyQueue
 from amr.gateway.routing.session import Session
 from amr.logic.dataplane.cluster_slots import parse_redirect
 from amr.logic.resp.frames import render_command
+
+
+class StreamSession(Protocol):
+    """The client's connection in pub/sub or MONITOR mode (``amr.gateway.routing.streams``): its
+    commands go there, and its node connections' loss ends the client's."""
+
+    @property
+    def quitting(self) -> bool:
+        """The client sent QUIT: the node closing the connection is the end it asked for."""
+
+    def command(self, args: list[bytes], raw: bytes) -> None: ...
+
+    def owns(self, link: NodeLink) -> bool: ...
+
+    def stream_links(self) -> list[NodeLink]: ...
+
+    def close(self) -> None: ...
+
 
 # A command may be redirected or retried this many times before its error goes to the client.
 MAX_TRIES = 20
@@ -36,7 +55,7 @@ class LinkTable:
 
     __slots__ = (
         "session", "replies", "topology", "replay", "replayed", "links", "lanes", "pool", "batching",
-        "dirty", "pubsub", "watch_link", "watch_slot", "rng", "_tasks",
+        "dirty", "pubsub", "watch_link", "watch_slot", "tracking", "rng", "_tasks",
     )  # fmt: skip
 
     def __init__(
@@ -59,9 +78,11 @@ class LinkTable:
         self.lanes: dict[str, Lane] = {}
         self.batching = False  # while routing one client chunk: node writes wait in ``dirty``
         self.dirty: list[NodeLink] = []
-        self.pubsub: NodeLink | None = None
+        self.pubsub: StreamSession | None = None
         self.watch_link: Link | None = None
         self.watch_slot = -1
+        # The client's CLIENT TRACKING mode (``amr.logic.dataplane.tracking``); None: off.
+        self.tracking: bytes | None = None
         self.rng = random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -201,13 +222,19 @@ class LinkTable:
 
     def link_lost(self, link: NodeLink, reason: str = "node_closed") -> None:
         """A node connection closed: forgotten if it owed nothing; the client is closed otherwise
-        (what happened to the commands it was running is unknown)."""
+        (what happened to the commands it was running is unknown), and always while it tracks keys."""
         if self.links.get(link.socket) is link:
             del self.links[link.socket]
         if self.session.closed:
             return
         self.topology.refresh_soon()
-        if link is self.pubsub or link is self.watch_link:
+        pubsub = self.pubsub
+        if pubsub is not None and pubsub.owns(link):
+            self.session.fail("client_quit" if pubsub.quitting else reason)
+            return
+        if link is self.watch_link or self.tracking is not None:
+            # A tracking client: the node forgot the keys it tracked for it, so it must drop its
+            # cache, which it does when its connection closes.
             self.session.fail(reason)
             return
         if any(not isinstance(item, Swallow) for item in link.owed):
@@ -220,7 +247,7 @@ class LinkTable:
         own. A shared one is never paused for one client: the client has left them (its replies
         still owed there are buffered for it) and the engine holds what it will be owed on its own."""
         self.replies.links_paused = paused
-        links = list(self.links.values()) + ([self.pubsub] if self.pubsub is not None else [])
+        links = list(self.links.values()) + (self.pubsub.stream_links() if self.pubsub is not None else [])
         for link in links:
             t = link.transport
             if t is None or t.is_closing():

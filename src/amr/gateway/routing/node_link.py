@@ -98,7 +98,7 @@ class NodeLink(NodeConnection):
     """One client's connection to one node: writes go out in order, replies are matched in order."""
 
     __slots__ = (
-        "owner", "session", "replies", "framer", "owed", "paused", "splice", "pubsub", "out", "full", "passing",
+        "owner", "session", "replies", "framer", "owed", "paused", "out", "full", "passing",
     )  # fmt: skip
 
     def __init__(self, owner: LinkOwner, socket: str) -> None:
@@ -109,10 +109,6 @@ class NodeLink(NodeConnection):
         self.framer = ReplyFramer()
         self.owed: deque[Item] = deque()
         self.paused = False
-        # A pub/sub link: once the replayed AUTH/HELLO are answered, the node's bytes go to the client
-        # as they come (``splice``; see ``amr.gateway.routing.commands.subscribe``).
-        self.pubsub = False
-        self.splice = False
         # Commands of the client's current input chunk, written at once when the chunk is routed.
         self.out: list[bytes] = []
         self.full = False  # its write buffer is over the high-water mark: the client is not read
@@ -153,9 +149,6 @@ class NodeLink(NodeConnection):
             return
         replies = self.replies
         replies.bytes_out += len(data)
-        if self.splice:
-            replies.pubsub_data(data)
-            return
         if self.passing:
             data = self._pass_reply(data)
             if not data:
@@ -166,26 +159,31 @@ class NodeLink(NodeConnection):
             self.session.fail("node_protocol_error")
             return
         owed = self.owed
-        for i, frame in enumerate(frames):
-            if self.pubsub and not owed:
-                self._start_splice(b"".join(frames[i:]))
-                return
+        for frame in frames:
             if frame[0] == 0x3E:  # ">": an out-of-band push (client tracking), not a reply
-                replies.push(frame)
+                self.pushed(frame)
                 continue
             if not owed:
-                self.session.fail("node_protocol_error")
+                if self.unowed(frame):
+                    continue
                 return
             item = owed.popleft()
             if frame[0] == 0x2D and self.owner.retry(item, frame, self.socket):
                 continue
             item.deliver(frame)
-        if self.pubsub and not owed:
-            self._start_splice(b"")
-            return
         if self.framer.buffered > PASS_REPLY_AT and owed:
             self._start_passing()
         replies.node_replied()
+
+    def pushed(self, frame: bytes) -> None:
+        """An out-of-band push: to the client between its replies."""
+        self.replies.push(frame)
+
+    def unowed(self, frame: bytes) -> bool:
+        """A frame with no command owed for it: True to read on; here the node is out of step with
+        the gateway, and the client is closed."""
+        self.session.fail("node_protocol_error")
+        return False
 
     def _start_passing(self) -> None:
         """A big bulk reply is coming in: if the client is owed nothing before it, write its bytes
@@ -215,13 +213,6 @@ class NodeLink(NodeConnection):
         replies.fifo.popleft()
         replies.flush()
         return data[n:]
-
-    def _start_splice(self, first: bytes) -> None:
-        self.splice = True
-        rest = first + bytes(self.framer._buf)
-        self.framer = ReplyFramer()
-        if rest:
-            self.replies.pubsub_data(rest)
 
     def pause_writing(self) -> None:
         if not self.full:

@@ -100,8 +100,13 @@ class ReplyQueue:
             self.transport.write(b"".join(backlog))
 
     def push(self, frame: bytes) -> None:
-        """An out-of-band push (client tracking): to the client at once, between replies."""
-        self.transport.write(frame)
+        """An out-of-band push (a tracking invalidation): to the client at once, or after the replies
+        still owed: one of them may be the read of the key it invalidates, which must not reach the
+        client after it (the client would cache a value it was told is stale)."""
+        if self.fifo:
+            self.fifo.append(Pending(reply=frame))
+        else:
+            self.transport.write(frame)
 
     def pubsub_data(self, data: bytes) -> None:
         """Bytes of the pub/sub connection: to the client once the replies before it are written."""

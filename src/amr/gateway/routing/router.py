@@ -106,12 +106,7 @@ class Router:
                 self.replies.refuse(e.reply, "protocol_error")
                 return
             for cmd in commands:
-                args = list(cmd.args)
-                if self.waiting is not None:
-                    self.waiting.append((args, cmd.raw))
-                else:
-                    self.dispatch(args, cmd.raw)
-                if self.closed or self.closing:
+                if not self._take(list(cmd.args), cmd.raw):
                     break
             self.replies.flush()
             if self.closed or self.closing:
@@ -171,12 +166,13 @@ class Router:
             args = reader.gets()
             while args is not False:
                 completed = True
-                if type(args) is not list or not args:
-                    self.replies.refuse(
-                        b"-ERR Protocol error: expected an array of bulk strings\r\n", "protocol_error"
-                    )
+                try:
+                    if type(args) is not list or not args:
+                        raise TypeError("not an array")
+                    size = measure_command(args)
+                except TypeError:  # not an array of bulk strings (an integer, a nested array)
+                    self.replies.refuse(NOT_BULK_STRINGS, "protocol_error")
                     return
-                size = measure_command(args)
                 carry -= size
                 # One whole command in this chunk: forward the bytes as they came.
                 raw = data if fresh and size == len(data) else render_command(args)
@@ -186,8 +182,12 @@ class Router:
                 else:
                     self.dispatch(args, raw)
                 if self.closed or self.closing:  # QUIT: what follows it is not run
-                    return
+                    break
                 args = reader.gets()
+            if self.closed or self.closing:
+                if not self.closed:  # QUIT: what is complete is written; ``replies_written`` closes
+                    self.replies.flush()
+                return
             self.carry = carry = max(carry, 0)
             if completed:
                 big.holding = False
@@ -206,12 +206,6 @@ class Router:
                 big.hold(self.carry)
         except hiredis.ProtocolError:
             self.replies.refuse(b"-ERR Protocol error: invalid request\r\n", "protocol_error")
-            return
-        except (
-            TypeError,
-            AttributeError,
-        ):  # an argument that is not a bulk string (an integer, a nested array)
-            self.replies.refuse(NOT_BULK_STRINGS, "protocol_error")
             return
         finally:
             self.table.write_batch()
@@ -257,11 +251,9 @@ class Router:
         read = parse_inline_commands(self.inline + data)
         self.inline = b""
         for args in read.commands:
-            if self.waiting is not None:
-                self.waiting.append((args, render_command(args)))
-            else:
-                self.dispatch(args, render_command(args))
-            if self.closed:
+            if not self._take(args, render_command(args)):
+                if not self.closed:  # an inline QUIT: answered, and nothing after it runs
+                    self.replies.flush()
                 return b""
         if read.too_big:
             self.replies.refuse(b"-ERR Protocol error: too big inline request\r\n", "protocol_error")
@@ -271,6 +263,14 @@ class Router:
             self.replies.flush()
         return read.rest
 
+    def _take(self, args: list[bytes], raw: bytes) -> bool:
+        """Run one command (or keep it until the cluster is ready); False once the input has ended."""
+        if self.waiting is not None:
+            self.waiting.append((args, raw))
+        else:
+            self.dispatch(args, raw)
+        return not (self.closed or self.closing)
+
     def dispatch(self, args: list[bytes], raw: bytes) -> None:
         """Route one command: decide its route (``choose_route``), then run that decision."""
         if self.draining:
@@ -279,17 +279,14 @@ class Router:
             return
         pubsub = self.table.pubsub
         if pubsub is not None:
-            if pubsub.transport is not None:
-                pubsub.transport.write(raw)
-            else:
-                pubsub.early.append(raw)
+            pubsub.command(args, raw)
             return
         table = self.table
         topology = self.topology
         sharing = table.pool is not None
         route = choose_route(args[0].lower(), args, topology.commands, topology.slot_map, sharing)
         kind, slot, socket, shared = route
-        if self.txn is not None:
+        if self.txn is not None and kind != QUIT:  # QUIT is never queued, as in the engine
             if self.txn.command(kind, slot, socket, raw):
                 self.txn = None
             return

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from amr.errors import ArmError, Conflict, InvalidParameter
+from amr.logic.arm.locations import location_key
 from amr.model.enums import ClusteringPolicy, TlsVersion, Toggle
 from amr.model.resources import Cluster, Database, Persistence
 from amr.model.sku import LEGACY_SKU_NAMES, SKUS, Sku, sku_by_name
@@ -92,7 +93,7 @@ def validate_cluster_change(current: Cluster, new: Cluster) -> None:
             "highAvailability cannot be changed from Enabled to Disabled; it can only be enabled.",
             target="properties.highAvailability",
         )
-    if new.location.replace(" ", "").lower() != current.location.replace(" ", "").lower():
+    if location_key(new.location) != location_key(current.location):
         raise InvalidParameter(f"location cannot be changed (it is '{current.location}').", target="location")
 
 

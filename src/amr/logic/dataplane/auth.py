@@ -9,7 +9,8 @@ Every way a command could reach the engine without the phase recognising it, and
   (``gateway_resp``) and names compared in ASCII upper case, as the engine's command lookup does.
   Input the parser cannot read exactly as the engine would (unbalanced quotes, NUL or 0xFF in an
   inline line, over-long lines, header numbers with a sign or leading zero, a bulk string without
-  its CRLF) is refused with an error and a close; it is never forwarded.
+  its CRLF) is refused with an error (the engine's own text where the engine refuses it too) and a
+  close; it is never forwarded.
 - Empty arguments: ``""`` is a command named "" (the engine answers "unknown command": still
   pending); an empty line and ``*0`` are no command for both, and get no reply.
 - A lone CR inside an inline line separates arguments (engine: the same); LF alone ends a line.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from amr.logic.dataplane.auth import REFUSED_AUTH, AuthOutcome, CommandKind, classify_command, judge_reply
 from amr.logic.resp.reply_scanner import ReplyScanner
-from amr.logic.resp.requests import Command, RequestParser, RespProtocolError
+from amr.logic.resp.requests import TOO_MUCH_BEFORE_AUTH, Command, RequestParser, RespProtocolError
 
 # What a routed connection's node connections must repeat to act as the client: its credentials and
 # its protocol version.
@@ -26,7 +26,7 @@ class PendingLimitError(RespProtocolError):
     """Complete commands still waiting for their replies, plus an incomplete one, exceed the limit."""
 
     def __init__(self) -> None:
-        super().__init__("too much data pending before authentication", too_big=True)
+        super().__init__(TOO_MUCH_BEFORE_AUTH, too_big=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,11 @@ UNWATCH = 15
 AUTH = 16  # AUTH, HELLO: every open node connection, remembered for new ones
 SUBSCRIBE = 17  # SUBSCRIBE PSUBSCRIBE SSUBSCRIBE: the connection becomes a pub/sub splice
 QUIT = 18
-CLIENTS = 19  # CLIENT LIST/INFO/KILL/ID: answered by the gateway, over the database's connections
+PUBLISH = 19  # to the pub/sub node (``amr.logic.dataplane.pubsub``), where every subscriber is
+PUBSUB = 20  # PUBSUB CHANNELS/NUMSUB/NUMPAT/SHARD...: every shard, replies merged
+MONITOR = 21  # every shard's stream of commands, merged
+CLIENT = 22  # CLIENT ...: TRACKING on every node connection (``amr.logic.dataplane.tracking``), else one node
+CLIENTS = 23  # CLIENT LIST/INFO/KILL/ID: answered by the gateway, over the database's connections
 
 _SPECIAL: dict[bytes, int] = {
     b"del": SPLIT_SUM, b"unlink": SPLIT_SUM, b"exists": SPLIT_SUM, b"touch": SPLIT_SUM,
@@ -42,7 +46,8 @@ _SPECIAL: dict[bytes, int] = {
     b"keys": KEYS, b"randomkey": RANDOMKEY, b"scan": SCAN, b"info": INFO, b"cluster": BLOCKED,
     b"multi": MULTI, b"exec": EXEC, b"discard": DISCARD, b"watch": WATCH, b"unwatch": UNWATCH,
     b"auth": AUTH, b"hello": AUTH, b"subscribe": SUBSCRIBE, b"psubscribe": SUBSCRIBE,
-    b"ssubscribe": SUBSCRIBE, b"quit": QUIT,
+    b"ssubscribe": SUBSCRIBE, b"quit": QUIT, b"publish": PUBLISH, b"pubsub": PUBSUB,
+    b"monitor": MONITOR, b"client": CLIENT,
 }  # fmt: skip
 # CLIENT subcommands about the connections themselves: the gateway's, not any one node's.
 _CLIENTS_SUBCOMMANDS = frozenset({b"list", b"info", b"kill", b"id"})
@@ -115,12 +120,12 @@ def parse_command_table(reply: Any) -> CommandTable:
 
 
 def choose_kind(name: bytes, args: list[bytes]) -> int:
-    """The kind of a command by its lower-case name (and subcommand for SCRIPT/FUNCTION)."""
+    """The kind of a command by its lower-case name (and subcommand for SCRIPT/FUNCTION/CLIENT)."""
+    if name == b"client" and len(args) > 1 and args[1].lower() in _CLIENTS_SUBCOMMANDS:
+        return CLIENTS
     kind = _SPECIAL.get(name)
     if kind is not None:
         return kind
-    if name == b"client" and len(args) > 1 and args[1].lower() in _CLIENTS_SUBCOMMANDS:
-        return CLIENTS
     if (name == b"script" or name == b"function") and len(args) > 1:
         if name + b"|" + args[1].lower() in _ALL_SUBCOMMANDS:
             return ALL_FIRST

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from amr.logic.dataplane.command_routing import (
     AUTH,
+    CLIENT,
     DISCARD,
     EXEC,
     KEYED,
+    MONITOR,
     MULTI,
     SUBSCRIBE,
     UNWATCH,
@@ -23,7 +25,7 @@ from amr.logic.dataplane.command_routing import (
 )
 
 # Kinds the router runs on the client's own connections: transactions, credentials, subscriptions.
-_DEDICATED_KINDS = frozenset({MULTI, EXEC, DISCARD, WATCH, UNWATCH, AUTH, SUBSCRIBE})
+_DEDICATED_KINDS = frozenset({MULTI, EXEC, DISCARD, WATCH, UNWATCH, AUTH, SUBSCRIBE, MONITOR})
 # In a connection category, yet answered the same on any connection.
 _STATELESS = frozenset({b"ping", b"echo", b"command", b"quit"})
 # CLIENT SETINFO only labels the connection (redis-py sends it on every connect); HELP is text.
@@ -44,16 +46,16 @@ def choose_shared(kind: int, name: bytes, args: list[bytes], table: CommandTable
     categories, and a fixed list for when the table is not known). Commands (and CLIENT subcommands)
     the engine does not know are shareable: it answers them with an error and changes nothing."""
     if kind != KEYED:
+        if kind == CLIENT:
+            if len(args) < 2:
+                return False
+            sub = args[1].lower()
+            # A subcommand the engine does not know it refuses, changing nothing (redis-py sends
+            # CLIENT MAINT_NOTIFICATIONS on every connect, for servers that have it).
+            return sub in _STATELESS_CLIENT or (bool(table) and b"client|" + sub not in table)
         return kind not in _DEDICATED_KINDS
     if name in _STATELESS:
         return True
-    if name == b"client":
-        if len(args) < 2:
-            return False
-        sub = args[1].lower()
-        # A subcommand the engine does not know it refuses, changing nothing (redis-py sends CLIENT
-        # MAINT_NOTIFICATIONS on every connect, for servers that have it).
-        return sub in _STATELESS_CLIENT or (bool(table) and b"client|" + sub not in table)
     if name in _STATEFUL:
         return False
     spec = table.get(name)

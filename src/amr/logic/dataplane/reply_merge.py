@@ -5,15 +5,14 @@ frame; the first error any shard returned wins, as it would on a single node."""
 from __future__ import annotations
 
 import random
-import re
 
 from amr.logic.resp.frames import parse_bulk, parse_integer, render_bulk, split_aggregate
 
 INVALID_CURSOR_REPLY = b"-ERR invalid cursor\r\n"
-_KEYSPACE_LINE = re.compile(rb"^db(\d+):keys=(\d+),expires=(\d+)(?:,avg_ttl=(\d+))?(.*)$")
 
 
-def _error(frames: list[bytes]) -> bytes | None:
+def first_error(frames: list[bytes]) -> bytes | None:
+    """The first error reply among the shards' replies (None if none failed)."""
     for frame in frames:
         if frame[:1] in (b"-", b"!"):
             return frame
@@ -22,7 +21,7 @@ def _error(frames: list[bytes]) -> bytes | None:
 
 def merge_sum(frames: list[bytes]) -> bytes:
     """DEL/UNLINK/EXISTS/TOUCH/DBSIZE: the sum of the shards' integers."""
-    err = _error(frames)
+    err = first_error(frames)
     if err is not None:
         return err
     return b":%d\r\n" % sum(parse_integer(f) or 0 for f in frames)
@@ -30,14 +29,14 @@ def merge_sum(frames: list[bytes]) -> bytes:
 
 def merge_first(frames: list[bytes]) -> bytes:
     """MSET, FLUSHALL, FLUSHDB, SCRIPT LOAD...: the first shard's reply when none failed."""
-    err = _error(frames)
+    err = first_error(frames)
     return err if err is not None else frames[0]
 
 
 def merge_in_order(frames: list[bytes], positions: list[list[int]], total: int) -> bytes:
     """MGET: each shard answered an array for the keys at ``positions[i]`` of the original command;
     the client gets one array in its own key order."""
-    err = _error(frames)
+    err = first_error(frames)
     if err is not None:
         return err
     values: list[bytes] = [b""] * total
@@ -49,7 +48,7 @@ def merge_in_order(frames: list[bytes], positions: list[list[int]], total: int) 
 
 def merge_concat(frames: list[bytes]) -> bytes:
     """KEYS: every shard's array, one after the other."""
-    err = _error(frames)
+    err = first_error(frames)
     if err is not None:
         return err
     items = [item for frame in frames for item in split_aggregate(frame)]
@@ -58,7 +57,7 @@ def merge_concat(frames: list[bytes]) -> bytes:
 
 def choose_random_key(frames: list[bytes], rng: random.Random) -> bytes:
     """RANDOMKEY: one shard's key, at random among the shards that have keys (null when none does)."""
-    err = _error(frames)
+    err = first_error(frames)
     if err is not None:
         return err
     found = [f for f in frames if parse_bulk(f) is not None]
@@ -91,35 +90,3 @@ def merge_scan(frame: bytes, shard: int, shards: int) -> bytes:
     else:
         value = shard + 1 if shard + 1 < shards else 0
     return b"*2\r\n" + render_bulk(b"%d" % value) + keys_frame
-
-
-def merge_info(frames: list[bytes]) -> bytes:
-    """INFO: the first shard's text, its Keyspace section showing every shard's keys and expires
-    summed (avg_ttl of the first shard that has keys)."""
-    err = _error(frames)
-    if err is not None:
-        return err
-    texts = [parse_bulk(f) or b"" for f in frames]
-    totals: dict[bytes, list[int]] = {}
-    for text in texts:
-        for line in text.split(b"\r\n"):
-            m = _KEYSPACE_LINE.match(line)
-            if m is None:
-                continue
-            entry = totals.setdefault(m.group(1), [0, 0, int(m.group(4) or 0)])
-            entry[0] += int(m.group(2))
-            entry[1] += int(m.group(3))
-    first = texts[0]
-    if b"# Keyspace" not in first:
-        return frames[0]
-    head, _, tail = first.partition(b"# Keyspace\r\n")
-    rest = tail.split(b"\r\n")
-    kept = [line for line in rest if not _KEYSPACE_LINE.match(line)]
-    lines = [
-        b"db%s:keys=%d,expires=%d,avg_ttl=%d" % (db, k, e, t) for db, (k, e, t) in sorted(totals.items())
-    ]
-    # The section's own lines come first, then whatever followed them (other sections).
-    body = head + b"# Keyspace\r\n" + b"\r\n".join(lines + kept)
-    if frames[0][:1] == b"=":
-        return b"=%d\r\ntxt:%s\r\n" % (len(body) + 4, body)
-    return render_bulk(body)

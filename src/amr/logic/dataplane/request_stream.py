@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amr.logic.dataplane.command_routing import KEYED, CommandTable, choose_keys, choose_kind, choose_slot
+from amr.logic.dataplane.command_routing import (
+    KEYED,
+    PUBLISH,
+    CommandTable,
+    choose_keys,
+    choose_kind,
+    choose_slot,
+)
+from amr.logic.dataplane.pubsub import PUBSUB_SLOT
 from amr.logic.resp.requests import RespProtocolError
 
 # An incomplete command holding more than this is streamed, or held from the budget.
@@ -115,13 +123,16 @@ class CommandScanner:
 
 def choose_stream_slot(scanner: CommandScanner, table: CommandTable) -> int | None:
     """Where a big command can be sent before it is complete: its slot (-1: any node, for a keyless
-    command), or None when its destination cannot be known yet (keys after the big argument, a
+    command; for PUBLISH the slot whose node is the pub/sub node), or None when its destination cannot be known yet (keys after the big argument, a
     command split across shards or handled by the router, a command the engine does not know)."""
     args = scanner.args
     if not args:
         return None
     name = args[0].lower()
-    if choose_kind(name, args) != KEYED:
+    kind = choose_kind(name, args)
+    if kind == PUBLISH:
+        return PUBSUB_SLOT  # its node is the pub/sub node
+    if kind != KEYED:
         return None
     spec = table.get(name)
     if spec is None or spec.container or spec.movable:

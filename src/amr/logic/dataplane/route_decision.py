@@ -15,6 +15,7 @@ from amr.logic.dataplane.command_routing import (
     KEYED,
     MGET,
     MSET,
+    PUBLISH,
     SPLIT_SUM,
     SUBSCRIBE,
     WATCH,
@@ -24,6 +25,7 @@ from amr.logic.dataplane.command_routing import (
     choose_slot,
 )
 from amr.logic.dataplane.link_sharing import choose_shared
+from amr.logic.dataplane.pubsub import choose_pubsub_node
 
 # (kind, slot, socket, shared):
 #   kind    the command's kind (``amr.logic.dataplane.command_routing``: KEYED, SPLIT_SUM, MGET, SCAN, ...)
@@ -42,7 +44,8 @@ def choose_route(
     for a client that no longer ``sharing``: it has connections of its own for good).
 
     Keys by kind: the engine's key positions for a keyed command, every argument for DEL/UNLINK/
-    EXISTS/TOUCH/MGET/WATCH, every other argument for MSET, the channel for SSUBSCRIBE."""
+    EXISTS/TOUCH/MGET/WATCH, every other argument for MSET, the channels for SSUBSCRIBE. PUBLISH
+    goes to the pub/sub node (``amr.logic.dataplane.pubsub``)."""
     kind = choose_kind(name, args)
     if kind == KEYED:
         keys = choose_keys(name, args, table)
@@ -51,7 +54,7 @@ def choose_route(
     elif kind == MSET:
         keys = args[1::2]
     elif kind == SUBSCRIBE and name == b"ssubscribe":
-        keys = args[1:2]
+        keys = args[1:]
     else:
         keys = []
     slot = choose_slot(keys) if keys else -1
@@ -60,4 +63,6 @@ def choose_route(
         index = slot_map.owner[slot]
         primaries = slot_map.primaries
         socket = primaries[index] if index >= 0 else primaries[0]
+    elif kind == PUBLISH:
+        socket = choose_pubsub_node(slot_map)
     return kind, slot, socket, sharing and choose_shared(kind, name, args, table)

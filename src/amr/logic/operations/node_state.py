@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from amr.logic.render.announce import ClientAnnouncement
 from amr.logic.render.valkey_conf import InternalUser
 from amr.logic.security.node_credentials import DatabaseCredentials
 from amr.logic.topology.resharding import ClusterNodeLine
@@ -32,6 +33,9 @@ class NodeEnvironment:
     rejoin_wait_ms: int = 0
     # Slots of the database are migrating between its shards (see ``render_moving_slots_settings``).
     moving_slots: bool = False
+    # What clustered nodes tell clients about where nodes are (None: the engine cannot say more
+    # than the public host name).
+    client_announcement: ClientAnnouncement | None = None
 
 
 @dataclass(frozen=True)

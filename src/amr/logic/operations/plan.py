@@ -28,6 +28,7 @@ from amr.logic.operations.node_actions import (
     WriteConfig,
 )
 from amr.logic.operations.node_state import NodeEnvironment, NodeTarget, ObservedNode
+from amr.logic.render.announce import render_announce_settings
 from amr.logic.render.routes import node_socket_path
 from amr.logic.render.valkey_conf import (
     NodeConfigInput,
@@ -76,6 +77,13 @@ def plan_node_targets(
         # reach it; without it the primary sees the connection's source address.
         ("replica-announce-ip", env.internal_host),
         *render_moving_slots_settings(env.moving_slots),
+        # Held live too, so the nodes of a database created before (or a changed public host) show
+        # clients the public address without a restart.
+        *(
+            render_announce_settings(env.public_host, env.client_announcement)
+            if db.clustering_policy.cluster_mode
+            else ()
+        ),
     )
     leaders = {n.shard: n for n in db.nodes if n.role is Role.PRIMARY}
     by_name = {n.name: n for n in db.nodes}
@@ -107,6 +115,7 @@ def plan_node_targets(
                 primary_port=primary.port if primary and role is Role.REPLICA else None,
                 max_clients=env.max_clients,
                 moving_slots=env.moving_slots,
+                client_announcement=env.client_announcement,
             )
         )
         spec = NodeSpec(
@@ -207,7 +216,9 @@ def plan_database_actions(
         seen = observed[t.spec.name]
         changes: list[Action] = []
         for parameter, value in t.live_config:
-            if seen.config.get(parameter) != value:
+            # A setting the node does not report is one its engine does not have (it is left out of
+            # valkey.conf for such an engine too).
+            if parameter in seen.config and seen.config[parameter] != value:
                 changes.append(ConfigSet(t.spec, parameter, value))
         rule = tuple(render_default_user_rule(t.default_user_on, keys))
         if (

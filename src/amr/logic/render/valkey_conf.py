@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from amr.logic.render.announce import ClientAnnouncement, render_announce_settings
 from amr.logic.security.node_credentials import (
     ADMIN_USER,
     GATEWAY_COMMANDS,
@@ -33,9 +34,19 @@ _DENIED_COMMANDS = (
     # the engine would list amr's connections and close them, and knows no client's real address.
     "client|list", "client|kill",
 )  # fmt: skip
-_ALLOWED_CLUSTER_SUBCOMMANDS = (
-    "info", "slots", "shards", "nodes", "keyslot", "myid", "myshardid", "countkeysinslot",
-    "getkeysinslot", "links",
+# Subcommands of denied commands that tenants keep: they read, change nothing, and show nothing of
+# amr's own users or connections. Read-only CLUSTER subcommands let cluster-aware clients discover
+# the topology. ACL WHOAMI (the caller's own user), CAT (the command categories, as COMMAND shows
+# them), GENPASS (random bytes) and HELP; not LIST, USERS, GETUSER (amr's users and password hashes),
+# DRYRUN (what amr's users may run), LOG (failed logins to amr's users, amr's connections; LOG RESET
+# would erase it) nor anything that changes users. MODULE LIST and HELP; not LOAD/LOADEX/UNLOAD.
+_ALLOWED_SUBCOMMANDS = (
+    *(f"cluster|{s}" for s in (
+        "info", "slots", "shards", "nodes", "keyslot", "myid", "myshardid", "countkeysinslot",
+        "getkeysinslot", "links",
+    )),
+    "acl|whoami", "acl|cat", "acl|genpass", "acl|help",
+    "module|list", "module|help",
 )  # fmt: skip
 
 _EVICTION = {
@@ -141,18 +152,18 @@ def render_default_user_rule(enabled: bool, keys: tuple[str, ...]) -> list[str]:
     rule = ["reset", "on" if enabled else "off"]
     rule += [password_hash(k) for k in keys if k]
     rule += ["~*", "&*", "+@all"] + [f"-{c}" for c in _DENIED_COMMANDS]
-    rule += [f"+cluster|{s}" for s in _ALLOWED_CLUSTER_SUBCOMMANDS]
+    rule += [f"+{s}" for s in _ALLOWED_SUBCOMMANDS]
     return rule
 
 
 def default_user_is_current(rule: list[str] | tuple[str, ...], commands: str | None) -> bool:
-    """Whether the ``default`` user's command rules (as ACL GETUSER shows them; None: unknown) deny
-    every command ``rule`` denies: a node an older amr set up may let tenants run one this version
-    keeps for itself, and gets the rule again, live."""
+    """Whether the ``default`` user's command rules (as ACL GETUSER shows them; None: unknown) are
+    every command rule of ``rule``: a node an older amr set up may let tenants run a command this
+    version keeps for itself, or refuse one it now grants, and gets the rule again, live."""
     if commands is None:
         return True
     have = set(commands.split())
-    return all(word in have for word in rule if word.startswith("-"))
+    return all(word in have for word in rule if word[:1] in "+-")
 
 
 @dataclass(frozen=True)
@@ -225,6 +236,8 @@ class NodeConfigInput:
     primary_port: int | None  # the primary's port, for a replica of a non-clustered database
     max_clients: int = 10000
     moving_slots: bool = False  # see render_moving_slots_settings
+    # What a clustered node tells clients about where nodes are (amr.logic.render.announce).
+    client_announcement: ClientAnnouncement | None = None
 
 
 def render_valkey_conf(c: NodeConfigInput) -> str:
@@ -275,9 +288,12 @@ def render_valkey_conf(c: NodeConfigInput) -> str:
             'cluster-config-file "nodes.conf"',
             "cluster-node-timeout 5000",
             f"cluster-port {c.port + CLUSTER_BUS_OFFSET}",
+            # Peers reach each other on the internal address; clients are told the public one.
             f"cluster-announce-ip {c.internal_host}",
-            f"cluster-announce-hostname {c.public_host}",
-            "cluster-preferred-endpoint-type hostname",
+            *(
+                f"{name} {value}"
+                for name, value in render_announce_settings(c.public_host, c.client_announcement)
+            ),
             "cluster-require-full-coverage no",
             "cluster-allow-replica-migration no",
         ]

@@ -13,6 +13,13 @@ the wrong command. Where the engine is more lenient than the rules below (a head
 any byte, a bulk string followed by any two bytes, a NUL in an inline line, which the engine waits on
 until its 64 KiB inline limit), the parser refuses the input: what it accepts, the engine reads the
 same way.
+
+Where it refuses input the engine refuses too, the error is the engine's own text (valkey's
+``networking.c``), so a client or test suite sees the same answer through the gateway as from the
+engine: a line with no end in sight, a header no number fits, more arguments or a longer argument
+than the engine lets a client send before it has authenticated. The phase's limits are smaller than
+the engine's (it answers as soon as the input can only end in that error); input only the phase's
+own byte budget refuses gets ``too much data before authentication``.
 """
 
 from __future__ import annotations
@@ -27,6 +34,23 @@ HEADER_MAX = 32
 MIN_ARG_BYTES = 6
 # The engine's PROTO_INLINE_MAX_SIZE: an inline line longer than this is a protocol error there.
 INLINE_MAX = 64 * 1024
+# The engine's proto-max-bulk-len (its default; amr does not change it): a longer bulk string is
+# refused from anyone.
+PROTO_MAX_BULK_LEN = 512 * 1024 * 1024
+# What the engine lets a client that has not authenticated declare (networking.c): 10 arguments and
+# bulk strings of 16 KiB.
+UNAUTHENTICATED_ARGS_MAX = 10
+UNAUTHENTICATED_BULK_MAX = 16384
+# The engine's protocol errors the phase answers with, in the same situations.
+TOO_BIG_INLINE = "Protocol error: too big inline request"
+TOO_BIG_MBULK_COUNT = "Protocol error: too big mbulk count string"
+TOO_BIG_BULK_COUNT = "Protocol error: too big bulk count string"
+INVALID_MBULK_LENGTH = "Protocol error: invalid multibulk length"
+INVALID_BULK_LENGTH = "Protocol error: invalid bulk length"
+UNAUTHENTICATED_MBULK_LENGTH = "Protocol error: unauthenticated multibulk length"
+UNAUTHENTICATED_BULK_LENGTH = "Protocol error: unauthenticated bulk length"
+# The phase's own byte budget (gateway.auth_buffer_limit), where the engine would still read on.
+TOO_MUCH_BEFORE_AUTH = "too much data before authentication"
 # string2ll refuses numbers of this many characters or more (LONG_STR_SIZE).
 _LONG_STR_SIZE = 21
 _INT_MAX = 2**31 - 1
@@ -39,21 +63,26 @@ _ARG_END = b" \n\r\t"
 _ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
 _HEX = b"0123456789abcdefABCDEF"
 _UNBALANCED = "Protocol error: unbalanced quotes in request"
-# Inline bytes the engine does not read as they are: it never finishes a line holding NUL (it reads a
-# C string), and valkey 8.1 drops 0xFF bytes from inline arguments (measured: ``AU\xffTH`` runs AUTH).
-_UNREADABLE = "Protocol error: NUL or 0xFF byte in inline request"
+# Inline bytes the engine does not read as they are. It never finishes a line holding NUL (it looks
+# for the line end in a C string), so the only answer it ever gives one is TOO_BIG_INLINE, once 64 KiB
+# have come; the phase gives it at once. valkey 8.1 drops 0xFF bytes from inline arguments (measured:
+# ``AU\xffTH`` runs AUTH), which the phase refuses rather than depend on.
+_NUL_IN_INLINE = "NUL byte in an inline request (the engine never ends such a line)"
+_FF_IN_INLINE = "Protocol error: 0xFF byte in inline request"
 
 
 class RespProtocolError(AmrError):
     """The byte stream is not valid RESP, or declares more than the limit allows.
 
     ``too_big`` says whether it was the size limit (rather than malformed input); ``reply`` is the
-    RESP error line to send the client before closing.
+    RESP error line to send the client before closing; ``detail`` says why, for the audit log, where
+    the message alone (the engine's text) would not.
     """
 
-    def __init__(self, message: str, too_big: bool = False) -> None:
+    def __init__(self, message: str, too_big: bool = False, detail: str = "") -> None:
         super().__init__(message)
         self.too_big = too_big
+        self.detail = detail or message
 
     @property
     def reply(self) -> bytes:
@@ -162,6 +191,25 @@ def _read_escape(line: bytes, i: int, cur: bytearray) -> int:
     return i + 1
 
 
+def _refuse_unreadable(data: bytes | bytearray, start: int) -> None:
+    """Refuse inline bytes from ``start`` on that the engine does not read as they are."""
+    if data.find(b"\0", start) >= 0:
+        raise RespProtocolError(TOO_BIG_INLINE, detail=_NUL_IN_INLINE)
+    if data.find(b"\xff", start) >= 0:
+        raise RespProtocolError(_FF_IN_INLINE)
+
+
+def choose_bulk_refusal(length: int) -> str:
+    """What to answer a bulk string of ``length`` bytes that the phase's budget cannot hold: the
+    engine's error where the engine refuses that length too (over proto-max-bulk-len from anyone,
+    over 16 KiB before authentication), else the phase's own."""
+    if length > PROTO_MAX_BULK_LEN:
+        return INVALID_BULK_LENGTH
+    if length > UNAUTHENTICATED_BULK_MAX:
+        return UNAUTHENTICATED_BULK_LENGTH
+    return TOO_MUCH_BEFORE_AUTH
+
+
 class RequestParser:
     """Splits a client's byte stream into commands (RESP arrays of bulk strings, or inline lines).
 
@@ -211,29 +259,40 @@ class RequestParser:
             self._scan -= self._start
             self._start = 0
         if len(self._buf) > self.limit:
-            raise RespProtocolError("request too large before authentication", too_big=True)
+            raise RespProtocolError(TOO_MUCH_BEFORE_AUTH, too_big=True)
         return out
 
-    def _line(self, max_len: int, crlf: bool) -> bytes | None:
-        """The next line (without its terminator), or None if it has not fully arrived."""
+    def _line(self, max_len: int) -> bytes | None:
+        """The next inline line (without its terminator), or None if it has not fully arrived. One
+        longer than ``max_len`` is refused as the engine refuses one over its inline limit."""
         buf = self._buf
         end = buf.find(b"\n", max(self._scan, self._pos))
-        if end < 0:
-            if len(buf) - self._pos > max_len:
-                if crlf:
-                    raise RespProtocolError("Protocol error: invalid header line")
-                raise RespProtocolError("Protocol error: too big inline request", too_big=True)
+        if end < 0 and len(buf) - self._pos <= max_len:
             self._scan = len(buf)
             return None
-        if end - self._pos > max_len:
-            if crlf:
-                raise RespProtocolError("Protocol error: invalid header line")
-            raise RespProtocolError("Protocol error: too big inline request", too_big=True)
+        if end < 0 or end - self._pos > max_len:
+            raise RespProtocolError(TOO_BIG_INLINE, too_big=True)
         line = bytes(buf[self._pos : end])
         if line.endswith(b"\r"):
             line = line[:-1]
-        elif crlf:
-            raise RespProtocolError("Protocol error: header line must end with CRLF")
+        self._pos = self._scan = end + 1
+        return line
+
+    def _header(self, unending: str, invalid: str) -> bytes | None:
+        """The next ``*<n>``/``$<n>`` header line (without its CRLF), or None if it has not fully
+        arrived. The engine answers ``unending`` to a header that does not end within its inline
+        limit and ``invalid`` to one that ends but holds no number it reads; the phase answers the
+        same once the header is longer than any number (the first when no line end has come yet)."""
+        buf = self._buf
+        end = buf.find(b"\n", max(self._scan, self._pos))
+        if end < 0 and len(buf) - self._pos <= HEADER_MAX:
+            self._scan = len(buf)
+            return None
+        if end < 0:
+            raise RespProtocolError(unending)
+        if end - self._pos > HEADER_MAX or buf[end - 1] != 0x0D:
+            raise RespProtocolError(invalid)
+        line = bytes(buf[self._pos : end - 1])
         self._pos = self._scan = end + 1
         return line
 
@@ -252,24 +311,23 @@ class RequestParser:
                 return None
             if buf[self._pos] != 0x2A:  # not "*": an inline command
                 scanned = max(self._scan, self._pos)
-                line = self._line(min(self.limit, INLINE_MAX - 2), crlf=False)
+                line = self._line(min(self.limit, INLINE_MAX - 2))
                 if line is None:
-                    if buf.find(b"\0", scanned) >= 0 or buf.find(b"\xff", scanned) >= 0:
-                        raise RespProtocolError(_UNREADABLE)
+                    _refuse_unreadable(buf, scanned)
                     return None
-                if b"\0" in line or b"\xff" in line:
-                    raise RespProtocolError(_UNREADABLE)
+                _refuse_unreadable(line, 0)
                 return self._finish(split_inline_args(line))
-            header = self._line(HEADER_MAX, crlf=True)
+            header = self._header(TOO_BIG_MBULK_COUNT, INVALID_MBULK_LENGTH)
             if header is None:
                 return None
             n = parse_engine_int(header[1:])
             if n is None or n > _INT_MAX:
-                raise RespProtocolError("Protocol error: invalid multibulk length")
+                raise RespProtocolError(INVALID_MBULK_LENGTH)
             if n <= 0:
                 return self._finish([])
             if (self._pos - self._start) + n * MIN_ARG_BYTES > self.limit:
-                raise RespProtocolError("Protocol error: too many arguments before authentication", True)
+                # Far more than the engine lets a client that has not authenticated declare.
+                raise RespProtocolError(UNAUTHENTICATED_MBULK_LENGTH, too_big=True)
             self._nargs = n
         while self._nargs > 0:
             if self._bulk < 0:
@@ -277,15 +335,15 @@ class RequestParser:
                     return None
                 if buf[self._pos] != 0x24:  # "$"
                     raise RespProtocolError("Protocol error: expected '$'")
-                header = self._line(HEADER_MAX, crlf=True)
+                header = self._header(TOO_BIG_BULK_COUNT, INVALID_BULK_LENGTH)
                 if header is None:
                     return None
                 length = parse_engine_int(header[1:])
                 if length is None or length < 0:
-                    raise RespProtocolError("Protocol error: invalid bulk length")
+                    raise RespProtocolError(INVALID_BULK_LENGTH)
                 need = (self._pos - self._start) + length + 2 + (self._nargs - 1) * MIN_ARG_BYTES
                 if need > self.limit:
-                    raise RespProtocolError("Protocol error: bulk too large before authentication", True)
+                    raise RespProtocolError(choose_bulk_refusal(length), too_big=True)
                 self._bulk = length
             end = self._pos + self._bulk
             if len(buf) < end + 2:

@@ -47,7 +47,7 @@ def test_the_command_table_marks_what_acts_on_its_connection() -> None:
     "command",
     [
         b"GET k", b"SET k v", b"MGET a b", b"MSET a 1 b 2", b"DEL a b", b"DBSIZE", b"FLUSHALL", b"KEYS *",
-        b"SCAN 0", b"INFO", b"RANDOMKEY", b"PING", b"ECHO hi", b"PUBLISH ch m", b"COMMAND COUNT",
+        b"SCAN 0", b"INFO", b"RANDOMKEY", b"PING", b"ECHO hi", b"PUBLISH ch m", b"PUBSUB NUMSUB ch", b"COMMAND COUNT",
         b"CLIENT SETINFO LIB-NAME redis-py", b"CLIENT MAINT_NOTIFICATIONS ON", b"EVAL script 0", b"CLUSTER INFO", b"QUIT", b"NOSUCHCOMMAND x",
         # Answered by the gateway, about the gateway's connections: no node connection's state.
         b"CLIENT ID", b"CLIENT LIST", b"CLIENT INFO", b"CLIENT KILL ID 5",

@@ -13,8 +13,11 @@ from amr.logic.dataplane.command_routing import (
     EXEC,
     KEYED,
     MGET,
+    MONITOR,
     MSET,
     MULTI,
+    PUBLISH,
+    PUBSUB,
     QUIT,
     SCAN,
     SPLIT_SUM,
@@ -56,7 +59,7 @@ def _route(*args: bytes) -> tuple[int, int, str, bool]:
         ((b"MGET", b"x"), MGET, [b"x"], True),
         ((b"MSET", b"k", b"v", b"{k}2", b"w"), MSET, [b"k", b"{k}2"], True),
         ((b"WATCH", b"w"), WATCH, [b"w"], False),
-        ((b"SSUBSCRIBE", b"ch", b"other"), SUBSCRIBE, [b"ch"], False),
+        ((b"SSUBSCRIBE", b"{ch}a", b"{ch}b"), SUBSCRIBE, [b"{ch}a"], False),
         ((b"SUBSCRIBE", b"ch"), SUBSCRIBE, [], False),
         ((b"FLUSHALL",), ALL_FIRST, [], True),
         ((b"SCAN", b"0"), SCAN, [], True),
@@ -65,6 +68,8 @@ def _route(*args: bytes) -> tuple[int, int, str, bool]:
         ((b"EXEC",), EXEC, [], False),
         ((b"AUTH", b"k"), AUTH, [], False),
         ((b"QUIT",), QUIT, [], True),
+        ((b"PUBSUB", b"NUMSUB", b"ch"), PUBSUB, [], True),
+        ((b"MONITOR",), MONITOR, [], False),
     ],
 )
 def test_the_route_names_kind_slot_node_and_sharing(
@@ -74,7 +79,14 @@ def test_the_route_names_kind_slot_node_and_sharing(
     assert _route(*args) == (kind, slot, _socket(keys[0]) if keys else "", shared)
 
 
+def test_publish_goes_to_the_node_serving_slot_0_where_every_subscriber_is() -> None:
+    assert _route(b"PUBLISH", b"ch", b"hi") == (PUBLISH, -1, A, True)
+    moved = SlotMap([1] * 16384, (A, B))
+    assert choose_route(b"publish", [b"PUBLISH", b"ch", b"m"], TABLE, moved) == (PUBLISH, -1, B, True)
+
+
 def test_keys_in_different_slots_have_no_one_slot_and_no_node() -> None:
+    assert _route(b"SSUBSCRIBE", b"a", b"b")[1:3] == (-2, "")
     assert _route(b"MGET", b"a", b"b")[1:3] == (-2, "")
     assert _route(b"DEL", b"a", b"b")[1:3] == (-2, "")
     assert _route(b"WATCH", b"a", b"b")[1:3] == (-2, "")

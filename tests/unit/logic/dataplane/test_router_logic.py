@@ -34,7 +34,6 @@ from amr.logic.dataplane.reply_merge import (
     merge_concat,
     merge_first,
     merge_in_order,
-    merge_info,
     merge_scan,
     merge_sum,
     parse_scan_cursor,
@@ -253,24 +252,6 @@ def test_scan_cursors_round_trip_and_walk_the_shards(shards: int) -> None:
     assert last == b"*2\r\n$1\r\n0\r\n" + keys
     if shards > 1:
         assert merge_scan(b"*2\r\n$1\r\n0\r\n" + keys, 0, shards) == b"*2\r\n$1\r\n1\r\n" + keys
-
-
-def test_info_keyspace_is_summed_and_the_rest_comes_from_the_first_shard() -> None:
-    def bulk(text: bytes) -> bytes:
-        return b"$%d\r\n%s\r\n" % (len(text), text)
-
-    first = b"# Server\r\nredis_version:8\r\n\r\n# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=10\r\n"
-    second = b"# Server\r\nredis_version:8\r\n\r\n# Keyspace\r\ndb0:keys=4,expires=0,avg_ttl=0\r\n"
-    empty = b"# Server\r\nredis_version:8\r\n\r\n# Keyspace\r\n"
-    merged = merge_info([bulk(first), bulk(second), bulk(empty)])
-    assert b"db0:keys=7,expires=1,avg_ttl=10" in merged and merged.count(b"db0:") == 1
-    assert merged.startswith(b"$") and b"redis_version:8" in merged
-    from_empty = merge_info([bulk(empty), bulk(second)])
-    assert b"db0:keys=4,expires=0" in from_empty
-    verbatim = b"=%d\r\ntxt:%s\r\n" % (len(first) + 4, first)
-    assert merge_info([verbatim, bulk(second)]).startswith(b"=")
-    no_keyspace = bulk(b"# Server\r\nx:1\r\n")
-    assert merge_info([no_keyspace, no_keyspace]) == no_keyspace
 
 
 # --- slot map and redirects -------------------------------------------------------------------

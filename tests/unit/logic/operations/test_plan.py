@@ -19,6 +19,7 @@ from amr.logic.operations.node_actions import (
     describe_actions,
 )
 from amr.logic.operations.plan import plan_database_actions, plan_node_targets
+from amr.logic.render.announce import ClientAnnouncement
 from amr.logic.render.valkey_conf import password_hash
 from amr.model.enums import AofFrequency, ClusteringPolicy, EvictionPolicy, RdbFrequency, Toggle
 from amr.model.node import ProcessState, Role
@@ -78,6 +79,41 @@ def test_client_memory_limits_are_set_live_on_a_node_that_lacks_them() -> None:
         for name, value in (("client-output-buffer-limit", limit), ("maxmemory-clients", half))
     ]
     assert all(f"maxmemory-clients {half}" in t.spec.config for t in targets)
+
+
+def test_clustered_nodes_of_an_older_amr_announce_the_public_address_live() -> None:
+    # Nodes that still tell clients their internal address (started before amr announced the public
+    # one) get it CONFIG SET live; a NoCluster database's nodes have no cluster to announce.
+    env = dataclasses.replace(ENV, client_announcement=ClientAnnouncement("127.0.0.1", "ip"))
+    targets = plan_node_targets(database(), CLUSTER, env)
+    observed = synced_cluster(targets)
+    for seen in observed.values():
+        seen.config["cluster-announce-client-ipv4"] = ""
+        seen.config["cluster-preferred-endpoint-type"] = "hostname"
+    actions = plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS)
+    sets = [(a.spec.name, a.parameter, a.value) for a in actions if isinstance(a, ConfigSet)]
+    assert sets == [
+        (t.spec.name, name, value)
+        for t in targets
+        for name, value in (
+            ("cluster-announce-client-ipv4", "127.0.0.1"),
+            ("cluster-preferred-endpoint-type", "ip"),
+        )
+    ]
+    assert all("cluster-announce-client-ipv4 127.0.0.1" in t.spec.config for t in targets)
+    nocluster = plan_node_targets(database(ClusteringPolicy.NO_CLUSTER), CLUSTER, env)
+    assert not any(name.startswith("cluster-") for t in nocluster for name, _ in t.live_config)
+
+
+def test_a_setting_the_engine_does_not_have_is_not_set() -> None:
+    # An engine without cluster-announce-client-ipv4 does not report it: nothing to set (and no
+    # error from CONFIG SET on every pass).
+    env = dataclasses.replace(ENV, client_announcement=ClientAnnouncement("127.0.0.1", "ip"))
+    targets = plan_node_targets(database(), CLUSTER, env)
+    observed = synced_cluster(targets)
+    for seen in observed.values():
+        del seen.config["cluster-announce-client-ipv4"]
+    assert plan_database_actions(ClusteringPolicy.OSS_CLUSTER, targets, observed, KEYS) == []
 
 
 def test_nodes_not_ready_come_first_and_alone() -> None:

@@ -238,3 +238,53 @@ def test_client_memory_limits_follow_maxmemory_in_the_file() -> None:
     assert conf[at + 1 : at + 3] == [f"{name} {value}" for name, value in limits]
     # Never unlimited (the engine's default for normal clients is 0 0 0).
     assert "normal 0 0 0" not in "\n".join(conf)
+
+
+@pytest.mark.parametrize(
+    "subcommand, granted",
+    [
+        # Read-only, about the caller or the command table: what client libraries ask for.
+        ("acl|whoami", True), ("acl|cat", True), ("acl|genpass", True), ("acl|help", True),
+        ("module|list", True), ("module|help", True),
+        # amr's users, their password hashes and permissions, their failed logins: kept.
+        ("acl|list", False), ("acl|users", False), ("acl|getuser", False), ("acl|dryrun", False),
+        ("acl|log", False),
+        # Changes: kept.
+        ("acl|setuser", False), ("acl|deluser", False), ("acl|save", False), ("acl|load", False),
+        ("module|load", False), ("module|loadex", False), ("module|unload", False),
+    ],
+)  # fmt: skip
+def test_tenants_get_read_only_introspection_and_nothing_else_of_acl_and_module(
+    subcommand: str, granted: bool
+) -> None:
+    rule = render_default_user_rule(True, KEYS)
+    parent = subcommand.split("|")[0]
+    # The whole command is denied first, then the granted subcommands are added back after it.
+    assert f"-{parent}" in rule
+    assert (f"+{subcommand}" in rule) is granted
+    if granted:
+        assert rule.index(f"+{subcommand}") > rule.index(f"-{parent}")
+
+
+def test_a_default_user_without_the_granted_introspection_is_set_again() -> None:
+    from amr.logic.render.valkey_conf import default_user_is_current
+
+    rule = render_default_user_rule(True, KEYS)
+    current = " ".join(w for w in rule if w[:1] in "+-")
+    assert default_user_is_current(rule, current)
+    assert not default_user_is_current(rule, current.replace(" +acl|whoami", ""))  # an older amr's
+
+
+def test_the_rendered_config_of_a_clustered_node_announces_no_internal_address_to_clients() -> None:
+    from amr.logic.render.announce import ClientAnnouncement
+
+    conf = render_valkey_conf(
+        dataclasses.replace(
+            BASE, public_host="localhost", client_announcement=ClientAnnouncement("127.0.0.1", "ip")
+        )
+    ).splitlines()
+    # The bus and replication keep the internal address; clients are told the public one.
+    assert "cluster-announce-ip 127.0.0.2" in conf
+    assert "cluster-announce-client-ipv4 127.0.0.1" in conf
+    assert "cluster-preferred-endpoint-type ip" in conf
+    assert "cluster-announce-hostname localhost" in conf

@@ -9,8 +9,17 @@ from hypothesis import strategies as st
 from amr.logic.dataplane.auth import classify_command, judge_reply
 from amr.logic.resp.reply_scanner import Reply, ReplyScanner
 from amr.logic.resp.requests import (
+    INVALID_BULK_LENGTH,
+    INVALID_MBULK_LENGTH,
+    TOO_BIG_BULK_COUNT,
+    TOO_BIG_INLINE,
+    TOO_BIG_MBULK_COUNT,
+    TOO_MUCH_BEFORE_AUTH,
+    UNAUTHENTICATED_BULK_LENGTH,
+    UNAUTHENTICATED_MBULK_LENGTH,
     RequestParser,
     RespProtocolError,
+    choose_bulk_refusal,
     parse_engine_int,
     split_inline_args,
 )
@@ -80,6 +89,54 @@ def test_malformed(data: bytes) -> None:
         RequestParser(LIMIT).feed(data)
     assert not e.value.too_big
     assert e.value.reply.startswith(b"-ERR Protocol error")
+
+
+# (input, the error, whether it is a size limit): the engine's text wherever the engine refuses the
+# same input; valkey's Tcl suite ("Protocol desync regression test") sends the \x00, *\x00 and $\x00
+# lines followed by endless bytes without a line end.
+REFUSALS = [
+    (b"A" * (LIMIT + 1), TOO_BIG_INLINE, True),
+    (b"$\x01" + b"payload" * 3000, TOO_BIG_INLINE, True),
+    (b"\x00" + b"payload" * 10, TOO_BIG_INLINE, False),  # a NUL: the engine never ends the line
+    (b"$\x00" + b"payload" * 10, TOO_BIG_INLINE, False),
+    (b"*\x00" + b"payload" * 10, TOO_BIG_MBULK_COUNT, False),
+    (b"*" + b"1" * 40, TOO_BIG_MBULK_COUNT, False),
+    (b"*" + b"1" * 40 + b"\r\n", INVALID_MBULK_LENGTH, False),
+    (b"*1\n", INVALID_MBULK_LENGTH, False),
+    (b"*x\r\n", INVALID_MBULK_LENGTH, False),
+    (b"*3000000000\r\n", INVALID_MBULK_LENGTH, False),
+    (b"*1\r\n$" + b"9" * 40, TOO_BIG_BULK_COUNT, False),
+    (b"*1\r\n$1x\r\n", INVALID_BULK_LENGTH, False),
+    (b"*1\r\n$-10\r\n", INVALID_BULK_LENGTH, False),
+    (b"*100000\r\n", UNAUTHENTICATED_MBULK_LENGTH, True),
+    (b"*1\r\n$1073741824\r\n", INVALID_BULK_LENGTH, True),
+    (b"*1\r\n$20000\r\n", UNAUTHENTICATED_BULK_LENGTH, True),
+    (b"*2\r\n$5\r\nhello\r\n$16380\r\n", TOO_MUCH_BEFORE_AUTH, True),
+]
+
+
+@pytest.mark.parametrize("data, error, too_big", REFUSALS)
+def test_refusals_answer_the_engines_text(data: bytes, error: str, too_big: bool) -> None:
+    p = RequestParser(LIMIT)
+    with pytest.raises(RespProtocolError) as e:
+        for i in range(0, len(data), 1000):  # as it arrives, in pieces
+            p.feed(data[i : i + 1000])
+    assert str(e.value) == error and e.value.too_big is too_big
+    assert e.value.reply == b"-ERR " + error.encode() + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "length, error",
+    [
+        (16000, TOO_MUCH_BEFORE_AUTH),  # the engine would read it: only the phase's budget refuses
+        (16384, TOO_MUCH_BEFORE_AUTH),
+        (16385, UNAUTHENTICATED_BULK_LENGTH),
+        (512 * 1024**2, UNAUTHENTICATED_BULK_LENGTH),
+        (512 * 1024**2 + 1, INVALID_BULK_LENGTH),
+    ],
+)
+def test_bulk_refusal_by_length(length: int, error: str) -> None:
+    assert choose_bulk_refusal(length) == error
 
 
 def test_take_rest() -> None:
