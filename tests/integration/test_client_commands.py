@@ -118,6 +118,10 @@ def test_client_list_shows_every_client_at_its_own_source_port(
     assert int(info["id"]) == mine[1].client.client_id()
     assert listed[mine[1].addr]["id"] == info["id"]
     assert listed[mine[0].addr]["cmd"] == "client|list"
+    # Names and library labels, as the engine keeps them (EnterpriseCluster: the gateway does).
+    assert mine[2].client.client_setname("worker-2") is True and mine[2].client.client_getname() == "worker-2"
+    assert mine[0].listing()[mine[2].addr]["name"] == "worker-2"
+    assert mine[0].listing()[mine[0].addr]["lib-name"] == "redis-py"
 
 
 @pytest.mark.parametrize("cache", ["noc", "ec"])

@@ -106,8 +106,11 @@ class ClientDirectory:
 
     def _close_local(self, database: str, ids: set[int]) -> int:
         clients = self.routed.get(database, {})
-        victims = [clients[i] for i in ids if i in clients]
-        for client in victims:
+        victims = [(i, clients[i]) for i in ids if i in clients]
+        for client_id, client in victims:
+            # Gone from the lists at once, as the engine drops a client it kills (the connection
+            # itself closes once what was written to it is flushed).
+            _drop(self.routed, database, client_id)
             client.close_for("client_killed")
         return len(victims)
 

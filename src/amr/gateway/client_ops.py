@@ -23,6 +23,7 @@ from amr.logic.dataplane.client_admin import (
     ClientRequest,
     choose_clients,
     choose_known,
+    choose_label,
     choose_validation_error,
     choose_victims,
     format_addr,
@@ -30,6 +31,7 @@ from amr.logic.dataplane.client_admin import (
     parse_client_request,
     render_entries,
     render_kill_reply,
+    render_name_reply,
     render_text_reply,
 )
 from amr.logic.resp.engine_codec import is_error_reply
@@ -138,6 +140,7 @@ class RoutedIdentity:
 
     __slots__ = (
         "directory", "database", "id", "client", "addr", "laddr", "fd", "started", "user", "resp", "tasks",
+        "labels",
     )  # fmt: skip
 
     def __init__(
@@ -151,6 +154,8 @@ class RoutedIdentity:
         sock = client.transport.get_extra_info("socket") if client.transport is not None else None
         self.fd = sock.fileno() if sock is not None else -1
         self.tasks: set[asyncio.Task[None]] = set()
+        # What CLIENT SETNAME and SETINFO set: its line's name, lib-name and lib-ver.
+        self.labels = {"name": "", "lib-name": "", "lib-ver": ""}
         self.started = time.monotonic()
         self.user, self.resp = _identity(replay)
         directory.add_routed(self.database, self.id, self)
@@ -182,12 +187,12 @@ class RoutedIdentity:
         age = int(time.monotonic() - self.started)
         fields = (
             ("id", str(self.id)), ("addr", self.addr), ("laddr", self.laddr), ("fd", str(self.fd)),
-            ("name", ""), ("age", str(age)), ("idle", "0"), ("flags", "N"), ("capa", ""), ("db", "0"),
+            ("name", self.labels["name"]), ("age", str(age)), ("idle", "0"), ("flags", "N"), ("capa", ""), ("db", "0"),
             ("sub", "0"), ("psub", "0"), ("ssub", "0"), ("multi", "-1"), ("watch", "0"), ("qbuf", "0"),
             ("qbuf-free", "0"), ("argv-mem", "0"), ("multi-mem", "0"), ("rbs", "0"), ("rbp", "0"),
             ("obl", "0"), ("oll", "0"), ("omem", "0"), ("tot-mem", "0"), ("events", "r"), ("cmd", "NULL"),
-            ("user", self.user), ("redir", "-1"), ("resp", str(self.resp)), ("lib-name", ""),
-            ("lib-ver", ""),
+            ("user", self.user), ("redir", "-1"), ("resp", str(self.resp)),
+            ("lib-name", self.labels["lib-name"]), ("lib-ver", self.labels["lib-ver"]),
         )  # fmt: skip
         return ClientEntry(fields)
 
@@ -199,6 +204,14 @@ class RoutedIdentity:
             return Answer(b"-ERR syntax error\r\n")
         if request.action == "id":
             return Answer(b":%d\r\n" % self.id)
+        if request.action == "getname":
+            return Answer(render_name_reply(self.labels["name"], self.resp == 3))
+        if request.action in ("setname", "setinfo"):
+            label = choose_label(request)
+            if isinstance(label, bytes):
+                return Answer(label)
+            self.labels[label[0]] = label[1]
+            return Answer(b"+OK\r\n")
         directory = self.directory
         try:
             refused = await _validate(directory, node, request)

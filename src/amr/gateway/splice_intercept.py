@@ -91,7 +91,7 @@ class SpliceInterceptor:
         try:
             pieces = self._feed(data)
         except RespProtocolError as e:
-            self.client.refuse(e.reply, "protocol_error", str(e))
+            self.client.refuse(e.reply, "protocol_error", e.detail)
             return
         if pieces is None:
             self._to_node(data)

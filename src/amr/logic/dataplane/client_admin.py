@@ -27,7 +27,7 @@ NO_CLIENT = b"9223372036854775807"
 NO_SUCH_CLIENT = b"-ERR No such client\r\n"
 OK = b"+OK\r\n"
 
-Action = Literal["list", "info", "kill", "kill_addr", "id"]
+Action = Literal["list", "info", "kill", "kill_addr", "id", "setname", "getname", "setinfo"]
 _TYPES = {
     b"normal": "normal", b"pubsub": "pubsub", b"replica": "replica", b"slave": "replica",
     b"primary": "primary", b"master": "primary",
@@ -56,6 +56,9 @@ class ClientRequest:
     filter: ClientFilter = ClientFilter()
     # The engine command whose answer says whether the filter's syntax is right (None: nothing to check).
     validation: tuple[bytes, ...] | None = None
+    # SETNAME's name; SETINFO's option and value.
+    option: bytes = b""
+    value: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,12 @@ def parse_client_request(args: tuple[bytes, ...] | list[bytes]) -> ClientRequest
         return ClientRequest("info")
     if sub == b"id" and not rest:
         return ClientRequest("id")
+    if sub == b"getname" and not rest:
+        return ClientRequest("getname")
+    if sub == b"setname" and len(rest) == 1:
+        return ClientRequest("setname", value=rest[0])
+    if sub == b"setinfo" and len(rest) == 2:
+        return ClientRequest("setinfo", option=rest[0], value=rest[1])
     if sub == b"kill" and len(rest) == 1:
         return ClientRequest("kill_addr", ClientFilter(addr=rest[0].decode("utf-8", "replace")))
     if sub not in (b"list", b"kill") or (sub == b"kill" and not rest):
@@ -264,6 +273,34 @@ def render_context_refusal(action: Action) -> bytes:
         f"-ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
         "are allowed in this context\r\n"
     ).encode()
+
+
+def choose_label(request: ClientRequest) -> tuple[str, str] | bytes:
+    """The field of its CLIENT LIST line a SETNAME or SETINFO sets and the value, or the engine's
+    error: a name, library name or version takes printable ASCII but spaces only."""
+    field = "name"
+    if request.action == "setinfo":
+        field = request.option.lower().decode("ascii", "replace")
+        if field not in ("lib-name", "lib-ver"):
+            return b"-ERR Unrecognized option '%s'\r\n" % _printable(request.option)
+    if not all(0x21 <= c <= 0x7E for c in request.value):
+        if field == "name":
+            return b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+        return b"-ERR %s cannot contain spaces, newlines or special characters.\r\n" % _printable(
+            request.option
+        )
+    return field, request.value.decode("ascii")
+
+
+def _printable(text: bytes) -> bytes:
+    return bytes(c if 0x20 <= c <= 0x7E else 0x3F for c in text[:128])
+
+
+def render_name_reply(name: str, resp3: bool) -> bytes:
+    """CLIENT GETNAME's reply: the name, or a null when it has none."""
+    if name:
+        return render_bulk(name.encode())
+    return b"_\r\n" if resp3 else b"$-1\r\n"
 
 
 def choose_victims(request: ClientRequest, matched: list[ClientEntry]) -> list[ClientEntry]:

@@ -38,7 +38,7 @@ PUBLISH = 19  # to the pub/sub node (``amr.logic.dataplane.pubsub``), where ever
 PUBSUB = 20  # PUBSUB CHANNELS/NUMSUB/NUMPAT/SHARD...: every shard, replies merged
 MONITOR = 21  # every shard's stream of commands, merged
 CLIENT = 22  # CLIENT ...: TRACKING on every node connection (``amr.logic.dataplane.tracking``), else one node
-CLIENTS = 23  # CLIENT LIST/INFO/KILL/ID: answered by the gateway, over the database's connections
+CLIENTS = 23  # CLIENT LIST/INFO/KILL/ID/SETNAME/GETNAME/SETINFO: the gateway's, about its connections
 
 _SPECIAL: dict[bytes, int] = {
     b"del": SPLIT_SUM, b"unlink": SPLIT_SUM, b"exists": SPLIT_SUM, b"touch": SPLIT_SUM,
@@ -49,8 +49,11 @@ _SPECIAL: dict[bytes, int] = {
     b"ssubscribe": SUBSCRIBE, b"quit": QUIT, b"publish": PUBLISH, b"pubsub": PUBSUB,
     b"monitor": MONITOR, b"client": CLIENT,
 }  # fmt: skip
-# CLIENT subcommands about the connections themselves: the gateway's, not any one node's.
-_CLIENTS_SUBCOMMANDS = frozenset({b"list", b"info", b"kill", b"id"})
+# CLIENT subcommands about the connections themselves (the gateway's, not any one node's), with
+# their argument counts (negative: at least); a malformed one goes to a node, for its arity error.
+_CLIENTS_ARITY = {
+    b"list": -2, b"info": 2, b"kill": -3, b"id": 2, b"setname": 3, b"getname": 2, b"setinfo": 4,
+}  # fmt: skip
 # Subcommands that change every shard's state, so every shard must run them.
 _ALL_SUBCOMMANDS = frozenset(
     {b"script|load", b"script|flush", b"function|load", b"function|delete", b"function|flush",
@@ -121,8 +124,10 @@ def parse_command_table(reply: Any) -> CommandTable:
 
 def choose_kind(name: bytes, args: list[bytes]) -> int:
     """The kind of a command by its lower-case name (and subcommand for SCRIPT/FUNCTION/CLIENT)."""
-    if name == b"client" and len(args) > 1 and args[1].lower() in _CLIENTS_SUBCOMMANDS:
-        return CLIENTS
+    if name == b"client" and len(args) > 1:
+        arity = _CLIENTS_ARITY.get(args[1].lower(), 0)
+        if len(args) == arity or 0 < -arity <= len(args):
+            return CLIENTS
     kind = _SPECIAL.get(name)
     if kind is not None:
         return kind

@@ -13,6 +13,7 @@ from amr.logic.dataplane.client_admin import (
     ClientRequest,
     choose_clients,
     choose_known,
+    choose_label,
     choose_validation_error,
     choose_victims,
     client_type,
@@ -23,6 +24,7 @@ from amr.logic.dataplane.client_admin import (
     render_context_refusal,
     render_entries,
     render_kill_reply,
+    render_name_reply,
     render_text_reply,
 )
 
@@ -82,7 +84,11 @@ def test_only_the_tenants_clients_are_listed_at_their_real_addresses() -> None:
                 (b"CLIENT", b"LIST", b"ID", NO_CLIENT, b"addr", b"1.2.3.4:5", b"SKIPME", b"No"),
             ),
         ),
-        ((b"CLIENT", b"SETNAME", b"x"), None),
+        ((b"CLIENT", b"SETNAME", b"x"), ClientRequest("setname", value=b"x")),
+        ((b"client", b"setinfo", b"LIB-VER", b"1"), ClientRequest("setinfo", option=b"LIB-VER", value=b"1")),
+        ((b"CLIENT", b"GETNAME"), ClientRequest("getname")),
+        ((b"CLIENT", b"SETNAME"), None),
+        ((b"CLIENT", b"TRACKING", b"ON"), None),
         ((b"CLIENT", b"KILL"), None),
     ],
 )
@@ -174,3 +180,32 @@ def test_the_engines_errors_for_a_filter(args: tuple[bytes, ...], error: str, gi
     request = parse_client_request(args)
     assert request is not None
     assert choose_validation_error(request, error) == given
+
+
+@pytest.mark.parametrize(
+    "args, label",
+    [
+        ((b"CLIENT", b"SETNAME", b"x=y"), ("name", "x=y")),
+        ((b"CLIENT", b"SETNAME", b""), ("name", "")),
+        (
+            (b"CLIENT", b"SETNAME", b"a b"),
+            b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+        ),
+        ((b"CLIENT", b"SETINFO", b"LIB-NAME", b"redis-py(x_v1)"), ("lib-name", "redis-py(x_v1)")),
+        (
+            (b"CLIENT", b"SETINFO", b"Lib-Ver", b"a\nb"),
+            b"-ERR Lib-Ver cannot contain spaces, newlines or special characters.\r\n",
+        ),
+        ((b"CLIENT", b"SETINFO", b"foo", b"x"), b"-ERR Unrecognized option 'foo'\r\n"),
+    ],
+)
+def test_names_and_library_labels_as_the_engine_takes_them(args: tuple[bytes, ...], label: object) -> None:
+    """EnterpriseCluster endpoints keep a client's name and library labels themselves (valkey 8.1's
+    checks and messages)."""
+    request = parse_client_request(args)
+    assert request is not None and choose_label(request) == label
+
+
+def test_getname_replies() -> None:
+    assert render_name_reply("n", resp3=False) == b"$1\r\nn\r\n"
+    assert render_name_reply("", resp3=False) == b"$-1\r\n" and render_name_reply("", resp3=True) == b"_\r\n"
