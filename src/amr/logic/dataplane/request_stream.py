@@ -48,7 +48,7 @@ class CommandScanner:
 
     __slots__ = ("argc", "args", "done", "_state", "_header", "_left", "_index", "_keeping", "_arg")
 
-    def __init__(self) -> None:
+    def __init__(self, keep_args: bool = True) -> None:
         self.argc = -1
         self.args: list[bytes] = []
         self.done = False
@@ -56,7 +56,7 @@ class CommandScanner:
         self._header = b""
         self._left = 0  # bytes of the current bulk still to come, CRLF included
         self._index = 0  # arguments begun
-        self._keeping = True
+        self._keeping = keep_args  # False: only where the command ends is followed
         self._arg = bytearray()
 
     @property

@@ -21,6 +21,12 @@ The scanner also follows ``CLIENT REPLY`` (and RESET), to know whether the clien
 to a command it takes over. Input the engine would not read as the scanner does (a header it
 refuses, an argument that is not a bulk string, an unreadable inline line) raises
 RespProtocolError: the connection is refused, as in the authentication phase.
+
+hiredis keeps an incomplete command until its last byte: a tenant's 200 MB SET would make the shared
+gateway hold 200 MB. So once an incomplete command passes ``SKIP_AT`` bytes (it cannot be one the
+scanner acts on: those are held, and may not pass ``HOLD_LIMIT``), the scanner follows it with a
+``CommandScanner`` that only counts its bytes, forwards them as they come, and goes back to hiredis
+where it ends.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import hiredis
 
 from amr.logic.dataplane.auth import REFUSED_AUTH, classify_command
 from amr.logic.dataplane.request_reading import INLINE_MAX, measure_command
+from amr.logic.dataplane.request_stream import CommandScanner
 from amr.logic.resp.requests import RespProtocolError, split_inline_args
 
 # CLIENT subcommands the gateway answers (lower case).
@@ -43,6 +50,8 @@ HOLD_LIMIT = 64 << 10
 # A chunk up to this size that may end inside an array is kept until the next chunk says (a bigger
 # one's commands are placed at once).
 LAZY_KEEP = 8192
+# An incomplete command past this size is followed by counting its bytes, not by hiredis.
+SKIP_AT = 256 << 10
 
 _INVALID = "Protocol error: invalid request"
 
@@ -105,9 +114,13 @@ class SpliceScanner:
     that may be taken over) are neither forwarded nor returned until it completes; ``take_held``
     gives them back (the client half-closed)."""
 
-    __slots__ = ("reader", "carry", "lazy", "held", "held_inline", "replies_off", "skip_next", "careful")
+    __slots__ = (
+        "reader", "carry", "lazy", "held", "held_inline", "replies_off", "skip_next", "careful", "tail",
+        "big", "skip_at",
+    )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, skip_at: int = SKIP_AT) -> None:
+        self.skip_at = skip_at
         self.reader = hiredis.Reader()
         # Bytes of the incomplete RESP command the reader holds (0: at a command boundary).
         self.carry = 0
@@ -121,6 +134,11 @@ class SpliceScanner:
         # Whether the next chunk needs more than the fast path (something held, an incomplete
         # command, a reply to skip).
         self.careful = False
+        # Chunks ending with the ``carry`` bytes of the incomplete command (or with the ``lazy``
+        # chunk): its head, should it pass ``SKIP_AT``.
+        self.tail: list[bytes] = []
+        # The command past ``skip_at`` whose end is counted (``tail``, ``carry`` and the reader empty).
+        self.big: CommandScanner | None = None
 
     def take_held(self) -> bytes:
         held, self.held = self.held, b""
@@ -135,6 +153,8 @@ class SpliceScanner:
         """Take client bytes; None when they hold nothing the scanner acts on (forward ``data`` as
         it is), else the pieces to forward. Raise RespProtocolError for input the engine would not
         read the same way."""
+        if self.big is not None:
+            return self._feed_big(data)
         if self.careful or data[0] != 0x2A:  # "*": a command starts here, in RESP
             pieces = self._feed_carefully(data)
         else:
@@ -162,6 +182,7 @@ class SpliceScanner:
                         and data.endswith(last[-1] + b"\r\n")
                     ):
                         self.lazy = data
+                        self.tail = [data]
                         return None
             except (hiredis.ProtocolError, TypeError, IndexError, KeyError, AttributeError):
                 pass
@@ -170,10 +191,46 @@ class SpliceScanner:
             self.reader = hiredis.Reader()
             pieces = self._feed_carefully(data)
         self._settle()
+        carry = self.carry
+        if carry:
+            if carry <= len(data):
+                self.tail = [data[-carry:]]
+            else:
+                self.tail.append(data)
+            if carry > self.skip_at and not self.held:
+                self._begin_big()
+        elif self.tail:
+            self.tail = []
         return pieces
 
     def _settle(self) -> None:
         self.careful = bool(self.held) or self.carry != 0 or self.skip_next
+
+    # -- a big command, counted ----------------------------------------------------------------------
+
+    def _begin_big(self) -> None:
+        """The incomplete command passed ``skip_at``: count the rest of it (its bytes so far are
+        already forwarded) and let hiredis drop its copy."""
+        scanner = CommandScanner(keep_args=False)
+        scanner.feed(b"".join(self.tail)[-self.carry :])
+        self.big = scanner
+        self.tail = []
+        self.reader = hiredis.Reader()
+        self.carry = 0
+
+    def _feed_big(self, data: bytes) -> list[Piece] | None:
+        big = self.big
+        assert big is not None
+        n = big.feed(data)
+        if not big.done:
+            return None
+        self.big = None
+        self.skip_next = False  # the big command was the one CLIENT REPLY SKIP skipped
+        self._settle()
+        if n == len(data):
+            return None
+        rest = self.feed(data[n:])
+        return None if rest is None else [data[:n], *rest]
 
     def _feed_carefully(self, data: bytes) -> list[Piece]:
         """``feed`` placing every command: the chunk may continue one, hold an inline one or one

@@ -12,6 +12,7 @@ from amr.logic.dataplane.auth import REFUSED_AUTH
 from amr.logic.dataplane.splice_scan import (
     HOLD_LIMIT,
     LAZY_KEEP,
+    SKIP_AT,
     InternalAuth,
     Piece,
     SpliceScanner,
@@ -226,6 +227,9 @@ COMMANDS = st.sampled_from(
         cmd("CLIENT", "LIST"),
         cmd("CLIENT", "KILL", "ADDR", "1.2.3.4:5", "SKIPME", "no"),
         cmd("CLIENT", "ID"),
+        cmd("CLIENT", "REPLY", "SKIP"),
+        cmd("CLIENT", "REPLY", "OFF"),
+        cmd("CLIENT", "REPLY", "ON"),
         cmd("AUTH", "amr-x", "y"),
         cmd("MULTI"),
         cmd("EXEC"),
@@ -237,8 +241,15 @@ COMMANDS = st.sampled_from(
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(COMMANDS, min_size=1, max_size=20), st.lists(st.integers(1, 12000), max_size=10))
-def test_splitting_the_stream_anywhere_gives_the_same_pieces(commands: list[bytes], cuts: list[int]) -> None:
+@given(
+    st.lists(COMMANDS, min_size=1, max_size=20),
+    st.lists(st.integers(1, 12000), max_size=10),
+    st.sampled_from([SKIP_AT, 600, 5000]),
+)
+def test_splitting_the_stream_anywhere_gives_the_same_pieces(
+    commands: list[bytes], cuts: list[int], skip_at: int
+) -> None:
+    # A small ``skip_at`` has the 9 KB (and the 300 byte) SET counted rather than framed by hiredis.
     data = b"".join(commands)
     whole = feed_all(SpliceScanner(), data)
     chunks, pos = [], 0
@@ -246,7 +257,7 @@ def test_splitting_the_stream_anywhere_gives_the_same_pieces(commands: list[byte
         chunks.append(data[pos : pos + cut])
         pos += cut
     chunks.append(data[pos:])
-    assert feed_all(SpliceScanner(), *[c for c in chunks if c]) == whole
+    assert feed_all(SpliceScanner(skip_at), *[c for c in chunks if c]) == whole
     # Forwarded bytes and the commands taken over make up the stream, in order.
     rebuilt = b"".join(
         p
