@@ -120,6 +120,11 @@ class HaSettings:
     # `amr ha` promotes its replica. Lower than down_after_ms, so a crash fails over fast enough for
     # a cluster client's default retries.
     gone_after_ms: int = 250
+    # How long a primary must not answer before `amr ha` promotes a replica that has not received
+    # every write the primary last said it had (asynchronous replication): promoting it loses those
+    # acknowledged writes, and a primary that stalls for a second (a big reply to copy, a loaded
+    # host) usually answers again well before this.
+    lagging_after_ms: int = 10000
     # After a promotion, how long the coordinator waits before it would try that shard again.
     failover_timeout_ms: int = 10000
     # How often (milliseconds) the `amr ha` coordinator checks each node of an HA database.

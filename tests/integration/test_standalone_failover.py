@@ -254,3 +254,39 @@ def test_deleting_a_database_fails_nothing_over(service: AmrService) -> None:
     lines = ha_log.read_text()[before:].lower().splitlines()
     about = [line for line in lines if "/redisenterprise/nocdel/databases/default" in line]
     assert not [line for line in about if "does not answer" in line or "promoted" in line]
+
+
+def test_a_primary_that_stalls_before_its_replica_has_a_write_keeps_it(service: AmrService) -> None:
+    # Replication is asynchronous: a primary acknowledges a write before its replica has it. Here the
+    # replica is behind by most of a 20 MB value when the primary stops answering for 2.5 s (a
+    # stall, as a big reply or a loaded host causes). Promoting the replica after `ha.down_after_ms`
+    # (1 s) would throw the acknowledged write away; amr ha waits for the primary instead.
+    port, key, old, new = _create(service, "nocstall")
+    wait_until(lambda: _in_sync(service, new, _port(service, old)), 20, what="the replica in sync")
+    client = redis.Redis(
+        host="localhost", port=port, password=key, ssl=True, ssl_ca_certs=service.ca_file, socket_timeout=30
+    )
+    pids = service.node_pids()
+    primary_pid, replica_pid = pids[_node(old)], pids[_node(new)]
+    value = os.urandom(20_000_000)
+    os.kill(replica_pid, signal.SIGSTOP)
+    try:
+        client.set("big", value)
+        offset = int(_role(service, old)["master_repl_offset"])
+        # The coordinator probes every 100 ms: let it see the primary's new offset.
+        time.sleep(0.5)
+    finally:
+        os.kill(replica_pid, signal.SIGCONT)
+    os.kill(primary_pid, signal.SIGSTOP)
+    try:
+        assert int(_role(service, new)["slave_repl_offset"]) < offset, "the replica was not behind"
+        time.sleep(2.5)
+        assert _role(service, new)["role"] == "slave", "the replica was promoted over the stalled primary"
+    finally:
+        os.kill(primary_pid, signal.SIGCONT)
+    kept = client.get("big") == value  # (not compared in the assertion: pytest would print 20 MB)
+    assert kept, "the acknowledged write was lost"
+    wait_until(lambda: _admin(service, new).exists("big"), 20, what="the replica catches up")
+    log = (service.home / "logs" / "ha.log").read_text()
+    assert "has not received all it acknowledged" in log
+    service.amr("redisenterprise", "delete", "--cluster-name", "nocstall", "-g", "rg", "--yes", check=True)

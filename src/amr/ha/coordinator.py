@@ -86,8 +86,9 @@ class Coordinator:
         self._attempts = plan_attempts_to_keep(self._attempts, probes, now, s.failover_timeout_ms)
         outcomes: list[Outcome] = []
         for takeover in plan_failovers(
-            watch, probes, now, s.down_after_ms, self._attempts, s.failover_timeout_ms, s.gone_after_ms
-        ):
+            watch, probes, now, s.down_after_ms, self._attempts, s.failover_timeout_ms, s.gone_after_ms,
+            s.lagging_after_ms,
+        ):  # fmt: skip
             self._attempts[takeover.key] = (now, takeover.replica.name)
             watched = self._nodes[takeover.replica.name]
             try:
@@ -104,7 +105,7 @@ class Coordinator:
                 outcomes.append(describe_demotion(demotion, str(e)))
                 continue
             outcomes.append(describe_demotion(demotion))
-        state = describe_ha_state(watch, probes, now, s.down_after_ms)
+        state = describe_ha_state(watch, probes, now, s.down_after_ms, s.lagging_after_ms)
         if state != self._state:
             self._state = state
             outcomes.append(Outcome(Severity.INFO, state))

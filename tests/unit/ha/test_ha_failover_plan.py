@@ -379,6 +379,29 @@ def test_a_node_whose_process_is_gone_fails_over_sooner_than_a_silent_one() -> N
     assert plan_failovers(WATCH, probes(gone, up(R, "slave", P)), NOW, 1000, {}, TIMEOUT_MS) == []
 
 
+def test_a_replica_behind_the_silent_primarys_last_offset_is_promoted_only_after_lagging_after_ms() -> None:
+    # The primary last answered at offset 5000; its replica has 4000: promoting it now would drop
+    # 1000 bytes of acknowledged writes, so a stalled primary gets 10 s to answer again.
+    silent = dataclasses.replace(down(P, NOW - 1.5), offset=5000)
+    behind = up(R, "slave", P, offset=4000)
+    assert plan_failovers(WATCH, probes(silent, behind), NOW, 1000, {}, TIMEOUT_MS, 250, 10000) == []
+    state = describe_ha_state(WATCH, probes(silent, behind), NOW, 1000, 10000)
+    assert "has not received all it acknowledged: failover after 10000 ms" in state
+    # Past it, the replica is promoted (a hung primary must not keep the shard down for ever) ...
+    long_silent = dataclasses.replace(down(P, NOW - 10.5), offset=5000)
+    (takeover,) = plan_failovers(WATCH, probes(long_silent, behind), NOW, 1000, {}, TIMEOUT_MS, 250, 10000)
+    assert takeover.replica == R
+    # ... as it is at once when it has everything the primary last reported ...
+    caught_up = up(R, "slave", P, offset=5000)
+    (takeover,) = plan_failovers(WATCH, probes(silent, caught_up), NOW, 1000, {}, TIMEOUT_MS, 250, 10000)
+    assert takeover.replica == R
+    assert "failing over" in describe_ha_state(WATCH, probes(silent, caught_up), NOW, 1000, 10000)
+    # ... or when the primary's process is gone (nothing can bring its writes back).
+    gone = dataclasses.replace(silent, gone_since=NOW - 0.3)
+    (takeover,) = plan_failovers(WATCH, probes(gone, behind), NOW, 1000, {}, TIMEOUT_MS, 250, 10000)
+    assert takeover.replica == R
+
+
 # -- NoCluster: REPLICAOF NO ONE, and a replaced primary made a replica of its successor -------------
 
 STANDALONE = HaWatch((dataclasses.replace(DB, cluster=False),))

@@ -68,6 +68,24 @@ def is_down(probe: NodeProbe, now: float, down_after_ms: int, gone_after_ms: int
     return probe.gone_since is not None and (now - probe.gone_since) * 1000 >= gone_after_ms
 
 
+def waits_for_lagging_replica(
+    failed: NodeProbe, best: NodeProbe, now: float, gone_after_ms: int, lagging_after_ms: int | None
+) -> bool:
+    """Whether a silent primary gets longer than ``down_after_ms`` before ``best`` replaces it.
+
+    Replication is asynchronous: a primary acknowledges a write before its replica has it. When the
+    replica's offset is behind the primary's at its last answer, promoting it now throws away writes
+    clients were told succeeded; and a primary that stalls (a big reply to copy, a loaded host) for a
+    second is far likelier than one that hung for good. So it gets up to ``lagging_after_ms`` to
+    answer again (then it keeps its writes and the replica catches up). A primary whose process is
+    gone cannot come back with them: it is replaced at once. None: no such wait."""
+    if lagging_after_ms is None or best.offset >= failed.offset:
+        return False
+    if failed.gone_since is not None and (now - failed.gone_since) * 1000 >= gone_after_ms:
+        return False
+    return down_for(failed, now) * 1000 < lagging_after_ms
+
+
 def _followers(shard: WatchedShard, failed: WatchedNode, probes: Mapping[str, NodeProbe]) -> list[NodeProbe]:
     """Nodes of the shard that answer and replicate from ``failed``."""
     out = []
@@ -88,6 +106,7 @@ def plan_failovers(
     recent_attempts: Mapping[tuple[str, int], tuple[float, str]],
     failover_timeout_ms: int,
     gone_after_ms: int | None = None,
+    lagging_after_ms: int | None = None,
 ) -> list[Takeover]:
     """Decide which replicas to promote now, at most one per shard.
 
@@ -95,7 +114,8 @@ def plan_failovers(
     or no process for ``gone_after_ms``, by default the same) and a replica of
     that node (one that answers, says it replicates from that node's port, and has been in sync with
     it since it started) can take its place; among several, the one with the largest replication
-    offset. A node that answers anything, even LOADING, is alive. A shard with a takeover sent within
+    offset; if even that one lags the silent primary's last offset, only after ``lagging_after_ms``
+    (``waits_for_lagging_replica``). A node that answers anything, even LOADING, is alive. A shard with a takeover sent within
     the last ``failover_timeout_ms`` (``recent_attempts``: shard -> (when, promoted node), see
     ``plan_attempts_to_keep``) waits, so a takeover that is still settling is never doubled. No watch
     (file missing or unreadable): nothing."""
@@ -117,6 +137,8 @@ def plan_failovers(
                     continue
                 # max() keeps the first of equals: ties go to the first name.
                 best = max(sorted(ready, key=lambda p: p.name), key=lambda p: p.offset)
+                if waits_for_lagging_replica(probe, best, now, gone_after, lagging_after_ms):
+                    continue
                 replica = next(n for n in shard.nodes if n.name == best.name)
                 takeovers.append(
                     Takeover(
@@ -208,7 +230,11 @@ def describe_takeover(takeover: Takeover, error: str = "") -> Outcome:
 
 
 def describe_ha_state(
-    watch: HaWatch | None, probes: Mapping[str, NodeProbe], now: float, down_after_ms: int
+    watch: HaWatch | None,
+    probes: Mapping[str, NodeProbe],
+    now: float,
+    down_after_ms: int,
+    lagging_after_ms: int | None = None,
 ) -> str:
     """One line saying what the coordinator sees, without durations, so it changes (and is logged)
     only when the picture does: every node answers, or which nodes do not and what that means."""
@@ -221,7 +247,7 @@ def describe_ha_state(
         line
         for db in watch.databases
         for shard in db.shards
-        for line in _shard_problems(db, shard, probes, now, down_after_ms)
+        for line in _shard_problems(db, shard, probes, now, down_after_ms, lagging_after_ms)
     ]
     if not problems:
         return f"watching {len(watch.databases)} database(s), {nodes} node(s): every node answers"
@@ -229,7 +255,12 @@ def describe_ha_state(
 
 
 def _shard_problems(
-    db: WatchedDatabase, shard: WatchedShard, probes: Mapping[str, NodeProbe], now: float, down_after_ms: int
+    db: WatchedDatabase,
+    shard: WatchedShard,
+    probes: Mapping[str, NodeProbe],
+    now: float,
+    down_after_ms: int,
+    lagging_after_ms: int | None,
 ) -> Sequence[str]:
     out = []
     for node in shard.nodes:
@@ -247,6 +278,15 @@ def _shard_problems(
             out.append(
                 f"primary {node.name} of {where} does not answer and its replica ({names}) never synced "
                 "since it started: nothing to promote"
+            )
+        elif (
+            lagging_after_ms is not None
+            and probe.gone_since is None
+            and max(p.offset for p in followers if p.synced) < probe.offset
+        ):
+            out.append(
+                f"primary {node.name} of {where} does not answer and its replica has not received all "
+                f"it acknowledged: failover after {lagging_after_ms} ms unless it answers again"
             )
         else:
             out.append(f"primary {node.name} of {where} does not answer; failing over")
