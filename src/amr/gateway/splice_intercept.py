@@ -24,7 +24,8 @@ from amr.gateway.client_ops import FAILED, Answer, ConnectionView, answer_splice
 from amr.gateway.upstream import UpstreamSide
 from amr.logic.dataplane.barrier import CLIENT_ID_COMMAND, PREFIX_LEN, BarrierWatch, Found, parse_id_reply
 from amr.logic.dataplane.client_admin import parse_client_request, render_context_refusal
-from amr.logic.dataplane.splice_scan import InternalAuth, SpliceScanner, TakenOver
+from amr.logic.dataplane.splice_commands import InternalAuth, TakenOver
+from amr.logic.dataplane.splice_scan import SpliceScanner
 from amr.logic.resp.requests import RespProtocolError
 
 log = logging.getLogger(__name__)

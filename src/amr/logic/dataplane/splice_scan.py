@@ -31,19 +31,22 @@ where it ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import hiredis
 
-from amr.logic.dataplane.auth import REFUSED_AUTH, classify_command
+from amr.logic.dataplane.auth import classify_command
 from amr.logic.dataplane.request_reading import INLINE_MAX, measure_command
 from amr.logic.dataplane.request_stream import CommandScanner
+from amr.logic.dataplane.splice_commands import (
+    SCANNED_NAMES,
+    TAKEN_OVER,
+    InternalAuth,
+    Piece,
+    TakenOver,
+    may_be_taken_over,
+    well_formed,
+)
 from amr.logic.resp.requests import RespProtocolError, split_inline_args
 
-# CLIENT subcommands the gateway answers (lower case).
-TAKEN_OVER = frozenset({b"list", b"info", b"kill"})
-# Names the scanner looks at (lower case, 4 to 6 letters): the ones it takes over or checks, and RESET.
-_NAMES = frozenset({b"client", b"auth", b"hello", b"reset"})
 # An incomplete command that may be one the gateway takes over is held back up to this size; a
 # bigger one would not be: RespProtocolError (no real CLIENT, AUTH or HELLO command is this big).
 HOLD_LIMIT = 64 << 10
@@ -56,54 +59,7 @@ SKIP_AT = 256 << 10
 _INVALID = "Protocol error: invalid request"
 
 
-@dataclass(frozen=True, slots=True)
-class TakenOver:
-    """A command the gateway answers instead of the engine: its arguments (the name first), and
-    whether the client expects a reply to it (not under CLIENT REPLY OFF or SKIP)."""
-
-    args: tuple[bytes, ...]
-    reply: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class InternalAuth:
-    """An AUTH or HELLO AUTH naming an internal user: ``REFUSED_AUTH`` goes to the engine instead."""
-
-    raw: bytes = REFUSED_AUTH
-
-
-Piece = bytes | TakenOver | InternalAuth
 _Span = tuple[list[bytes], int, int]  # a command's arguments, and where its bytes start and end
-
-
-def may_be_taken_over(head: bytes) -> bool:
-    """Whether an incomplete RESP command starting with ``head`` may turn out to be one the scanner
-    acts on (CLIENT LIST/INFO/KILL, AUTH, HELLO, RESET): False once its name (or CLIENT's
-    subcommand) rules it out."""
-    parts: list[bytes] = []
-    pos = head.find(b"\r\n") + 2
-    if pos < 2:
-        return True
-    while len(parts) < 2:
-        end = head.find(b"\r\n", pos)
-        if end < 0:
-            return True
-        try:
-            size = int(head[pos + 1 : end])
-        except ValueError:
-            return False
-        if size > 6:
-            return False
-        start = end + 2
-        if len(head) < start + size:
-            return True
-        parts.append(head[start : start + size].lower())
-        if parts[0] not in _NAMES:
-            return False
-        if parts[0] != b"client":
-            return True
-        pos = start + size + 2
-    return parts[1] in TAKEN_OVER
 
 
 class SpliceScanner:
@@ -168,7 +124,7 @@ class SpliceScanner:
                 while args is not False:
                     # Anything but an array whose first element is a bulk string raises here.
                     name = args[0]
-                    if 3 < len(name) < 7 and name.lower() in _NAMES:
+                    if 3 < len(name) < 7 and name.lower() in SCANNED_NAMES:
                         break
                     last = args
                     args = gets()
@@ -376,7 +332,7 @@ class SpliceScanner:
             if not args:
                 continue
             name = args[0].lower() if 3 < len(args[0]) < 7 else b""
-            if name not in _NAMES:
+            if name not in SCANNED_NAMES:
                 continue
             action = self._follow(name, args, skipped)
             if action is None or start < 0:
@@ -406,7 +362,7 @@ class SpliceScanner:
                     self.replies_off = True
                 elif mode == b"skip" and not self.replies_off:
                     self.skip_next = True
-            elif sub in TAKEN_OVER and _well_formed(sub, len(args)):
+            elif sub in TAKEN_OVER and well_formed(sub, len(args)):
                 return TakenOver(tuple(args), not (self.replies_off or skipped))
         return None
 
@@ -421,16 +377,6 @@ def _incomplete(chunk: bytes) -> int:
         done += measure_command(args)
         args = reader.gets()
     return len(chunk) - done
-
-
-def _well_formed(sub: bytes, argc: int) -> bool:
-    """Arity as the engine checks it before anything else (a malformed one goes to the engine,
-    which answers the arity error)."""
-    if sub == b"info":
-        return argc == 2
-    if sub == b"kill":
-        return argc >= 3
-    return argc >= 2
 
 
 def _cut(pieces: list[Piece], size: int) -> list[Piece]:

@@ -9,16 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amr.logic.dataplane.auth import REFUSED_AUTH
-from amr.logic.dataplane.splice_scan import (
-    HOLD_LIMIT,
-    LAZY_KEEP,
-    SKIP_AT,
-    InternalAuth,
-    Piece,
-    SpliceScanner,
-    TakenOver,
-    may_be_taken_over,
-)
+from amr.logic.dataplane.splice_commands import InternalAuth, Piece, TakenOver, may_be_taken_over
+from amr.logic.dataplane.splice_scan import HOLD_LIMIT, LAZY_KEEP, SKIP_AT, SpliceScanner
 from amr.logic.resp.frames import render_command
 from amr.logic.resp.requests import RespProtocolError
 
