@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from amr.errors import ArmError
 from amr.logic.arm.activity import render_event_time
@@ -196,3 +197,32 @@ def parse_skip_token(token: str) -> tuple[str, int]:
             "The $skipToken is not one this API gave; follow nextLink as it was returned.", "$skipToken"
         )
     return stamp, int(seq)
+
+
+_OFFSET = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+
+
+def parse_offset(text: str) -> timedelta:
+    """az's ``--offset``: a length of time written ``##d##h##m`` (``6h``, ``1d12h``, ``30m``)."""
+    m = _OFFSET.match(text.strip().lower())
+    if m is None or not any(m.groups()):
+        raise ValueError(f"'{text}' is not a time offset; write it like 6h, 1d, 1d12h or 30m")
+    days, hours, minutes = (int(g or 0) for g in m.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes)
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def render_activity_filter(
+    start: datetime, end: datetime, matches: Sequence[tuple[str, str | None]] = ()
+) -> str:
+    """The ``$filter`` of a time range and the ``(field, value)`` matches that have a value, as
+    ``parse_activity_filter`` reads it."""
+    parts = [
+        f"eventTimestamp ge {_quoted(render_event_time(start))}",
+        f"eventTimestamp le {_quoted(render_event_time(end))}",
+    ]
+    parts += [f"{name} eq {_quoted(value)}" for name, value in matches if value]
+    return " and ".join(parts)

@@ -3,7 +3,7 @@ forms ask for, and a clear 400 for anything else."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,9 @@ from amr.logic.arm.activity_filter import (
     parse_activity_filter,
     parse_activity_select,
     parse_event_time,
+    parse_offset,
     parse_skip_token,
+    render_activity_filter,
     render_skip_token,
 )
 from amr.model.activity import ActivityQuery
@@ -120,3 +122,30 @@ def test_skip_token_round_trip_and_refusal() -> None:
 
 def test_parse_event_time_takes_utc_for_a_time_without_zone() -> None:
     assert parse_event_time("2026-12-01T00:00:00") == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "offset"),
+    [("6h", timedelta(hours=6)), ("1d", timedelta(days=1)), ("1d12h", timedelta(hours=36)),
+     ("30m", timedelta(minutes=30)), ("2D3H4M", timedelta(days=2, hours=3, minutes=4))],
+)  # fmt: skip
+def test_parse_offset(text: str, offset: timedelta) -> None:
+    assert parse_offset(text) == offset
+
+
+@pytest.mark.parametrize("text", ["", "6", "h", "6x", "1h1d", "-1h"])
+def test_parse_offset_refuses_what_is_not_an_offset(text: str) -> None:
+    with pytest.raises(ValueError, match="not a time offset"):
+        parse_offset(text)
+
+
+def test_render_activity_filter_reads_back_as_the_same_query() -> None:
+    start, end = datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)
+    text = render_activity_filter(
+        start, end, (("resourceGroupName", "rg"), ("caller", "o'b"), ("status", None))
+    )
+    assert text == (
+        "eventTimestamp ge '2026-12-01T00:00:00.000000Z' and eventTimestamp le '2026-12-02T00:00:00.000000Z'"
+        " and resourceGroupName eq 'rg' and caller eq 'o''b'"
+    )
+    assert parse_activity_filter(text, NOW) == ActivityQuery(T1, T2, resource_group="rg", caller="o'b")
