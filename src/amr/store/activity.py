@@ -22,9 +22,9 @@ _metadata = sa.MetaData()
 activity_log = sa.Table(
     "activity_log",
     _metadata,
-    sa.Column("event_data_id", sa.String(128), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_data_id", sa.String(128), nullable=False, unique=True),
     sa.Column("event_timestamp", sa.String(32), nullable=False),
-    sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("operation_id", sa.String(128), nullable=False),
     sa.Column("correlation_id", sa.String(128), nullable=False),
     sa.Column("resource_group", sa.String(128), nullable=False),
@@ -42,12 +42,10 @@ def insert_event(conn: sa.Connection, event: ActivityEvent) -> None:
     exists = conn.execute(sa.select(_t.event_data_id).where(_t.event_data_id == event.event_data_id)).first()
     if exists is not None:
         return
-    seq = conn.execute(sa.select(sa.func.coalesce(sa.func.max(_t.seq), 0))).scalar_one() + 1
     conn.execute(
         activity_log.insert().values(
             event_data_id=event.event_data_id,
             event_timestamp=event.event_timestamp,
-            seq=seq,
             operation_id=event.operation_id,
             correlation_id=event.correlation_id.lower(),
             resource_group=event.resource_group.lower(),

@@ -16,10 +16,11 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "activity_log",
-        sa.Column("event_data_id", sa.String(128), primary_key=True),
+        # Insertion order (SQLite's rowid), which orders entries of the same microsecond (Started
+        # before its answer) and costs nothing to assign.
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_data_id", sa.String(128), nullable=False),
         sa.Column("event_timestamp", sa.String(32), nullable=False),
-        # Insertion order, which orders entries of the same microsecond (Started before its answer).
-        sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("operation_id", sa.String(128), nullable=False),
         sa.Column("correlation_id", sa.String(128), nullable=False),
         sa.Column("resource_group", sa.String(128), nullable=False),
@@ -29,6 +30,7 @@ def upgrade() -> None:
         sa.Column("caller", sa.String(256), nullable=False),
         sa.Column("data", sa.Text, nullable=False),
     )
+    op.create_index("activity_log_id", "activity_log", ["event_data_id"], unique=True)
     op.create_index("activity_log_time", "activity_log", ["event_timestamp", "seq"])
     op.create_index("activity_log_operation", "activity_log", ["operation_id"])
     op.create_index("activity_log_correlation", "activity_log", ["correlation_id"])
