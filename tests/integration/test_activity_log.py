@@ -45,6 +45,7 @@ class Story:
     create: str
     list_keys: str
     regenerate: str
+    flush: str
     delete: str
     keys: set[str]
 
@@ -81,7 +82,7 @@ def _correlation_of(sink: list[str]) -> Any:
 @pytest.fixture(scope="module")
 def story(clients: Clients) -> Story:
     c = clients.caches
-    seen: dict[str, list[str]] = {"create": [], "list": [], "regen": [], "delete": []}
+    seen: dict[str, list[str]] = {"create": [], "list": [], "regen": [], "flush": [], "delete": []}
     c.redis_enterprise.begin_create(
         GROUP,
         CACHE,
@@ -98,11 +99,15 @@ def story(clients: Clients) -> Story:
         RegenerateKeyParameters(key_type="Primary"),
         raw_response_hook=_correlation_of(seen["regen"]),
     ).result()
+    c.databases.begin_flush(
+        GROUP, CACHE, "default", raw_response_hook=_correlation_of(seen["flush"])
+    ).result()
     c.redis_enterprise.begin_delete(GROUP, CACHE, raw_response_hook=_correlation_of(seen["delete"])).result()
     return Story(
         create=seen["create"][0],
         list_keys=seen["list"][0],
         regenerate=seen["regen"][0],
+        flush=seen["flush"][0],
         delete=seen["delete"][0],
         keys={keys.primary_key, keys.secondary_key, new.primary_key, new.secondary_key},
     )
@@ -151,11 +156,17 @@ def test_each_call_is_recorded_with_its_caller_operation_statuses_and_correlatio
         "Started",
         "Succeeded",
     ]
-    # A long-running create and delete: Started, Accepted when the API answered, Succeeded when the
+    # A long-running create, flush and delete: Started, Accepted when the API answered, Succeeded when the
     # operation ended, all under the request's correlation id (the caller's own for the create).
     assert story.create == CORRELATION
     create = [e for e in entries if e.correlation_id == CORRELATION]
     assert _statuses(create, "Microsoft.Cache/redisEnterprise/write") == ["Started", "Accepted", "Succeeded"]
+    flush = [e for e in entries if e.correlation_id == story.flush]
+    assert _statuses(flush, "Microsoft.Cache/redisEnterprise/databases/flush/action") == [
+        "Started",
+        "Accepted",
+        "Succeeded",
+    ]
     delete = [e for e in entries if e.correlation_id == story.delete]
     assert _statuses(delete, "Microsoft.Cache/redisEnterprise/delete") == ["Started", "Accepted", "Succeeded"]
     database = _statuses(entries, "Microsoft.Cache/redisEnterprise/databases/write")
@@ -201,7 +212,7 @@ def test_no_key_is_anywhere_in_the_log(clients: Clients, story: Story) -> None:
     secret = clients.service.credentials["clientSecret"]
     with sqlite3.connect(clients.service.home / "amr.db") as db:
         rows = [" ".join(map(str, row)) for row in db.execute("select * from activity_log")]
-    assert len(rows) >= 14
+    assert len(rows) >= 17
     for text in (*rows, *clients.bodies):
         for key in (*story.keys, secret):
             assert key not in text
