@@ -1,0 +1,1 @@
+"""`amr monitor`: metric collection into its own store (and, later, alerts)."""
