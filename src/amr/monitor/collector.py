@@ -1,0 +1,123 @@
+"""One sample of every database, made into Azure's metrics and written to the metric store.
+
+Each tick reads every watched node at once (amr.monitor.nodes) and the gateway's workers, then, per
+database, turns each node's sample and the one before into the interval's increases
+(``amr.logic.metrics.deltas``) and those into Azure's metric values (``amr.logic.metrics.azure``), and
+writes them in one transaction. The previous samples are kept in memory only: after a restart of
+`amr monitor` the first sample is a baseline, so the time it was stopped stays a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from amr.logic.metrics.azure import GatewayCounts, MetricValues, NodeInterval, compute_metrics
+from amr.logic.metrics.deltas import plan_deltas
+from amr.logic.metrics.sample import NodeSample
+from amr.logic.security.node_credentials import database_uid_of_node
+from amr.model.ha import HaWatch, WatchedDatabase
+from amr.monitor.nodes import NodeReader
+from amr.monitor.store import MetricStore
+
+log = logging.getLogger(__name__)
+
+# A node's previous sample older than this many intervals is not the start of an interval: the
+# collector or the node was away, and that time reads as no data.
+MAX_GAP_INTERVALS = 2.5
+
+
+def resource_of(database_id: str) -> str:
+    """The cache (``Microsoft.Cache/redisEnterprise``) a database's metrics belong to, as the
+    store keys it: its resource id in lower case (Azure's ids are case-insensitive)."""
+    return database_id.split("/databases/")[0].lower()
+
+
+@dataclass
+class Collector:
+    """Samples the databases of ``watch()`` into ``store``; ``password_for(database_uid)`` is the
+    ``amr-monitor`` password on that database's nodes; ``gateway()`` asks the gateway's workers."""
+
+    watch: Callable[[], HaWatch | None]
+    store: MetricStore
+    password_for: Callable[[str], str]
+    gateway: Callable[[], Awaitable[dict[int, dict[str, Any]]]]
+    interval: float
+    timeout: float
+    readers: dict[str, NodeReader] = field(default_factory=dict)
+    previous: dict[str, NodeSample] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+    def _reader(self, socket: str) -> NodeReader:
+        reader = self.readers.get(socket)
+        if reader is None:
+            password = self.password_for(database_uid_of_node(socket))
+            reader = self.readers[socket] = NodeReader(socket, password, self.timeout)
+        return reader
+
+    async def tick(self, at: float) -> str:
+        """Sample everything once; the outcome says what was written."""
+        watch = self.watch() or HaWatch()
+        nodes = [(db, n) for db in watch.databases for s in db.shards for n in s.nodes]
+        self._forget({n.socket for _, n in nodes})
+        samples, workers = await asyncio.gather(
+            asyncio.gather(*(self._reader(n.socket).read() for _, n in nodes)), self.gateway()
+        )
+        by_database: dict[str, list[NodeInterval]] = {db.id: [] for db in watch.databases}
+        answered = 0
+        for (db, node), sample in zip(nodes, samples, strict=True):
+            self._note(node.name, self.readers[node.socket].problem)
+            if sample is None:
+                continue
+            answered += 1
+            prev = self.previous.get(node.name)
+            deltas = plan_deltas(prev, sample, self.interval * MAX_GAP_INTERVALS)
+            was_primary = prev.primary if prev is not None and deltas is not None else None
+            by_database[db.id].append(NodeInterval(node.name, sample, deltas, was_primary))
+            self.previous[node.name] = sample
+        values: dict[str, MetricValues] = {}
+        for db in watch.databases:
+            computed = compute_metrics(by_database[db.id], _gateway_counts(db, workers))
+            if computed:
+                values[resource_of(db.id)] = computed
+        if values:
+            await asyncio.to_thread(self.store.write, at, values)
+        return (
+            f"sampled {answered} of {len(nodes)} node(s) of {len(watch.databases)} database(s), "
+            f"{len(workers)} gateway worker(s)"
+        )
+
+    def _forget(self, sockets: set[str]) -> None:
+        """Close the connections of nodes no longer watched (deleted, moved)."""
+        for socket in [s for s in self.readers if s not in sockets]:
+            self.readers.pop(socket).close()
+
+    def _note(self, node: str, problem: str) -> None:
+        """Log a node's problem once when it starts and once when it ends."""
+        before = self.problems.get(node, "")
+        if problem == before:
+            return
+        if problem:
+            log.warning("no sample of node %s: %s", node, problem)
+            self.problems[node] = problem
+        else:
+            log.info("node %s answers the collector again", node)
+            self.problems.pop(node, None)
+
+    def close(self) -> None:
+        self._forget(set())
+
+
+def _gateway_counts(db: WatchedDatabase, workers: dict[int, dict[str, Any]]) -> GatewayCounts | None:
+    """The database's open connections on each gateway worker that answered (None: none did)."""
+    if not workers:
+        return None
+    connections = {}
+    for worker, answer in workers.items():
+        counts = answer.get("connections")
+        count = counts.get(db.id, 0) if isinstance(counts, dict) else 0
+        connections[f"gateway-{worker}"] = int(count) if isinstance(count, int) else 0
+    return GatewayCounts(connections)
