@@ -4,7 +4,8 @@ directly. After exactly N SETs and M GETs (hits and misses known) the Sets, Gets
 total operations of that window are exactly those, although `amr ha` probes the HA database's nodes
 ten times a second, the gateway polls ROLE and the control plane and the collector run their own
 commands: none of amr's commands count. Keys, memory and connected clients match what the engine and
-the gateway say."""
+the gateway say. Counting stays exact after a primary is killed and replaced, and with the API
+stopped; the time amr was stopped has no points."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from amr.logic.security.node_credentials import CredentialMasters, database_uid_
 from amr.monitor.collector import resource_of
 from amr.monitor.main import STORE_FILE_NAME
 from amr.monitor.store import MetricStore, Series
+from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import (
     FOUR_SHARDS,
     AmrService,
@@ -202,6 +204,30 @@ def test_counters_survive_a_primary_killed_and_a_failover(
     # Nothing went negative at the restart.
     for metric in COUNTED:
         assert all(v >= 0 for _, v in store.points(Series(res, metric)))
+
+
+def test_collection_goes_on_without_the_api_and_a_stop_is_a_gap(
+    service: AmrService, store: MetricStore, nocluster: redis.Redis
+) -> None:
+    res = resource(service, "nc")
+    supervisor = SupervisorClient(service.home / "supervisor" / "supervisor.sock", timeout=30)
+    supervisor.call_sync("stopProcess", "api", True)
+    try:
+        assert traffic_window(store, res, nocluster, 30, 5) == truth(30, 30, 5)
+    finally:
+        supervisor.call_sync("startProcess", "api", True)
+    # amr stop / amr serve: the history stays, and the time amr was stopped has no points at all.
+    before = last_point(store, res, "totalkeys")
+    service.stop()
+    stopped = time.time()
+    time.sleep(3)  # amr is stopped for a few sample intervals
+    serving = time.time()
+    service.start()
+    wait_until(lambda: last_point(store, res) > time.time() - 1, 60, what="samples after amr serve")
+    for metric in ("totalcommandsprocessed", "totalkeys", "usedmemory"):
+        points = store.points(Series(res, metric))
+        assert [t for t, _ in points if stopped < t < serving] == [], metric
+        assert any(t <= before for t, _ in points), metric
 
 
 def database_nodes(service: AmrService, name: str) -> list[str]:
