@@ -4,8 +4,8 @@ directly. After exactly N SETs and M GETs (hits and misses known) the Sets, Gets
 total operations of that window are exactly those, although `amr ha` probes the HA database's nodes
 ten times a second, the gateway polls ROLE and the control plane and the collector run their own
 commands: none of amr's commands count. Keys, memory and connected clients match what the engine and
-the gateway say. Counting stays exact after a primary is killed and replaced, and with the API
-stopped; the time amr was stopped has no points."""
+the gateway say; evicted keys match a forced eviction. Counting stays exact after a primary is
+killed and replaced, and with the API stopped; the time amr was stopped has no points."""
 
 from __future__ import annotations
 
@@ -163,6 +163,34 @@ def test_a_four_shard_enterprise_cluster_database(
     # Per-node metrics name the node: four primaries.
     nodes = {dims for metric, dims in store.series(res) if metric == "cacheRead"}
     assert len(nodes) == 4
+
+
+def test_evicted_keys_match_a_forced_eviction(service: AmrService, store: MetricStore) -> None:
+    service.amr_json(
+        "redisenterprise", "create", "--cluster-name", "ev", "-g", "rg", "-l", "eastus",
+        "--sku", "Balanced_B0", "--access-keys-authentication", "Enabled", "--clustering-policy",
+        "NoCluster", "--high-availability", "Disabled", "--eviction-policy", "AllKeysRandom",
+    )  # fmt: skip
+    client = cache_client(service, "ev")
+    res = resource(service, "ev")
+    evicted_before = client.info("stats")["evicted_keys"]
+    value = b"x" * (1 << 20)
+
+    def fill() -> None:
+        # 700 MB into a 0.5 GB database: the engine evicts keys to make room.
+        for batch in range(14):
+            pipe = client.pipeline(transaction=False)
+            for i in range(50):
+                pipe.set(f"big:{batch}:{i}", value)
+            pipe.execute()
+
+    start = next_point(store, res, time.time())
+    fill()
+    end = next_point(store, res, time.time())
+    evicted = client.info("stats")["evicted_keys"] - evicted_before
+    assert evicted > 100
+    assert sum(v for _, v in store.points(Series(res, "evictedkeys"), start + 1, end + 1)) == evicted
+    client.close()
 
 
 def test_connected_clients_as_the_gateway_sees_them(
