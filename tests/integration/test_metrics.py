@@ -30,6 +30,8 @@ from tests.integration.amr_service import (
     cache_client,
     create_cache,
     enterprise_cluster,
+    raw_connection,
+    read_until,
     running_service,
     wait_until,
 )
@@ -210,6 +212,19 @@ def test_connected_clients_as_the_gateway_sees_them(
     for client in held:
         client.close()
     wait_until(lambda: connected() == 1, 15, what="back to the fixture's one")
+    # The gateway's own counters: a failed AUTH counts once, on the database it was for.
+    sock, _ = raw_connection(service, "nc")
+    sock.sendall(b"*2\r\n$4\r\nAUTH\r\n$11\r\nnot-the-key\r\n")
+    assert read_until(sock, b"\r\n").startswith(b"-WRONGPASS")
+    sock.close()
+    wait_until(lambda: total(store, res, "gatewayAuthFailures") == 1, 15, what="one failed AUTH")
+    assert total(store, resource(service, "ec"), "gatewayAuthFailures") == 0
+
+
+def total(store: MetricStore, res: str, metric: str) -> float:
+    """A counter's sum over every point of every series of ``metric`` of a database."""
+    series = [dims for m, dims in store.series(res) if m == metric]
+    return sum(v for d in series for _, v in store.points(Series(res, metric, d)))
 
 
 def test_counters_survive_a_primary_killed_and_a_failover(

@@ -17,6 +17,7 @@ from typing import Any
 
 from amr.logic.metrics.azure import GatewayCounts, MetricValues, NodeInterval, compute_metrics
 from amr.logic.metrics.deltas import plan_deltas
+from amr.logic.metrics.gateway import GatewaySample, parse_gateway_answer, plan_gateway_deltas
 from amr.logic.metrics.sample import NodeSample
 from amr.logic.security.node_credentials import database_uid_of_node
 from amr.model.ha import HaWatch, WatchedDatabase
@@ -50,6 +51,7 @@ class Collector:
     readers: dict[str, NodeReader] = field(default_factory=dict)
     previous: dict[str, NodeSample] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    previous_gateway: dict[int, GatewaySample] = field(default_factory=dict)
 
     def _reader(self, socket: str) -> NodeReader:
         reader = self.readers.get(socket)
@@ -78,11 +80,14 @@ class Collector:
             was_primary = prev.primary if prev is not None and deltas is not None else None
             by_database[db.id].append(NodeInterval(node.name, sample, deltas, was_primary))
             self.previous[node.name] = sample
+        answers = {w: s for w, a in workers.items() if (s := parse_gateway_answer(a)) is not None}
         values: dict[str, MetricValues] = {}
         for db in watch.databases:
-            computed = compute_metrics(by_database[db.id], _gateway_counts(db, workers))
+            counts = _gateway_counts(db, answers, self.previous_gateway)
+            computed = compute_metrics(by_database[db.id], counts)
             if computed:
                 values[resource_of(db.id)] = computed
+        self.previous_gateway = answers
         if values:
             await asyncio.to_thread(self.store.write, at, values)
         return (
@@ -111,13 +116,18 @@ class Collector:
         self._forget(set())
 
 
-def _gateway_counts(db: WatchedDatabase, workers: dict[int, dict[str, Any]]) -> GatewayCounts | None:
-    """The database's open connections on each gateway worker that answered (None: none did)."""
-    if not workers:
+def _gateway_counts(
+    db: WatchedDatabase, answers: dict[int, GatewaySample], previous: dict[int, GatewaySample]
+) -> GatewayCounts | None:
+    """The database's open connections on each gateway worker that answered, and its counters'
+    increases since that worker's previous answer (None: no worker answered)."""
+    if not answers:
         return None
-    connections = {}
-    for worker, answer in workers.items():
-        counts = answer.get("connections")
-        count = counts.get(db.id, 0) if isinstance(counts, dict) else 0
-        connections[f"gateway-{worker}"] = int(count) if isinstance(count, int) else 0
-    return GatewayCounts(connections)
+    connections, counters = {}, {}
+    for worker, sample in answers.items():
+        name = f"gateway-{worker}"
+        connections[name] = sample.connections.get(db.id, 0)
+        deltas = plan_gateway_deltas(previous.get(worker), sample, db.id)
+        if deltas is not None:
+            counters[name] = deltas
+    return GatewayCounts(connections, counters)

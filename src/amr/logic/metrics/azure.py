@@ -11,7 +11,7 @@ replica holds the same keys); used memory adds up primaries and replicas, as Azu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amr.logic.metrics.deltas import TENANT_COMMANDS, NodeDeltas
 from amr.logic.metrics.sample import NodeSample
@@ -85,6 +85,9 @@ class GatewayCounts:
     """What the gateway saw of one database at the end of the interval."""
 
     connections: Mapping[str, int]  # open client connections per gateway worker ("gateway-0")
+    # amr's gateway counters' increases over the interval per worker (amr.logic.metrics.gateway;
+    # a worker without a previous answer has none).
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 # (metric name, dimension values): value. Dimension values: () or (InstanceId,) or (InstanceId, ErrorType).
@@ -149,4 +152,7 @@ def compute_metrics(nodes: Sequence[NodeInterval], gateway: GatewayCounts | None
     if gateway is not None:
         for worker, count in gateway.connections.items():
             values[("connectedclients", (worker,))] = count
+        for worker, counters in gateway.counters.items():
+            for metric, increase in counters.items():
+                values[(metric, (worker,))] = increase
     return values

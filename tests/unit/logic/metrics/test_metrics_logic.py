@@ -13,6 +13,7 @@ from amr.logic.metrics.azure import (
     compute_metrics,
 )
 from amr.logic.metrics.deltas import TENANT_COMMANDS, plan_deltas
+from amr.logic.metrics.gateway import GatewaySample, parse_gateway_answer, plan_gateway_deltas
 from amr.logic.metrics.sample import NodeSample, parse_client_list, parse_sample
 
 INFO = (
@@ -181,3 +182,40 @@ def test_a_gap_is_no_data_not_zeros() -> None:
     v = compute_metrics([first])
     assert ("cachehits", ()) not in v and ("totalcommandsprocessed", ()) not in v
     assert v[("totalkeys", ())] == 3  # gauges are read at the sample
+
+
+@pytest.mark.parametrize(
+    ("answer", "sample"),
+    [
+        (
+            {"started": 5, "connections": {"db": 2}, "totals": {"db": {"connect": 3, "x": "y"}}},
+            GatewaySample(5.0, {"db": 2}, {"db": {"connect": 3}}),
+        ),
+        ({"started": 5, "connections": "no", "totals": []}, GatewaySample(5.0, {}, {})),
+        ({"clients": []}, None),  # not an answer to the stats question
+        ({"started": True}, None),
+    ],
+)
+def test_a_gateway_answer_is_read_defensively(
+    answer: dict[str, object], sample: GatewaySample | None
+) -> None:
+    assert parse_gateway_answer(answer) == sample
+
+
+@pytest.mark.parametrize(
+    ("prev", "cur", "deltas"),
+    [
+        (None, {"connect": 5}, None),  # the first answer: a baseline
+        ({"connect": 5, "bytesIn": 10}, {"connect": 8, "bytesIn": 25, "auth_failure": 2}, (3, 2, 15, 0)),
+        ("restarted", {"connect": 2}, (2, 0, 0, 0)),  # a restarted worker counts from zero
+    ],
+)
+def test_gateway_deltas(prev: object, cur: dict[str, int], deltas: tuple[int, ...] | None) -> None:
+    before = None
+    if prev == "restarted":
+        before = GatewaySample(1.0, {}, {"db": {"connect": 9}})
+    elif isinstance(prev, dict):
+        before = GatewaySample(2.0, {}, {"db": prev})
+    got = plan_gateway_deltas(before, GatewaySample(2.0, {}, {"db": cur}), "db")
+    names = ("gatewayConnections", "gatewayAuthFailures", "gatewayBytesIn", "gatewayBytesOut")
+    assert got == (None if deltas is None else dict(zip(names, deltas, strict=True)))
