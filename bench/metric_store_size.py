@@ -1,8 +1,8 @@
 """The metric store's size per database over 30 days (docs/architecture.md#metrics quotes it).
 
 Writes 30 days of one database through ``MetricStore.write`` as `amr monitor` does: a one-shard HA
-database has 22 series (13 of the database, 4 per node for 2 nodes, connected clients of 1 gateway
-worker). The first 29 days are written one point a minute (their raw points are past retention
+database has 26 series (13 of the database, 4 per node for 2 nodes, 5 of 1 gateway worker:
+connected clients and amr's 4 gateway counters). The first 29 days are written one point a minute (their raw points are past retention
 anyway; each minute still gets its rollup), the last day every ``--interval`` seconds. Prints the
 file's size, per database and per series.
 
@@ -33,7 +33,14 @@ def values(rng: random.Random) -> dict[tuple[str, tuple[str, ...]], float]:
     }
     for node in ("db-0-0", "db-0-1"):
         out.update({(m, (node,)): rng.random() * 1e6 for m in NODE_METRICS})
-    out[("connectedclients", ("gateway-0",))] = rng.randrange(100)
+    for metric in (
+        "connectedclients",
+        "gatewayConnections",
+        "gatewayAuthFailures",
+        "gatewayBytesIn",
+        "gatewayBytesOut",
+    ):
+        out[(metric, ("gateway-0",))] = rng.randrange(100)
     return out
 
 

@@ -64,7 +64,7 @@ class Collector:
         """Sample everything once; the outcome says what was written."""
         watch = self.watch() or HaWatch()
         nodes = [(db, n) for db in watch.databases for s in db.shards for n in s.nodes]
-        self._forget({n.socket for _, n in nodes})
+        self._forget({n.socket for _, n in nodes}, {n.name for _, n in nodes})
         samples, workers = await asyncio.gather(
             asyncio.gather(*(self._reader(n.socket).read() for _, n in nodes)), self.gateway()
         )
@@ -95,10 +95,13 @@ class Collector:
             f"{len(workers)} gateway worker(s)"
         )
 
-    def _forget(self, sockets: set[str]) -> None:
-        """Close the connections of nodes no longer watched (deleted, moved)."""
+    def _forget(self, sockets: set[str], names: set[str]) -> None:
+        """Close the connections of nodes no longer watched (deleted, moved), and forget them."""
         for socket in [s for s in self.readers if s not in sockets]:
             self.readers.pop(socket).close()
+        for name in [n for n in self.previous if n not in names]:
+            del self.previous[name]
+            self.problems.pop(name, None)
 
     def _note(self, node: str, problem: str) -> None:
         """Log a node's problem once when it starts and once when it ends."""
@@ -113,7 +116,7 @@ class Collector:
             self.problems.pop(node, None)
 
     def close(self) -> None:
-        self._forget(set())
+        self._forget(set(), set())
 
 
 def _gateway_counts(

@@ -219,3 +219,19 @@ def test_gateway_deltas(prev: object, cur: dict[str, int], deltas: tuple[int, ..
     got = plan_gateway_deltas(before, GatewaySample(2.0, {}, {"db": cur}), "db")
     names = ("gatewayConnections", "gatewayAuthFailures", "gatewayBytesIn", "gatewayBytesOut")
     assert got == (None if deltas is None else dict(zip(names, deltas, strict=True)))
+
+
+def test_cache_latency_is_the_data_commands_average() -> None:
+    prev = NodeSample(at=0, run_id="r", role="master")
+    cur = NodeSample(
+        at=10, run_id="r", role="master",
+        calls={"get": 3, "set": 1, "info": 100, "client|list": 10, "ping": 50},
+        usec={"get": 6, "set": 4, "info": 90000, "client|list": 500, "ping": 50},
+    )  # fmt: skip
+    v = compute_metrics([NodeInterval("p", cur, plan_deltas(prev, cur, 25))])
+    # amr's probes (INFO, CLIENT LIST, PING all the time) would make it look a hundred times slower.
+    assert v[("cacheLatency", ("p",))] == pytest.approx(2.5)
+    idle = NodeSample(at=20, run_id="r", role="master", calls={**cur.calls, "info": 200}, usec=cur.usec)
+    assert ("cacheLatency", ("p",)) not in compute_metrics(
+        [NodeInterval("p", idle, plan_deltas(cur, idle, 25))]
+    )
