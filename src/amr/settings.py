@@ -36,6 +36,10 @@ class ApiSettings:
     token_failure_limit: int = 10
     token_failure_window: float = 60.0
     token_cooldown: float = 60.0
+    # Activity log: entries older than this many days are forgotten (Azure keeps 90); one page of
+    # the activity log query holds at most this many entries (the rest follow through nextLink).
+    activity_log_retention_days: int = 90
+    activity_log_page_size: int = 200
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from redis.cache import CacheConfig, TrackingMode
 from redis.connection import CacheProxyConnection
 
 from amr.logic.keyspace.keyslot import choose_key_slot
+from amr.logic.resp.frames import render_command
 from tests.integration.amr_service import (
     FOUR_SHARDS,
     AmrService,
@@ -199,6 +200,57 @@ def test_sharded_subscriptions_across_shards_on_one_connection(service: AmrServi
     got = read_until(sock, b":2\r\n")
     assert got.startswith(b"-CROSSSLOT") and b"MOVED" not in got and b":1\r\n" in got
     sock.close()
+
+
+def test_subscription_replies_keep_the_order_of_the_commands_across_shards(
+    service: AmrService, ec: redis.Redis, one: redis.Redis
+) -> None:
+    # The replies to a pipeline of (un)subscriptions come from several nodes on EnterpriseCluster;
+    # they must reach the client in the order of its commands, with the counts one node would give.
+    # Found by redis-py's own tests: an SUNSUBSCRIBE sent before the shard had confirmed the
+    # SSUBSCRIBE went to another node and was answered first.
+    a, b, c, d = _one_channel_per_shard()
+    pipeline = b"".join(
+        render_command([w.encode() for w in words])
+        for words in (
+            ["SSUBSCRIBE", a], ["SSUBSCRIBE", b], ["SUBSCRIBE", "plain"], ["SSUBSCRIBE", c],
+            ["SUNSUBSCRIBE", a], ["SSUBSCRIBE", d], ["PING"], ["SUNSUBSCRIBE", b, c, d], ["SSUBSCRIBE", a],
+            ["SUNSUBSCRIBE"], ["PING", "done"],
+        )
+    )  # fmt: skip
+    replies = {}
+    for name in ("one", "ec"):
+        sock = _raw(service, name)
+        sock.sendall(pipeline)
+        replies[name] = read_until(sock, b"$4\r\ndone\r\n")
+        sock.close()
+    assert replies["ec"] == replies["one"]
+    assert replies["one"].count(b"ssubscribe") == 5
+
+
+def test_a_subscriber_is_listed_as_one_and_a_kill_ends_its_connection(
+    service: AmrService, ec: redis.Redis
+) -> None:
+    # CLIENT LIST on EnterpriseCluster is the gateway's: it shows what each client last ran and its
+    # pub/sub mode, as the engine does (redis-py's own tests find a subscriber by its cmd).
+    sock = _raw(service, "ec")
+    sock.sendall(b"SUBSCRIBE killme\r\n")
+    assert read_until(sock, b":1\r\n").endswith(b"$6\r\nkillme\r\n:1\r\n")
+    (subscriber,) = [c for c in ec.client_list() if c["cmd"] == "subscribe"]
+    assert subscriber["flags"] == "P"
+    assert ec.client_list(client_id=[int(subscriber["id"])])[0]["cmd"] == "subscribe"
+    assert [c["cmd"] for c in ec.client_list() if c["id"] == str(ec.client_id())] == ["client|list"]
+    assert ec.client_kill_filter(_id=subscriber["id"]) == 1
+    sock.settimeout(10)
+    assert sock.recv(100) == b""  # the connection is closed
+    sock.close()
+
+
+def _one_channel_per_shard() -> list[str]:
+    by_shard: dict[int, str] = {}
+    for ch in (f"ord{i}" for i in range(100)):
+        by_shard.setdefault(_shard_of(ch), ch)
+    return [by_shard[s] for s in range(4)]
 
 
 def test_a_client_subscribed_in_resp3_still_publishes_and_pings(service: AmrService, ec: redis.Redis) -> None:

@@ -290,3 +290,26 @@ def test_a_primary_that_stalls_before_its_replica_has_a_write_keeps_it(service: 
     log = (service.home / "logs" / "ha.log").read_text()
     assert "has not received all it acknowledged" in log
     service.amr("redisenterprise", "delete", "--cluster-name", "nocstall", "-g", "rg", "--yes", check=True)
+
+
+def test_a_killed_primary_waits_for_a_busy_replica_instead_of_starting_empty(service: AmrService) -> None:
+    # The primary dies while its replica, which holds every key, is too busy to answer (stopped here
+    # for 2.5 s, as a loaded host can stall it). Restarted by the supervisor, the primary must not
+    # decide the replica is gone and start empty: the replica would then copy the empty dataset.
+    port, key, old, new = _create(service, "nocbusy")
+    wait_until(lambda: _in_sync(service, new, _port(service, old)), 20, what="the replica in sync")
+    client = _client(service, port, key)
+    for i in range(KEYS):
+        client.set(f"k{i}", str(i))
+    wait_until(lambda: _admin(service, new).dbsize() >= KEYS, 10, what="the writes on the replica")
+    pids = service.node_pids()
+    os.kill(pids[_node(new)], signal.SIGSTOP)
+    try:
+        os.kill(pids[_node(old)], signal.SIGKILL)
+        time.sleep(2.5)  # the stall being played: longer than a lost answer is waited for (1.5 s)
+    finally:
+        os.kill(pids[_node(new)], signal.SIGCONT)
+    wait_until(lambda: _first_write(service, port, key, time.monotonic() + 5), 30, what="writes again")
+    assert _client(service, port, key).dbsize() >= KEYS, "the keys were lost"
+    assert _client(service, port, key).get(f"k{KEYS - 1}") == str(KEYS - 1)
+    service.amr("redisenterprise", "delete", "--cluster-name", "nocbusy", "-g", "rg", "--yes", check=True)

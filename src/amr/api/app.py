@@ -16,6 +16,7 @@ from fastapi import Request as HttpRequest
 from fastapi.responses import JSONResponse
 from fastapi.responses import Response as HttpResponse
 
+from amr.api import handlers_activity as activity
 from amr.api import handlers_clusters as clusters
 from amr.api import handlers_databases as databases
 from amr.api import handlers_events as events
@@ -23,6 +24,7 @@ from amr.api import handlers_firewall as firewall
 from amr.api import handlers_groups as groups
 from amr.api import handlers_misc as misc
 from amr.api import handlers_subscriptions as subscriptions
+from amr.api.activity import CORRELATION_HEADER, choose_correlation_id, finish_activity, start_activity
 from amr.api.context import (
     CACHE_API_VERSIONS,
     RESOURCES_API_VERSIONS,
@@ -35,6 +37,7 @@ from amr.api.limits import RequestLimits
 from amr.api.wire_tenancy import METADATA_API_VERSIONS
 from amr.errors import AmrError, ArmError, ConcurrencyError
 from amr.logcontext import log_context
+from amr.model.activity import ActivityEvent
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,8 @@ ROUTES: tuple[Route, ...] = (
     _r("POST", _D + "/upgradeDBRedisVersion", databases.upgrade_redis_version),
     _r("GET", _D + "/connectionEvents", databases.connection_events),
     _r("GET", _D + "/events", events.list_events),
+    _r("GET", "subscriptions/{subscriptionId}/providers/Microsoft.Insights/eventtypes/management/values",
+       activity.list_activity_log, activity.ACTIVITY_LOG_API_VERSIONS),
 )  # fmt: skip
 
 
@@ -154,10 +159,26 @@ def _render(response: Response) -> HttpResponse:
     return JSONResponse(response.body, status_code=response.status, headers=response.headers)
 
 
-def _error(e: ArmError, request_id: str) -> HttpResponse:
+def _error(e: ArmError, request_id: str, headers: dict[str, str]) -> HttpResponse:
     # ARM echoes the client's request id on failures too: that is when callers need it most.
-    headers = {"x-ms-client-request-id": request_id} if request_id else None
+    if request_id:
+        headers = {**headers, "x-ms-client-request-id": request_id}
     return JSONResponse(e.to_body(), status_code=e.status, headers=headers)
+
+
+def _arm_error(e: Exception, path: str, request_id: str) -> ArmError:
+    """The ARM error a request that raised ``e`` is answered with (a bare 500 never leaves)."""
+    if isinstance(e, ConcurrencyError):
+        return ArmError(
+            "Conflict", f"The resource changed while this request ran ({e}); retry the request.", 409
+        )
+    if isinstance(e, ArmError):
+        return e
+    if isinstance(e, AmrError):
+        log.error("request failed", extra={"path": path, "request_id": request_id})
+        return ArmError("InternalServerError", f"amr could not complete the request: {e}", 500)
+    log.error("unexpected error", exc_info=e, extra={"path": path, "request_id": request_id})
+    return ArmError("InternalServerError", "amr hit an unexpected error; see AMR_HOME/logs/api.log.", 500)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -173,6 +194,11 @@ def create_app(services: Services) -> FastAPI:
             return await handle(request, path, request_id)
 
     async def handle(request: HttpRequest, path: str, request_id: str) -> HttpResponse:
+        # ARM answers every request with its correlation id, the caller's if it sent one.
+        correlation_id = choose_correlation_id(request.headers)
+        echo = {CORRELATION_HEADER: correlation_id}
+        started: ActivityEvent | None = None
+        req: Request | None = None
         try:
             found = match_route(request.method, "/" + path)
             if found is None:
@@ -185,8 +211,9 @@ def create_app(services: Services) -> FastAPI:
                 )
             assert isinstance(found, tuple)
             route, params = found
-            if route.authenticated:
-                services.tokens.verify(request.headers.get("authorization"))
+            claims = (
+                services.tokens.verify(request.headers.get("authorization")) if route.authenticated else None
+            )
             query = dict(request.query_params)
             _check_api_version(route, query)
             req = Request(
@@ -200,30 +227,16 @@ def create_app(services: Services) -> FastAPI:
                 path=request.url.path,
                 source=request.client.host if request.client else "",
             )
+            if claims is not None:
+                started = start_activity(req, route.pattern, claims, correlation_id)
             response = await route.handler(req)
-        except ConcurrencyError as e:
-            return _error(
-                ArmError(
-                    "Conflict", f"The resource changed while this request ran ({e}); retry the request.", 409
-                ),
-                request_id,
-            )
-        except ArmError as e:
-            return _error(e, request_id)
-        except AmrError as e:
-            log.error("request failed", extra={"path": request.url.path, "request_id": request_id})
-            return _error(
-                ArmError("InternalServerError", f"amr could not complete the request: {e}", 500), request_id
-            )
-        except Exception:
-            log.exception("unexpected error", extra={"path": request.url.path, "request_id": request_id})
-            return _error(
-                ArmError(
-                    "InternalServerError", "amr hit an unexpected error; see AMR_HOME/logs/api.log.", 500
-                ),
-                request_id,
-            )
+        except Exception as e:
+            error = _arm_error(e, request.url.path, request_id)
+            finish_activity(services, started, req, error.status, error)
+            return _error(error, request_id, echo)
+        finish_activity(services, started, req, response.status, None)
         headers = response.headers
+        headers.update(echo)
         if request_id:
             headers["x-ms-client-request-id"] = request_id
         return _render(response)

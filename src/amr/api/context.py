@@ -131,6 +131,8 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
     path: str = ""
     source: str = ""  # the client's address
+    # The long-running operation the request began, if any (the activity log records its end).
+    operation: Operation | None = None
 
     @property
     def url(self) -> str:
@@ -152,6 +154,7 @@ class Request:
             start_time=s.timestamp(),
         )
         s.store.insert(op)
+        self.operation = op
         return op
 
     def async_operation_url(self, op: Operation) -> str:

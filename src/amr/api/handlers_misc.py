@@ -27,6 +27,17 @@ _OPERATIONS = (
     ("Microsoft.Cache/redisEnterprise/databases/regenerateKey/action", "Database", "Regenerate key",
      "Change the database's access keys."),
     ("Microsoft.Cache/redisEnterprise/databases/flush/action", "Database", "Flush", "Delete all data in the database."),
+    ("Microsoft.Cache/redisEnterprise/databases/upgradeDBRedisVersion/action", "Database", "Upgrade Redis version",
+     "Upgrade the database's engine version."),
+    # amr extensions (restart, firewall rules), named the way the provider names its operations.
+    ("Microsoft.Cache/redisEnterprise/databases/restart/action", "Database", "Restart",
+     "Restart the database's nodes, one at a time when rolling."),
+    ("Microsoft.Cache/redisEnterprise/firewallRules/read", "Firewall rule", "Read firewall rule",
+     "View the cache's firewall rules."),
+    ("Microsoft.Cache/redisEnterprise/firewallRules/write", "Firewall rule", "Write firewall rule",
+     "Create or update a firewall rule."),
+    ("Microsoft.Cache/redisEnterprise/firewallRules/delete", "Firewall rule", "Delete firewall rule",
+     "Delete a firewall rule."),
     ("Microsoft.Cache/locations/operationsStatus/read", "Operation status", "Read operation status",
      "View the status of a long-running operation."),
 )  # fmt: skip

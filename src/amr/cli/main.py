@@ -1,4 +1,4 @@
-"""Entry point of the amr CLI's resource commands (group, redisenterprise, account) and az-setup.
+"""Entry point of the amr CLI's resource commands (group, redisenterprise, account, monitor) and az-setup.
 
 ``main(argv)`` parses the arguments, runs one command against the amr API over HTTPS and prints its
 result as az would. It never lets a traceback reach the user: every failure becomes ``ERROR: ...``
@@ -13,7 +13,7 @@ import sys
 import traceback
 from typing import Any
 
-from amr.cli import commands_account, commands_az, commands_cache, commands_group
+from amr.cli import commands_account, commands_az, commands_cache, commands_group, commands_monitor
 from amr.cli.common import add_output_args
 from amr.cli.context import Context
 from amr.cli.output import render
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_group.register(sub)
     commands_cache.register(sub)
     commands_account.register(sub)
+    commands_monitor.register(sub)
     commands_az.register(sub)
     return parser
 

@@ -29,6 +29,7 @@ from amr.logic.dataplane.client_admin import (
     format_addr,
     parse_client_list,
     parse_client_request,
+    render_command_field,
     render_entries,
     render_kill_reply,
     render_name_reply,
@@ -56,6 +57,24 @@ class ConnectionView(GatewayClient, Protocol):
 
     @property
     def transport(self) -> asyncio.Transport | None: ...
+
+    @property
+    def router(self) -> RoutingView | None: ...
+
+
+class RoutingView(Protocol):
+    """What a routed connection's CLIENT LIST line shows of its router (``amr.gateway.routing``)."""
+
+    last_command: tuple[bytes, bytes]  # its latest command's name, and first argument if short
+
+    @property
+    def table(self) -> PubsubView: ...
+
+
+class PubsubView(Protocol):
+    @property
+    def pubsub(self) -> object | None:
+        """The connection's pub/sub streams, if it is in pub/sub mode."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +204,16 @@ class RoutedIdentity:
 
     def describe(self) -> ClientEntry:
         age = int(time.monotonic() - self.started)
+        router = self.client.router
+        name, first = router.last_command if router is not None else (b"", b"")
+        pubsub = router is not None and router.table.pubsub is not None
         fields = (
             ("id", str(self.id)), ("addr", self.addr), ("laddr", self.laddr), ("fd", str(self.fd)),
-            ("name", self.labels["name"]), ("age", str(age)), ("idle", "0"), ("flags", "N"), ("capa", ""), ("db", "0"),
+            ("name", self.labels["name"]), ("age", str(age)), ("idle", "0"), ("flags", "P" if pubsub else "N"), ("capa", ""), ("db", "0"),
             ("sub", "0"), ("psub", "0"), ("ssub", "0"), ("multi", "-1"), ("watch", "0"), ("qbuf", "0"),
             ("qbuf-free", "0"), ("argv-mem", "0"), ("multi-mem", "0"), ("rbs", "0"), ("rbp", "0"),
-            ("obl", "0"), ("oll", "0"), ("omem", "0"), ("tot-mem", "0"), ("events", "r"), ("cmd", "NULL"),
+            ("obl", "0"), ("oll", "0"), ("omem", "0"), ("tot-mem", "0"), ("events", "r"),
+            ("cmd", render_command_field(name, first)),
             ("user", self.user), ("redir", "-1"), ("resp", str(self.resp)),
             ("lib-name", self.labels["lib-name"]), ("lib-ver", self.labels["lib-ver"]),
         )  # fmt: skip

@@ -1,14 +1,14 @@
 """A client connection and its node connection: the authentication phase, then a byte splice.
 
-Two asyncio Protocols, one per side. The node connection is opened when the client sends its first
+Two asyncio Protocols, one per side; the node connection opens when the client sends its first
 bytes. Until the client has authenticated, ``amr.logic.dataplane.authphase`` parses its commands
-(bounded, with the engine's own parsing rules), the client side forwards them in order (one that can
-decide authentication at a time) and the node's replies go back through the same phase to learn which
-one answers AUTH/HELLO AUTH and what it said; input the phase cannot read as the engine would is
-refused, and a connection that has not authenticated at the deadline is cut, whatever it sent. Then
-the client's bytes go to the node through ``amr.gateway.splice_intercept`` (a C framing scan per
-chunk, for the commands the gateway answers itself) and the node's straight to the client: no copies
-or logging of payload. Admission is ``amr.gateway.admission``'s, the node side ``upstream``'s.
+(bounded, the engine's parsing rules), the client side forwards them in order (one that can decide
+authentication at a time) and the node's replies go back through the phase to learn which one
+answers AUTH/HELLO AUTH and what it said; input the phase cannot read as the engine would is
+refused, and a connection not authenticated at the deadline is cut. Then the client's bytes go to
+the node through ``amr.gateway.splice_intercept`` (a C framing scan per chunk, for the commands the
+gateway answers itself) and the node's straight to the client, neither copied nor logged.
+Admission is ``amr.gateway.admission``'s, the node side ``upstream``'s.
 """
 
 from __future__ import annotations
@@ -34,11 +34,8 @@ CONNECT_TIMEOUT = 5.0
 
 
 class ClientSide(asyncio.Protocol):
-    """An accepted client connection: admitted (limits), authenticated (watched), then spliced.
-
-    The node connection is made lazily, when the client has sent its first bytes: an idle or silent
-    connection costs one descriptor and a few hundred bytes, and never touches the engine.
-    """
+    """An accepted client connection: admitted (limits), authenticated (watched), then spliced. Its
+    node connection opens when it first sends: an idle one costs a descriptor, never the engine."""
 
     __slots__ = (
         "listener", "source", "source_port", "accepted_at", "database_id", "port", "transport", "upstream",

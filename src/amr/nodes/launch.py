@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from amr.logic.ha.node_launch import choose_launch, describe_peers
-from amr.logic.ha.replication import ReplicationView, parse_replication_view
+from amr.logic.ha.node_launch import BUSY, PeerView, choose_launch, describe_peers
+from amr.logic.ha.replication import parse_replication_view
 from amr.logic.security.node_credentials import HA_USER, REPLICATION_USER
 from amr.nodes.engine_sync import ask_peer
 from amr.nodes.netns import NamespaceError, enter
@@ -35,10 +35,13 @@ _POLL_INTERVAL = 0.1
 _NETWORK_WAIT = 10.0
 
 
-def probe_peer(host: str, port: int, user: str, password: str) -> ReplicationView | None:
-    """A peer's replication view, or None if it does not answer (down, loading, refusing us)."""
+def probe_peer(host: str, port: int, user: str, password: str) -> PeerView:
+    """A peer's replication view; BUSY if it is running but did not answer in time; None if it is
+    not running or answers nothing usable (loading, refusing us)."""
     try:
         info = ask_peer(host, port, user, password, ("INFO", "replication"), _PROBE_TIMEOUT)
+    except TimeoutError:
+        return BUSY
     except (OSError, ValueError):
         return None
     return parse_replication_view(info.decode(errors="replace")) if isinstance(info, bytes) and info else None

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from amr.errors import ConcurrencyError
+from amr.logic.arm.activity import render_event_time
 from amr.model.enums import OperationStatus
 from amr.model.resources import Cluster, Database, Operation, OperationError, ResourceGroup
 from amr.store.repository import Store
@@ -16,6 +17,9 @@ from amr.store.repository import Store
 log = logging.getLogger(__name__)
 
 OPERATION_RETENTION = timedelta(days=1)
+# The activity log is pruned at most this often: entries live for days, a pass every second
+# would only add writes.
+ACTIVITY_PRUNE_INTERVAL = timedelta(hours=1)
 
 Resource = Cluster | Database | ResourceGroup
 
@@ -27,6 +31,7 @@ class Ledger:
         self._store = store
         self._now = now
         self._replan = replan
+        self._activity_pruned_at: datetime | None = None
 
     def replace(self, old: Resource, new: Resource) -> bool:
         """Compare-and-swap a record; False (and a prompt replan) when the API changed it meanwhile."""
@@ -76,3 +81,15 @@ class Ledger:
         for op in self._store.list(Operation):
             if op.status.done and op.end_time and datetime.fromisoformat(op.end_time) < cutoff:
                 self._store.delete(op)
+
+    def prune_activity(self, retention: timedelta) -> int:
+        """Forget activity log entries older than ``retention`` (at most once per
+        ACTIVITY_PRUNE_INTERVAL); how many went."""
+        now = self._now()
+        if self._activity_pruned_at is not None and now - self._activity_pruned_at < ACTIVITY_PRUNE_INTERVAL:
+            return 0
+        self._activity_pruned_at = now
+        gone = self._store.prune_activity(render_event_time(now - retention))
+        if gone:
+            log.info("activity log: forgot %d entries older than %s", gone, retention)
+        return gone

@@ -17,7 +17,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from amr.errors import AmrError, NodeError
 from amr.home import write_reconciler_heartbeat
@@ -185,6 +185,7 @@ class Reconciler:
         outcomes: list[Outcome] = self._restarts.resume_interrupted()
         self._publisher.publish()
         self._ledger.prune_operations()
+        self._ledger.prune_activity(timedelta(days=self._settings.api.activity_log_retention_days))
         outcomes += await self._caches.settle()
         outcomes += await self._strays.sweep_if_due()
         started = []

@@ -6,6 +6,7 @@ changed it in between, the write fails with ConcurrencyError instead of losing t
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import threading
@@ -16,8 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from amr.errors import ConcurrencyError, StoreError
+from amr.model.activity import ActivityEvent, ActivityQuery
 from amr.model.events import DatabaseEvent, NodePids
 from amr.model.resources import Cluster, Database, FirewallRule, Operation, ResourceGroup
+from amr.store import activity
 from amr.store.codec import from_record, to_record
 from amr.store.schema import upgrade_schema
 
@@ -52,6 +55,14 @@ class Store(Protocol):
     def replace(self, old: Record, new: Record) -> None: ...
 
     def delete(self, obj: Record) -> None: ...
+
+    def add_activity(self, event: ActivityEvent) -> None: ...
+
+    def list_activity(
+        self, query: ActivityQuery, after: tuple[str, int] | None = None, limit: int = 200
+    ) -> builtins.list[tuple[int, ActivityEvent]]: ...
+
+    def prune_activity(self, before: str) -> int: ...
 
 
 # The table as migrations/versions/0001_records.py creates it.
@@ -121,12 +132,12 @@ class SqlStore:
             raise StoreError(f"cannot write {record_key(obj)}: {e}") from e
 
     def replace(self, old: Record, new: Record) -> None:
-        self._swap(old, _encode(new), record_key(new))
+        self._swap(old, _encode(new), record_key(new), new)
 
     def delete(self, obj: Record) -> None:
         self._swap(obj, None, record_key(obj))
 
-    def _swap(self, old: Record, data: str | None, key: str) -> None:
+    def _swap(self, old: Record, data: str | None, key: str, new: Record | None = None) -> None:
         where = (
             (_records.c.kind == _KINDS[type(old)])
             & (_records.c.key == record_key(old))
@@ -141,8 +152,40 @@ class SqlStore:
                 )
                 if conn.execute(stmt).rowcount != 1:
                     raise ConcurrencyError(f"{record_key(old)} changed since it was read")
+                if isinstance(old, Operation) and isinstance(new, Operation):
+                    # Every path that ends an operation (the reconciler's passes, rolling restarts,
+                    # flushes, the test fakes) goes through here, so the activity log's end entry
+                    # is written with the operation's end, in the same transaction.
+                    activity.record_operation_end(conn, old, new)
         except SQLAlchemyError as e:
             raise StoreError(f"cannot write {key}: {e}") from e
+
+    def add_activity(self, event: ActivityEvent) -> None:
+        """Add an entry to the activity log."""
+        try:
+            with self._lock, self._engine.begin() as conn:
+                activity.insert_event(conn, event)
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot write activity log entry {event.event_data_id}: {e}") from e
+
+    def list_activity(
+        self, query: ActivityQuery, after: tuple[str, int] | None = None, limit: int = 200
+    ) -> builtins.list[tuple[int, ActivityEvent]]:
+        """Activity log entries matching ``query``, newest first, after the entry ``after`` (its
+        time and sequence number), each with its sequence number (for the next page's ``after``)."""
+        try:
+            with self._engine.connect() as conn:
+                return activity.select_events(conn, query, after, limit)
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot read the activity log: {e}") from e
+
+    def prune_activity(self, before: str) -> int:
+        """Forget activity log entries older than ``before``; how many went."""
+        try:
+            with self._lock, self._engine.begin() as conn:
+                return activity.delete_events_before(conn, before)
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot prune the activity log: {e}") from e
 
     def close(self) -> None:
         self._engine.dispose()

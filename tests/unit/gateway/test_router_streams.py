@@ -39,22 +39,31 @@ async def _subscriptions(monkeypatch: Any) -> None:
     router.feed(render_command([b"SUBSCRIBE", b"news"]))
     streams = router.table.pubsub
     assert isinstance(streams, Streams) and set(nodes) == {A}
+    barrier = render_command([b"PING", streams.token])
+    pong = b"*2\r\n$4\r\npong\r\n$%d\r\n%s\r\n" % (len(streams.token), streams.token)
     router.feed(render_command([b"SSUBSCRIBE", on_a]) + render_command([b"SSUBSCRIBE", on_b]))
     router.feed(render_command([b"SSUBSCRIBE", on_a, on_b]) + render_command([b"PING"]))
-    assert _sent(nodes[A]) == b"".join(
-        render_command(c) for c in ([b"SUBSCRIBE", b"news"], [b"SSUBSCRIBE", on_a], [b"PING"])
+    # SSUBSCRIBE on_b goes to B only once A answered what it owes (the barrier's pong): the rest waits.
+    assert (
+        _sent(nodes[A])
+        == b"".join(render_command(c) for c in ([b"SUBSCRIBE", b"news"], [b"SSUBSCRIBE", on_a])) + barrier
     )
-    assert _sent(nodes[B]) == render_command([b"SSUBSCRIBE", on_b])
-    assert b"".join(client_t.written) == b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
-    a, b = streams.links[A], streams.links[B]
-    a.data_received(_confirm(b"subscribe", b"news", 1) + _confirm(b"ssubscribe", on_a, 1))
-    b.data_received(_confirm(b"ssubscribe", on_b, 1))
-    # Each node counts its own sharded channels; the client sees its connection's total.
-    assert b"".join(client_t.written).endswith(
+    assert B not in nodes or _sent(nodes[B]) == b""
+    a = streams.links[A]
+    a.data_received(_confirm(b"subscribe", b"news", 1) + _confirm(b"ssubscribe", on_a, 1) + pong)
+    assert _sent(nodes[B]) == render_command([b"SSUBSCRIBE", on_b]) + barrier
+    b = streams.links[B]
+    b.data_received(_confirm(b"ssubscribe", on_b, 1) + pong)
+    # The CROSSSLOT answer, then PING to the pub/sub node, in the order of the commands; the pong
+    # is not passed on. Each node counts its own sharded channels; the client sees the total.
+    assert _sent(nodes[A]).endswith(barrier + render_command([b"PING"]))
+    assert b"".join(client_t.written) == (
         _confirm(b"subscribe", b"news", 1)
         + _confirm(b"ssubscribe", on_a, 1)
         + _confirm(b"ssubscribe", on_b, 2)
+        + b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
     )
+    a.data_received(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
     # Frames from two nodes interleave whole; a redirect is never passed on.
     message = b"*3\r\n$8\r\nsmessage\r\n$%d\r\n%s\r\n$2\r\nhi\r\n" % (len(on_b), on_b)
     b.data_received(message[:10])
@@ -63,17 +72,28 @@ async def _subscriptions(monkeypatch: Any) -> None:
     assert b"".join(client_t.written).endswith(
         b"-TRYAGAIN the channel's shard is moving; send the command again\r\n" + message
     )
-    # SUNSUBSCRIBE without channels: every connection that has some.
+    # SUNSUBSCRIBE without channels: every connection that has some, one after the other.
     router.feed(render_command([b"SUNSUBSCRIBE"]))
-    assert _sent(nodes[A]).endswith(render_command([b"SUNSUBSCRIBE"]))
-    assert _sent(nodes[B]).endswith(render_command([b"SUNSUBSCRIBE"]))
-    a.data_received(_confirm(b"sunsubscribe", on_a, 0))
-    b.data_received(_confirm(b"sunsubscribe", on_b, 0))
-    assert b"".join(client_t.written).endswith(
-        _confirm(b"sunsubscribe", on_a, 1) + _confirm(b"sunsubscribe", on_b, 0)
+    a.data_received(pong)  # the barrier after the PING, before SUNSUBSCRIBE goes elsewhere
+    first, second = (
+        (nodes[A], nodes[B])
+        if _sent(nodes[A]).endswith(render_command([b"SUNSUBSCRIBE"]) + barrier)
+        else (nodes[B], nodes[A])
     )
-    # A command on keys (RESP3 allows them while subscribed) is refused, not sent to some shard.
+    assert _sent(first).endswith(render_command([b"SUNSUBSCRIBE"]) + barrier)
+    assert not _sent(second).endswith(render_command([b"SUNSUBSCRIBE"]))
+    first_link, second_link = (a, b) if first is nodes[A] else (b, a)
+    first_channel, second_channel = (on_a, on_b) if first is nodes[A] else (on_b, on_a)
+    first_link.data_received(_confirm(b"sunsubscribe", first_channel, 0) + pong)
+    assert _sent(second).endswith(render_command([b"SUNSUBSCRIBE"]))
+    second_link.data_received(_confirm(b"sunsubscribe", second_channel, 0))
+    assert b"".join(client_t.written).endswith(
+        _confirm(b"sunsubscribe", first_channel, 1) + _confirm(b"sunsubscribe", second_channel, 0)
+    )
+    # A command on keys (RESP3 allows them while subscribed) is refused, not sent to some shard;
+    # after what the previous node owed (its barrier's pong).
     router.feed(render_command([b"GET", b"k"]))
+    second_link.data_received(pong)
     assert b"".join(client_t.written).endswith(b"use another connection for commands on keys\r\n")
     assert b"GET" not in _sent(nodes[A]) + _sent(nodes[B])
     # QUIT: to the pub/sub node, whose closing ends the client's connection as asked.

@@ -139,4 +139,4 @@ def test_a_new_store_is_migrated_to_the_latest_revision(tmp_path: Path) -> None:
     store.close()
     SqlStore.open_file(tmp_path / "amr.db").close()  # reopening applies nothing twice
     with sqlite3.connect(tmp_path / "amr.db") as conn:
-        assert conn.execute("select version_num from alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("select version_num from alembic_version").fetchall() == [("0002",)]

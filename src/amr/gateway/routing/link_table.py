@@ -36,6 +36,9 @@ class StreamSession(Protocol):
 
     def command(self, args: list[bytes], raw: bytes) -> None: ...
 
+    def holds_client(self) -> bool:
+        """Too many of the client's commands wait: it is not read until they go."""
+
     def owns(self, link: NodeLink) -> bool: ...
 
     def stream_links(self) -> list[NodeLink]: ...

@@ -52,7 +52,7 @@ class Router:
 
     __slots__ = (
         "client", "topology", "replies", "table", "big", "reader", "waiting", "txn", "closing", "closed",
-        "inline", "carry", "draining", "tail",
+        "inline", "carry", "draining", "tail", "last_command",
     )  # fmt: skip
 
     def __init__(
@@ -72,6 +72,7 @@ class Router:
         self.waiting: list[tuple[list[bytes], bytes]] | None = None
         self.txn: Transaction | None = None
         self.closing = False
+        self.last_command = (b"", b"")  # name, first argument if short: CLIENT LIST's cmd
         self.carry = 0
         self.inline = b""  # an incomplete inline command (``PING\r\n`` typed into nc)
         # Leaving the shared connections: ``waiting`` holds the commands until every reply is in.
@@ -273,6 +274,7 @@ class Router:
 
     def dispatch(self, args: list[bytes], raw: bytes) -> None:
         """Route one command: decide its route (``choose_route``), then run that decision."""
+        self.last_command = (args[0], args[1] if len(args) > 1 and len(args[1]) <= 32 else b"")
         if self.draining:
             assert self.waiting is not None
             self.waiting.append((args, raw))
@@ -354,12 +356,13 @@ class Router:
 
     def holds_client(self) -> bool:
         """Whether the client must not be read for the router's own reasons: too many commands
-        waiting, a big command held or about to stream, or its node connection not up yet."""
-        waiting = self.waiting
-        big = self.big
+        waiting (for a node, or a barrier), a big command held or about to stream, or its node
+        connection not up yet."""
+        waiting, big, pubsub = self.waiting, self.big, self.table.pubsub
         stream = big.stream
         return (
             (waiting is not None and len(waiting) > MAX_PENDING)
+            or (pubsub is not None and pubsub.holds_client())
             or big.paused
             or big.head is not None
             or (stream is not None and stream[1].transport is None)

@@ -12,12 +12,19 @@ replies to its commands, from as many nodes as it needs.
   is answered as a monitoring connection is by the engine (it may not touch the keyspace).
 
 Each node connection (``StreamLink``) frames what its node sends and passes it on whole, so frames
-from several nodes interleave but never mix. A redirect (a channel's slot moving) reaches the client
+from several nodes interleave but never mix. Replies to the client's commands keep its order,
+though they come from several nodes: before a command goes to another node connection than the
+previous one (or is answered by the gateway), the previous one is sent ``PING <token>``, and the
+command waits (``held``) until that ``pong`` is back, so every reply the previous node owed is in
+(the ``pong`` is not passed on). Published messages are not held. A redirect (a channel's slot moving) reaches the client
 as ``-TRYAGAIN``: never a MOVED naming an internal port. Replies still owed for commands sent before
 the switch are written first (``ReplyQueue.pubsub_data``).
 """
 
 from __future__ import annotations
+
+import os
+from collections import deque
 
 from amr.gateway.routing.items import Merged, Part
 from amr.gateway.routing.link_table import LinkTable
@@ -37,6 +44,8 @@ from amr.logic.resp.frames import render_command
 # What the engine answers a monitoring connection's command that touches the keyspace.
 MONITOR_KEYSPACE_REPLY = b"-ERR Replica can't interact with the keyspace\r\n"
 _REDIRECTS = (b"-MOVED ", b"-ASK ")
+# A pub/sub client whose commands wait for a barrier is not read past this many.
+MAX_HELD = 1024
 
 
 def _on_keys_refused(name: bytes) -> bytes:
@@ -81,7 +90,10 @@ class StreamLink(NodeLink):
 class Streams:
     """The node connections of a client in pub/sub or MONITOR mode (``monitor``), by node socket."""
 
-    __slots__ = ("table", "replies", "links", "shard_counts", "monitor", "quitting")
+    __slots__ = (
+        "table", "replies", "links", "shard_counts", "monitor", "quitting", "last", "barrier", "held",
+        "token", "pongs",
+    )  # fmt: skip
 
     def __init__(self, table: LinkTable, replies: ReplyQueue, monitor: bool = False) -> None:
         self.table = table
@@ -91,6 +103,19 @@ class Streams:
         self.shard_counts: dict[str, int] = {}
         self.monitor = monitor
         self.quitting = False  # QUIT sent: the pub/sub node closing the connection ends the client's
+        # The node connection the last command went to, while its replies may still be owed.
+        self.last: StreamLink | None = None
+        # The connection whose ``PING <token>`` is awaited; the client's commands held until then.
+        self.barrier: StreamLink | None = None
+        self.held: deque[tuple[list[bytes], bytes]] = deque()
+        token = os.urandom(12).hex().encode()
+        self.token = token
+        # Its answer, subscribed (RESP2), or as a plain bulk string (RESP3, or no subscription left).
+        self.pongs = (
+            b"*2\r\n$4\r\npong\r\n$%d\r\n%s\r\n" % (len(token), token),
+            b"$%d\r\n%s\r\n" % (len(token), token),
+            b">2\r\n$4\r\npong\r\n$%d\r\n%s\r\n" % (len(token), token),
+        )
 
     def owns(self, link: NodeLink) -> bool:
         return self.links.get(link.socket) is link
@@ -121,24 +146,56 @@ class Streams:
 
     def command(self, args: list[bytes], raw: bytes) -> None:
         """A command of the client's, in this mode."""
+        if self.barrier is not None:
+            self.held.append((args, raw))
+            if len(self.held) > MAX_HELD:
+                self.replies.update_client_reading()
+            return
         name = args[0].lower()
         if name == b"quit":
             self.quitting = True
         elif name == b"ssubscribe" and len(args) > 1 and not self.monitor:
             slot = choose_slot(args[1:])
             if slot == -2:
-                self.replies.pubsub_data(CROSSSLOT_REPLY)
+                self._answer(args, raw, CROSSSLOT_REPLY)
                 return
-            self._slot_link(slot).write(raw)
+            self._send(args, raw, self._slot_link(slot))
             return
         elif name == b"sunsubscribe" and not self.monitor:
             self._sunsubscribe(args, raw)
             return
         elif choose_keys(name, args, self.table.topology.commands):
             # Keys may be on any shard, and replies from several nodes could overtake each other.
-            self.replies.pubsub_data(MONITOR_KEYSPACE_REPLY if self.monitor else _on_keys_refused(name))
+            self._answer(args, raw, MONITOR_KEYSPACE_REPLY if self.monitor else _on_keys_refused(name))
             return
-        self._main().write(raw)
+        self._send(args, raw, self._main())
+
+    def holds_client(self) -> bool:
+        """Whether too many of the client's commands wait for a barrier to read more."""
+        return len(self.held) > MAX_HELD
+
+    def _switching(self, args: list[bytes], raw: bytes, link: StreamLink | None) -> bool:
+        """Whether the command must wait: it goes elsewhere (``link``, None: the gateway answers)
+        than the previous one, whose replies may still be owed. Then the barrier is sent."""
+        last = self.last
+        if last is None or last is link or self.monitor:
+            return False
+        if last.closed:
+            self.last = None
+            return False
+        self.barrier = last
+        last.write(render_command([b"PING", self.token]))
+        self.held.appendleft((args, raw))
+        return True
+
+    def _send(self, args: list[bytes], raw: bytes, link: StreamLink) -> None:
+        if not self._switching(args, raw, link):
+            link.write(raw)
+            self.last = link
+
+    def _answer(self, args: list[bytes], raw: bytes, reply: bytes) -> None:
+        if not self._switching(args, raw, None):
+            self.replies.pubsub_data(reply)
 
     def _slot_link(self, slot: int) -> StreamLink:
         slot_map = self.table.topology.slot_map
@@ -151,18 +208,54 @@ class Streams:
             by_slot: dict[int, list[bytes]] = {}
             for channel in args[1:]:
                 by_slot.setdefault(choose_key_slot(channel), []).append(channel)
-            for slot, channels in by_slot.items():
-                self._slot_link(slot).write(render_command([args[0], *channels]))
+            first, *others = by_slot.items()
+            slot, channels = first
+            if others:  # the other slots' channels once this one's replies are in
+                rest = [args[0], *(c for _, more in others for c in more)]
+                self.held.appendleft((rest, render_command(rest)))
+            self._send([args[0], *channels], render_command([args[0], *channels]), self._slot_link(slot))
+            if others and self.barrier is None:
+                self._next()
             return
         holding = [self.links[s] for s, n in self.shard_counts.items() if n > 0 and s in self.links]
-        for link in holding or [self._main()]:
-            link.write(raw)
+        if not holding:
+            self._send(args, raw, self._main())
+            return
+        # One connection at a time: once its node answered, its count is 0 and the next one goes.
+        self._send(args, raw, holding[0])
+        if len(holding) > 1 and self.barrier is None:
+            self.held.appendleft((args, raw))
+            self._next()
 
     # -- what the nodes send ------------------------------------------------------------------------
 
+    def _next(self) -> None:
+        """Send the previous connection its barrier now: the held command at the front goes
+        elsewhere once it is back."""
+        last = self.last
+        if last is None or last.closed:
+            self._release()
+            return
+        self.barrier = last
+        last.write(render_command([b"PING", self.token]))
+
+    def _release(self) -> None:
+        """The barrier is back: run the held commands until one waits for another."""
+        self.barrier = None
+        self.last = None
+        held = self.held
+        while held and self.barrier is None:
+            args, raw = held.popleft()
+            self.command(args, raw)
+        if len(held) <= MAX_HELD:
+            self.replies.update_client_reading()
+
     def frame(self, link: StreamLink, frame: bytes) -> None:
         """One frame a node sent: to the client, a redirect made TRYAGAIN, a sharded confirmation
-        counting every shard's subscriptions."""
+        counting every shard's subscriptions; the barrier's pong ends the wait for it."""
+        if link is self.barrier and frame in self.pongs:
+            self._release()
+            return
         if frame[:1] == b"-":
             if frame.startswith(_REDIRECTS):
                 self.table.topology.refresh_soon()

@@ -91,6 +91,24 @@ class ClientEntry:
         return " ".join(f"{k}={v}" for k, v in self.fields)
 
 
+# Commands whose CLIENT LIST ``cmd`` names the subcommand too (``client|list``), as the engine's do.
+_CONTAINERS = frozenset({
+    b"acl", b"client", b"cluster", b"command", b"config", b"function", b"latency", b"memory", b"module",
+    b"object", b"pubsub", b"script", b"slowlog", b"xgroup", b"xinfo",
+})  # fmt: skip
+
+
+def render_command_field(name: bytes, first: bytes) -> str:
+    """CLIENT LIST's ``cmd`` for a connection whose latest command was ``name`` (``first``: its first
+    argument, if short): lower case, ``container|sub`` for commands with subcommands, NULL if none."""
+    if not name:
+        return "NULL"
+    lowered = name.lower()
+    if lowered in _CONTAINERS and first:
+        lowered += b"|" + first.lower()
+    return lowered.decode("utf-8", "replace")
+
+
 def format_addr(host: str, port: int) -> str:
     """An address as the engine writes it (``ip:port``, an IPv6 address in brackets)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

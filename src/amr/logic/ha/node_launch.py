@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from amr.logic.ha.replication import ReplicationView
 
@@ -34,14 +35,19 @@ def lost(view: ReplicationView | None, primary_port: int) -> bool:
     return view is not None and view.role == "slave" and view.master_port == primary_port and view.synced
 
 
-# How long a restarting node keeps asking a peer that does not answer (busy, or starting itself)
+# How long a restarting node keeps asking a peer that is not running (refused: starting itself)
 # before it counts it as down: a lost answer must not make a primary start empty.
 UNANSWERED_WAIT_MS = 1500
+# A peer that is running but did not answer in time (busy, on a loaded host). It may be the replica
+# holding every key this node lost, so the node waits for it as long as for a failover: starting
+# empty meanwhile would have the replica copy the empty dataset.
+BUSY: Literal["busy"] = "busy"
+PeerView = ReplicationView | None | Literal["busy"]
 
 
 def choose_launch(
     own_port: int,
-    peers: Mapping[int, ReplicationView | None],
+    peers: Mapping[int, PeerView],
     cluster_mode: bool,
     waited_ms: float,
     rejoin_wait_ms: int,
@@ -53,12 +59,15 @@ def choose_launch(
       newer epoch).
     - A peer replicated from this node until it went away (this node died): wait for the failover,
       at most ``rejoin_wait_ms``.
-    - A peer does not answer: ask again, for ``UNANSWERED_WAIT_MS`` at most (a restart after every
+    - A peer is running but does not answer in time (``BUSY``): ask again, for ``rejoin_wait_ms``
+      at most.
+    - A peer is not running: ask again, for ``UNANSWERED_WAIT_MS`` at most (a restart after every
       process on the host stopped waits that long, since no peer comes up before it).
     - Otherwise (no peers, none answering for that long, or replicas that never synced): start as
       configured.
     """
-    primaries = [port for port, view in sorted(peers.items()) if view is not None and view.role == "master"]
+    views = {port: view for port, view in peers.items() if isinstance(view, ReplicationView)}
+    primaries = [port for port, view in sorted(views.items()) if view.role == "master"]
     if primaries:
         port = primaries[0]
         if cluster_mode:
@@ -66,25 +75,32 @@ def choose_launch(
                 False, None, f"the node on port {port} is primary; the cluster makes this node its replica"
             )
         return LaunchDecision(False, port, f"the node on port {port} is primary; starting as its replica")
-    waiting = [port for port, view in sorted(peers.items()) if lost(view, own_port)]
+    waiting = [port for port, view in sorted(views.items()) if lost(view, own_port)]
     if waiting and waited_ms < rejoin_wait_ms:
         return LaunchDecision(
             True, None, f"the replica on port {waiting[0]} lost this node; waiting for its promotion"
         )
     if waiting:
         return LaunchDecision(False, None, f"no failover within {rejoin_wait_ms} ms; starting as configured")
+    busy = [port for port, view in sorted(peers.items()) if view == BUSY]
+    if busy and waited_ms < rejoin_wait_ms:
+        return LaunchDecision(
+            True, None, f"the node on port {busy[0]} is running but does not answer yet; asking again"
+        )
     silent = [port for port, view in sorted(peers.items()) if view is None]
     if silent and waited_ms < UNANSWERED_WAIT_MS:
         return LaunchDecision(True, None, f"the node on port {silent[0]} does not answer; asking again")
     return LaunchDecision(False, None, "no peer is waiting for this node; starting as configured")
 
 
-def describe_peers(peers: Mapping[int, ReplicationView | None]) -> str:
+def describe_peers(peers: Mapping[int, PeerView]) -> str:
     """What the peers said, for the node's log: ``8502: replica of 8501, link down, was in sync``."""
     parts = []
     for port, view in sorted(peers.items()):
         if view is None:
             parts.append(f"{port}: no answer")
+        elif view == BUSY:
+            parts.append(f"{port}: running, no answer in time")
         elif view.role == "master":
             parts.append(f"{port}: primary")
         else:

@@ -21,6 +21,7 @@ from amr.logic.dataplane.client_admin import (
     parse_client_list,
     parse_client_request,
     parse_filter,
+    render_command_field,
     render_context_refusal,
     render_entries,
     render_kill_reply,
@@ -209,3 +210,19 @@ def test_names_and_library_labels_as_the_engine_takes_them(args: tuple[bytes, ..
 def test_getname_replies() -> None:
     assert render_name_reply("n", resp3=False) == b"$1\r\nn\r\n"
     assert render_name_reply("", resp3=False) == b"$-1\r\n" and render_name_reply("", resp3=True) == b"_\r\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "field"),
+    [
+        (b"", b"", "NULL"),
+        (b"SUBSCRIBE", b"news", "subscribe"),
+        (b"get", b"k", "get"),
+        (b"CLIENT", b"LIST", "client|list"),
+        (b"config", b"", "config"),  # its argument was too long to keep
+    ],
+)
+def test_the_cmd_field_names_the_latest_command_as_the_engine_does(
+    name: bytes, first: bytes, field: str
+) -> None:
+    assert render_command_field(name, first) == field

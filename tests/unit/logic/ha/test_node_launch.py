@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from amr.logic.ha.node_launch import choose_launch
+from amr.logic.ha.node_launch import BUSY, PeerView, choose_launch
 from amr.logic.ha.replication import ReplicationView, parse_replication_view
 from amr.nodes.launch import NODE_SECRETS_FILE, _secrets
 
@@ -30,6 +30,12 @@ def replica(of: int, link: str, synced: bool) -> ReplicationView:
         ({PEER: None}, False, 0, True, None),
         ({PEER: None}, False, 1499, True, None),
         ({PEER: None}, False, 1500, False, None),
+        # A peer that is running but too busy to answer in time may be the replica holding every
+        # key: it is asked again as long as a failover is waited for.
+        ({PEER: BUSY}, False, 1500, True, None),
+        ({PEER: BUSY}, True, 5999, True, None),
+        ({PEER: BUSY}, False, 6000, False, None),
+        ({PEER: BUSY, 8503: PRIMARY}, False, 0, False, 8503),
         # The peer was promoted: join it (non-clustered: as its replica; cluster: the cluster does it).
         ({PEER: PRIMARY}, False, 0, False, PEER),
         ({PEER: PRIMARY}, True, 0, False, None),
@@ -47,7 +53,7 @@ def replica(of: int, link: str, synced: bool) -> ReplicationView:
     ],
 )
 def test_choose_launch(
-    peers: dict[int, ReplicationView | None], cluster: bool, waited: float, wait: bool, replica_of: int | None
+    peers: dict[int, PeerView], cluster: bool, waited: float, wait: bool, replica_of: int | None
 ) -> None:
     decision = choose_launch(OWN, peers, cluster, waited, rejoin_wait_ms=6000)
     assert (decision.wait, decision.replica_of) == (wait, replica_of)
