@@ -1,6 +1,6 @@
 """One question to another amr process over its unix socket: a JSON line out, a JSON line back.
 
-The gateway's workers answer each other (amr.gateway.peers) and `amr monitor` (amr.monitor.nodes)
+The gateway's workers answer each other (amr.gateway.peers) and `amr monitord` (amr.monitor.nodes)
 this way. A process that does not answer within the timeout (restarting, stopped) gives None.
 """
 

@@ -140,7 +140,7 @@ class HaSettings:
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    """Metric collection by `amr monitor` and how long its store keeps what it collected."""
+    """Metric collection by `amr monitord` and how long its store keeps what it collected."""
 
     # Seconds between two samples of every database's nodes: the resolution of raw points.
     sample_interval: float = 10.0
@@ -261,7 +261,7 @@ class Settings:
 
     @property
     def monitor_dir(self) -> Path:
-        """`amr monitor`'s watch file and metric store (``metrics.db``)."""
+        """`amr monitord`'s watch file and metric store (``metrics.db``)."""
         return self.home / "monitor"
 
     @property

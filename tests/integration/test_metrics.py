@@ -1,4 +1,4 @@
-"""Metric collection against truth the test creates: `amr monitor` samples a NoCluster HA database
+"""Metric collection against truth the test creates: `amr monitord` samples a NoCluster HA database
 and a four-shard EnterpriseCluster database every second into its store, which the test reads
 directly. After exactly N SETs and M GETs (hits and misses known) the Sets, Gets, hits, misses and
 total operations of that window are exactly those, although `amr ha` probes the HA database's nodes
@@ -47,7 +47,7 @@ def service() -> Iterator[AmrService]:
 @pytest.fixture(scope="module")
 def store(service: AmrService) -> Iterator[MetricStore]:
     path = service.home / "monitor" / STORE_FILE_NAME
-    wait_until(path.exists, 30, what="amr monitor creates its store")
+    wait_until(path.exists, 30, what="amr monitord creates its store")
     store = MetricStore(path)
     yield store
     store.close()

@@ -72,7 +72,7 @@ def reload(settings: Settings) -> int:
     gateway and the nodes keep running."""
     from amr.nodes.supervisord import restart_programs
 
-    if not restart_programs(settings, ("api", "ha", "monitor")):
+    if not restart_programs(settings, ("api", "ha", "monitord")):
         print(f"amr is not running (home {settings.home})")
         return 1
     if not _wait_for_api(settings, 30):

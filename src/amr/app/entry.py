@@ -46,7 +46,7 @@ def run_service_command(argv: list[str]) -> int:
             processes.run_api(settings)
         elif args.command == "ha":
             processes.run_ha(settings)
-        elif args.command == "monitor":
+        elif args.command == "monitord":
             processes.run_monitor(settings)
         else:
             processes.run_gateway_worker(settings)

@@ -1,4 +1,4 @@
-"""The long-running processes the supervisor runs (``python -m amr api|gateway|ha|monitor --home H``): each
+"""The long-running processes the supervisor runs (``python -m amr api|gateway|ha|monitord --home H``): each
 sets up logging (amr.logcontext) and runs until SIGTERM."""
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def run_monitor(settings: Settings) -> None:
     (monitor.secret: the `amr-monitor` passwords and no other), so it samples while the API is down."""
     from amr.monitor.main import run_monitor as run_collector
 
-    configure_logging("monitor", settings.log.level)
+    configure_logging("monitord", settings.log.level)
     run_collector(settings, read_secret(settings, "monitor.secret"))
 
 

@@ -52,7 +52,7 @@ class AuditLog:
         self._flush_scheduled = False
         self._error = ""
         # Per database since this process started: how many of each event, and the sums of the
-        # disconnects' byte counts; `amr monitor` asks for them (amr.gateway.client_directory).
+        # disconnects' byte counts; `amr monitord` asks for them (amr.gateway.client_directory).
         self.totals: dict[str, dict[str, int]] = {}
 
     def event(

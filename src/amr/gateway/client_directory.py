@@ -65,7 +65,7 @@ class ClientDirectory:
         stats: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.password_for = password_for
-        # This process's counters per database, for `amr monitor`'s "stats" question.
+        # This process's counters per database, for `amr monitord`'s "stats" question.
         self.stats = stats or dict
         self.worker = worker
         self.workers = workers if run_dir is not None else 1
@@ -181,7 +181,7 @@ class ClientDirectory:
     # -- life cycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Answer the other workers' questions, and `amr monitor`'s."""
+        """Answer the other workers' questions, and `amr monitord`'s."""
         if self.run_dir is not None:
             self._server = PeerServer(self.run_dir, self.worker, self.local_answer)
             await self._server.start()

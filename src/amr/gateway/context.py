@@ -81,6 +81,6 @@ class GatewayContext:
         return ctx
 
     def stats(self) -> dict[str, Any]:
-        """This process's counters for `amr monitor`: when it started (its counters start from zero
+        """This process's counters for `amr monitord`: when it started (its counters start from zero
         then), its open connections and its event totals per database."""
         return {"started": self.started, "connections": dict(self.connections), "totals": self.audit.totals}

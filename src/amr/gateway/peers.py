@@ -3,7 +3,7 @@
 Each worker (``gateway.workers`` processes share every port) listens on ``AMR_HOME/run/gateway-<n>.sock``
 (the run directory is amr's own, mode 0700); a question and its answer are one JSON line each. A
 worker that does not answer within ``PEER_TIMEOUT`` (restarting, stopped) is left out of the answer.
-Only client addresses and ids cross these sockets, never a secret. `amr monitor` asks each worker
+Only client addresses and ids cross these sockets, never a secret. `amr monitord` asks each worker
 for its counters (``{"op": "stats"}``, amr.gateway.client_directory) the same way.
 """
 

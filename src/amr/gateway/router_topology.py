@@ -44,7 +44,7 @@ class ClusterTopology:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._error = ""
-        # One connection per node, kept between reads: `amr monitor` follows amr's connections to
+        # One connection per node, kept between reads: `amr monitord` follows amr's connections to
         # leave their commands out of the database's metrics, and cannot see one that opens and
         # closes between two of its samples.
         self._connections: dict[str, EngineConnection] = {}

@@ -1,1 +1,1 @@
-"""`amr monitor`: metric collection into its own store (and, later, alerts)."""
+"""`amr monitord`: metric collection into its own store (and, later, alerts)."""

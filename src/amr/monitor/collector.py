@@ -4,7 +4,7 @@ Each tick reads every watched node at once (amr.monitor.nodes) and the gateway's
 database, turns each node's sample and the one before into the interval's increases
 (``amr.logic.metrics.deltas``) and those into Azure's metric values (``amr.logic.metrics.azure``), and
 writes them in one transaction. The previous samples are kept in memory only: after a restart of
-`amr monitor` the first sample is a baseline, so the time it was stopped stays a gap.
+`amr monitord` the first sample is a baseline, so the time it was stopped stays a gap.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `amr monitor` process: samples every database at ``monitor.sample_interval`` into the metric
+"""The `amr monitord` process: samples every database at ``monitor.sample_interval`` into the metric
 store until SIGTERM or SIGINT.
 
 It needs only the watch file the control plane writes (``AMR_HOME/monitor/watch.json``, every

@@ -1,4 +1,4 @@
-"""Reading the nodes and the gateway for `amr monitor`.
+"""Reading the nodes and the gateway for `amr monitord`.
 
 A node is read over a persistent connection to its unix socket as amr's metric user (``amr-monitor``):
 ``INFO everything`` and ``CLIENT LIST`` inside one MULTI/EXEC, so both describe the same instant (no

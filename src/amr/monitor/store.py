@@ -1,5 +1,5 @@
 """The metric store: one SQLite file, ``AMR_HOME/monitor/metrics.db`` (mode 0600, WAL), that
-`amr monitor` writes and everything that shows metrics reads (the Azure Monitor API, Prometheus and
+`amr monitord` writes and everything that shows metrics reads (the Azure Monitor API, Prometheus and
 alerts, later).
 
 Why SQLite: it is embedded (no server to run and keep alive, which the collector must not depend

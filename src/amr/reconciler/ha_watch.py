@@ -1,5 +1,5 @@
 """Publishing the HA watch file (``AMR_HOME/ha/watch.json``) that the `amr ha` coordinator follows,
-and the metric collector's (``AMR_HOME/monitor/watch.json``, every database) that `amr monitor` follows.
+and the metric collector's (``AMR_HOME/monitor/watch.json``, every database) that `amr monitord` follows.
 
 The reconciler calls ``HaWatchPublisher.publish`` wherever it publishes the gateway's routes; the file is
 written (atomically, mode 0600 in a 0700 directory) only when the watch changes.

@@ -1,4 +1,4 @@
-"""The gateway's counters for `amr monitor`: each worker totals its audit events per database and
+"""The gateway's counters for `amr monitord`: each worker totals its audit events per database and
 answers ``{"op": "stats"}`` on its socket with them and its open connections, even alone."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def _files_matching(pattern: str) -> set[str]:
 
 
 def test_only_the_engine_client_opens_node_connections() -> None:
-    # amr.questions connects gateway workers to each other's sockets (and `amr monitor` to theirs),
+    # amr.questions connects gateway workers to each other's sockets (and `amr monitord` to theirs),
     # never to a node.
     assert _files_matching(r"open_unix_connection\(") == {"nodes/engine_client.py", "questions.py"}
 

@@ -34,7 +34,7 @@ def plan_ha_watch(
 
 
 def plan_monitor_watch(databases: list[Database], clusters: dict[str, Cluster], run_dir: str) -> HaWatch:
-    """Decide which databases `amr monitor` samples: every database with nodes that is not failed or
+    """Decide which databases `amr monitord` samples: every database with nodes that is not failed or
     being deleted (whose nodes stop on purpose), HA or not, converting or not."""
     return _plan_watch(databases, clusters, run_dir, frozenset(), ha_only=False)
 

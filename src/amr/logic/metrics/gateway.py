@@ -1,4 +1,4 @@
-"""The gateway's counters of one database, as `amr monitor` reads them from each worker's answer
+"""The gateway's counters of one database, as `amr monitord` reads them from each worker's answer
 to ``{"op": "stats"}`` (amr.gateway.client_directory): open connections now, and since the worker
 started, per database, its connections accepted, failed AUTHs and the bytes of connections that
 closed. A worker's counters start from zero when it restarts (a new ``started``).
