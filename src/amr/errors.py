@@ -68,6 +68,10 @@ class GatewayError(AmrError):
     """The gateway could not load its routes or certificate."""
 
 
+class MetricStoreError(AmrError):
+    """The metric store (``AMR_HOME/monitor/metrics.db``) could not be opened or written."""
+
+
 class StoreError(AmrError):
     """The store could not read or write."""
 

@@ -132,7 +132,7 @@ def ensure_home(settings: Settings) -> Identity:
     # An older amr ran Sentinel, whose sentinel.conf held the internal admin password in clear.
     shutil.rmtree(settings.sentinel_dir, ignore_errors=True)
     identity = _ensure_credentials(settings)
-    for name in ("admin.secret", "ha.secret", "gateway.secret", "token.key"):
+    for name in ("admin.secret", "ha.secret", "gateway.secret", "monitor.secret", "token.key"):
         path = settings.secrets_dir / name
         if not path.exists():
             write_private(path, secrets.token_urlsafe(32))

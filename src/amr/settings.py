@@ -139,6 +139,18 @@ class HaSettings:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    """Metric collection by `amr monitord` and how long its store keeps what it collected."""
+
+    # Seconds between two samples of every database's nodes: the resolution of raw points.
+    sample_interval: float = 10.0
+    # How long raw points (one per sample) are kept.
+    raw_retention_hours: float = 24.0
+    # How long one-minute rollups (count, sum, minimum, maximum of a minute's points) are kept.
+    rollup_retention_days: float = 30.0
+
+
+@dataclass(frozen=True)
 class TlsSettings:
     """The server certificate of the API and the gateway. Empty: amr's own CA issues one."""
 
@@ -166,6 +178,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     ha: HaSettings = field(default_factory=HaSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
@@ -247,6 +260,11 @@ class Settings:
         return self.home / "ha"
 
     @property
+    def monitor_dir(self) -> Path:
+        """`amr monitord`'s watch file and metric store (``metrics.db``)."""
+        return self.home / "monitor"
+
+    @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 
@@ -261,6 +279,7 @@ _GROUPS: dict[str, type] = {
     "gateway": GatewaySettings,
     "engine": EngineSettings,
     "ha": HaSettings,
+    "monitor": MonitorSettings,
     "tls": TlsSettings,
     "log": LogSettings,
 }

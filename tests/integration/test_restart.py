@@ -224,7 +224,7 @@ def test_a_node_that_fails_to_start_fails_the_database_and_leaves_nothing_behind
                 *service.node_pids(),
                 *(home / "supervisor" / "conf.d").glob("node-*.conf"),
                 *[p for p in (home / "nodes").glob("*/*")],
-                *(home / "run").glob("*.sock"),
+                *(home / "run").glob("*-*-*.sock"),  # nodes' sockets (gateway-<n>.sock stays)
             ]
             return not leftovers
 

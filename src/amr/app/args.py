@@ -1,10 +1,10 @@
-"""The command line of amr's service commands (``amr serve|stop|reload|pki|api|gateway|ha``)."""
+"""The command line of amr's service commands (``amr serve|stop|reload|pki|api|gateway|ha|monitord``)."""
 
 from __future__ import annotations
 
 import argparse
 
-SERVICE_COMMANDS = ("serve", "stop", "reload", "api", "gateway", "ha", "pki")
+SERVICE_COMMANDS = ("serve", "stop", "reload", "api", "gateway", "ha", "monitord", "pki")
 """The first words handled by the service; any other is a command of the HTTPS client (amr.cli)."""
 
 SERVICE_HELP = (
@@ -31,10 +31,11 @@ def service_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("serve", "start amr: the supervisor, the API, the gateway and every database"),
         ("stop", "stop amr and every process it runs"),
-        ("reload", "restart the API and the HA coordinator so they read amr.toml again"),
+        ("reload", "restart the API, amr ha and amr monitord so they read amr.toml again"),
         ("api", "run the control plane (started by the supervisor)"),
         ("gateway", "run the data-plane gateway (started by the supervisor)"),
         ("ha", "run the failover coordinator of HA databases (started by the supervisor)"),
+        ("monitord", "run the metric collector (started by the supervisor)"),
         ("pki", "manage the server certificate"),
     ):
         p = sub.add_parser(name, help=text)

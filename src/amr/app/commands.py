@@ -67,12 +67,12 @@ def serve(settings: Settings, detach: bool, env: Mapping[str, str]) -> int:
 
 
 def reload(settings: Settings) -> int:
-    """Restart the control plane and the HA coordinator so they read amr.toml again; with a new
+    """Restart the control plane, the HA coordinator and the metric collector so they read amr.toml again; with a new
     engine.server_binary the control plane then upgrades every database by a rolling restart. The
     gateway and the nodes keep running."""
     from amr.nodes.supervisord import restart_programs
 
-    if not restart_programs(settings, ("api", "ha")):
+    if not restart_programs(settings, ("api", "ha", "monitord")):
         print(f"amr is not running (home {settings.home})")
         return 1
     if not _wait_for_api(settings, 30):
@@ -81,7 +81,7 @@ def reload(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
-    print("amr reloaded its settings: the API and the HA coordinator were restarted")
+    print("amr reloaded its settings: the API, the HA coordinator and the metric collector were restarted")
     return 0
 
 

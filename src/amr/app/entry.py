@@ -46,6 +46,8 @@ def run_service_command(argv: list[str]) -> int:
             processes.run_api(settings)
         elif args.command == "ha":
             processes.run_ha(settings)
+        elif args.command == "monitord":
+            processes.run_monitor(settings)
         else:
             processes.run_gateway_worker(settings)
         return 0

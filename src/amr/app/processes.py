@@ -1,4 +1,4 @@
-"""The long-running processes the supervisor runs (``python -m amr api|gateway|ha --home H``): each
+"""The long-running processes the supervisor runs (``python -m amr api|gateway|ha|monitord --home H``): each
 sets up logging (amr.logcontext) and runs until SIGTERM."""
 
 from __future__ import annotations
@@ -72,6 +72,15 @@ def run_ha(settings: Settings) -> None:
 
     configure_logging("ha", settings.log.level)
     run_coordinator(settings, read_secret(settings, "ha.secret"))
+
+
+def run_monitor(settings: Settings) -> None:
+    """The metric collector; like `amr ha` it needs the watch file and its own master secret
+    (monitor.secret: the `amr-monitor` passwords and no other), so it samples while the API is down."""
+    from amr.monitor.main import run_monitor as run_collector
+
+    configure_logging("monitord", settings.log.level)
+    run_collector(settings, read_secret(settings, "monitor.secret"))
 
 
 def run_gateway_worker(settings: Settings) -> None:

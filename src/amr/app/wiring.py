@@ -83,7 +83,7 @@ def build_control_plane(settings: Settings) -> ControlPlane:
     from amr.logic.security.node_credentials import CredentialMasters
     from amr.nodes.local import LocalNodeBackend
     from amr.nodes.supervisor import SupervisorClient
-    from amr.reconciler.ha_watch import ha_watch_writer
+    from amr.reconciler.ha_watch import ha_watch_writer, monitor_watch_writer
     from amr.reconciler.loop import Reconciler
     from amr.store.repository import SqlStore
 
@@ -93,6 +93,7 @@ def build_control_plane(settings: Settings) -> ControlPlane:
         admin=read_secret(settings, "admin.secret"),
         ha=read_secret(settings, "ha.secret"),
         gateway=read_secret(settings, "gateway.secret"),
+        monitor=read_secret(settings, "monitor.secret"),
     )
     store = SqlStore.open_file(settings.db_file)
     supervisor = SupervisorClient(str(settings.supervisor_dir / "supervisor.sock"))
@@ -108,6 +109,7 @@ def build_control_plane(settings: Settings) -> ControlPlane:
         is_free,
         port_is_listening=port_listening,
         write_ha_watch=ha_watch_writer(settings),
+        write_monitor_watch=monitor_watch_writer(settings),
     )
     tokens = TokenService(
         read_secret(settings, "token.key").encode(),

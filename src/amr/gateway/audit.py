@@ -51,6 +51,9 @@ class AuditLog:
         self._pending_bytes = 0
         self._flush_scheduled = False
         self._error = ""
+        # Per database since this process started: how many of each event, and the sums of the
+        # disconnects' byte counts; `amr monitord` asks for them (amr.gateway.client_directory).
+        self.totals: dict[str, dict[str, int]] = {}
 
     def event(
         self,
@@ -63,6 +66,13 @@ class AuditLog:
         **extra: int,
     ) -> None:
         """Record one event (written by the end of this loop iteration)."""
+        totals = self.totals.get(database_id)
+        if totals is None:
+            totals = self.totals[database_id] = {}
+        totals[event] = totals.get(event, 0) + 1
+        if event == "disconnect":
+            for name in ("bytesIn", "bytesOut"):
+                totals[name] = totals.get(name, 0) + extra.get(name, 0)
         record: dict[str, object] = {
             "time": format_time(self._clock()),
             "event": event,

@@ -62,8 +62,11 @@ class ClientDirectory:
         worker: int = 0,
         workers: int = 1,
         run_dir: Path | None = None,
+        stats: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.password_for = password_for
+        # This process's counters per database, for `amr monitord`'s "stats" question.
+        self.stats = stats or dict
         self.worker = worker
         self.workers = workers if run_dir is not None else 1
         self.run_dir = run_dir
@@ -94,6 +97,8 @@ class ClientDirectory:
     def local_answer(self, request: dict[str, Any]) -> dict[str, Any]:
         """A peer's question about this process's clients (``amr.gateway.peers``)."""
         op = request.get("op")
+        if op == "stats":
+            return self.stats()
         if op == "spliced":
             clients = self.spliced.get(str(request.get("socket")), {})
             return {"clients": [[i, c.addr, c.laddr] for i, c in clients.items()]}
@@ -176,8 +181,8 @@ class ClientDirectory:
     # -- life cycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Answer the other workers' questions (with several workers)."""
-        if self.workers > 1 and self.run_dir is not None:
+        """Answer the other workers' questions, and `amr monitord`'s."""
+        if self.run_dir is not None:
             self._server = PeerServer(self.run_dir, self.worker, self.local_answer)
             await self._server.start()
 

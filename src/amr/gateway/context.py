@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from amr.gateway.audit import AuditLog
 from amr.gateway.client_directory import ClientDirectory
@@ -43,6 +44,7 @@ class GatewayContext:
     # The tenant clients this process serves, for CLIENT LIST/INFO/KILL (this process alone unless
     # ``create`` says which worker it is); it asks the nodes with the password above.
     clients: ClientDirectory = field(init=False)
+    started: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
         self.clients = ClientDirectory(self.node_password_for_socket)
@@ -73,5 +75,12 @@ class GatewayContext:
                 settings.auth_failure_limit, settings.auth_failure_window, settings.auth_cooldown
             )
         ctx = cls(settings=settings, audit=audit, guard=guard, node_password=node_password)
-        ctx.clients = ClientDirectory(ctx.node_password_for_socket, worker, settings.workers, run_dir)
+        ctx.clients = ClientDirectory(
+            ctx.node_password_for_socket, worker, settings.workers, run_dir, ctx.stats
+        )
         return ctx
+
+    def stats(self) -> dict[str, Any]:
+        """This process's counters for `amr monitord`: when it started (its counters start from zero
+        then), its open connections and its event totals per database."""
+        return {"started": self.started, "connections": dict(self.connections), "totals": self.audit.totals}

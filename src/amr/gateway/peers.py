@@ -3,7 +3,8 @@
 Each worker (``gateway.workers`` processes share every port) listens on ``AMR_HOME/run/gateway-<n>.sock``
 (the run directory is amr's own, mode 0700); a question and its answer are one JSON line each. A
 worker that does not answer within ``PEER_TIMEOUT`` (restarting, stopped) is left out of the answer.
-Only client addresses and ids cross these sockets, never a secret.
+Only client addresses and ids cross these sockets, never a secret. `amr monitord` asks each worker
+for its counters (``{"op": "stats"}``, amr.gateway.client_directory) the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from amr.questions import ask
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +70,7 @@ class PeerServer:
 
 
 async def _ask_one(path: Path, request: bytes) -> dict[str, Any] | None:
-    try:
-        async with asyncio.timeout(PEER_TIMEOUT):
-            reader, writer = await asyncio.open_unix_connection(str(path), limit=_LINE_LIMIT)
-            try:
-                writer.write(request)
-                await writer.drain()
-                line = await reader.readline()
-            finally:
-                writer.close()
-        answer = json.loads(line)
-    except (OSError, TimeoutError, ValueError, asyncio.LimitOverrunError) as e:
-        log.debug("gateway worker at %s did not answer: %s", path.name, type(e).__name__)
-        return None
-    return answer if isinstance(answer, dict) else None
+    return await ask(path, request, PEER_TIMEOUT, _LINE_LIMIT)
 
 
 async def ask_peers(

@@ -44,6 +44,10 @@ class ClusterTopology:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._error = ""
+        # One connection per node, kept between reads: `amr monitord` follows amr's connections to
+        # leave their commands out of the database's metrics, and cannot see one that opens and
+        # closes between two of its samples.
+        self._connections: dict[str, EngineConnection] = {}
 
     @property
     def commands(self) -> CommandTable:
@@ -62,6 +66,9 @@ class ClusterTopology:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter(False)
+        connections, self._connections = self._connections, {}
+        for connection in connections.values():
+            connection.close()
 
     def socket_for_port(self, port: int) -> str | None:
         """The socket of the node announcing ``port`` (in MOVED and ASK replies)."""
@@ -137,11 +144,16 @@ class ClusterTopology:
         return False
 
     async def _fetch(self, node: ClusterNode) -> SlotMap:
-        password = self.ctx.node_password_for(node.socket) if self.ctx.node_password else ""
-        connection = await EngineConnection.open(node.socket, GATEWAY_USER, password)
+        connection = self._connections.pop(node.socket, None)
+        if connection is None or connection.broken:
+            password = self.ctx.node_password_for(node.socket) if self.ctx.node_password else ""
+            connection = await EngineConnection.open(node.socket, GATEWAY_USER, password)
         try:
             if self.ctx.command_table is None:
                 self.ctx.command_table = parse_command_table(await connection.execute("COMMAND", "INFO"))
-            return parse_cluster_slots(await connection.execute("CLUSTER", "SLOTS"), self.nodes)
-        finally:
-            connection.close()
+            slot_map = parse_cluster_slots(await connection.execute("CLUSTER", "SLOTS"), self.nodes)
+        except BaseException:
+            connection.abort()  # timed out or cancelled halfway: replies may still be owed
+            raise
+        self._connections[node.socket] = connection
+        return slot_map

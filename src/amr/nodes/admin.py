@@ -25,8 +25,12 @@ class UnixValkeyAdmin:
         timeout: float = 5.0,
         decode: bool = True,
         legacy_password: str = "",
+        kept: bool = False,
     ) -> None:
         self.socket = socket
+        # Kept by its backend for the node's life: ``close`` leaves its connections open (``release``
+        # closes them).
+        self.kept = kept
         # Slot migration runs many pipelines at once (amr.nodes.slot_migration): each gets its own
         # connection from the pool.
         self._pool = EnginePool(
@@ -53,4 +57,9 @@ class UnixValkeyAdmin:
         return await self._pool.pipeline(commands)
 
     async def close(self) -> None:
+        if not self.kept:
+            self._pool.close()
+
+    def release(self) -> None:
+        """Close its connections, kept or not."""
         self._pool.close()

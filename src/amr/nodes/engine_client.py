@@ -159,6 +159,11 @@ class EngineConnection:
     def close(self) -> None:
         self._writer.close()
 
+    @property
+    def broken(self) -> bool:
+        """Whether the node closed it while it was idle (the node restarted): no use taking it."""
+        return self._reader.at_eof() or self._writer.is_closing()
+
     def abort(self) -> None:
         """Drop the connection at once: a hung node reads nothing, and a graceful close would wait."""
         self._writer.transport.abort()
@@ -193,6 +198,7 @@ class EnginePool:
         self._client_name = client_name
         self._retries = retries
         self._idle: list[EngineConnection] = []
+        self._legacy_first = False
 
     def __repr__(self) -> str:
         return f"EnginePool({self.socket!r}, user={self._user!r})"
@@ -223,8 +229,16 @@ class EnginePool:
                 continue
             return replies
 
+    def _take_idle(self) -> EngineConnection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.broken:
+                return connection
+            connection.abort()
+        return None
+
     async def _once(self, commands: Sequence[Command], single: bool) -> list[object]:
-        connection = self._idle.pop() if self._idle else await self._open()
+        connection = self._take_idle() or await self._open()
         try:
             if single:
                 replies = [await connection.execute(*commands[0])]
@@ -240,16 +254,20 @@ class EnginePool:
         return replies
 
     async def _open(self) -> EngineConnection:
-        password = self._password
+        # The password that worked last is tried first, then the other: a node moves from the legacy
+        # password to the current one when the control plane converges it, and a pool kept open
+        # across that (the control plane's, amr.nodes.local) must follow.
+        first, second = self._password, self._legacy_password
+        if self._legacy_first:
+            first, second = second, first
         try:
-            return await self._open_as(password)
+            return await self._open_as(first)
         except EngineAuthError:
-            if self._password != password:  # a request running alongside switched to the legacy one
-                return await self._open_as(self._password)
-            if not self._legacy_password:
+            if not second:
                 raise
-        self._password, self._legacy_password = self._legacy_password, ""
-        return await self._open_as(self._password)
+        connection = await self._open_as(second)
+        self._legacy_first = second == self._legacy_password
+        return connection
 
     async def _open_as(self, password: str) -> EngineConnection:
         try:

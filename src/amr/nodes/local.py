@@ -65,6 +65,7 @@ class LocalNodeBackend:
         self._readiness = ReadinessProbe(supervisor, masters)
         # Serializes reloadConfig/addProcessGroup/removeProcessGroup sequences of this backend.
         self._lock = asyncio.Lock()
+        self._admins: dict[tuple[str, bool], UnixValkeyAdmin] = {}
 
     # -- paths ------------------------------------------------------------------------------------
 
@@ -205,6 +206,7 @@ class LocalNodeBackend:
             await self._stop_and_unregister(program)
             self.program_file(name).unlink(missing_ok=True)
             await self._supervisor.reload_config()
+        self._release_admins(name)
         try:
             await asyncio.to_thread(remove_tree, node_dir)
             if sock:
@@ -229,14 +231,27 @@ class LocalNodeBackend:
             await asyncio.sleep(0.05)
 
     def admin(self, spec: NodeSpec, decode: bool = True) -> UnixValkeyAdmin:
-        """An admin connection to the node over its unix socket."""
-        return UnixValkeyAdmin(
-            spec.socket,
-            ADMIN_USER,
-            self._masters.admin_for(spec.database_uid),
-            decode=decode,
-            legacy_password=self._masters.admin,
-        )
+        """An admin connection to the node over its unix socket, kept open between passes: the metric
+        collector subtracts amr's own commands by following amr's connections from sample to
+        sample (amr.logic.metrics.deltas), and a connection opened and closed between two samples
+        would take its commands out of sight (they would count as a tenant's)."""
+        key = (spec.socket, decode)
+        admin = self._admins.get(key)
+        if admin is None:
+            admin = self._admins[key] = UnixValkeyAdmin(
+                spec.socket,
+                ADMIN_USER,
+                self._masters.admin_for(spec.database_uid),
+                decode=decode,
+                legacy_password=self._masters.admin,
+                kept=True,
+            )
+        return admin
+
+    def _release_admins(self, name: str) -> None:
+        """Close the kept connections to node ``name`` (``<name>.sock``), which is going away."""
+        for key in [k for k in self._admins if Path(k[0]).name == f"{name}.sock"]:
+            self._admins.pop(key).release()
 
 
 def _program(name: str) -> str:

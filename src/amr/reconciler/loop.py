@@ -69,13 +69,16 @@ class Reconciler:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         port_is_listening: Callable[[int], bool] = lambda port: True,
         write_ha_watch: Callable[[HaWatch], None] | None = None,
+        write_monitor_watch: Callable[[HaWatch], None] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._backend = backend
         self._port_is_free = port_is_free
         self._port_is_listening = port_is_listening
-        self._publisher = DataPlanePublisher(settings, store, write_routes, write_ha_watch)
+        self._publisher = DataPlanePublisher(
+            settings, store, write_routes, write_ha_watch, write_monitor_watch
+        )
         self._now = now
         self._wake = asyncio.Event()
         self._locks: dict[str, asyncio.Lock] = {}

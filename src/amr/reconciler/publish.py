@@ -1,5 +1,5 @@
-"""Publishing what the data plane follows: the gateway's route table and the HA watch, both planned
-from the store's records and written only when they changed."""
+"""Publishing what the data plane follows: the gateway's route table, the HA watch and the metric
+collector's watch, planned from the store's records and written only when they changed."""
 
 from __future__ import annotations
 
@@ -24,11 +24,13 @@ class DataPlanePublisher:
         store: Store,
         write_routes: Callable[[RouteTable], None],
         write_ha_watch: Callable[[HaWatch], None] | None,
+        write_monitor_watch: Callable[[HaWatch], None] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._write_routes = write_routes
         self._ha_watch = HaWatchPublisher(write_ha_watch)
+        self._monitor_watch = HaWatchPublisher(write_monitor_watch, every_database=True)
         self._last_routes: RouteTable | None = None
         self._failover_paused: set[str] = set()  # by database uid
 
@@ -67,6 +69,6 @@ class DataPlanePublisher:
         if table != self._last_routes:
             self._write_routes(table)
             self._last_routes = table
-        self._ha_watch.publish(
-            self._store.list(Database), clusters, str(s.run_dir), frozenset(self._failover_paused)
-        )
+        databases = self._store.list(Database)
+        self._ha_watch.publish(databases, clusters, str(s.run_dir), frozenset(self._failover_paused))
+        self._monitor_watch.publish(databases, clusters, str(s.run_dir))

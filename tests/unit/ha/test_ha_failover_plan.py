@@ -23,7 +23,7 @@ from amr.logic.ha.failover import (
     plan_failovers,
 )
 from amr.logic.ha.replication import ReplicationView, parse_replication_view
-from amr.logic.ha.watch import parse_ha_watch, plan_ha_watch, render_ha_watch
+from amr.logic.ha.watch import parse_ha_watch, plan_ha_watch, plan_monitor_watch, render_ha_watch
 from amr.logic.outcomes import Outcome, Severity
 from amr.logic.security.node_credentials import CredentialMasters
 from amr.logic.topology.placement import plan_nodes
@@ -93,6 +93,9 @@ def test_the_watch_lists_ha_databases_with_their_shards_and_mode() -> None:
         WatchedNode("d1-0-1", "/h/run/d1-0-1.sock", 8501),
     )
     assert watch.databases[0].id == dbs[0].id
+    # The metric collector's watch has every database with a cache record, HA or not, paused or not.
+    monitored = plan_monitor_watch(dbs, clusters, "/h/run")
+    assert [d.uid for d in monitored.databases] == ["d1", "d2", "d3", "d4"]
 
 
 @pytest.mark.parametrize("state", [ProvisioningState.FAILED, ProvisioningState.DELETING])

@@ -192,3 +192,17 @@ def test_a_followed_file_is_read_again_only_when_it_changes(tmp_path: Path) -> N
     broken = followed.look()
     assert broken.changed and broken.text is None and broken.error
     assert not followed.look().changed
+
+
+def test_a_kept_pool_drops_connections_of_a_restarted_node_and_follows_its_password(tmp_path: Path) -> None:
+    async def scenario(pool: EnginePool, node: FakeNode) -> None:
+        assert await pool.pipeline([("PING",)]) == ["PONG"]  # the legacy password, tried second
+        await node.stop()  # the node restarts: its connections are gone
+        await asyncio.sleep(0.05)
+        node.password = "new-pw"  # ... and the control plane converged it to the current password
+        await node.start()
+        # A pipeline (never retried) still works: the dead idle connection is not taken.
+        assert await pool.pipeline([("PING",)]) == ["PONG"]
+        assert node.commands[-2:] == [["AUTH", "amr-admin", "new-pw"], ["PING"]]
+
+    run_with_pool(tmp_path, scenario, password="new-pw", legacy_password=PASSWORD)

@@ -21,8 +21,9 @@ def _files_matching(pattern: str) -> set[str]:
 
 
 def test_only_the_engine_client_opens_node_connections() -> None:
-    # gateway.peers connects gateway workers to each other's sockets, never to a node.
-    assert _files_matching(r"open_unix_connection\(") == {"nodes/engine_client.py", "gateway/peers.py"}
+    # amr.questions connects gateway workers to each other's sockets (and `amr monitord` to theirs),
+    # never to a node.
+    assert _files_matching(r"open_unix_connection\(") == {"nodes/engine_client.py", "questions.py"}
 
 
 def test_commands_are_encoded_in_one_place() -> None:

@@ -1,5 +1,6 @@
 """The HA watch file (``AMR_HOME/ha/watch.json``): the control plane plans and renders it, the `amr ha`
-coordinator parses it."""
+coordinator parses it. The metric collector's watch (``AMR_HOME/monitor/watch.json``) has the same
+format, with every database."""
 
 from __future__ import annotations
 
@@ -29,10 +30,26 @@ def plan_ha_watch(
     whether it runs in cluster mode (how a replica is promoted). Databases named in ``paused`` (by
     uid: nodes converting to cluster mode restart on purpose) are left out. Roles are left out on purpose: they
     change with every failover, and the coordinator reads them from the nodes."""
+    return _plan_watch(databases, clusters, run_dir, paused, ha_only=True)
+
+
+def plan_monitor_watch(databases: list[Database], clusters: dict[str, Cluster], run_dir: str) -> HaWatch:
+    """Decide which databases `amr monitord` samples: every database with nodes that is not failed or
+    being deleted (whose nodes stop on purpose), HA or not, converting or not."""
+    return _plan_watch(databases, clusters, run_dir, frozenset(), ha_only=False)
+
+
+def _plan_watch(
+    databases: list[Database],
+    clusters: dict[str, Cluster],
+    run_dir: str,
+    paused: frozenset[str],
+    ha_only: bool,
+) -> HaWatch:
     watched = []
     for db in sorted(databases, key=lambda d: d.uid):
         cluster = clusters.get(db.cluster_key)
-        if cluster is None or cluster.high_availability is not Toggle.ENABLED:
+        if cluster is None or (ha_only and cluster.high_availability is not Toggle.ENABLED):
             continue
         if not db.nodes or db.uid in paused:
             continue

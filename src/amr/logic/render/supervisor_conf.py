@@ -18,7 +18,7 @@ from amr.model.node import NodeSpec
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _INLINE_COMMENT = re.compile(r"\s[;#]")
 
-CORE_PROGRAMS: tuple[str, ...] = ("api", "gateway", "ha")
+CORE_PROGRAMS: tuple[str, ...] = ("api", "gateway", "ha", "monitord")
 """The long-running amr processes that the main supervisord.conf runs besides the nodes."""
 
 NODE_PROGRAM_PREFIX = "node-"

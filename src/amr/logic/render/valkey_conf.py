@@ -12,6 +12,8 @@ from amr.logic.security.node_credentials import (
     GATEWAY_USER,
     HA_COMMANDS,
     HA_USER,
+    MONITOR_COMMANDS,
+    MONITOR_USER,
     REPLICATION_COMMANDS,
     REPLICATION_USER,
     DatabaseCredentials,
@@ -191,7 +193,9 @@ def render_internal_users(credentials: DatabaseCredentials) -> tuple[InternalUse
     - ``amr-ha``, the failover coordinator and the node launcher: PING, INFO, ROLE, REPLICAOF,
       CLUSTER FAILOVER;
     - ``amr-gateway``, to follow failovers and read the slot map: ROLE, PING, CLUSTER SLOTS/SHARDS/
-      MYID, COMMAND INFO (left out without a gateway password)."""
+      MYID, COMMAND INFO (left out without a gateway password);
+    - ``amr-monitor``, the metric collector: INFO and CLIENT LIST in MULTI/EXEC (left out without a
+      monitor password)."""
     admin = InternalUser(
         ADMIN_USER,
         password_hash(credentials.admin)[1:],
@@ -205,6 +209,8 @@ def render_internal_users(credentials: DatabaseCredentials) -> tuple[InternalUse
     ]
     if credentials.gateway:
         users.append(_narrow_user(GATEWAY_USER, credentials.gateway, GATEWAY_COMMANDS))
+    if credentials.monitor:
+        users.append(_narrow_user(MONITOR_USER, credentials.monitor, MONITOR_COMMANDS))
     return tuple(users)
 
 

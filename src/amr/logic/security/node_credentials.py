@@ -2,7 +2,8 @@
 
 Each of amr's parts logs in to a node as a user of its own that may run only what that part needs:
 the control plane as ``amr-admin``, replicas to their primary as ``amr-replication``, the failover
-coordinator and the node launcher as ``amr-ha``, the gateway as ``amr-gateway``. Their passwords
+coordinator and the node launcher as ``amr-ha``, the gateway as ``amr-gateway``, the metric
+collector as ``amr-monitor``. Their passwords
 differ per database: each is derived (HMAC-SHA256) from a master secret of its purpose kept in
 ``AMR_HOME/secrets`` and the database's uid, so a password that leaked from one database opens no
 other, and a process holds only the masters of its own purposes (the gateway only the gateway's, `amr
@@ -26,7 +27,8 @@ ADMIN_USER = "amr-admin"
 REPLICATION_USER = "amr-replication"
 HA_USER = "amr-ha"
 GATEWAY_USER = "amr-gateway"
-INTERNAL_USERS = (ADMIN_USER, REPLICATION_USER, HA_USER, GATEWAY_USER)
+MONITOR_USER = "amr-monitor"
+INTERNAL_USERS = (ADMIN_USER, REPLICATION_USER, HA_USER, GATEWAY_USER, MONITOR_USER)
 
 # What each internal user may run besides AUTH. The admin user runs the control plane and may run
 # anything; the others are narrow on purpose.
@@ -37,6 +39,11 @@ GATEWAY_COMMANDS = (
     "role", "ping", "cluster|slots", "cluster|shards", "cluster|myid", "command|info", "client|list",
     "client|kill",
 )  # fmt: skip
+
+
+# The metric collector reads INFO and CLIENT LIST in one MULTI/EXEC, so that both are read at the
+# same instant (amr.logic.metrics.sample); nothing else, and no keys.
+MONITOR_COMMANDS = ("info", "client|list", "multi", "exec", "discard", "ping")
 
 
 def derive_password(master: str, database_uid: str, purpose: str) -> str:
@@ -61,6 +68,7 @@ class DatabaseCredentials:
     replication: str = field(repr=False)
     ha: str = field(repr=False)
     gateway: str = field(default="", repr=False)  # "": no gateway user
+    monitor: str = field(default="", repr=False)  # "": no metric collector user
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class CredentialMasters:
     admin: str = field(default="", repr=False)
     ha: str = field(default="", repr=False)
     gateway: str = field(default="", repr=False)
+    monitor: str = field(default="", repr=False)
 
     def for_database(self, database_uid: str) -> DatabaseCredentials:
         """Every internal password of one database."""
@@ -79,6 +88,7 @@ class CredentialMasters:
             replication=derive_password(self.admin, database_uid, "replication"),
             ha=self.ha_for(database_uid),
             gateway=self.gateway_for(database_uid),
+            monitor=self.monitor_for(database_uid),
         )
 
     def admin_for(self, database_uid: str) -> str:
@@ -92,3 +102,7 @@ class CredentialMasters:
     def gateway_for(self, database_uid: str) -> str:
         """The gateway's password on a database's nodes ("" without a gateway master)."""
         return derive_password(self.gateway, database_uid, "gateway") if self.gateway else ""
+
+    def monitor_for(self, database_uid: str) -> str:
+        """The metric collector's password on a database's nodes ("" without a monitor master)."""
+        return derive_password(self.monitor, database_uid, "monitor") if self.monitor else ""

@@ -1,0 +1,1 @@
+"""Metric collection decisions: reading a node's INFO, per-interval deltas, Azure's metrics."""

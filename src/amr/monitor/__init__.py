@@ -1,0 +1,1 @@
+"""`amr monitord`: metric collection into its own store (and, later, alerts)."""

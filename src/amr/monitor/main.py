@@ -1,0 +1,117 @@
+"""The `amr monitord` process: samples every database at ``monitor.sample_interval`` into the metric
+store until SIGTERM or SIGINT.
+
+It needs only the watch file the control plane writes (``AMR_HOME/monitor/watch.json``, every
+database and its nodes), its own master secret (``monitor.secret``: it derives the ``amr-monitor``
+passwords and no other) and the gateway workers' sockets, so it keeps sampling while the API is
+stopped. Samples are taken on multiples of the interval (wall clock), so every database's points
+line up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from amr.errors import ConfigError, MetricStoreError
+from amr.home import FollowedFile
+from amr.logic.ha.watch import WATCH_FILE_NAME, parse_ha_watch
+from amr.logic.security.node_credentials import CredentialMasters
+from amr.model.ha import HaWatch
+from amr.monitor.collector import Collector
+from amr.monitor.nodes import read_gateway
+from amr.monitor.store import MetricStore
+from amr.settings import Settings
+from amr.signals import stop_on_signals
+
+log = logging.getLogger(__name__)
+
+STORE_FILE_NAME = "metrics.db"
+
+
+class MonitorWatch:
+    """The collector's watch as the file says now (an empty one while it is missing or unreadable)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = FollowedFile(path)
+        self._watch = HaWatch()
+
+    def read(self) -> HaWatch:
+        look = self._file.look()
+        if not look.changed:
+            return self._watch
+        if look.error or look.text is None:
+            log.warning(
+                "no monitor watch file at %s (the control plane writes it): sampling nothing", self.path
+            )
+            self._watch = HaWatch()
+            return self._watch
+        try:
+            self._watch = parse_ha_watch(look.text)
+        except ConfigError as e:
+            log.warning("cannot read the monitor watch file %s: %s; sampling nothing", self.path, e)
+            self._watch = HaWatch()
+            return self._watch
+        log.info(
+            "monitor watch: %d database(s), %d node(s)",
+            len(self._watch.databases),
+            sum(len(s.nodes) for db in self._watch.databases for s in db.shards),
+        )
+        return self._watch
+
+
+def open_store(settings: Settings) -> MetricStore:
+    """The metric store of this AMR_HOME, with the retention settings."""
+    m = settings.monitor
+    return MetricStore(settings.monitor_dir / STORE_FILE_NAME, m.raw_retention_hours, m.rollup_retention_days)
+
+
+async def serve(settings: Settings, monitor_master: str, stop: asyncio.Event | None = None) -> None:
+    """Sample until ``stop`` is set (or SIGTERM/SIGINT)."""
+    stop = stop or asyncio.Event()
+    stop_on_signals(stop)
+    interval = max(settings.monitor.sample_interval, 0.1)
+    store = open_store(settings)
+    watch = MonitorWatch(settings.monitor_dir / WATCH_FILE_NAME)
+    run_dir, workers = settings.run_dir, settings.gateway.workers
+    timeout = min(interval / 2, 5.0)
+    collector = Collector(
+        watch=watch.read,
+        store=store,
+        password_for=CredentialMasters(monitor=monitor_master).monitor_for,
+        gateway=lambda: read_gateway(run_dir, workers, timeout),
+        interval=interval,
+        timeout=timeout,
+    )
+    log.info("metric collector started: every %.1f s into %s", interval, store.path)
+    last = ""
+    try:
+        while not stop.is_set():
+            now = time.time()
+            # The next multiple of the interval on the wall clock.
+            wait = interval - now % interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+            if stop.is_set():
+                break
+            try:
+                outcome = await collector.tick(time.time())
+            except MetricStoreError as e:
+                outcome = f"cannot write the metric store: {e}"
+                log.error("%s", outcome)
+            if outcome != last:
+                log.info("%s", outcome)
+                last = outcome
+    finally:
+        collector.close()
+        store.close()
+        log.info("metric collector stopped")
+
+
+def run_monitor(settings: Settings, monitor_master: str) -> None:
+    """Run the collector in this process until SIGTERM or SIGINT (blocking)."""
+    asyncio.run(serve(settings, monitor_master))
