@@ -205,6 +205,7 @@ def test_read_only_introspection_answers_and_amrs_users_stay_hidden(
             "amr-admin",
             "amr-gateway",
             "amr-ha",
+            "amr-monitor",
             "amr-replication",
             "default",
         ]

@@ -81,6 +81,7 @@ class Target:
             admin=(secrets / "admin.secret").read_text().strip(),
             ha=(secrets / "ha.secret").read_text().strip(),
             gateway=(secrets / "gateway.secret").read_text().strip(),
+            monitor=(secrets / "monitor.secret").read_text().strip(),
         )
         c = masters.for_database(database_uid_of_node(self.node_socket()))
         return {
@@ -88,6 +89,7 @@ class Target:
             "amr-replication": c.replication,
             "amr-ha": c.ha,
             "amr-gateway": c.gateway,
+            "amr-monitor": c.monitor,
         }
 
     def node(self) -> redis.Redis:

@@ -186,9 +186,13 @@ def _secrets_of(service: AmrService, cluster: str) -> dict[str, str]:
         admin=(service.home / "secrets" / "admin.secret").read_text().strip(),
         ha=(service.home / "secrets" / "ha.secret").read_text().strip(),
         gateway=(service.home / "secrets" / "gateway.secret").read_text().strip(),
+        monitor=(service.home / "secrets" / "monitor.secret").read_text().strip(),
     )
     c = masters.for_database(_uid(service, cluster))
-    return {"amr-admin": c.admin, "amr-replication": c.replication, "amr-ha": c.ha, "amr-gateway": c.gateway}
+    return {
+        "amr-admin": c.admin, "amr-replication": c.replication, "amr-ha": c.ha, "amr-gateway": c.gateway,
+        "amr-monitor": c.monitor,
+    }  # fmt: skip
 
 
 def _node_sockets(service: AmrService, cluster: str) -> list[str]:
@@ -216,7 +220,7 @@ def test_each_database_and_purpose_has_its_own_credentials_which_appear_in_no_co
         with pytest.raises(redis.AuthenticationError):
             login(b_socket, user, password)
     # The narrow users may do only their job: no data, no configuration.
-    for user in ("amr-replication", "amr-ha", "amr-gateway"):
+    for user in ("amr-replication", "amr-ha", "amr-gateway", "amr-monitor"):
         node = login(a_socket, user, mine[user])
         for command in (("GET", "k"), ("KEYS", "*"), ("CONFIG", "GET", "*"), ("ACL", "LIST")):
             with pytest.raises(redis.exceptions.NoPermissionError):

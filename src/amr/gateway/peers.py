@@ -40,6 +40,9 @@ class PeerServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
+        # The run directory is amr's own (the node backend makes it); a gateway run on a bare home
+        # (``amr gateway`` alone) makes it, private, itself.
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # A socket file left by this worker's previous run (it was killed) is replaced.
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
