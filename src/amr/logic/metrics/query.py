@@ -6,6 +6,7 @@ what to write instead; nothing here reads the store.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -316,11 +317,12 @@ def render_timespan(start: float, end: float) -> str:
 
 
 def choose_window(start: float, end: float, grain: int | None) -> tuple[int, int]:
-    """The buckets' [first start, end): both ends down to the grain (UTC-aligned), so that a span of
-    whole grains has exactly span/grain buckets however it is offset (24 h at PT1M: 1,440); a span
-    shorter than a grain still has its one bucket. FULL: the whole span, to the second."""
+    """The buckets' [first start, end): anchored at the end rounded up to the grain (UTC-aligned), so
+    that the newest, still filling bucket of a query that ends now is there, with as many buckets as
+    the span needs (a span of whole grains has exactly span/grain however it is offset: 24 h at
+    PT1M, 1,440; a span shorter than a grain its one bucket). FULL: the whole span, to the second."""
     if grain is None:
-        return int(start), max(int(end), int(start) + 1)
-    first = int(start) - int(start) % grain
-    last = int(end) - int(end) % grain
-    return first, max(last, first + grain)
+        return int(start), max(math.ceil(end), int(start) + 1)
+    last = math.ceil(end / grain) * grain
+    count = max(1, math.ceil((end - start) / grain))
+    return last - count * grain, last

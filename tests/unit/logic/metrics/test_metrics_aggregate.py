@@ -67,8 +67,8 @@ def test_no_data_at_all_is_one_series_of_empty_points() -> None:
 def test_a_day_at_one_minute_has_1440_points() -> None:
     q = plan_metrics_query({"timespan": "2026-01-01T00:00:30Z/PT24H"}, T0)
     [series] = plan_time_series(q, BY_NAME["cachehits"], {(): [minute(i, 1) for i in range(0, 1500, 7)]})
-    assert len(series.data) == 1440
-    assert sum(v.get("Total", 0) for _, v in series.data) == len(range(0, 1440, 7))
+    assert len(series.data) == 1440 and series.data[0][0] == T0 + 60  # ends with the minute of its end
+    assert sum(v.get("Total", 0) for _, v in series.data) == len(range(7, 1441, 7))
 
 
 NODES = {

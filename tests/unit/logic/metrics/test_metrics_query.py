@@ -177,10 +177,11 @@ def test_bad_order_by(text: str) -> None:
     ("start", "end", "grain", "window"),
     [
         (T0, T0 + 86400, 60, (T0, T0 + 86400)),
-        (T0 + 30, T0 + 86430, 60, (T0, T0 + 86400)),  # an offset 24 h: still 1,440 minutes
+        (T0 + 30, T0 + 86430, 60, (T0 + 60, T0 + 86460)),  # an offset 24 h: 1,440 minutes, the newest too
         (T0 + 10, T0 + 20, 60, (T0, T0 + 60)),  # shorter than a grain: its one bucket
-        (T0 + 10, T0 + 20, None, (T0 + 10, T0 + 20)),
-        (T0 + 3000, T0 + 7300, 3600, (T0, T0 + 7200)),
+        (T0 + 50, T0 + 70, 60, (T0 + 60, T0 + 120)),
+        (T0 + 10, T0 + 20.5, None, (T0 + 10, T0 + 21)),
+        (T0 + 3000, T0 + 7300, 3600, (T0 + 3600, T0 + 10800)),
     ],
 )
 def test_windows(start: float, end: float, grain: int | None, window: tuple[float, float]) -> None:
