@@ -22,6 +22,7 @@ from amr.api import handlers_databases as databases
 from amr.api import handlers_events as events
 from amr.api import handlers_firewall as firewall
 from amr.api import handlers_groups as groups
+from amr.api import handlers_metrics as metrics
 from amr.api import handlers_misc as misc
 from amr.api import handlers_subscriptions as subscriptions
 from amr.api.activity import CORRELATION_HEADER, choose_correlation_id, finish_activity, start_activity
@@ -34,6 +35,7 @@ from amr.api.context import (
     Services,
 )
 from amr.api.limits import RequestLimits
+from amr.api.wire_metrics import METRICS_API_VERSIONS
 from amr.api.wire_tenancy import METADATA_API_VERSIONS
 from amr.errors import AmrError, ArmError, ConcurrencyError
 from amr.logcontext import log_context
@@ -108,6 +110,11 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", _D + "/events", events.list_events),
     _r("GET", "subscriptions/{subscriptionId}/providers/Microsoft.Insights/eventtypes/management/values",
        activity.list_activity_log, activity.ACTIVITY_LOG_API_VERSIONS),
+    _r("GET", _C + "/providers/Microsoft.Insights/metrics", metrics.list_metrics, METRICS_API_VERSIONS),
+    _r("GET", _C + "/providers/Microsoft.Insights/metricDefinitions", metrics.list_metric_definitions,
+       METRICS_API_VERSIONS),
+    _r("GET", _C + "/providers/Microsoft.Insights/metricNamespaces", metrics.list_metric_namespaces,
+       METRICS_API_VERSIONS),
 )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from amr.api.auth import TokenService
+from amr.api.metrics_reader import MetricsReader
 from amr.api.wire_resources import operation_status_path
 from amr.errors import ArmError
 from amr.logic.arm.locations import location_key
@@ -106,6 +107,11 @@ class Services:
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     token_throttle: TokenThrottle = field(default_factory=lambda: token_throttle_for(ApiSettings()))
     monotonic: Callable[[], float] = field(default=time.monotonic)
+    # The metric store, read by the Azure Monitor metrics routes (opened at their first request).
+    metrics: MetricsReader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = MetricsReader(self.settings)
 
     def timestamp(self) -> str:
         return self.now().isoformat()

@@ -37,6 +37,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--correlation-id", help="Entries of the requests with this correlation id.")
     p.add_argument("--caller", help="Entries of this caller (a principal's application id).")
     p.add_argument("--status", help="Entries with this status: Started, Accepted, Succeeded or Failed.")
+    add_time_range_args(p, "6h")
+    p.add_argument("--max-events", type=_positive, default=50, help="Most entries to list (default 50).")
+    p.add_argument("--select", nargs="+", help="Only these properties of each entry (caller status ...).")
+    p.add_argument(
+        "--filters", help="An OData $filter sent as given (the other filter flags are then ignored)."
+    )
+    add_output_args(p)
+    p.set_defaults(func=list_, _parser=p)
+
+
+def add_time_range_args(p: argparse.ArgumentParser, offset: str) -> None:
+    """az's time range flags: --start-time, --end-time and --offset (default ``offset``)."""
     p.add_argument(
         "--start-time", type=_time("--start-time"), help="ISO 8601 start (default: --offset before the end)."
     )
@@ -45,15 +57,8 @@ def register(subparsers: Any) -> None:
         type=_time("--end-time"),
         help="ISO 8601 end (default: now, or --offset after the start).",
     )
-    p.add_argument("--offset", type=_offset, default="6h",
-                   help="Length of the time range when one end is not given: ##d##h##m (default 6h).")  # fmt: skip
-    p.add_argument("--max-events", type=_positive, default=50, help="Most entries to list (default 50).")
-    p.add_argument("--select", nargs="+", help="Only these properties of each entry (caller status ...).")
-    p.add_argument(
-        "--filters", help="An OData $filter sent as given (the other filter flags are then ignored)."
-    )
-    add_output_args(p)
-    p.set_defaults(func=list_, _parser=p)
+    p.add_argument("--offset", type=_offset, default=offset,
+                   help=f"Length of the time range when one end is not given: ##d##h##m (default {offset}).")  # fmt: skip
 
 
 def _time(flag: str) -> Any:

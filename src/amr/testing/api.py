@@ -77,6 +77,7 @@ def in_process_api(
         with TestClient(create_app(services), base_url="https://testserver") as client:
             yield InProcessApi(client, store, reconciler, clock, tokens, principal, subscription_id, busy)
     finally:
+        services.metrics.close()
         store.close()
 
 
