@@ -148,6 +148,11 @@ class MonitorSettings:
     raw_retention_hours: float = 24.0
     # How long one-minute rollups (count, sum, minimum, maximum of a minute's points) are kept.
     rollup_retention_days: float = 30.0
+    # The Prometheus exposition (``GET /metrics``, served by `amr monitord` so that it answers while
+    # the API is down): where it listens, and whether (port 0: off). Every scrape needs the bearer
+    # token in AMR_HOME/monitor/prometheus.token.
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = 9387
 
 
 @dataclass(frozen=True)

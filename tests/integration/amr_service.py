@@ -74,10 +74,13 @@ class AmrService:
         self.home = Path(tempfile.mkdtemp(prefix="amr-", dir="/tmp")) / "h"
         base = _port_base(next(_bases))
         self.api_port = free_port()
+        # Each service's own port: services of tests run side by side, and amr monitord serves it.
+        self.prometheus_port = free_port()
         self.env = {
             **os.environ,
             "AMR_HOME": str(self.home),
             "AMR_API_PORT": str(self.api_port),
+            "AMR_MONITOR_PROMETHEUS_PORT": str(self.prometheus_port),
             "AMR_GATEWAY_PORT_RANGE_START": str(base),
             "AMR_GATEWAY_PORT_RANGE_END": str(base + 9),
             "AMR_GATEWAY_NODE_PORT_RANGE_START": str(base + 10),

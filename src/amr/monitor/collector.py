@@ -22,6 +22,7 @@ from amr.logic.metrics.sample import NodeSample
 from amr.logic.security.node_credentials import database_uid_of_node
 from amr.model.ha import HaWatch, WatchedDatabase
 from amr.monitor.nodes import NodeReader
+from amr.monitor.prometheus import PrometheusView
 from amr.monitor.store import MetricStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class Collector:
     previous: dict[str, NodeSample] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     previous_gateway: dict[int, GatewaySample] = field(default_factory=dict)
+    # What the Prometheus exposition serves: each tick's values once the store has them.
+    view: PrometheusView | None = None
 
     def _reader(self, socket: str) -> NodeReader:
         reader = self.readers.get(socket)
@@ -81,15 +84,18 @@ class Collector:
             by_database[db.id].append(NodeInterval(node.name, sample, deltas, was_primary))
             self.previous[node.name] = sample
         answers = {w: s for w, a in workers.items() if (s := parse_gateway_answer(a)) is not None}
-        values: dict[str, MetricValues] = {}
+        values: dict[str, MetricValues] = {}  # by database id
         for db in watch.databases:
             counts = _gateway_counts(db, answers, self.previous_gateway)
             computed = compute_metrics(by_database[db.id], counts)
             if computed:
-                values[resource_of(db.id)] = computed
+                values[db.id] = computed
         self.previous_gateway = answers
         if values:
-            await asyncio.to_thread(self.store.write, at, values)
+            by_resource = {resource_of(i): v for i, v in values.items()}
+            await asyncio.to_thread(self.store.write, at, by_resource)
+        if self.view is not None:
+            self.view.record(at, watch, values, by_database)
         return (
             f"sampled {answered} of {len(nodes)} node(s) of {len(watch.databases)} database(s), "
             f"{len(workers)} gateway worker(s)"

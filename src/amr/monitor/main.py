@@ -23,6 +23,13 @@ from amr.logic.security.node_credentials import CredentialMasters
 from amr.model.ha import HaWatch
 from amr.monitor.collector import Collector
 from amr.monitor.nodes import read_gateway
+from amr.monitor.prometheus import (
+    TOKEN_FILE_NAME,
+    PrometheusView,
+    bind_listener,
+    read_scrape_token,
+    serve_exposition,
+)
 from amr.monitor.store import MetricStore
 from amr.settings import Settings
 from amr.signals import stop_on_signals
@@ -86,8 +93,10 @@ async def serve(settings: Settings, monitor_master: str, stop: asyncio.Event | N
         gateway=lambda: read_gateway(run_dir, workers, timeout),
         interval=interval,
         timeout=timeout,
+        view=PrometheusView(),
     )
     log.info("metric collector started: every %.1f s into %s", interval, store.path)
+    exposition = _start_exposition(settings, collector.view, stop)
     last = ""
     try:
         while not stop.is_set():
@@ -107,9 +116,30 @@ async def serve(settings: Settings, monitor_master: str, stop: asyncio.Event | N
                 log.info("%s", outcome)
                 last = outcome
     finally:
+        if exposition is not None:
+            stop.set()
+            await exposition
         collector.close()
         store.close()
         log.info("metric collector stopped")
+
+
+def _start_exposition(
+    settings: Settings, view: PrometheusView | None, stop: asyncio.Event
+) -> asyncio.Task[None] | None:
+    """Serve the Prometheus exposition beside the collector (None: turned off or its port taken)."""
+    m = settings.monitor
+    if view is None or not m.prometheus_port:
+        return None
+    try:
+        token = read_scrape_token(settings.monitor_dir / TOKEN_FILE_NAME)
+    except ConfigError as e:
+        log.error("%s; the Prometheus exposition is off, metrics are still collected", e)
+        return None
+    listener = bind_listener(m.prometheus_host, m.prometheus_port)
+    if listener is None:
+        return None
+    return asyncio.create_task(serve_exposition(view, token, listener, stop))
 
 
 def run_monitor(settings: Settings, monitor_master: str) -> None:
