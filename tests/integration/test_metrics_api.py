@@ -139,10 +139,15 @@ def test_a_day_at_one_minute_is_1440_points_per_series(cache: Cache) -> None:
         assert all(
             p.maximum is None and p.total is None for p in series.data[:1000]
         )  # the cache did not exist
-    split = cache.monitor.metrics.list(
-        cache.id, metricnames="percentProcessorTime", filter="InstanceId eq '*'", aggregation="Maximum"
-    )
-    assert [s.metadatavalues[0].name.value for s in split.value[0].timeseries] == ["InstanceId"]
+
+    def split_by_instance() -> list[str]:
+        split = cache.monitor.metrics.list(
+            cache.id, metricnames="percentProcessorTime", filter="InstanceId eq '*'", aggregation="Maximum"
+        )
+        return [m.name.value for s in split.value[0].timeseries for m in s.metadatavalues]
+
+    # One series per node once the collector has sampled it (this test may run first, on a new cache).
+    assert set(wait_until(split_by_instance, 30, what="a series per InstanceId")) == {"InstanceId"}
 
 
 def test_definitions_and_namespaces(cache: Cache) -> None:

@@ -36,6 +36,9 @@ from amr.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
+# Seconds between attempts to bind the Prometheus port while it is taken.
+EXPOSITION_RETRY = 5.0
+
 STORE_FILE_NAME = "metrics.db"
 
 
@@ -127,7 +130,9 @@ async def serve(settings: Settings, monitor_master: str, stop: asyncio.Event | N
 def _start_exposition(
     settings: Settings, view: PrometheusView | None, stop: asyncio.Event
 ) -> asyncio.Task[None] | None:
-    """Serve the Prometheus exposition beside the collector (None: turned off or its port taken)."""
+    """Serve the Prometheus exposition beside the collector (None: turned off). A port that is taken
+    is tried again every ``EXPOSITION_RETRY`` seconds: it may be free soon (another program's
+    passing connection), and collection goes on meanwhile."""
     m = settings.monitor
     if view is None or not m.prometheus_port:
         return None
@@ -136,10 +141,19 @@ def _start_exposition(
     except ConfigError as e:
         log.error("%s; the Prometheus exposition is off, metrics are still collected", e)
         return None
-    listener = bind_listener(m.prometheus_host, m.prometheus_port)
-    if listener is None:
-        return None
-    return asyncio.create_task(serve_exposition(view, token, listener, stop))
+
+    async def bind_and_serve() -> None:
+        listener = bind_listener(m.prometheus_host, m.prometheus_port)
+        while listener is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), EXPOSITION_RETRY)
+            if stop.is_set():
+                return
+            listener = bind_listener(m.prometheus_host, m.prometheus_port, quiet=True)
+        log.info("serving the Prometheus exposition on %s:%d", m.prometheus_host, m.prometheus_port)
+        await serve_exposition(view, token, listener, stop)
+
+    return asyncio.create_task(bind_and_serve())
 
 
 def run_monitor(settings: Settings, monitor_master: str) -> None:

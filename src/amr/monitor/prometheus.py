@@ -120,12 +120,15 @@ class _Server(uvicorn.Server):
         yield
 
 
-def bind_listener(host: str, port: int) -> socket.socket | None:
-    """The exposition's listening socket; None when it cannot be had (the port is taken): the
-    collector goes on without it, since collection must not depend on a scrape endpoint."""
+def bind_listener(host: str, port: int, quiet: bool = False) -> socket.socket | None:
+    """The exposition's listening socket; None when it cannot be had (the port is taken, logged
+    unless ``quiet``): the collector goes on without it, since collection must not depend on a
+    scrape endpoint."""
     try:
         return socket.create_server((host, port), reuse_port=False)
     except OSError as e:
+        if quiet:
+            return None
         log.error(
             "cannot serve the Prometheus exposition on %s:%d: %s; metrics are still collected", host, port, e
         )

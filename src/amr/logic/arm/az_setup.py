@@ -5,7 +5,8 @@ reads amr's cloud metadata document (``/metadata/endpoints``), which names amr's
 login endpoint. Three things it cannot find: that it must trust amr's CA (``REQUESTS_CA_BUNDLE``; az
 has no setting for it), that MSAL must not ask login.microsoftonline.com to validate the authority
 (``core.instance_discovery=false``), and the service principal's secret, which az reads from stdin
-(``-p @-``) so that it never appears in a command line.
+(``--password=@-``) so that it never appears in a command line. Not ``-p @-``: az replaces ``@-``
+with the secret before parsing, and a secret starting with ``-`` then reads as an option.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def plan_az_setup(
         registered=("cloud", "show", "-n", cloud_name, "-o", "none"),
         activate=("cloud", "set", "-n", cloud_name, *quiet),
         login=(
-            "login", "--service-principal", "-u", client_id, "--tenant", tenant_id, "-p", "@-", "-o", "none",
+            "login", "--service-principal", "-u", client_id, "--tenant", tenant_id, "--password=@-", "-o", "none",
             *quiet,
         ),
     )  # fmt: skip
