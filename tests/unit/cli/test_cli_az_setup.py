@@ -59,7 +59,8 @@ def test_prints_the_setup_script_for_this_amr_without_the_secret(home: Path) -> 
     assert f"export REQUESTS_CA_BUNDLE={home}/pki/ca.pem\n" in out
     assert f"--endpoint-resource-manager {ENDPOINT} " in out
     assert (
-        f"az login --service-principal -u {PRINCIPAL.client_id} --tenant {PRINCIPAL.tenant_id} --password=@-" in out
+        f"az login --service-principal -u {PRINCIPAL.client_id} --tenant {PRINCIPAL.tenant_id} --password=@-"
+        in out
     )
     assert str(home / "credentials.json") in out
     assert PRINCIPAL.client_secret not in out
