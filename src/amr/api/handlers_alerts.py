@@ -84,6 +84,7 @@ class _Kind(Generic[T]):
     label: str
     parse: Callable[[Request, dict[str, Any], str, str], T]
     render: Callable[[T], dict[str, Any]]
+    created: int  # the status of a PUT that creates: Azure's metricAlerts answer 200, actionGroups 201
 
     def get(self, req: Request) -> T | None:
         sub = require_subscription(req)
@@ -135,16 +136,16 @@ def _parse_group(req: Request, body: dict[str, Any], group: str, name: str) -> A
     return parse_action_group(body, req.services.subscription_id, group, name)
 
 
-RULES = _Kind(MetricAlert, "metricalerts", "ruleName", "metric alert", _parse_rule, render_metric_alert)
+RULES = _Kind(MetricAlert, "metricalerts", "ruleName", "metric alert", _parse_rule, render_metric_alert, 200)
 ACTION_GROUPS = _Kind(
-    ActionGroup, "actiongroups", "actionGroupName", "action group", _parse_group, render_action_group
+    ActionGroup, "actiongroups", "actionGroupName", "action group", _parse_group, render_action_group, 201
 )
 
 
 async def _put(kind: _Kind[Any], req: Request) -> Response:
     current = kind.get(req)
     saved = kind.save(req, parse_json_body(req.body), current)
-    return Response(200 if current else 201, kind.render(saved))
+    return Response(200 if current else kind.created, kind.render(saved))
 
 
 async def _patch(kind: _Kind[Any], req: Request) -> Response:
