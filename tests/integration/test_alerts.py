@@ -3,7 +3,7 @@ HTTPS, evaluated by `amr monitord` (sampling every second, the evaluation clock 
 ``monitor.alert_time_scale``: PT1M is 6 s) over a real cache, posted to webhook receivers this test
 runs. Filling a 0.5 GB cache past its memory fires ``usedmemorypercentage > 50`` and
 ``evictedkeys > 0`` with the common alert schema (essentials, alertContext with the metric value);
-FLUSHALL resolves both. One receiver hangs: the other rule's notification (and the other receiver
+FLUSHALL resolves both, and again with the API stopped. One receiver hangs: the other rule's notification (and the other receiver
 of the same rule) arrive on time all the same. Fired alerts are listed by the API and the CLI. Bad
 rules are ARM 400s."""
 
@@ -31,6 +31,7 @@ from azure.mgmt.monitor.models import (
     WebhookReceiver,
 )
 
+from amr.nodes.supervisor import SupervisorClient
 from tests.integration.amr_service import (
     AmrService,
     cache_client,
@@ -165,12 +166,7 @@ def test_alerts_fire_and_resolve_and_a_hanging_webhook_delays_no_one(
     assert [g.name for g in monitor.action_groups.list_by_resource_group("rg")] == ["ops", "slow"]
     wait_until(lambda: (service.home / "monitor" / "alert-rules.json").exists(), 30, what="rules published")
 
-    value = b"x" * (1 << 20)
-    for batch in range(12):  # 600 MB into 0.5 GB: used memory near 100 %, keys evicted
-        pipe = client.pipeline(transaction=False)
-        for i in range(50):
-            pipe.set(f"big:{batch}:{i}", value)
-        pipe.execute()
+    fill(client)
     filled = time.time()
     assert client.info("stats")["evicted_keys"] > 0
 
@@ -208,6 +204,43 @@ def test_alerts_fire_and_resolve_and_a_hanging_webhook_delays_no_one(
     assert service.amr_json("monitor", "alert", "list", "--state", "Fired") == []
     monitor.metric_alerts.delete("rg", "memory-high")
     monitor.metric_alerts.delete("rg", "evictions")
+
+
+def fill(client: redis.Redis) -> None:
+    """600 MB into the 0.5 GB cache: used memory near 100 %, keys evicted."""
+    value = b"x" * (1 << 20)
+    for batch in range(12):
+        pipe = client.pipeline(transaction=False)
+        for i in range(50):
+            pipe.set(f"big:{batch}:{i}", value)
+        pipe.execute()
+
+
+def test_alerts_fire_and_resolve_with_the_api_stopped(
+    service: AmrService, monitor: MonitorManagementClient, cache: tuple[str, redis.Redis], receiver: Receiver
+) -> None:
+    cache_id, client = cache
+    ops = group(monitor, "ops", {"good": receiver.url("/good")})
+    monitor.metric_alerts.create_or_update(
+        "rg", "evictions-down", rule(cache_id, "evictedkeys", "Total", 0, [ops])
+    )
+    rules = service.home / "monitor" / "alert-rules.json"
+    wait_until(lambda: "evictions-down" in rules.read_text(), 30, what="the rule published")
+    supervisor = SupervisorClient(service.home / "supervisor" / "supervisor.sock", timeout=30)
+    supervisor.call_sync("stopProcess", "api", True)
+    try:
+        fill(client)
+        wait_until(
+            lambda: conditions(receiver, "/good", "evictions-down") == ["Fired"], 40, what="fired, API down"
+        )
+        client.flushall()
+        wait_until(lambda: conditions(receiver, "/good", "evictions-down") == ["Fired", "Resolved"], 40,
+                   what="resolved, API down")  # fmt: skip
+    finally:
+        supervisor.call_sync("startProcess", "api", True)
+    listed = service.amr_json("monitor", "alert", "list", "--state", "Resolved")
+    assert "evictions-down" in [a["name"] for a in listed]
+    monitor.metric_alerts.delete("rg", "evictions-down")
 
 
 @pytest.mark.parametrize(
