@@ -3,9 +3,11 @@ or, without it, the older metric alert schema (``AzureMonitorMetricAlert``)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from amr.logic.alerts.evaluate import FIRED
+from amr.logic.alerts.rules import WINDOW_SIZES
 from amr.logic.metrics.azure import NAMESPACE
 from amr.model.alerts import FiredAlert, MetricAlert
 
@@ -27,6 +29,16 @@ def _conditions(rule: MetricAlert, alert: FiredAlert) -> list[dict[str, Any]]:
         }
         for c in rule.criteria
     ]
+
+
+def _window_start(rule: MetricAlert, end: str) -> str | None:
+    """The start of the evaluated window that ended at ``end`` (Azure's window size: amr's
+    shortened test clock, monitor.alert_time_scale, is not reflected)."""
+    try:
+        moment = datetime.fromisoformat(end) - timedelta(seconds=WINDOW_SIZES[rule.window_size])
+    except (ValueError, KeyError):
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def render_common_alert(rule: MetricAlert, alert: FiredAlert, alerts_base: str) -> dict[str, Any]:
@@ -61,7 +73,7 @@ def render_common_alert(rule: MetricAlert, alert: FiredAlert, alerts_base: str) 
                 "condition": {
                     "windowSize": rule.window_size,
                     "allOf": _conditions(rule, alert),
-                    "windowStartTime": None,
+                    "windowStartTime": _window_start(rule, alert.resolved_at or alert.fired_at),
                     "windowEndTime": alert.resolved_at or alert.fired_at,
                 },
             },

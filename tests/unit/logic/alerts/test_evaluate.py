@@ -93,6 +93,11 @@ def test_payloads() -> None:
     )
     assert e["alertTargetIDs"] == [CACHE.lower()] and "resolvedDateTime" not in e
     assert body["data"]["alertContext"]["condition"]["allOf"][0]["metricValue"] == 91.0
+    window = body["data"]["alertContext"]["condition"]
+    assert (window["windowStartTime"], window["windowEndTime"]) == (
+        "2025-07-01T11:55:00Z",
+        "2025-07-01T12:00:00Z",
+    )
     resolved, _ = plan_alert(r, [1.0], fired, "2025-07-01T12:05:00Z", "id2")
     assert resolved is not None
     e = render_common_alert(r, resolved, "x")["data"]["essentials"]
