@@ -23,9 +23,11 @@ import redis
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.monitor import MonitorManagementClient
 from azure.mgmt.monitor.models import (
+    ActionGroupPatchBody,
     ActionGroupResource,
     MetricAlertAction,
     MetricAlertResource,
+    MetricAlertResourcePatch,
     MetricAlertSingleResourceMultipleMetricCriteria,
     MetricCriteria,
     WebhookReceiver,
@@ -202,6 +204,14 @@ def test_alerts_fire_and_resolve_and_a_hanging_webhook_delays_no_one(
     assert all(b["data"]["essentials"]["resolvedDateTime"] for b in resolved)
     assert conditions(receiver, "/good", "memory-high") == ["Fired", "Resolved"]  # one of each, no repeats
     assert service.amr_json("monitor", "alert", "list", "--state", "Fired") == []
+    # The SDK's update (PATCH) and listing by subscription.
+    disabled = monitor.metric_alerts.update("rg", "memory-high", MetricAlertResourcePatch(enabled=False))
+    assert disabled.enabled is False and disabled.criteria.all_of[0].threshold == 50
+    assert monitor.action_groups.update("rg", "slow", ActionGroupPatchBody(enabled=False)).enabled is False
+    assert sorted(r.name for r in monitor.metric_alerts.list_by_subscription()) == [
+        "evictions",
+        "memory-high",
+    ]
     monitor.metric_alerts.delete("rg", "memory-high")
     monitor.metric_alerts.delete("rg", "evictions")
 
