@@ -124,9 +124,12 @@ class AlertEvaluator:
                 self._next[rule.id] = (math.floor(now / frequency) + 1) * frequency
             if due is None or now < due:
                 continue  # a new rule is first evaluated at the next multiple of its frequency
-            window = self._period(WINDOW_SIZES[rule.window_size])
+            # The window's points are those with now - window < t <= now (whole seconds, as the store
+            # keeps them), so consecutive windows never count a point twice.
+            end = math.floor(now) + 1
+            start = end - round(self._period(WINDOW_SIZES[rule.window_size]))
             resource = rule.scopes[0].lower()
-            values = [self._value(c, resource, now - window, now + 1) for c in rule.criteria]
+            values = [self._value(c, resource, start, end) for c in rule.criteria]
             current = self._alerts.get(rule.id)
             alert, notify = plan_alert(rule, values, current, _iso(now), self._new_id())
             if alert is None or alert == current:

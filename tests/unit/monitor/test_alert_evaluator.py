@@ -115,3 +115,20 @@ def test_a_failing_receiver_is_retried_and_gives_up(tmp_path: Path) -> None:
 
     assert asyncio.run(main()) is False
     assert len(calls) == 3
+
+
+def test_consecutive_windows_do_not_share_a_point(tmp_path: Path) -> None:
+    c = AlertCriterion("c1", "evictedkeys", "Microsoft.Cache/redisEnterprise", "GreaterThan", 0, "Total")
+    rule = MetricAlert("s", "rg", "evict", 3, True, (CACHE,), "PT1M", "PT1M", (c,))
+
+    async def scenario(store: MetricStore, evaluator: Any) -> None:
+        (tmp_path / "rules.json").write_text(render_alert_rules([WatchedRule(rule, watched().webhooks)]))
+        e = evaluator()
+        e.tick(T0 + 1)
+        store.write(T0 + 60, {CACHE.lower(): {("evictedkeys", ()): 5}})
+        assert e.tick(T0 + 60.5) == ["alert evict fired (2 webhook(s))"]
+        store.write(T0 + 120, {CACHE.lower(): {("evictedkeys", ()): 0}})
+        # The point at T0+60 belongs to the first window only: the second one's Total is 0.
+        assert e.tick(T0 + 120.5) == ["alert evict resolved (2 webhook(s))"]
+
+    run(tmp_path, scenario)
