@@ -137,6 +137,8 @@ ROUTES: tuple[Route, ...] = (
     _r("DELETE", _INS + "/actionGroups/{actionGroupName}", alerts.delete_action_group, _AG),
     _r("GET", "subscriptions/{subscriptionId}/providers/Microsoft.AlertsManagement/alerts", alerts.list_fired_alerts,
        FIRED_ALERTS_API_VERSIONS),
+    _r("GET", "subscriptions/{subscriptionId}/providers/Microsoft.AlertsManagement/alerts/{alertId}",
+       alerts.get_fired_alert, FIRED_ALERTS_API_VERSIONS),
 )  # fmt: skip
 
 

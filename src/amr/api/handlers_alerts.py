@@ -24,7 +24,7 @@ from amr.api.wire_alerts import (
 from amr.errors import ArmError, ConfigError, InvalidParameter
 from amr.logic.alerts.files import STATE_FILE_NAME, parse_alert_state
 from amr.logic.alerts.rules import parse_action_group_id, parse_cache_scope
-from amr.model.alerts import ActionGroup, MetricAlert
+from amr.model.alerts import ActionGroup, FiredAlert, MetricAlert
 from amr.model.resources import Cluster, lookup_key
 
 T = TypeVar("T", MetricAlert, ActionGroup)
@@ -212,22 +212,36 @@ async def list_action_groups(req: Request) -> Response:
     return Response(200, {"value": [render_action_group(g) for g in ACTION_GROUPS.list(req)]})
 
 
+def _read_alerts(req: Request) -> list[FiredAlert]:
+    path = req.services.settings.monitor_dir / STATE_FILE_NAME
+    try:
+        return parse_alert_state(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, ConfigError) as e:
+        raise ArmError("InternalServerError", f"amr cannot read its alerts file {path}: {e}", 500) from e
+
+
 async def list_fired_alerts(req: Request) -> Response:
     """The alerts `amr monitord` fired (still fired, then the newest resolved), from its alerts file;
     ``monitorCondition`` (Fired or Resolved) and ``targetResource`` filter as in Azure."""
     sub = require_subscription(req)
-    path = req.services.settings.monitor_dir / STATE_FILE_NAME
-    try:
-        alerts = parse_alert_state(path.read_text())
-    except FileNotFoundError:
-        alerts = []
-    except (OSError, UnicodeDecodeError, ConfigError) as e:
-        raise ArmError("InternalServerError", f"amr cannot read its alerts file {path}: {e}", 500) from e
     condition = req.query.get("monitorCondition", "").lower()
     target = req.query.get("targetResource", "").lower()
     chosen = [
-        a for a in alerts
+        a for a in _read_alerts(req)
         if (not condition or a.condition.lower() == condition) and (not target or a.target.lower() == target)
     ]  # fmt: skip
     chosen.sort(key=lambda a: a.fired_at, reverse=True)
     return Response(200, {"value": [render_fired_alert(a, sub) for a in chosen]})
+
+
+async def get_fired_alert(req: Request) -> Response:
+    sub = require_subscription(req)
+    alert_id = req.params["alertId"]
+    for alert in _read_alerts(req):
+        if alert.alert_id.lower() == alert_id.lower():
+            return Response(200, render_fired_alert(alert, sub))
+    raise ArmError(
+        "ResourceNotFound", f"The alert '{alert_id}' was not found (amr keeps the 200 newest resolved).", 404
+    )

@@ -139,3 +139,6 @@ def test_fired_alerts_are_listed_from_monitords_file(ready: Api, tmp_path: Any) 
         "Fired", "Sev2", CLUSTER)  # fmt: skip
     resolved = ready.call("GET", path + "?monitorCondition=Resolved", None, "api-version=2019-05-05-preview")
     assert resolved.json() == {"value": []}
+    one = ready.call("GET", path + "/A1", None, "api-version=2019-05-05-preview")
+    assert one.status_code == 200 and one.json()["id"] == f"{path}/a1"
+    assert ready.call("GET", path + "/nope", None, "api-version=2019-05-05-preview").status_code == 404
