@@ -153,6 +153,14 @@ class MonitorSettings:
     # token in AMR_HOME/monitor/prometheus.token.
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = 9387
+    # Metric alerts: every rule's evaluationFrequency and windowSize are multiplied by this (tests
+    # use 0.1, so that PT1M is 6 s); 1 is Azure's clock.
+    alert_time_scale: float = 1.0
+    # A webhook POST: seconds it may take, how many times it is tried, and the wait before the
+    # first retry (doubled before each next one).
+    webhook_timeout: float = 10.0
+    webhook_attempts: int = 4
+    webhook_backoff: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -248,6 +248,29 @@ class AmrService:
         return {name: pid for pid, (name, parent) in found.items() if parent not in found}
 
 
+def sdk_credential(service: AmrService) -> Any:
+    """An azure-identity credential of amr's admin principal, trusting amr's CA."""
+    from azure.identity import ClientSecretCredential
+
+    creds = service.credentials
+    return ClientSecretCredential(
+        creds["tenantId"], creds["clientId"], creds["clientSecret"], authority=service.base_url,
+        disable_instance_discovery=True, connection_verify=service.ca_file,
+    )  # fmt: skip
+
+
+def monitor_client(service: AmrService) -> Any:
+    """azure-mgmt-monitor's MonitorManagementClient against the service's API (close it after)."""
+    from azure.mgmt.monitor import MonitorManagementClient
+
+    return MonitorManagementClient(
+        sdk_credential(service),
+        service.subscription,
+        base_url=service.base_url,
+        connection_verify=service.ca_file,
+    )
+
+
 def running_service(extra_env: dict[str, str] | None = None) -> Iterator[AmrService]:
     """A running amr with the resource group ``rg``, destroyed afterwards (the body of a fixture)."""
     svc = AmrService(extra_env).start()

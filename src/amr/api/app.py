@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.responses import Response as HttpResponse
 
 from amr.api import handlers_activity as activity
+from amr.api import handlers_alerts as alerts
 from amr.api import handlers_clusters as clusters
 from amr.api import handlers_databases as databases
 from amr.api import handlers_events as events
@@ -35,6 +36,11 @@ from amr.api.context import (
     Services,
 )
 from amr.api.limits import RequestLimits
+from amr.api.wire_alerts import (
+    ACTION_GROUPS_API_VERSIONS,
+    FIRED_ALERTS_API_VERSIONS,
+    METRIC_ALERTS_API_VERSIONS,
+)
 from amr.api.wire_metrics import METRICS_API_VERSIONS
 from amr.api.wire_tenancy import METADATA_API_VERSIONS
 from amr.errors import AmrError, ArmError, ConcurrencyError
@@ -48,6 +54,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 _B = "subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Cache/redisEnterprise"
 _C = _B + "/{clusterName}"
 _D = _C + "/databases/{databaseName}"
+_INS = "subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Insights"
+_MA, _AG = METRIC_ALERTS_API_VERSIONS, ACTION_GROUPS_API_VERSIONS
 _LOC = "subscriptions/{subscriptionId}/providers/Microsoft.Cache/locations/{location}"
 
 
@@ -115,6 +123,22 @@ ROUTES: tuple[Route, ...] = (
        METRICS_API_VERSIONS),
     _r("GET", _C + "/providers/Microsoft.Insights/metricNamespaces", metrics.list_metric_namespaces,
        METRICS_API_VERSIONS),
+    _r("GET", "subscriptions/{subscriptionId}/providers/Microsoft.Insights/metricAlerts", alerts.list_metric_alerts, _MA),
+    _r("GET", _INS + "/metricAlerts", alerts.list_metric_alerts, _MA),
+    _r("PUT", _INS + "/metricAlerts/{ruleName}", alerts.put_metric_alert, _MA),
+    _r("GET", _INS + "/metricAlerts/{ruleName}", alerts.get_metric_alert, _MA),
+    _r("PATCH", _INS + "/metricAlerts/{ruleName}", alerts.patch_metric_alert, _MA),
+    _r("DELETE", _INS + "/metricAlerts/{ruleName}", alerts.delete_metric_alert, _MA),
+    _r("GET", "subscriptions/{subscriptionId}/providers/Microsoft.Insights/actionGroups", alerts.list_action_groups, _AG),
+    _r("GET", _INS + "/actionGroups", alerts.list_action_groups, _AG),
+    _r("PUT", _INS + "/actionGroups/{actionGroupName}", alerts.put_action_group, _AG),
+    _r("GET", _INS + "/actionGroups/{actionGroupName}", alerts.get_action_group, _AG),
+    _r("PATCH", _INS + "/actionGroups/{actionGroupName}", alerts.patch_action_group, _AG),
+    _r("DELETE", _INS + "/actionGroups/{actionGroupName}", alerts.delete_action_group, _AG),
+    _r("GET", "subscriptions/{subscriptionId}/providers/Microsoft.AlertsManagement/alerts", alerts.list_fired_alerts,
+       FIRED_ALERTS_API_VERSIONS),
+    _r("GET", "subscriptions/{subscriptionId}/providers/Microsoft.AlertsManagement/alerts/{alertId}",
+       alerts.get_fired_alert, FIRED_ALERTS_API_VERSIONS),
 )  # fmt: skip
 
 

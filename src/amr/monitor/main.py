@@ -14,13 +14,16 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from pathlib import Path
 
 from amr.errors import ConfigError, MetricStoreError
 from amr.home import FollowedFile
+from amr.logic.alerts.files import RULES_FILE_NAME, STATE_FILE_NAME
 from amr.logic.ha.watch import WATCH_FILE_NAME, parse_ha_watch
 from amr.logic.security.node_credentials import CredentialMasters
 from amr.model.ha import HaWatch
+from amr.monitor.alerts import AlertEvaluator
 from amr.monitor.collector import Collector
 from amr.monitor.nodes import read_gateway
 from amr.monitor.prometheus import (
@@ -31,6 +34,7 @@ from amr.monitor.prometheus import (
     serve_exposition,
 )
 from amr.monitor.store import MetricStore
+from amr.monitor.webhooks import WebhookSender
 from amr.settings import Settings
 from amr.signals import stop_on_signals
 
@@ -100,6 +104,7 @@ async def serve(settings: Settings, monitor_master: str, stop: asyncio.Event | N
     )
     log.info("metric collector started: every %.1f s into %s", interval, store.path)
     exposition = _start_exposition(settings, collector.view, stop)
+    alerts = asyncio.create_task(evaluate_alerts(settings, store, stop))
     last = ""
     try:
         while not stop.is_set():
@@ -119,12 +124,44 @@ async def serve(settings: Settings, monitor_master: str, stop: asyncio.Event | N
                 log.info("%s", outcome)
                 last = outcome
     finally:
+        stop.set()
+        await alerts
         if exposition is not None:
-            stop.set()
             await exposition
         collector.close()
         store.close()
         log.info("metric collector stopped")
+
+
+ALERT_CLOCK = 1.0  # seconds between two looks at which rules are due
+
+
+async def evaluate_alerts(settings: Settings, store: MetricStore, stop: asyncio.Event) -> None:
+    """Evaluate the metric alert rules until ``stop``: beside the collector, in the same process
+    (the metric store's one writer), on its own clock so that neither delays the other."""
+    m = settings.monitor
+    sender = WebhookSender(m.webhook_timeout, m.webhook_attempts, m.webhook_backoff)
+    evaluator = AlertEvaluator(
+        settings.monitor_dir / RULES_FILE_NAME,
+        settings.monitor_dir / STATE_FILE_NAME,
+        store,
+        sender,
+        m.alert_time_scale,
+        lambda: str(uuid.uuid4()),
+    )
+    try:
+        while not stop.is_set():
+            try:
+                for outcome in evaluator.tick(time.time()):
+                    log.info("%s", outcome)
+            except Exception:
+                # A failed evaluation (the store busy, a bad file) must stop neither metric
+                # collection nor the next evaluation.
+                log.exception("alert evaluation failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), ALERT_CLOCK)
+    finally:
+        await sender.close()
 
 
 def _start_exposition(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from amr.logic.operations.lifecycle import plan_deleting, plan_running
 from amr.logic.outcomes import Outcome, info
+from amr.model.alerts import ActionGroup, MetricAlert
 from amr.model.enums import ProvisioningState
 from amr.model.resources import Cluster, Database, FirewallRule, ResourceGroup
 from amr.reconciler.ledger import Ledger
@@ -34,6 +35,12 @@ class CacheSettler:
             for cluster in clusters:
                 if cluster.provisioning_state is not ProvisioningState.DELETING:
                     self._ledger.replace(cluster, plan_deleting(cluster))
+            if not clusters:
+                # Alert rules first: an action group is deleted only once no rule uses it.
+                for rule in self._store.list(MetricAlert, group.key + "/"):
+                    self._store.delete(rule)
+                for action_group in self._store.list(ActionGroup, group.key + "/"):
+                    self._store.delete(action_group)
             if not clusters and self._ledger.delete(group):
                 self._ledger.complete(group.id, ("delete",))
                 outcomes.append(info(f"deleted resource group {group.id}"))

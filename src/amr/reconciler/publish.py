@@ -1,5 +1,5 @@
-"""Publishing what the data plane follows: the gateway's route table, the HA watch and the metric
-collector's watch, planned from the store's records and written only when they changed."""
+"""Publishing what the data plane follows: the gateway's route table, the HA watch, the metric
+collector's watch and the alert rules, planned from the store's records and written only when they changed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from amr.logic.render.routes import plan_route_table
 from amr.model.ha import HaWatch
 from amr.model.resources import Cluster, Database, FirewallRule
 from amr.model.routes import RouteTable
+from amr.reconciler.alert_rules import AlertRulesPublisher, alert_rules_file
 from amr.reconciler.ha_watch import HaWatchPublisher
 from amr.settings import Settings
 from amr.store.repository import Store
@@ -31,6 +32,12 @@ class DataPlanePublisher:
         self._write_routes = write_routes
         self._ha_watch = HaWatchPublisher(write_ha_watch)
         self._monitor_watch = HaWatchPublisher(write_monitor_watch, every_database=True)
+        # Alert rules go where the metric collector's watch goes (monitord reads both).
+        self._alert_rules = (
+            AlertRulesPublisher(store, alert_rules_file(settings))
+            if write_monitor_watch is not None
+            else None
+        )
         self._last_routes: RouteTable | None = None
         self._failover_paused: set[str] = set()  # by database uid
 
@@ -72,3 +79,5 @@ class DataPlanePublisher:
         databases = self._store.list(Database)
         self._ha_watch.publish(databases, clusters, str(s.run_dir), frozenset(self._failover_paused))
         self._monitor_watch.publish(databases, clusters, str(s.run_dir))
+        if self._alert_rules is not None:
+            self._alert_rules.publish()

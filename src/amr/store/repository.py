@@ -18,14 +18,36 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from amr.errors import ConcurrencyError, StoreError
 from amr.model.activity import ActivityEvent, ActivityQuery
+from amr.model.alerts import ActionGroup, MetricAlert
 from amr.model.events import DatabaseEvent, NodePids
 from amr.model.resources import Cluster, Database, FirewallRule, Operation, ResourceGroup
 from amr.store import activity
 from amr.store.codec import from_record, to_record
 from amr.store.schema import upgrade_schema
 
-Record = ResourceGroup | Cluster | Database | Operation | FirewallRule | DatabaseEvent | NodePids
-R = TypeVar("R", ResourceGroup, Cluster, Database, Operation, FirewallRule, DatabaseEvent, NodePids)
+Record = (
+    ResourceGroup
+    | Cluster
+    | Database
+    | Operation
+    | FirewallRule
+    | DatabaseEvent
+    | NodePids
+    | MetricAlert
+    | ActionGroup
+)
+R = TypeVar(
+    "R",
+    ResourceGroup,
+    Cluster,
+    Database,
+    Operation,
+    FirewallRule,
+    DatabaseEvent,
+    NodePids,
+    MetricAlert,
+    ActionGroup,
+)
 
 _KINDS: dict[type, str] = {
     ResourceGroup: "group",
@@ -36,6 +58,8 @@ _KINDS: dict[type, str] = {
     # A database's history, keyed <database key>/events/<time>-<kind>-<node> (time order by prefix).
     DatabaseEvent: "event",
     NodePids: "nodepids",
+    MetricAlert: "metricalert",
+    ActionGroup: "actiongroup",
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from amr.logcontext import current_log_context
 from amr.logic.outcomes import Severity
 from amr.logic.security.node_credentials import CredentialMasters
+from amr.model.alerts import ActionGroup, AlertCriterion, MetricAlert
 from amr.model.enums import ClusteringPolicy, OperationStatus, ProvisioningState, ResourceState, Toggle
 from amr.model.resources import Cluster, Database, Operation, ResourceGroup
 from amr.reconciler.loop import Reconciler
@@ -128,11 +129,21 @@ def test_group_delete_removes_clusters_databases_and_nodes(world) -> None:  # ty
     _tick(reconciler)
     group = store.get(ResourceGroup, f"{SUB}/rg")
     assert group is not None
+    # The group's alert rules and action groups go with it.
+    action_group = ActionGroup(SUB, "rg", "ops", "ops")
+    store.insert(action_group)
+    c = AlertCriterion("c", "evictedkeys", "Microsoft.Cache/redisEnterprise", "GreaterThan", 0, "Total")
+    store.insert(
+        MetricAlert(
+            SUB, "rg", "r", 3, True, ("x",), "PT1M", "PT1M", (c,), action_group_ids=(action_group.id,)
+        )
+    )
     store.replace(group, dataclasses.replace(group, provisioning_state=ProvisioningState.DELETING))
     store.insert(Operation("op-del", SUB, "eastus", group.id, "delete", start_time="t"))
     for _ in range(4):
         _tick(reconciler)
     assert store.list(ResourceGroup) == []
+    assert store.list(MetricAlert) == [] and store.list(ActionGroup) == []
     assert store.list(Cluster) == []
     assert store.list(Database) == []
     assert backend.nodes == {}

@@ -1,0 +1,1 @@
+"""Metric alerts: validating rules, deciding fire/resolve, rendering the common alert schema."""
