@@ -248,6 +248,8 @@ def test_alerts_fire_and_resolve_with_the_api_stopped(
                    what="resolved, API down")  # fmt: skip
     finally:
         supervisor.call_sync("startProcess", "api", True)
+    # Running is not yet listening: the API answers a moment after its process starts.
+    wait_until(lambda: service.amr("group", "show", "-n", "rg").returncode == 0, 30, what="the API back")
     listed = service.amr_json("monitor", "alert", "list", "--state", "Resolved")
     assert "evictions-down" in [a["name"] for a in listed]
     monitor.metric_alerts.delete("rg", "evictions-down")
