@@ -222,9 +222,7 @@ def test_slow_senders_of_huge_commands_cannot_grow_the_enterprise_cluster_gatewa
         assert flooded <= 64 * MB + 50 * 4 * MB, f"gateway grew {flooded / MB:.0f} MB under the attack"
         # With the attackers still connected (their MSETs holding the budget), a legitimate 100 MB
         # value goes in and comes back through the same endpoint.
-        value = os.urandom(100_000_000)
-        assert legit.set("bigvalue", value)
-        assert legit.get("bigvalue") == value
+        _round_trip_a_big_value(legit)
         assert legit.ping()
     finally:
         stop.set()
@@ -236,6 +234,14 @@ def test_slow_senders_of_huge_commands_cannot_grow_the_enterprise_cluster_gatewa
     # framing it whole cost three to four times its size.
     grown = high - baseline
     assert grown <= 64 * MB + 50 * 4 * MB + 16 * MB, f"gateway grew {grown / MB:.0f} MB"
+
+
+def _round_trip_a_big_value(client: redis.Redis) -> None:
+    """A legitimate 100 MB value set and read back whole through the endpoint."""
+    value = os.urandom(100_000_000)
+    assert client.set("bigvalue", value)
+    same = client.get("bigvalue") == value  # (not in the assertion: pytest would print 100 MB)
+    assert same, "the 100 MB value did not come back whole"
 
 
 def _disconnect_reasons(service: AmrService, source_port: int) -> list[str]:
@@ -301,10 +307,7 @@ def test_huge_commands_pass_a_spliced_endpoint_without_the_gateway_keeping_them(
             conns.append(conn)
         sent = _flood(conns, 40 * MB, stop)
         assert sum(sent) >= 160 * MB, sent  # the node took every byte: nothing paused them
-        value = os.urandom(100_000_000)
-        assert legit.set("bigvalue", value)
-        same = legit.get("bigvalue") == value  # (not in the assertion: pytest would print 100 MB)
-        assert same
+        _round_trip_a_big_value(legit)
     finally:
         stop.set()
         high = peak.stop()
