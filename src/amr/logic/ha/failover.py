@@ -279,10 +279,8 @@ def _shard_problems(
                 f"primary {node.name} of {where} does not answer and its replica ({names}) never synced "
                 "since it started: nothing to promote"
             )
-        elif (
-            lagging_after_ms is not None
-            and probe.gone_since is None
-            and max(p.offset for p in followers if p.synced) < probe.offset
+        elif waits_for_lagging_replica(
+            probe, max((p for p in followers if p.synced), key=lambda p: p.offset), now, 0, lagging_after_ms
         ):
             out.append(
                 f"primary {node.name} of {where} does not answer and its replica has not received all "
